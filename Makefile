@@ -1,0 +1,54 @@
+# warroom — `make demo` and `make test` bootstrap everything they need on a fresh clone.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bootstrap-stamp
+export PYTHONDONTWRITEBYTECODE :=
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: demo demo-good demo-prometheus test test-fast bench snapshots lint prometheus clean
+
+# The venv is rebuilt when pyproject.toml changes. uv (with bytecode compilation) when present,
+# else python3 -m venv and pip.
+$(STAMP): pyproject.toml
+	@if command -v uv >/dev/null 2>&1; then \
+		echo "bootstrap: uv venv $(VENV)"; \
+		uv venv --quiet --allow-existing $(VENV) && \
+		uv pip install --quiet --compile-bytecode --python $(PY) -e '.[test,dev]'; \
+	else \
+		echo "bootstrap: python3 -m venv $(VENV)"; \
+		python3 -m venv $(VENV) && \
+		$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'; \
+	fi
+	@touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/warroom demo --scenario $${SCENARIO:-bad}
+
+demo-good: $(STAMP)
+	$(VENV)/bin/warroom demo --scenario good
+
+# The whole suite. Prometheus (Debian's package) is installed when missing and we are root (CI).
+test: $(STAMP)
+	@scripts/ensure-prometheus >/dev/null 2>&1 || echo "note: prometheus not installed; its integration tests will say they were skipped (they fail under CI=true)"
+	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq tmux >/dev/null 2>&1; } || true
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not prometheus and not tmux"
+
+snapshots: $(STAMP)
+	$(PY) -m pytest tests/app -q --snapshot-update
+
+bench: $(STAMP)
+	$(PY) tests/benchmarks/run.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

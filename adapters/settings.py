@@ -1,0 +1,298 @@
+"""Settings of each adapter kind, as strict pydantic models.
+
+They live with the adapters (not in ``console.config``) so an adapter can be built and tested
+without the console; ``console.config`` embeds them under ``[metrics]``, ``[traffic]`` and
+``[deploy]``.
+This module imports only pydantic: loading a config never pays for httpx or prometheus-api-client.
+
+Secrets are never in the file: a setting names the environment variable that holds the secret.
+Templates use ``{name}`` placeholders drawn from a fixed set (see :data:`PLACEHOLDERS`); an unknown
+placeholder is refused when the config is loaded, not at 22:00 when the action runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Names a template may use, and what they are filled with.
+PLACEHOLDERS: dict[str, str] = {
+    "service": "the incident's service",
+    "target": "the version a rollback goes to (the stable version)",
+    "version": "the version being shipped (the canary's)",
+    "percent": "the canary weight being set, 0..100",
+    "incident": "the incident id, e.g. INC-7",
+    "base_url": "the adapter's base_url",
+    "idempotency_key": "a key unique to this action (same on retries)",
+}
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def template_names(template: str) -> set[str]:
+    """The placeholder names a template uses."""
+    return set(_PLACEHOLDER.findall(template))
+
+
+def _check_template(template: str) -> str:
+    unknown = template_names(template) - PLACEHOLDERS.keys()
+    if unknown:
+        names = ", ".join("{" + n + "}" for n in sorted(unknown))
+        known = ", ".join("{" + n + "}" for n in PLACEHOLDERS)
+        raise ValueError(f"unknown placeholder {names} (known: {known})")
+    return template
+
+
+def fill_template(template: str, values: dict[str, str]) -> str:
+    """Replace ``{name}`` placeholders with ``values``; unknown or missing names raise KeyError."""
+
+    def replace(match: re.Match[str]) -> str:
+        return values[match.group(1)]
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+class Strict(BaseModel):
+    """Base of every settings model: unknown keys are refused, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretFromEnv(Strict):
+    """A secret read from an environment variable at the moment it is needed."""
+
+    env: str = Field(description="Name of the environment variable that holds the secret.")
+    format: str = Field(
+        default="{}",
+        description="How the secret is written into a header, e.g. 'Bearer {}'.",
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"not an environment variable name: {value!r}")
+        return value
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+class SimMetricsSettings(Strict):
+    """The embedded simulator answers metric queries (the default, and `warroom demo`)."""
+
+    kind: Literal["sim"] = "sim"
+    scenario: Literal["good", "bad"] = Field(
+        default="good", description="The simulated build: good behaves like baseline; bad errs."
+    )
+    seed: int = Field(default=7, description="Seed of the simulator's noise, for repeatable runs.")
+    serve_port: int | None = Field(
+        default=None,
+        description="If set, also export the simulated service's metrics over HTTP on "
+        "127.0.0.1:PORT (prometheus-client), for a real Prometheus to scrape.",
+    )
+
+
+class PrometheusSettings(Strict):
+    """A real Prometheus server, queried through prometheus-api-client."""
+
+    kind: Literal["prometheus"] = "prometheus"
+    url: str = Field(description="Base URL of the Prometheus HTTP API, e.g. http://127.0.0.1:9090.")
+    timeout_s: float = Field(default=3.0, gt=0, le=60, description="Timeout of one query.")
+    retries: int = Field(
+        default=1, ge=0, le=5, description="Retries of a failed query (bounded, with backoff)."
+    )
+    verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    ca_file: str | None = Field(default=None, description="CA bundle to verify TLS with.")
+    bearer_token: SecretFromEnv | None = Field(
+        default=None, description="Bearer token, from an environment variable."
+    )
+    basic_user: SecretFromEnv | None = Field(
+        default=None, description="Basic-auth user name, from an environment variable."
+    )
+    basic_password: SecretFromEnv | None = Field(
+        default=None, description="Basic-auth password, from an environment variable."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth(self) -> PrometheusSettings:
+        if (self.basic_user is None) != (self.basic_password is None):
+            raise ValueError("basic_user and basic_password must be given together")
+        if self.bearer_token is not None and self.basic_user is not None:
+            raise ValueError("give bearer_token or basic_user/basic_password, not both")
+        return self
+
+
+MetricsSettings = Annotated[SimMetricsSettings | PrometheusSettings, Field(discriminator="kind")]
+
+
+# --- traffic and deploy --------------------------------------------------------------------------
+
+#: The actions each section may define.
+TRAFFIC_ACTIONS = ("set_weight", "current_weight")
+DEPLOY_ACTIONS = ("current_version", "preflight", "rollback")
+
+
+class SimDeploySettings(Strict):
+    """The simulated traffic controller or deployer (shares the simulator of [metrics])."""
+
+    kind: Literal["sim"] = "sim"
+    rollback_seconds: float = Field(
+        default=6.0, ge=0, description="How long the simulated rollback takes to go live."
+    )
+    fail_rollback: bool = Field(
+        default=False,
+        description="Simulate a deployer that never reports the target version (for drills).",
+    )
+
+
+class HttpAction(Strict):
+    """One call of the http adapter."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    url: str = Field(description="URL template, e.g. '{base_url}/services/{service}/weight'.")
+    body: dict[str, object] | None = Field(
+        default=None,
+        description="JSON body; string values may hold placeholders, e.g. {weight = '{percent}'}. "
+        "A value that is exactly one placeholder of a number ('{percent}') is sent as a number.",
+    )
+    result_path: str | None = Field(
+        default=None,
+        description="Dotted path to the answer's field in the JSON response, "
+        "e.g. 'status.version'.",
+    )
+    expect_status: list[int] = Field(
+        default_factory=lambda: [200, 201, 202, 204],
+        description="HTTP statuses that mean success.",
+    )
+    idempotent: bool | None = Field(
+        default=None,
+        description="Whether retrying is safe. Default: true for GET, and for writes whose URL, "
+        "body or headers carry {idempotency_key}; false otherwise.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_template(value)
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: dict[str, object] | None) -> dict[str, object] | None:
+        def walk(node: object) -> None:
+            if isinstance(node, str):
+                _check_template(node)
+            elif isinstance(node, dict):
+                for child in node.values():
+                    walk(child)
+            elif isinstance(node, list):
+                for child in node:
+                    walk(child)
+
+        walk(value)
+        return value
+
+
+class HttpSettings(Strict):
+    """Any deploy or traffic API reachable over HTTP(S), through httpx."""
+
+    kind: Literal["http"] = "http"
+    base_url: str = Field(description="Base URL that action URLs may use as {base_url}.")
+    timeout_s: float = Field(default=5.0, gt=0, le=300, description="Timeout of one request.")
+    retries: int = Field(
+        default=2, ge=0, le=10, description="Retries (with backoff) of requests safe to retry."
+    )
+    verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    headers: dict[str, str | SecretFromEnv] = Field(
+        default_factory=dict,
+        description="Headers sent with every request; secrets as "
+        "{env = 'VAR', format = 'Bearer {}'}.",
+    )
+    actions: dict[str, HttpAction] = Field(
+        default_factory=dict, description="The calls, by action name."
+    )
+
+
+class CommandAction(Strict):
+    """One command of the command adapter: an argv list, never a shell string."""
+
+    argv: list[str] = Field(
+        min_length=1, description="Program and arguments; placeholders allowed."
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=3600, description="Timeout of this command (default: the section's)."
+    )
+    result_regex: str | None = Field(
+        default=None,
+        description="Regex over stdout; the named group 'value' (or group 1) is the answer.",
+    )
+    result_json_path: str | None = Field(
+        default=None, description="Dotted path into stdout parsed as JSON."
+    )
+
+    @field_validator("argv")
+    @classmethod
+    def _argv(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            _check_template(arg)
+        return value
+
+    @field_validator("result_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a valid regex: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_parser(self) -> CommandAction:
+        if self.result_regex is not None and self.result_json_path is not None:
+            raise ValueError("give result_regex or result_json_path, not both")
+        return self
+
+
+class CommandSettings(Strict):
+    """Local commands (kubectl, helm, kubectl-argo-rollouts) run with an argv template."""
+
+    kind: Literal["command"] = "command"
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Default command timeout.")
+    value_pattern: str = Field(
+        default=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$",
+        description="Every value substituted into argv must match this, or the action is refused.",
+    )
+    env: dict[str, str | SecretFromEnv] = Field(
+        default_factory=dict, description="Extra environment for the commands."
+    )
+    actions: dict[str, CommandAction] = Field(
+        default_factory=dict, description="The commands, by action name."
+    )
+
+
+DeploySettings = Annotated[
+    SimDeploySettings | HttpSettings | CommandSettings, Field(discriminator="kind")
+]
+
+
+def check_actions(settings: SimDeploySettings | HttpSettings | CommandSettings,
+                  allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+    """Refuse action names a section cannot use, and report required ones that are missing."""
+    if isinstance(settings, SimDeploySettings):
+        return
+    unknown = sorted(set(settings.actions) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown action {unknown[0]!r} (known: {', '.join(allowed)})")
+    missing = [name for name in required if name not in settings.actions]
+    if missing:
+        raise ValueError(f"missing action {missing[0]!r} (required: {', '.join(required)})")

@@ -1,0 +1,459 @@
+"""The ``warroom`` command (DESIGN.md, "The command line": a contract other tests rely on).
+
+Exit codes: 0 done; 2 bad input or refused by the rules, with one line on stderr; 1 an internal
+fault, with a short message (a traceback only with ``--debug``). The console (Textual) is imported
+only by ``demo``, ``open`` and ``watch``, so every other command starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from console.model import Kind, format_incident_id, parse_incident_id, utcnow
+
+if TYPE_CHECKING:
+    from console.config import Config
+    from console.store import Store
+
+PROG = "warroom"
+
+
+class UsageError(Exception):
+    """Bad input: exit 2 with this one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def os_user() -> str:
+    """The OS account running this process (never a flag or an environment variable)."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _common(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """--config/--db/--debug, accepted before or after the sub-command."""
+    # On sub-commands the defaults are suppressed so they never overwrite a value given before.
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", metavar="FILE", default=default,
+                        help="config file (default: ./warroom.toml, then the user config dir; "
+                        "$WARROOM_CONFIG)")
+    parser.add_argument("--db", metavar="PATH", default=default,
+                        help="incident database (default: $WARROOM_DB, then [store] path, then "
+                        "the user data dir)")
+    parser.add_argument("--debug", action="store_true",
+                        default=False if top else argparse.SUPPRESS,
+                        help="show tracebacks of internal faults")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Run an emergency change while an incident is live.")
+    parser.add_argument("--version", action="version", version=f"{PROG} 0.1.0")
+    _common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _common(sub)
+        return sub
+
+    demo = command("demo", "simulated environment + commander console")
+    demo.add_argument("--scenario", choices=["good", "bad"], default="bad",
+                      help="the simulated build (default: bad, to show a verified rollback)")
+    demo.add_argument("--fast", action="store_true", help="short holds (for drills and tests)")
+
+    declare = command("declare", "declare an emergency change; prints the id last")
+    declare.add_argument("--title", required=True)
+    declare.add_argument("--priority", required=True, metavar="P0..P3")
+    declare.add_argument("--category", required=True,
+                         metavar="security|regulatory|incident|customer-blocking")
+    declare.add_argument("--service", required=True)
+    declare.add_argument("--from-version", required=True, help="the stable version (the "
+                         "rollback target)")
+    declare.add_argument("--to-version", required=True, help="the version being shipped")
+    declare.add_argument("--bypass", action="append", default=[],
+                         metavar="ELEMENT=REASON[::COMPENSATION]")
+    declare.add_argument("--affects", action="append", default=[], metavar="SCENARIO",
+                         help="a mission-critical scenario the incident affects")
+    declare.add_argument("--plan", help="canary plan name (default: the config's default_plan)")
+
+    opener = command("open", "commander console for an incident")
+    opener.add_argument("id")
+    opener.add_argument("--take-over", action="store_true",
+                        help="take command from a live commander (recorded as a handover)")
+    opener.add_argument("--reason", default="", help="why, with --take-over")
+
+    watch = command("watch", "read-only console for an incident")
+    watch.add_argument("id")
+
+    approve = command("approve", "approve as the OS account running this, or record a relayed "
+                                 "approval (commander)")
+    approve.add_argument("id")
+    approve.add_argument("--role", required=True)
+    approve.add_argument("--note", default="")
+    approve.add_argument("--relayed-from", metavar="NAME")
+    approve.add_argument("--evidence", default="")
+
+    waive = command("waive", "waive a required approval (commander; shown as a waiver forever)")
+    waive.add_argument("id")
+    waive.add_argument("--role", required=True)
+    waive.add_argument("--reason", required=True)
+
+    note = command("note", "add a note to the timeline")
+    note.add_argument("id")
+    note.add_argument("text")
+
+    target = command("target", "change the version being shipped (earlier approvals go stale)")
+    target.add_argument("id")
+    target.add_argument("--to-version", required=True)
+    target.add_argument("--reason", required=True)
+
+    command("list", "list incidents")
+
+    export = command("export", "export an incident")
+    export.add_argument("id")
+    export.add_argument("--format", choices=["pir", "comms", "json"], default="pir")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+
+    verify = command("verify", "re-walk an incident's hash chain")
+    verify.add_argument("id")
+
+    check = command("check-config", "print what a config file means, or why it is refused")
+    check.add_argument("file", nargs="?")
+    return parser
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _load_config(args: argparse.Namespace,
+                 explicit: str | None = None) -> tuple[Config, Path | None]:
+    from console.config import load_config
+
+    return load_config(explicit or args.config)
+
+
+def _db_path(args: argparse.Namespace, config: Config) -> Path:
+    from console import paths
+
+    if args.db:
+        return Path(args.db).expanduser()
+    return paths.default_db_path(config.store.path)
+
+
+def _open_store(args: argparse.Namespace, config: Config, *, readonly: bool = False,
+                must_exist: bool = False) -> Store:
+    from console.store import Store, StoreError
+
+    path = _db_path(args, config)
+    if (must_exist or readonly) and not path.exists():
+        raise StoreError(f"no incident database at {path} (declare an incident first, or pass "
+                         "--db)")
+    return Store(path, readonly=readonly, group=config.store.group)
+
+
+def _incident(text: str) -> int:
+    try:
+        return parse_incident_id(text)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _state(store: Store, incident_id: int) -> Any:
+    from console.state import fold
+
+    return fold(store.require_events(incident_id))
+
+
+def _print_err(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_declare(args: argparse.Namespace) -> int:
+    from console import policy
+    from console.store import recent_window
+
+    config, _ = _load_config(args)
+    user = os_user()
+    payload = policy.declaration(
+        config, title=args.title, priority=args.priority, category=args.category,
+        service=args.service, from_version=args.from_version, to_version=args.to_version,
+        bypass_specs=args.bypass, affects=args.affects, commander=user, plan_name=args.plan,
+    )
+    now = utcnow()
+    with _open_store(args, config) as store:
+        recent = [e for e in store.declarations_since(recent_window(now, policy.RATE_WINDOW_DAYS))
+                  if not e.payload.get("simulated")]
+        warning = policy.emergency_rate_warning(config, len(recent) + 1)
+        extra = [(Kind.RATE_WARNING.value, warning)] if warning else []
+        events = store.create_incident(user, payload, extra, ts=now)
+    incident = format_incident_id(events[0].incident_id)
+    if warning:
+        _print_err(f"warroom: warning: {warning['message']}")
+    print(f"Declared {args.priority} {args.category} emergency on {args.service}: "
+          f"{args.from_version} → {args.to_version}; commander {user}")
+    print(f"Required approvals: {', '.join(payload['required_roles']) or 'none'}")
+    if payload["advice"]:
+        print(payload["advice"])
+    print(incident)
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from console import policy
+
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    user = os_user()
+    with _open_store(args, config, must_exist=True) as store:
+        state = _state(store, incident_id)
+        if args.relayed_from is not None:
+            policy.check_relayed_approval(state, config, args.role, user, args.relayed_from,
+                                          args.evidence)
+            payload = {"role": args.role, "user": args.relayed_from, "kind": "relayed",
+                       "version": state.to_version, "relayed_from": args.relayed_from,
+                       "evidence": args.evidence.strip(), "note": args.note}
+        else:
+            if args.evidence:
+                raise UsageError("--evidence goes with --relayed-from")
+            policy.check_direct_approval(state, config, args.role, user)
+            payload = {"role": args.role, "user": user, "kind": "direct",
+                       "version": state.to_version, "note": args.note}
+        store.append(incident_id, Kind.APPROVED, user, payload)
+        after = _state(store, incident_id)
+    how = "relayed" if args.relayed_from is not None else "direct"
+    print(f"{state.id_text}: {args.role} approval by {payload['user']} ({how}) for "
+          f"{state.to_version} recorded")
+    missing = after.missing_roles
+    print("All required approvals are in." if not missing else
+          f"Still missing: {', '.join(missing)}")
+    return 0
+
+
+def cmd_waive(args: argparse.Namespace) -> int:
+    from console import policy
+
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    user = os_user()
+    with _open_store(args, config, must_exist=True) as store:
+        state = _state(store, incident_id)
+        policy.check_waiver(state, args.role, user, args.reason)
+        store.append(incident_id, Kind.WAIVED, user,
+                     {"role": args.role, "reason": args.reason.strip(),
+                      "version": state.to_version})
+    print(f"{state.id_text}: approval of {args.role} WAIVED by {user} (shown as a waiver in the "
+          "timeline and the PIR)")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    if not args.text.strip():
+        raise UsageError("the note is empty")
+    with _open_store(args, config, must_exist=True) as store:
+        store.require_events(incident_id)
+        event = store.append(incident_id, Kind.NOTE, os_user(), {"text": args.text})
+    print(f"{format_incident_id(incident_id)}: note #{event.id} added")
+    return 0
+
+
+def cmd_target(args: argparse.Namespace) -> int:
+    from console import policy
+
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    user = os_user()
+    with _open_store(args, config, must_exist=True) as store:
+        state = _state(store, incident_id)
+        if user != state.commander:
+            raise policy.Refused(f"only the commander ({state.commander}) can change the target")
+        if not policy.VERSION_PATTERN.match(args.to_version):
+            raise UsageError(f"--to-version {args.to_version!r}: expected a version like v1.4.4")
+        if args.to_version in (state.to_version, state.from_version):
+            raise policy.Refused(f"{args.to_version} is already the target or the stable version")
+        if state.canary_percent > 0:
+            raise policy.Refused(f"the canary is at {state.canary_percent}%: abort it before "
+                                 "changing the target")
+        if len(args.reason.strip()) < 8:
+            raise UsageError("--reason must say why the target changes")
+        store.append(incident_id, Kind.TARGET_CHANGED, user,
+                     {"from_version": state.to_version, "to_version": args.to_version,
+                      "reason": args.reason.strip()})
+    print(f"{state.id_text}: target is now {args.to_version}; earlier approvals are stale")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from console.model import format_duration
+    from console.state import fold
+
+    config, _ = _load_config(args)
+    path = _db_path(args, config)
+    if not path.exists():
+        print(f"No incidents yet ({path} does not exist).")
+        return 0
+    with _open_store(args, config, readonly=True) as store:
+        ids = store.incident_ids()
+        if not ids:
+            print("No incidents.")
+            return 0
+        now = utcnow()
+        print(f"{'ID':<8} {'PRI':<3} {'CATEGORY':<17} {'SERVICE':<16} {'CANARY':>6} "
+              f"{'ROLLBACK':<16} {'AGE':>8}  TITLE")
+        for incident_id in ids:
+            state = fold(store.events(incident_id))
+            status = "closed" if state.closed else f"{state.canary_percent}%"
+            title = _one_line(state.title)
+            print(f"{state.id_text:<8} {state.priority:<3} {state.category:<17} "
+                  f"{state.service[:16]:<16} {status:>6} {state.rollback_status:<16} "
+                  f"{format_duration(state.elapsed_s(now)):>8}  {title}")
+    return 0
+
+
+def _one_line(text: str) -> str:
+    """User text on one terminal line: control characters shown, not obeyed."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from console.export import render
+
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    with _open_store(args, config, readonly=True) as store:
+        events = store.require_events(incident_id)
+        samples = {name: store.samples(incident_id, name)
+                   for name in store.series_names(incident_id)}
+    text = render(args.format, events, config=config, samples=samples, now=utcnow())
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{format_incident_id(incident_id)}: {args.format} written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    with _open_store(args, config, readonly=True) as store:
+        checked, problem = store.verify(incident_id)
+    name = format_incident_id(incident_id)
+    if problem is not None:
+        _print_err(f"warroom: {name}: chain BROKEN: {problem.message}")
+        return 2
+    print(f"{name}: chain intact ({checked} events verified)")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config, path = _load_config(args, args.file)
+    print(f"Config: {path if path else 'none found: built-in defaults'}")
+    print(f"Database: {_db_path(args, config)}"
+          + (f" (group {config.store.group}, mode 0660)" if config.store.group else " (mode 0600)"))
+    print("Roster:" + ("" if config.roster else " empty (nobody can approve directly)"))
+    for role, users in config.roster.items():
+        print(f"  {role}: {', '.join(users) or '-'}")
+    print("Approval path:")
+    for category, roles in config.approvals.items():
+        print(f"  {category}: {', '.join(roles)}")
+    print("Deploy-time targets: " + ", ".join(
+        f"{p} {config.priorities.hours(p):g}h" for p in ("P0", "P1", "P2", "P3")))
+    for name, plan in config.canary.plans.items():
+        stages = " → ".join(f"{s.percent}% ({s.hold_s:g}s)" for s in plan.stages)
+        default = " (default)" if name == config.canary.default_plan else ""
+        print(f"Canary plan {name}{default}: {stages}")
+    print(f"Guardrails: {len(config.guardrails)}")
+    for g in config.guardrails:
+        limits = []
+        if g.max is not None:
+            limits.append(f"max {g.max:g}")
+        if g.max_ratio_to_baseline is not None:
+            limits.append(f"≤ {g.max_ratio_to_baseline:g}× baseline")
+        print(f"  {g.name}: {', '.join(limits)}; {g.consecutive} in a row → {g.on_breach}")
+    print(f"Metrics: {config.metrics.kind}" + (f" at {config.metrics.url}"
+                                               if config.metrics.kind == "prometheus" else ""))
+    print(f"Traffic: {config.traffic.kind}; Deploy: {config.deploy.kind}")
+    print(f"Rollback: verification hold {config.rollback.verification_hold_s:g}s, "
+          f"{len(config.rollback.compatibility_checklist)} compatibility checks")
+    print("Mission-critical scenarios: "
+          + (", ".join(config.scenarios.mission_critical) or "none configured"))
+    print(f"Emergency-rate bar: {config.emergency_rate.max_per_30_days} per 30 days")
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from console.launch import run_console
+
+    config, _ = _load_config(args)
+    return run_console(args, config, _db_path(args, config) if args.db or args.command != "demo"
+                       else None)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "declare": cmd_declare,
+    "approve": cmd_approve,
+    "waive": cmd_waive,
+    "note": cmd_note,
+    "target": cmd_target,
+    "list": cmd_list,
+    "export": cmd_export,
+    "verify": cmd_verify,
+    "check-config": cmd_check_config,
+    "demo": cmd_console,
+    "open": cmd_console,
+    "watch": cmd_console,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        _print_err("warroom: interrupted")
+        return 130
+    except Exception as error:  # every user error is one line; anything else is a fault
+        from console.config import ConfigError
+        from console.policy import Refused
+        from console.store import StoreError
+
+        if isinstance(error, UsageError | Refused):
+            _print_err(f"warroom: {error}")
+            return 2
+        if isinstance(error, ConfigError):
+            _print_err(f"warroom: config error: {error}")
+            return 2
+        if isinstance(error, StoreError):
+            _print_err(f"warroom: {error}")
+            return 2
+        if isinstance(error, OSError) and error.filename:
+            _print_err(f"warroom: {error.filename}: {error.strerror}")
+            return 2
+        if debug:
+            traceback.print_exc()
+        _print_err(f"warroom: internal error: {type(error).__name__}: {error}"
+                   + ("" if debug else " (run with --debug for details)"))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

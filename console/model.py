@@ -1,0 +1,296 @@
+"""Domain types: the words of the emergency-change discipline and the events of an incident.
+
+Everything that happens is an :class:`Event`; its ``kind`` is one of :class:`Kind` and its payload
+carries the fields listed beside that kind. ``console.state.fold`` turns events into state. This
+module imports nothing heavy: the CLI, the store and the widgets all use it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal, get_args
+
+Category = Literal["security", "regulatory", "incident", "customer-blocking"]
+Priority = Literal["P0", "P1", "P2", "P3"]
+BypassElement = Literal["eval-gate", "canary", "change-window", "freeze", "multi-change"]
+ApprovalKind = Literal["direct", "relayed", "waived", "simulated"]
+GuardrailStatus = Literal["healthy", "breach", "insufficient", "cant_evaluate", "unknown"]
+RollbackStatus = Literal[
+    "none",
+    "preflight_passed",
+    "preflight_failed",
+    "requested",
+    "in_progress",
+    "verified",
+    "not_verified",
+    "failed",
+]
+
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
+BYPASS_ELEMENTS: tuple[BypassElement, ...] = get_args(BypassElement)
+ROLLBACK_STATUSES: tuple[RollbackStatus, ...] = get_args(RollbackStatus)
+
+GUARDRAIL_STATUS_WORDS: dict[str, str] = {
+    "healthy": "healthy",
+    "breach": "BREACH",
+    "insufficient": "insufficient evidence",
+    "cant_evaluate": "can't evaluate",
+    "unknown": "not yet evaluated",
+}
+
+SYSTEM_ACTOR = "warroom"
+
+
+class Kind(StrEnum):
+    """Event kinds, with the payload fields each carries."""
+
+    # {title, priority, category, service, from_version, to_version, commander, bypasses:
+    #  [{element, reason, compensation, post_gate}], affects: [str], advice: str | None,
+    #  required_roles: [str], plan: [{percent, hold_s}], plan_name, target_hours,
+    #  checklist: [str] (rollback compatibility), guardrails: [str] (names), simulated: bool}
+    DECLARED = "incident_declared"
+    # {count, window_days, bar, message}
+    RATE_WARNING = "emergency_rate_warning"
+    # {role, user, kind: direct|relayed|simulated, version, note?, relayed_from?, evidence?}
+    APPROVED = "approval_given"
+    # {role, reason, version}
+    WAIVED = "approval_waived"
+    # {from_version, to_version, reason}
+    TARGET_CHANGED = "target_changed"
+    # {text}
+    NOTE = "note_added"
+    # {user, host, pid, mode: commander}
+    CONSOLE_OPENED = "console_opened"
+    # {previous_user, previous_host, previous_pid, user, host, pid, reason}
+    HANDOVER = "command_handover"
+    # {items: [str]} the compatibility checklist, acknowledged by the commander
+    CHECKLIST_ACKED = "rollback_checklist_acknowledged"
+    # {target}
+    PREFLIGHT_REQUESTED = "rollback_preflight_requested"
+    # {target, checks: [{name, ok, detail}], detail}
+    PREFLIGHT_PASSED = "rollback_preflight_passed"
+    PREFLIGHT_FAILED = "rollback_preflight_failed"
+    # {from_percent, to_percent, stage_index, immediate: bool, overrides: [{block, reason}],
+    #  reason?}  journalled before the traffic call; abort is an advance to 0 with action "abort"
+    WEIGHT_REQUESTED = "canary_weight_requested"
+    # {percent, stage_index, action: advance|immediate|abort|rollback, reported?}
+    WEIGHT_SET = "canary_weight_set"
+    # {percent, stage_index, action, error}
+    WEIGHT_FAILED = "canary_weight_failed"
+    # {name, status, previous, canary, baseline, limit, detail, breaches, consecutive}
+    GUARDRAIL_CHANGED = "guardrail_status_changed"
+    # {name, action: alert|hold|rollback, breaches}
+    GUARDRAIL_ACTION = "guardrail_breach_action"
+    # {target, from_version, weight, automatic: bool, reason}
+    ROLLBACK_REQUESTED = "rollback_requested"
+    # {target, detail}  the adapter accepted the rollback
+    ROLLBACK_STARTED = "rollback_started"
+    # {target, message}  progress reported by the deployer
+    ROLLBACK_PROGRESS = "rollback_progress"
+    # {target, version}  the deployer reports the target live
+    ROLLBACK_COMPLETED = "rollback_completed"
+    # {target, error}
+    ROLLBACK_FAILED = "rollback_failed"
+    # {target, hold_s}
+    VERIFICATION_STARTED = "rollback_verification_started"
+    # {target, checks: [{name, ok, detail}]}
+    ROLLBACK_VERIFIED = "rollback_verified"
+    # {target, reason, checks: [{name, ok, detail}]}
+    ROLLBACK_NOT_VERIFIED = "rollback_not_verified"
+    # {item, result: passed|failed|waived, detail}
+    GATE_RECORDED = "post_gate_recorded"
+    # {request_kind, request_id, outcome, detail}  a journalled request found without outcome
+    RECONCILED = "request_reconciled"
+    # {reason, waived_items: [str]}
+    CLOSED = "incident_closed"
+
+
+#: Events a person reads as warnings in the timeline.
+LOUD_KINDS = frozenset(
+    {
+        Kind.RATE_WARNING,
+        Kind.WAIVED,
+        Kind.PREFLIGHT_FAILED,
+        Kind.WEIGHT_FAILED,
+        Kind.ROLLBACK_FAILED,
+        Kind.ROLLBACK_NOT_VERIFIED,
+        Kind.GUARDRAIL_ACTION,
+        Kind.HANDOVER,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One fact on an incident's timeline, exactly as stored."""
+
+    id: int
+    incident_id: int
+    ts: datetime
+    kind: str
+    actor: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = ""
+    hash: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-export shape of DESIGN.md: id, ts, kind, actor, payload, hash."""
+        return {
+            "id": self.id,
+            "incident": format_incident_id(self.incident_id),
+            "ts": format_ts(self.ts),
+            "kind": self.kind,
+            "actor": self.actor,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(ts: datetime) -> str:
+    """UTC with milliseconds, e.g. ``2026-11-22T22:04:05.123Z``: the stored and exported form."""
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def truncate_ms(ts: datetime) -> datetime:
+    """Drop sub-millisecond precision, so a stored and re-read time compare equal."""
+    return ts.astimezone(UTC).replace(microsecond=ts.microsecond // 1000 * 1000)
+
+
+_INCIDENT_ID = re.compile(r"^(?:INC-)?([1-9][0-9]{0,8})$", re.IGNORECASE)
+
+
+def parse_incident_id(text: str) -> int:
+    """``INC-7`` or ``7`` → 7; anything else raises ValueError with a readable message."""
+    match = _INCIDENT_ID.match(text.strip())
+    if not match:
+        raise ValueError(f"not an incident id: {text!r} (expected INC-<n> or <n>)")
+    return int(match.group(1))
+
+
+def format_incident_id(number: int) -> str:
+    return f"INC-{number}"
+
+
+def format_duration(seconds: float) -> str:
+    """``3725`` → ``1h 02m``; ``75`` → ``1m 15s``; negative values get a minus sign."""
+    sign = "-" if seconds < 0 else ""
+    seconds = int(abs(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{sign}{minutes}m {secs:02d}s"
+    return f"{sign}{secs}s"
+
+
+def _p(payload: dict[str, Any], key: str, default: str = "") -> str:
+    value = payload.get(key, default)
+    return default if value is None else str(value)
+
+
+def describe(event: Event) -> str:
+    """One plain-text sentence for the timeline and the PIR (never markup; callers escape)."""
+    p = event.payload
+    kind = event.kind
+    if kind == Kind.DECLARED:
+        bypassed = ", ".join(_p(b, "element") for b in p.get("bypasses") or []) or "none"
+        return (f"Declared {_p(p, 'priority')} {_p(p, 'category')} emergency on "
+                f"{_p(p, 'service')}: {_p(p, 'from_version')} → {_p(p, 'to_version')}; "
+                f"bypassed: {bypassed}; commander {_p(p, 'commander', event.actor)}")
+    if kind == Kind.RATE_WARNING:
+        return f"WARNING: {_p(p, 'message')}"
+    if kind == Kind.APPROVED:
+        how = _p(p, "kind", "direct")
+        text = f"Approved as {_p(p, 'role')} by {_p(p, 'user', event.actor)} ({how}"
+        if how == "relayed":
+            text += f", relayed by {event.actor}, evidence: {_p(p, 'evidence')}"
+        text += f") for {_p(p, 'version')}"
+        if p.get("note"):
+            text += f": {_p(p, 'note')}"
+        return text
+    if kind == Kind.WAIVED:
+        return f"WAIVED approval of {_p(p, 'role')} by {event.actor}: {_p(p, 'reason')}"
+    if kind == Kind.TARGET_CHANGED:
+        return (f"Target changed {_p(p, 'from_version')} → {_p(p, 'to_version')}: "
+                f"{_p(p, 'reason')} (earlier approvals are stale)")
+    if kind == Kind.NOTE:
+        return f"Note: {_p(p, 'text')}"
+    if kind == Kind.CONSOLE_OPENED:
+        return f"Console opened by {_p(p, 'user', event.actor)} on {_p(p, 'host')}"
+    if kind == Kind.HANDOVER:
+        return (f"Command handed over from {_p(p, 'previous_user')} to {_p(p, 'user')}: "
+                f"{_p(p, 'reason')}")
+    if kind == Kind.CHECKLIST_ACKED:
+        return f"Rollback compatibility checklist acknowledged ({len(p.get('items') or [])} items)"
+    if kind == Kind.PREFLIGHT_REQUESTED:
+        return f"Rollback preflight to {_p(p, 'target')} requested"
+    if kind == Kind.PREFLIGHT_PASSED:
+        return f"Rollback preflight to {_p(p, 'target')} passed"
+    if kind == Kind.PREFLIGHT_FAILED:
+        return f"Rollback preflight to {_p(p, 'target')} FAILED: {_p(p, 'detail')}"
+    if kind == Kind.WEIGHT_REQUESTED:
+        action = _p(p, "action", "advance")
+        text = {
+            "advance": f"Advance to {_p(p, 'to_percent')}% requested",
+            "immediate": f"100% IMMEDIATELY requested: {_p(p, 'reason')}",
+            "abort": f"Abort requested: canary weight {_p(p, 'from_percent')}% → 0%",
+            "rollback": "Canary weight to 0% for the rollback",
+        }.get(action, f"Weight {_p(p, 'to_percent')}% requested ({action})")
+        overrides = p.get("overrides") or []
+        if overrides:
+            text += "; OVERRIDES: " + "; ".join(
+                f"{_p(o, 'block')} ({_p(o, 'reason')})" for o in overrides
+            )
+        return text
+    if kind == Kind.WEIGHT_SET:
+        return f"Canary weight is {_p(p, 'percent')}% ({_p(p, 'action', 'advance')})"
+    if kind == Kind.WEIGHT_FAILED:
+        return f"Setting canary weight {_p(p, 'percent')}% FAILED: {_p(p, 'error')}"
+    if kind == Kind.GUARDRAIL_CHANGED:
+        word = GUARDRAIL_STATUS_WORDS.get(_p(p, "status"), _p(p, "status"))
+        return f"Guardrail {_p(p, 'name')}: {word} — {_p(p, 'detail')}"
+    if kind == Kind.GUARDRAIL_ACTION:
+        return (f"Sustained breach of {_p(p, 'name')} ({_p(p, 'breaches')} in a row): "
+                f"{_p(p, 'action')}")
+    if kind == Kind.ROLLBACK_REQUESTED:
+        how = "automatic" if p.get("automatic") else "manual"
+        return (f"ROLLBACK to {_p(p, 'target')} requested ({how}) at canary weight "
+                f"{_p(p, 'weight')}%: {_p(p, 'reason')}")
+    if kind == Kind.ROLLBACK_STARTED:
+        return f"Rollback to {_p(p, 'target')} started: {_p(p, 'detail')}"
+    if kind == Kind.ROLLBACK_PROGRESS:
+        return f"Rollback: {_p(p, 'message')}"
+    if kind == Kind.ROLLBACK_COMPLETED:
+        return f"Deployer reports {_p(p, 'version')} live"
+    if kind == Kind.ROLLBACK_FAILED:
+        return f"ROLLBACK FAILED: {_p(p, 'error')}"
+    if kind == Kind.VERIFICATION_STARTED:
+        return f"Verifying rollback: guardrails must hold for {_p(p, 'hold_s')}s"
+    if kind == Kind.ROLLBACK_VERIFIED:
+        return f"ROLLBACK VERIFIED: {_p(p, 'target')} live, weight 0%, guardrails healthy"
+    if kind == Kind.ROLLBACK_NOT_VERIFIED:
+        return f"ROLLBACK NOT VERIFIED: {_p(p, 'reason')}"
+    if kind == Kind.GATE_RECORDED:
+        text = f"Post-emergency: {_p(p, 'item')} — {_p(p, 'result')}"
+        return text + (f": {_p(p, 'detail')}" if p.get("detail") else "")
+    if kind == Kind.RECONCILED:
+        return (f"Reconciled {_p(p, 'request_kind')} #{_p(p, 'request_id')}: "
+                f"{_p(p, 'outcome')} {_p(p, 'detail')}").rstrip()
+    if kind == Kind.CLOSED:
+        return f"Incident closed: {_p(p, 'reason')}"
+    return f"{kind}: {p}"

@@ -1,0 +1,323 @@
+"""The emergency-change discipline as rules (seeds 000, 001, 002), with defaults from the config.
+
+Every rule here is a pure function of the folded state, the config and the time, so it can be
+tested without a screen, a store or an adapter. A refusal raises :class:`Refused` whose message is
+one line a person can act on; the CLI turns it into exit 2.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from console.config import Config
+from console.model import (
+    BYPASS_ELEMENTS,
+    CATEGORIES,
+    GUARDRAIL_STATUS_WORDS,
+    PRIORITIES,
+    format_duration,
+)
+from console.state import IncidentState
+
+RATE_WINDOW_DAYS = 30
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+SERVICE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class Refused(Exception):
+    """The rules refuse the request; ``str()`` says why in one line."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """Something that stops ``advance``, in words; ``overridable`` blocks need a typed reason."""
+
+    code: str
+    words: str
+    overridable: bool = True
+
+
+# --- declaration ---------------------------------------------------------------------------------
+
+
+def parse_bypass(spec: str, config: Config) -> dict[str, str]:
+    """``ELEMENT=REASON`` or ``ELEMENT=REASON::COMPENSATION`` → a bypass record."""
+    element, sep, rest = spec.partition("=")
+    element = element.strip()
+    if not sep:
+        raise Refused(f"--bypass {spec!r}: expected ELEMENT=REASON (elements: "
+                      f"{', '.join(BYPASS_ELEMENTS)})")
+    if element not in BYPASS_ELEMENTS:
+        raise Refused(f"--bypass: unknown element {element!r} (known: "
+                      f"{', '.join(BYPASS_ELEMENTS)})")
+    reason, _, compensation = rest.partition("::")
+    reason = reason.strip()
+    if len(reason) < 8:
+        raise Refused(f"--bypass {element}: give a specific reason (seed 000: each bypass is "
+                      "documented and the reason is specific)")
+    default = config.bypass[element]
+    return {
+        "element": element,
+        "reason": reason,
+        "compensation": compensation.strip() or default.compensation,
+        "post_gate": default.post_gate,
+    }
+
+
+def scenario_advice(affects: list[str]) -> str:
+    if not affects:
+        return ""
+    return (f"Mission-critical scenario affected ({', '.join(affects)}): prefer a rollback over a "
+            "hotfix when the rollback is compatible (seed 002)")
+
+
+def declaration(config: Config, *, title: str, priority: str, category: str, service: str,
+                from_version: str, to_version: str, bypass_specs: list[str],
+                affects: list[str], commander: str, simulated: bool = False,
+                plan_name: str | None = None) -> dict[str, Any]:
+    """Check a declaration against the rules and return the declaration event's payload."""
+    title = title.strip()
+    if not title:
+        raise Refused("--title must not be empty")
+    if len(title) > 200:
+        raise Refused("--title is longer than 200 characters")
+    if priority not in PRIORITIES:
+        raise Refused(f"--priority {priority!r}: expected one of {', '.join(PRIORITIES)}")
+    if category not in CATEGORIES:
+        raise Refused(f"--category {category!r}: expected one of {', '.join(CATEGORIES)}")
+    if not SERVICE_PATTERN.match(service):
+        raise Refused(f"--service {service!r}: lower-case letters, digits, '.', '_' and '-'")
+    for flag, version in (("--from-version", from_version), ("--to-version", to_version)):
+        if not VERSION_PATTERN.match(version):
+            raise Refused(f"{flag} {version!r}: expected a version like v1.4.3")
+    if from_version == to_version:
+        raise Refused("--from-version and --to-version are the same: nothing to ship or roll back")
+    bypasses = [parse_bypass(spec, config) for spec in bypass_specs]
+    elements = [b["element"] for b in bypasses]
+    for element in elements:
+        if elements.count(element) > 1:
+            raise Refused(f"--bypass {element} is given twice")
+    known = config.scenarios.mission_critical
+    for scenario in affects:
+        if known and scenario not in known:
+            raise Refused(f"--affects {scenario!r} is not a configured mission-critical scenario "
+                          f"(known: {', '.join(known)})")
+        if not scenario.strip():
+            raise Refused("--affects must not be empty")
+    plan_name = plan_name or config.canary.default_plan
+    if plan_name not in config.canary.plans:
+        raise Refused(f"unknown canary plan {plan_name!r}")
+    plan = config.canary.plans[plan_name]
+    return {
+        "title": title,
+        "priority": priority,
+        "category": category,
+        "service": service,
+        "from_version": from_version,
+        "to_version": to_version,
+        "commander": commander,
+        "bypasses": bypasses,
+        "affects": affects,
+        "advice": scenario_advice(affects),
+        "required_roles": config.required_roles(category),  # type: ignore[arg-type]
+        "plan_name": plan_name,
+        "plan": [{"percent": s.percent, "hold_s": s.hold_s} for s in plan.stages],
+        "target_hours": config.priorities.hours(priority),  # type: ignore[arg-type]
+        "checklist": list(config.rollback.compatibility_checklist),
+        "guardrails": [
+            {"name": g.name, "consecutive": g.consecutive, "on_breach": g.on_breach}
+            for g in config.guardrails
+        ],
+        "simulated": simulated,
+    }
+
+
+def emergency_rate_warning(config: Config, count: int) -> dict[str, Any] | None:
+    """Seed 000, Q3: more emergencies than the bar in 30 days → a warning (payload) or None."""
+    bar = config.emergency_rate.max_per_30_days
+    if count <= bar:
+        return None
+    return {
+        "count": count,
+        "window_days": RATE_WINDOW_DAYS,
+        "bar": bar,
+        "message": (f"{count} emergencies declared in the last {RATE_WINDOW_DAYS} days (bar: "
+                    f"{bar}). True emergencies are rare: the bar may be too low, or upstream "
+                    "issues are creating false urgency (seed 000, Q3)."),
+    }
+
+
+# --- approvals -----------------------------------------------------------------------------------
+
+
+def _require_role(state: IncidentState, role: str) -> None:
+    if role not in state.required_roles:
+        raise Refused(f"{state.id_text} ({state.category}) needs no {role!r} approval; required: "
+                      f"{', '.join(state.required_roles) or 'none'}")
+
+
+def _require_open(state: IncidentState) -> None:
+    if state.closed:
+        raise Refused(f"{state.id_text} is closed")
+
+
+def check_direct_approval(state: IncidentState, config: Config, role: str, user: str) -> None:
+    """A direct approval: the OS account on the roster for the role, not the commander."""
+    _require_open(state)
+    _require_role(state, role)
+    if user in (state.commander, state.declared_by):
+        raise Refused(f"{user} is the commander of {state.id_text} and cannot approve it; ask a "
+                      f"{role} from the roster")
+    roster = config.roster.get(role, [])
+    if user not in roster:
+        listed = ", ".join(roster) if roster else "nobody (set [roster] in the config)"
+        raise Refused(f"{user} is not on the roster for {role} (roster: {listed})")
+    for approval in state.current_approvals().values():
+        if approval.user == user and approval.kind != "waived":
+            if approval.role == role:
+                raise Refused(f"{user} already approved {state.id_text} as {role} for "
+                              f"{state.to_version}")
+            raise Refused(f"{user} already approved as {approval.role}; a second role needs a "
+                          "second person")
+
+
+def check_relayed_approval(state: IncidentState, config: Config, role: str, actor: str,
+                           relayed_from: str, evidence: str) -> None:
+    """A relayed approval: entered by the commander, with who gave it and what evidence."""
+    _require_open(state)
+    _require_role(state, role)
+    if actor != state.commander:
+        raise Refused(f"only the commander ({state.commander}) can record a relayed approval")
+    if not relayed_from.strip():
+        raise Refused("--relayed-from must name the approver")
+    if relayed_from == state.commander:
+        raise Refused("the commander cannot relay their own approval")
+    if len(evidence.strip()) < 8:
+        raise Refused("--evidence must say where the approval was given (e.g. 'bridge call "
+                      "22:14, Slack #inc-7 link')")
+    roster = config.roster.get(role, [])
+    if roster and relayed_from not in roster:
+        raise Refused(f"{relayed_from} is not on the roster for {role} (roster: "
+                      f"{', '.join(roster)})")
+    if role in state.current_approvals():
+        raise Refused(f"{role} has already approved {state.to_version}")
+
+
+def check_waiver(state: IncidentState, role: str, actor: str, reason: str) -> None:
+    _require_open(state)
+    _require_role(state, role)
+    if actor != state.commander:
+        raise Refused(f"only the commander ({state.commander}) can waive an approval")
+    if len(reason.strip()) < 8:
+        raise Refused("--reason must say specifically why the approval is waived")
+    if role in state.current_approvals():
+        raise Refused(f"{role} has already approved {state.to_version}: nothing to waive")
+
+
+# --- the canary ----------------------------------------------------------------------------------
+
+
+def _common_blocks(state: IncidentState) -> list[Block]:
+    blocks: list[Block] = []
+    if state.closed:
+        blocks.append(Block("closed", "the incident is closed", overridable=False))
+    if state.rolled_back:
+        blocks.append(Block("rolled-back", f"a rollback was requested ({state.rollback_status}): "
+                                           "this change can no longer advance", overridable=False))
+    if state.pending_weight is not None:
+        blocks.append(Block("in-flight", "a traffic change is in flight; wait for its result",
+                            overridable=False))
+    return blocks
+
+
+def _approval_block(state: IncidentState) -> Block | None:
+    if state.approvals_complete:
+        return None
+    stale = {a.role for a in state.approvals if a.stale}
+    parts = [f"{role} (stale: given for an earlier version)" if role in stale else role
+             for role in state.missing_roles]
+    return Block("approvals", "approvals missing: " + ", ".join(parts))
+
+
+def _preflight_block(state: IncidentState) -> Block | None:
+    if state.preflight_ok and state.checklist_acked:
+        return None
+    if state.preflight_ok is None:
+        words = "rollback preflight has not run yet"
+    elif not state.preflight_ok:
+        words = f"rollback preflight failed: {state.preflight_detail or 'see the rollback pane'}"
+    else:
+        words = "rollback compatibility checklist not acknowledged"
+    return Block("preflight", words)
+
+
+def _guardrail_block(state: IncidentState) -> Block | None:
+    if state.canary_percent == 0:
+        return None  # no canary traffic yet: nothing to judge before the first stage
+    unhealthy = [g for g in state.guardrails.values() if g.status != "healthy"]
+    if not unhealthy:
+        return None
+    parts = [f"{g.name} {GUARDRAIL_STATUS_WORDS.get(g.status, g.status)}" for g in unhealthy]
+    return Block("guardrails", "guardrails not healthy: " + "; ".join(parts))
+
+
+def advance_blocks(state: IncidentState, now: datetime) -> list[Block]:
+    """Everything that stops advancing to the next stage, in words."""
+    blocks = _common_blocks(state)
+    if state.next_stage is None:
+        blocks.append(Block("final", "the canary is at 100%: nothing to advance",
+                            overridable=False))
+    for block in (_approval_block(state), _preflight_block(state)):
+        if block is not None:
+            blocks.append(block)
+    remaining = state.hold_remaining_s(now)
+    stage = state.current_stage
+    if remaining > 0 and stage is not None:
+        blocks.append(Block("hold", f"hold at {stage.percent}%: {format_duration(remaining)} left "
+                                    f"of {format_duration(stage.hold_s)}"))
+    guard = _guardrail_block(state)
+    if guard is not None:
+        blocks.append(guard)
+    return blocks
+
+
+def immediate_blocks(state: IncidentState, now: datetime) -> list[Block]:
+    """What stops "100% now": everything but the holds (skipping them is the point)."""
+    return [b for b in advance_blocks(state, now) if b.code != "hold"]
+
+
+def check_overrides(blocks: list[Block], overrides: dict[str, str]) -> list[dict[str, str]]:
+    """Every block must be overridable and overridden with a reason; returns the records."""
+    records: list[dict[str, str]] = []
+    for block in blocks:
+        if not block.overridable:
+            raise Refused(f"cannot advance: {block.words}")
+        reason = overrides.get(block.code, "").strip()
+        if len(reason) < 8:
+            raise Refused(f"blocked: {block.words} (override with a specific reason)")
+        records.append({"block": block.code, "words": block.words, "reason": reason})
+    return records
+
+
+def abort_blocks(state: IncidentState) -> list[Block]:
+    blocks = [b for b in _common_blocks(state) if b.code != "rolled-back"]
+    if state.canary_percent == 0:
+        blocks.append(Block("zero", "the canary weight is already 0%", overridable=False))
+    return blocks
+
+
+def rollback_blocks(state: IncidentState) -> list[Block]:
+    blocks: list[Block] = []
+    if state.closed:
+        blocks.append(Block("closed", "the incident is closed", overridable=False))
+    if state.rollback_active:
+        blocks.append(Block("active", "a rollback is already running", overridable=False))
+    if state.rollback_status == "verified":
+        blocks.append(Block("verified", "the rollback is already verified", overridable=False))
+    if not state.rollback_target:
+        blocks.append(Block("target", "no rollback target (from-version) is known",
+                            overridable=False))
+    return blocks

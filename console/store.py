@@ -1,0 +1,536 @@
+"""The incident store: one SQLite file holding append-only, hash-chained events, metric samples and
+commander leases.
+
+- Events are never updated or deleted: SQLite triggers refuse it. Each incident's events form a
+  sha256 chain (``hash = sha256(prev_hash + canonical event)``), so :meth:`Store.verify` finds the
+  first event that was edited, removed or inserted.
+- WAL mode, ``synchronous=FULL``, a busy timeout; writers serialise with ``BEGIN IMMEDIATE`` so two
+  processes appending to one incident still form one chain.
+- The schema version is ``PRAGMA user_version``; migrations are explicit, and a newer unknown
+  version is refused rather than guessed at.
+- The file is created 0600, or 0660 for a configured war-room group.
+- Readers (``warroom watch``) open it read-only and notice changes through ``PRAGMA data_version``.
+
+One :class:`Store` wraps one connection guarded by a lock, so it may be shared with worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import hashlib
+import json
+import math
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from console.model import Event, Kind, format_incident_id, format_ts, parse_ts, utcnow
+
+SCHEMA_VERSION = 1
+GENESIS_HASH = "0" * 64
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(Exception):
+    """The database cannot be used; ``str()`` is one line saying why and what to do."""
+
+
+class UnknownIncident(StoreError):
+    """No incident has that id."""
+
+
+class LeaseHeld(StoreError):
+    """Another live commander holds the incident's lease."""
+
+    def __init__(self, lease: Lease, age_s: float) -> None:
+        self.lease = lease
+        self.age_s = age_s
+        super().__init__(
+            f"{format_incident_id(lease.incident_id)} is commanded by {lease.user} "
+            f"(pid {lease.pid} on {lease.host}, heartbeat {age_s:.0f}s ago); "
+            "use --take-over to take command, or `warroom watch` to follow"
+        )
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who commands an incident right now."""
+
+    incident_id: int
+    user: str
+    host: str
+    pid: int
+    token: str
+    acquired_ts: datetime
+    heartbeat_ts: datetime
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """The first place where an incident's chain does not hold."""
+
+    event_id: int | None
+    message: str
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation hashed and stored: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become None (JSON has no such numbers); tuples become lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def event_hash(prev_hash: str, event_id: int, incident_id: int, ts: str, kind: str, actor: str,
+               payload_json: str) -> str:
+    body = canonical_json(
+        {"id": event_id, "incident": incident_id, "ts": ts, "kind": kind, "actor": actor,
+         "payload": json.loads(payload_json)}
+    )
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _create_file(path: Path, group: str | None) -> None:
+    """Create the database file with the right mode before SQLite touches it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = 0o660 if group else 0o600
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    except FileExistsError:
+        return
+    os.close(fd)
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            path.unlink(missing_ok=True)
+            raise StoreError(f"store.group {group!r} is not a group on this host") from None
+        os.chown(path, -1, gid)
+    os.chmod(path, mode)  # the umask may have removed bits we asked for
+
+
+def _schema_v1(conn: sqlite3.Connection) -> None:
+    """Version 1: incidents, append-only events, samples, leases."""
+    import sqlite_utils  # only paid for when a database is created or migrated
+
+    db = sqlite_utils.Database(conn)
+    db["incidents"].create({"id": int, "created_ts": str}, pk="id", not_null={"created_ts"})
+    db["events"].create(
+        {"id": int, "incident_id": int, "ts": str, "kind": str, "actor": str, "payload": str,
+         "prev_hash": str, "hash": str},
+        pk="id",
+        not_null={"incident_id", "ts", "kind", "actor", "payload", "prev_hash", "hash"},
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["events"].create_index(["incident_id", "id"], index_name="events_by_incident")
+    db["events"].create_index(["kind", "ts"], index_name="events_by_kind")
+    for table in ("events", "incidents"):
+        for verb in ("UPDATE", "DELETE"):
+            conn.execute(
+                f"CREATE TRIGGER {table}_are_append_only_{verb.lower()} BEFORE {verb} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: {verb} refused'); END"
+            )
+    db["samples"].create(
+        {"incident_id": int, "series": str, "ts": float, "value": float},
+        not_null={"incident_id", "series", "ts"},
+    )
+    db["samples"].create_index(["incident_id", "series", "ts"], index_name="samples_by_series")
+    db["leases"].create(
+        {"incident_id": int, "user": str, "host": str, "pid": int, "token": str,
+         "acquired_ts": str, "heartbeat_ts": str},
+        pk="incident_id",
+        not_null={"user", "host", "pid", "token", "acquired_ts", "heartbeat_ts"},
+    )
+
+
+#: version reached → the step that reaches it from the version before.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_v1}
+
+
+class Store:
+    """An open incident database."""
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
+                 group: str | None = None) -> None:
+        self.path = Path(path).expanduser()
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        if readonly:
+            if not self.path.exists():
+                raise StoreError(f"no database at {self.path}")
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            self._conn = self._connect(uri, uri=True)
+        else:
+            _create_file(self.path, group)
+            self._conn = self._connect(str(self.path))
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(target, uri=uri, check_same_thread=False,
+                                   isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open {self.path}: {error}") from None
+        return conn
+
+    def _prepare(self) -> None:
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path} is not a warroom database ({error})") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this warroom "
+                f"understands ({SCHEMA_VERSION}): upgrade warroom"
+            )
+        if self.readonly:
+            if version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}; open it once as commander "
+                    "to migrate it"
+                )
+            return
+        try:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"cannot use {self.path}: {error}") from None
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        with self._write() as conn:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current == 0:
+                tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+                if tables:
+                    raise StoreError(f"{self.path} holds tables but is not a warroom database")
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[target](conn)
+                conn.execute(f"PRAGMA user_version = {target}")
+        del version
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError("this database is open read-only")
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise StoreError(f"cannot write {self.path}: {error}") from None
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error as error:
+                    self._conn.execute("ROLLBACK")
+                    raise StoreError(f"cannot write {self.path}: {error}") from None
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot read {self.path}: {error}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- incidents and events --------------------------------------------------------------------
+
+    def create_incident(self, actor: str, declared: dict[str, Any],
+                        extra: Sequence[tuple[str, dict[str, Any]]] = (),
+                        ts: datetime | None = None) -> list[Event]:
+        """Number a new incident and append its declaration (and ``extra`` events) atomically."""
+        ts = ts or utcnow()
+        with self._write() as conn:
+            number = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents").fetchone()[0]
+            conn.execute("INSERT INTO incidents (id, created_ts) VALUES (?, ?)",
+                         (number, format_ts(ts)))
+            events = [self._insert(conn, number, Kind.DECLARED, actor, declared, ts)]
+            for kind, payload in extra:
+                events.append(self._insert(conn, number, kind, actor, payload, ts))
+        return events
+
+    def append(self, incident_id: int, kind: str, actor: str, payload: dict[str, Any] | None = None,
+               ts: datetime | None = None) -> Event:
+        """Append one event to an incident's chain."""
+        with self._write() as conn:
+            self._require_incident(conn, incident_id)
+            return self._insert(conn, incident_id, kind, actor, payload or {}, ts or utcnow())
+
+    def append_many(self, incident_id: int, items: Sequence[tuple[str, str, dict[str, Any]]],
+                    ts: datetime | None = None) -> list[Event]:
+        """Append several ``(kind, actor, payload)`` events in one transaction."""
+        ts = ts or utcnow()
+        with self._write() as conn:
+            self._require_incident(conn, incident_id)
+            return [self._insert(conn, incident_id, k, a, p, ts) for k, a, p in items]
+
+    def _require_incident(self, conn: sqlite3.Connection, incident_id: int) -> None:
+        if conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is None:
+            raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {self.path}")
+
+    def _insert(self, conn: sqlite3.Connection, incident_id: int, kind: str, actor: str,
+                payload: dict[str, Any], ts: datetime) -> Event:
+        row = conn.execute(
+            "SELECT hash FROM events WHERE incident_id = ? ORDER BY id DESC LIMIT 1",
+            (incident_id,),
+        ).fetchone()
+        prev_hash = row[0] if row else GENESIS_HASH
+        event_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetchone()[0]
+        safe_payload = json_safe(payload)
+        payload_json = canonical_json(safe_payload)
+        ts_text = format_ts(ts)
+        digest = event_hash(prev_hash, event_id, incident_id, ts_text, str(kind), actor,
+                            payload_json)
+        conn.execute(
+            "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, incident_id, ts_text, str(kind), actor, payload_json, prev_hash, digest),
+        )
+        return Event(event_id, incident_id, parse_ts(ts_text), str(kind), actor, safe_payload,
+                     prev_hash, digest)
+
+    def incident_ids(self) -> list[int]:
+        return [row[0] for row in self._read("SELECT id FROM incidents ORDER BY id")]
+
+    def has_incident(self, incident_id: int) -> bool:
+        return bool(self._read("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)))
+
+    def events(self, incident_id: int, after_id: int = 0) -> list[Event]:
+        """An incident's events with id greater than ``after_id``, oldest first."""
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE incident_id = ? AND id > ? ORDER BY id",
+            (incident_id, after_id),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    def require_events(self, incident_id: int) -> list[Event]:
+        events = self.events(incident_id)
+        if not events:
+            raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {self.path}")
+        return events
+
+    def declarations_since(self, since: datetime) -> list[Event]:
+        """Declaration events at or after ``since`` (for the emergency-rate bar)."""
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE kind = ? AND ts >= ? ORDER BY id",
+            (str(Kind.DECLARED), format_ts(since)),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    def data_version(self) -> int:
+        """Changes when another connection commits: a cheap 'is there anything new?'."""
+        return int(self._read("PRAGMA data_version")[0][0])
+
+    def last_event_id(self, incident_id: int) -> int:
+        rows = self._read("SELECT COALESCE(MAX(id), 0) FROM events WHERE incident_id = ?",
+                          (incident_id,))
+        return int(rows[0][0])
+
+    # --- verification ----------------------------------------------------------------------------
+
+    def verify(self, incident_id: int) -> tuple[int, ChainProblem | None]:
+        """Re-walk an incident's chain; returns (events checked, first problem or None)."""
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE incident_id = ? ORDER BY id",
+            (incident_id,),
+        )
+        if not rows:
+            if self.has_incident(incident_id):
+                return 0, ChainProblem(None, "the incident has no events: its declaration was "
+                                             "removed")
+            raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {self.path}")
+        expected_prev = GENESIS_HASH
+        for index, (event_id, inc, ts, kind, actor, payload, prev_hash, digest) in enumerate(rows):
+            where = f"event #{event_id} ({kind} at {ts})"
+            if index == 0 and kind != Kind.DECLARED:
+                return index, ChainProblem(event_id, f"{where} is first, but the chain must start "
+                                                     "with the declaration: events were removed")
+            if prev_hash != expected_prev:
+                return index, ChainProblem(
+                    event_id,
+                    f"{where} does not follow the event before it: an event was removed or "
+                    "inserted just before it",
+                )
+            try:
+                recomputed = event_hash(prev_hash, event_id, inc, ts, kind, actor, payload)
+            except ValueError:
+                recomputed = ""
+            if recomputed != digest:
+                return index, ChainProblem(
+                    event_id, f"{where} was edited: its content no longer matches its hash"
+                )
+            expected_prev = digest
+        triggers = self._read(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+            "AND name LIKE 'events_are_append_only_%'"
+        )[0][0]
+        if triggers != 2:
+            return len(rows), ChainProblem(None, "the append-only triggers were removed from "
+                                                 "the database")
+        return len(rows), None
+
+    # --- samples ---------------------------------------------------------------------------------
+
+    def add_samples(self, incident_id: int,
+                    samples: Sequence[tuple[str, float, float | None]]) -> None:
+        """Record metric samples ``(series, unix_ts, value)``; NaN/inf are stored as NULL."""
+        rows = [
+            (incident_id, series, ts,
+             value if value is not None and math.isfinite(value) else None)
+            for series, ts, value in samples
+        ]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO samples (incident_id, series, ts, value) VALUES (?, ?, ?, ?)", rows
+            )
+
+    def samples(self, incident_id: int, series: str, since_ts: float = 0.0
+                ) -> list[tuple[float, float | None]]:
+        rows = self._read(
+            "SELECT ts, value FROM samples WHERE incident_id = ? AND series = ? AND ts >= ? "
+            "ORDER BY ts",
+            (incident_id, series, since_ts),
+        )
+        return [(float(ts), None if value is None else float(value)) for ts, value in rows]
+
+    def series_names(self, incident_id: int) -> list[str]:
+        rows = self._read(
+            "SELECT DISTINCT series FROM samples WHERE incident_id = ? ORDER BY series",
+            (incident_id,),
+        )
+        return [row[0] for row in rows]
+
+    # --- commander leases ------------------------------------------------------------------------
+
+    def lease(self, incident_id: int) -> Lease | None:
+        rows = self._read(
+            "SELECT incident_id, user, host, pid, token, acquired_ts, heartbeat_ts FROM leases "
+            "WHERE incident_id = ?",
+            (incident_id,),
+        )
+        return _lease_from_row(rows[0]) if rows else None
+
+    def acquire_lease(self, incident_id: int, user: str, *, take_over: bool = False,
+                      stale_after_s: float = 30.0, now: datetime | None = None,
+                      pid: int | None = None, host: str | None = None
+                      ) -> tuple[Lease, Lease | None]:
+        """Take command of an incident. Returns (our lease, the lease we replaced, if any).
+
+        A lease is free when nobody holds it, its heartbeat is older than ``stale_after_s``, or
+        its process no longer exists on this host; otherwise :class:`LeaseHeld` is raised unless
+        ``take_over``.
+        """
+        now = now or utcnow()
+        pid = os.getpid() if pid is None else pid
+        host = host or socket.gethostname()
+        token = os.urandom(8).hex()
+        with self._write() as conn:
+            self._require_incident(conn, incident_id)
+            row = conn.execute(
+                "SELECT incident_id, user, host, pid, token, acquired_ts, heartbeat_ts "
+                "FROM leases WHERE incident_id = ?",
+                (incident_id,),
+            ).fetchone()
+            previous = _lease_from_row(row) if row else None
+            if previous is not None and not take_over:
+                age = (now - previous.heartbeat_ts).total_seconds()
+                gone = previous.host == host and not process_alive(previous.pid)
+                ours = previous.host == host and previous.pid == pid
+                if not (gone or ours or age > stale_after_s):
+                    raise LeaseHeld(previous, age)
+            conn.execute(
+                "INSERT OR REPLACE INTO leases (incident_id, user, host, pid, token, acquired_ts, "
+                "heartbeat_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (incident_id, user, host, pid, token, format_ts(now), format_ts(now)),
+            )
+        lease = Lease(incident_id, user, host, pid, token, parse_ts(format_ts(now)),
+                      parse_ts(format_ts(now)))
+        return lease, previous
+
+    def heartbeat(self, lease: Lease, now: datetime | None = None) -> bool:
+        """Refresh our lease; False if someone took it over meanwhile."""
+        now = now or utcnow()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE leases SET heartbeat_ts = ? WHERE incident_id = ? AND token = ?",
+                (format_ts(now), lease.incident_id, lease.token),
+            )
+            return cursor.rowcount == 1
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM leases WHERE incident_id = ? AND token = ?",
+                         (lease.incident_id, lease.token))
+
+
+def _event_from_row(row: tuple[Any, ...]) -> Event:
+    event_id, incident_id, ts, kind, actor, payload, prev_hash, digest = row
+    return Event(event_id, incident_id, parse_ts(ts), kind, actor, json.loads(payload), prev_hash,
+                 digest)
+
+
+def _lease_from_row(row: tuple[Any, ...]) -> Lease:
+    incident_id, user, host, pid, token, acquired, heartbeat = row
+    return Lease(incident_id, user, host, int(pid), token, parse_ts(acquired), parse_ts(heartbeat))
+
+
+def recent_window(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days)
