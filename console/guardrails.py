@@ -1,0 +1,630 @@
+"""Guardrail evaluation: is the canary within its limits, and can we even tell?
+
+A guardrail (``[[guardrails]]`` in the config) is a query with ``$service`` and ``$track``
+placeholders, evaluated for the canary and the baseline track, and limits: an absolute ``max``
+and/or ``max_ratio_to_baseline``. :func:`evaluate` turns one evaluation into a
+:class:`GuardrailReading` with one of four statuses:
+
+``cant_evaluate``
+    We do not know. A query failed or timed out, returned nothing, returned NaN or ±Inf, returned
+    a sample older than ``max_age_s``, or a ratio limit needs a baseline we do not have. A
+    can't-evaluate reading is never healthy: the console must treat it as a blocker.
+``insufficient``
+    The values are readable but rest on fewer than ``min_evidence`` requests (the evidence query,
+    run for the same track as the value, summed over its series).
+``breach``
+    The canary exceeds the effective limit: the lower of ``max`` and
+    ``max_ratio_to_baseline × baseline``. A canary above ``max`` is a breach even when the baseline
+    (and so the ratio limit) is unknown: what we know is already bad.
+``healthy``
+    Every applicable limit was checked and the canary is within it.
+
+The checks run in that order, so the first problem found is the one reported. Several series in
+an answer: the canary's worst (highest) value is judged, and the detail says so; the baseline's
+lowest value sets a ratio limit (the strictest, so a noisy baseline pod cannot hide a breach);
+evidence is summed.
+
+``mode="stable"`` verifies a rollback: the same guardrails, on the baseline track, against the
+absolute ``max`` only (a ratio to itself means nothing).
+
+:class:`BreachTracker` counts consecutive breaches per guardrail and reports status changes and
+the moment a breach becomes sustained. Only a healthy reading resets the count; can't-evaluate and
+insufficient readings neither add to it nor reset it, so a flapping source cannot hide a breach.
+
+This module is core: no Textual. It reads metrics only through :class:`adapters.base.MetricsSource`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from adapters.base import AdapterError, InstantValue, MetricsSource
+from console.config import GuardrailSettings
+from console.model import GuardrailStatus, format_ts
+
+Mode = Literal["canary", "stable"]
+
+#: Error text kept in a reading: one line, this long at most.
+MAX_ERROR_CHARS = 200
+
+_PLACEHOLDER = re.compile(r"\$(?:\{(service|track)\}|(service|track)\b)")
+
+
+def resolve_query(template: str, service: str, track: str) -> str:
+    """Fill ``$service`` / ``${service}`` and ``$track`` / ``${track}`` in a query template.
+
+    Grafana-style placeholders, so PromQL braces (``{service="$service"}``) stay untouched. The
+    values are inserted as they are: service names are config-checked identifiers, not user prose.
+    """
+    values = {"service": service, "track": track}
+
+    def replace(match: re.Match[str]) -> str:
+        return values[match.group(1) or match.group(2)]
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def format_value(value: float | None, unit: str = "", scale: float = 1.0) -> str:
+    """A value as a person reads it: scaled, two significant decimals, with its unit.
+
+    ``0.0412, "%", 100`` → ``4.12%``; ``0.31, "s"`` → ``0.31 s``; ``200, "req/s"`` → ``200 req/s``.
+    """
+    if value is None:
+        return "n/a"
+    if not math.isfinite(value):
+        text = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    else:
+        shown = value * scale
+        size = abs(shown)
+        if size >= 100:
+            text = f"{shown:.0f}"
+        elif size >= 10:
+            text = f"{shown:.1f}"
+        elif size >= 0.1 or size == 0:
+            text = f"{shown:.2f}"
+        else:
+            text = f"{shown:.2g}"  # 0.0031, not 0.00
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+def _format_count(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _format_ratio(ratio: float) -> str:
+    """``3`` → ``3.0×``; ``1.25`` → ``1.25×``."""
+    return f"{ratio:.1f}×" if round(ratio, 1) == ratio else f"{ratio:g}×"
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_ERROR_CHARS else flat[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _error_text(error: BaseException) -> str:
+    message = _one_line(str(error))
+    if isinstance(error, AdapterError | TimeoutError) and message:
+        return message
+    # Anything else is a bug or an unexpected library error: keep its type, it helps.
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _json_float(value: float | None) -> float | str | None:
+    """JSON has no NaN or Inf: write them as Prometheus does."""
+    if value is None or math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+@dataclass(frozen=True)
+class GuardrailReading:
+    """One evaluation of one guardrail: the status, the figures behind it and one line of why."""
+
+    name: str
+    status: GuardrailStatus
+    canary: float | None = None
+    baseline: float | None = None
+    limit: float | None = None  # the effective limit the judged value was compared with
+    evidence: float | None = None
+    detail: str = ""
+    queries: dict[str, str] = field(default_factory=dict)  # role → resolved query
+    raw: dict[str, list[float]] = field(default_factory=dict)  # role → values seen
+    error: str | None = None
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    mode: Mode = "canary"
+
+    @property
+    def is_healthy(self) -> bool:
+        return self.status == "healthy"
+
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-safe dict (NaN/Inf written as strings, the time as the store's UTC string)."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "mode": self.mode,
+            "canary": _json_float(self.canary),
+            "baseline": _json_float(self.baseline),
+            "limit": _json_float(self.limit),
+            "evidence": _json_float(self.evidence),
+            "detail": self.detail,
+            "queries": dict(self.queries),
+            "raw": {role: [_json_float(v) for v in values] for role, values in self.raw.items()},
+            "error": self.error,
+            "ts": format_ts(self.ts),
+        }
+
+
+# --- judging one answer --------------------------------------------------------------------------
+
+Answer = list[InstantValue] | BaseException
+
+
+@dataclass(frozen=True)
+class _Value:
+    """What one role's answer amounts to: a value, or the reason there is none."""
+
+    value: float | None
+    problem: str | None  # a can't-evaluate reason, already phrased for the detail line
+    error: str | None = None
+    series: int = 0
+    labels: dict[str, str] = field(default_factory=dict)  # of the chosen series
+
+
+def _describe_labels(labels: Mapping[str, str]) -> str:
+    shown = {k: v for k, v in labels.items() if k not in ("__name__", "service", "track")}
+    if not shown:
+        return ""
+    text = ",".join(f"{k}={v}" for k, v in sorted(shown.items()))
+    return " {" + (text if len(text) <= 60 else text[:59] + "…") + "}"
+
+
+def _read(
+    answer: Answer,
+    *,
+    what: str,
+    track: str,
+    now: datetime,
+    max_age_s: float,
+    combine: Literal["max", "min", "sum"],
+) -> _Value:
+    """Check one answer for the can't-evaluate cases, then reduce its series to one value."""
+    # The evidence's messages name it; a value's or baseline's name the track, which is enough.
+    role = "evidence " if what == "evidence" else ""
+    if isinstance(answer, BaseException):
+        error = _error_text(answer)
+        return _Value(None, f"{role}query failed: {error}", error=error)
+    if not answer:
+        return _Value(None, f"no {role}data for track={track}")
+    bad = [item for item in answer if not math.isfinite(item.value)]
+    if bad:
+        word = format_value(bad[0].value)
+        of = f" ({len(bad)} of {len(answer)} series)" if len(answer) > 1 else ""
+        return _Value(None, f"{role}value is {word} for track={track}{of}", series=len(answer))
+    oldest = min(item.ts for item in answer)
+    age = now.timestamp() - oldest
+    if age > max_age_s:
+        label = f"{role}data"
+        return _Value(
+            None,
+            f"{label} is {age:.0f} s old (limit {max_age_s:.0f} s) for track={track}",
+            series=len(answer),
+        )
+    if combine == "sum":
+        return _Value(math.fsum(item.value for item in answer), None, series=len(answer))
+    pick = max if combine == "max" else min
+    chosen = pick(answer, key=lambda item: item.value)
+    return _Value(chosen.value, None, series=len(answer), labels=dict(chosen.labels))
+
+
+def _raw(answer: Answer | None) -> list[float]:
+    if answer is None or isinstance(answer, BaseException):
+        return []
+    return [item.value for item in answer]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The queries one guardrail needs in one mode, by role."""
+
+    guardrail: GuardrailSettings
+    mode: Mode
+    queries: dict[str, str]
+
+
+def _plan(guardrail: GuardrailSettings, service: str, mode: Mode) -> _Plan:
+    queries: dict[str, str] = {}
+    if mode == "canary":
+        queries["canary"] = resolve_query(guardrail.query, service, "canary")
+        # The baseline is read even without a ratio limit: graphs and the detail line use it.
+        queries["baseline"] = resolve_query(guardrail.query, service, "baseline")
+        evidence_track = "canary"
+    else:
+        queries["baseline"] = resolve_query(guardrail.query, service, "baseline")
+        evidence_track = "baseline"
+    if guardrail.evidence_query:
+        queries["evidence"] = resolve_query(guardrail.evidence_query, service, evidence_track)
+    return _Plan(guardrail, mode, queries)
+
+
+def judge(
+    guardrail: GuardrailSettings,
+    answers: Mapping[str, Answer],
+    queries: Mapping[str, str],
+    now: datetime,
+    max_age_s: float,
+    mode: Mode = "canary",
+) -> GuardrailReading:
+    """Turn the answers to a guardrail's queries (by role) into a reading. Pure; never raises."""
+    g = guardrail
+    subject_role = "canary" if mode == "canary" else "baseline"
+    subject_track = subject_role
+    raw = {role: _raw(answers.get(role)) for role in queries}
+
+    def fmt(value: float | None) -> str:
+        return format_value(value, g.unit, g.scale)
+
+    def reading(status: GuardrailStatus, detail: str, **values: Any) -> GuardrailReading:
+        return GuardrailReading(
+            name=g.name,
+            status=status,
+            detail=detail,
+            queries=dict(queries),
+            raw=raw,
+            ts=now,
+            mode=mode,
+            **values,
+        )
+
+    # The baseline, in canary mode: the reference of the ratio limit (its lowest series). Read
+    # first so every reading, even a can't-evaluate one, carries it for the graphs.
+    baseline: _Value | None = None
+    if mode == "canary" and "baseline" in answers:
+        baseline = _read(
+            answers["baseline"], what="baseline", track="baseline", now=now,
+            max_age_s=max_age_s, combine="min",
+        )
+
+    # 1. The judged value: errors, empty, NaN/Inf, stale → can't evaluate.
+    subject = _read(
+        answers[subject_role], what="value", track=subject_track, now=now,
+        max_age_s=max_age_s, combine="max",
+    )
+    if subject.value is None:
+        return reading(
+            "cant_evaluate",
+            subject.problem or "no value",
+            error=subject.error,
+            baseline=baseline.value if baseline else None,
+        )
+    value = subject.value
+    several = (
+        f"; worst of {subject.series} series{_describe_labels(subject.labels)}"
+        if subject.series > 1
+        else ""
+    )
+    known: dict[str, Any] = {
+        "canary": value if mode == "canary" else None,
+        "baseline": (baseline.value if baseline else None) if mode == "canary" else value,
+    }
+
+    # 2. Evidence: unreadable → can't evaluate; too little → insufficient.
+    evidence: float | None = None
+    if "evidence" in queries:
+        read = _read(
+            answers["evidence"], what="evidence", track=subject_track, now=now,
+            max_age_s=max_age_s, combine="sum",
+        )
+        if read.value is None:
+            problem = read.problem or "no evidence"
+            return reading("cant_evaluate", problem, error=read.error, **known)
+        evidence = read.value
+        if evidence < g.min_evidence:
+            return reading(
+                "insufficient",
+                f"only {_format_count(evidence)} requests on {subject_track} in window, "
+                f"need {_format_count(g.min_evidence)} ({subject_track} {fmt(value)})",
+                evidence=evidence,
+                **known,
+            )
+    known["evidence"] = evidence
+
+    # 3. Stable mode: the absolute max only.
+    if mode == "stable":
+        if g.max is None:
+            return reading(
+                "healthy",
+                f"baseline {fmt(value)}; ratio limits do not apply to the stable track{several}",
+                **known,
+            )
+        if value > g.max:
+            return reading(
+                "breach", f"baseline {fmt(value)} > limit {fmt(g.max)} (max){several}",
+                limit=g.max, **known,
+            )
+        return reading(
+            "healthy", f"baseline {fmt(value)} ≤ limit {fmt(g.max)} (max){several}",
+            limit=g.max, **known,
+        )
+
+    # 4. Canary mode: the effective limit is the lower of the limits that apply.
+    limits: list[tuple[float, str]] = []
+    if g.max is not None:
+        limits.append((g.max, "max"))
+    ratio_problem: str | None = None
+    ratio_error: str | None = None
+    if g.max_ratio_to_baseline is not None:
+        ratio = g.max_ratio_to_baseline
+        if baseline is None or baseline.value is None:
+            missing = (baseline.problem if baseline else None) or "no baseline value"
+            ratio_problem = f"{missing}: the ratio limit can't be checked"
+            ratio_error = baseline.error if baseline else None
+        elif baseline.value <= 0:
+            if g.max is None:
+                ratio_problem = (
+                    f"baseline is {fmt(baseline.value)}: a ratio limit of {_format_ratio(ratio)} "
+                    "is undefined "
+                    "and there is no absolute max"
+                )
+            # else: the ratio limit does not apply; the max alone judges (noted below).
+        else:
+            limits.append(
+                (ratio * baseline.value, f"{_format_ratio(ratio)} baseline {fmt(baseline.value)}")
+            )
+    limit, why = min(limits, key=lambda item: item[0]) if limits else (None, "")
+    na_note = (
+        "; ratio limit n/a: baseline is 0"
+        if g.max_ratio_to_baseline is not None
+        and baseline is not None
+        and baseline.value is not None
+        and baseline.value <= 0
+        else ""
+    )
+
+    if limit is not None and value > limit:
+        # What we know is already bad, even if the ratio part could not be checked.
+        unknown = "; baseline unknown" if ratio_problem else ""
+        return reading(
+            "breach",
+            f"canary {fmt(value)} > limit {fmt(limit)} ({why}){na_note}{unknown}{several}",
+            limit=limit,
+            **known,
+        )
+    if ratio_problem is not None:
+        within = f"canary {fmt(value)} ≤ max {fmt(limit)}, but " if limit is not None else ""
+        return reading(
+            "cant_evaluate", f"{within}{ratio_problem}", limit=limit, error=ratio_error, **known
+        )
+    return reading(
+        "healthy",
+        f"canary {fmt(value)} ≤ limit {fmt(limit)} ({why}){na_note}{several}",
+        limit=limit,
+        **known,
+    )
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def evaluate_all(
+    source: MetricsSource,
+    guardrails: Sequence[GuardrailSettings],
+    service: str,
+    now: datetime,
+    max_age_s: float,
+    mode: Mode = "canary",
+    executor: Executor | None = None,
+    timeout_s: float | None = None,
+) -> list[GuardrailReading]:
+    """Evaluate every guardrail, all queries at once; readings in config order. Never raises.
+
+    Every query of every guardrail is submitted to ``executor`` (a private thread pool if None), so
+    a cycle costs about the slowest query. Queries are submitted flat, never as nested tasks, so a
+    small shared pool cannot deadlock. With ``timeout_s``, a query not answered in time makes its
+    guardrail can't-evaluate ("query timed out"); the cycle does not wait for it.
+    """
+    plans = [_plan(guardrail, service, mode) for guardrail in guardrails]
+    # Each distinct query runs once, even if several guardrails or roles share it.
+    distinct = list(dict.fromkeys(q for plan in plans for q in plan.queries.values()))
+    if not distinct:
+        return []
+    results: dict[str, Answer] = {}
+    futures: dict[str, Future[list[InstantValue]]] = {}
+    own = executor is None
+    pool: Executor = executor or ThreadPoolExecutor(
+        max_workers=min(32, len(distinct)), thread_name_prefix="guardrail"
+    )
+    try:
+        for query in distinct:
+            try:
+                futures[query] = pool.submit(source.query, query)
+            except RuntimeError as refused:  # the pool was shut down under us
+                results[query] = refused
+        wait(list(futures.values()), timeout=timeout_s)
+    finally:
+        if own:
+            # Do not wait for a hung query: its thread finishes (or not) on its own.
+            pool.shutdown(wait=False, cancel_futures=True)
+    for query, future in futures.items():
+        if not future.done():
+            future.cancel()
+            results[query] = TimeoutError(f"query timed out after {timeout_s:g} s")
+        elif future.cancelled():
+            results[query] = TimeoutError("query was cancelled")
+        elif (failure := future.exception()) is not None:
+            results[query] = failure
+        else:
+            results[query] = future.result()
+
+    readings: list[GuardrailReading] = []
+    for plan in plans:
+        answer_set = {role: results[query] for role, query in plan.queries.items()}
+        try:
+            readings.append(
+                judge(plan.guardrail, answer_set, plan.queries, now, max_age_s, plan.mode)
+            )
+        except Exception as error:  # a bug here must not stop the guardrail loop
+            readings.append(
+                GuardrailReading(
+                    name=plan.guardrail.name,
+                    status="cant_evaluate",
+                    detail=f"evaluation failed: {_error_text(error)}",
+                    queries=dict(plan.queries),
+                    error=_error_text(error),
+                    ts=now,
+                    mode=plan.mode,
+                )
+            )
+    return readings
+
+
+def evaluate(
+    source: MetricsSource,
+    guardrail: GuardrailSettings,
+    service: str,
+    now: datetime,
+    max_age_s: float,
+    mode: Mode = "canary",
+    executor: Executor | None = None,
+    timeout_s: float | None = None,
+) -> GuardrailReading:
+    """Evaluate one guardrail (its queries concurrently). Never raises for source failures."""
+    return evaluate_all(
+        source, [guardrail], service, now, max_age_s, mode, executor=executor, timeout_s=timeout_s
+    )[0]
+
+
+# --- consecutive breaches ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Something the timeline should record about one guardrail.
+
+    Either its status changed (``previous != status``), or its breach count just reached
+    ``consecutive`` (``sustained``), or both at once.
+    """
+
+    name: str
+    previous: GuardrailStatus
+    status: GuardrailStatus
+    breaches: int
+    consecutive: int
+    sustained: bool
+    reading: GuardrailReading | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.previous != self.status
+
+    def to_payload(self) -> dict[str, Any]:
+        """The fields of a ``guardrail_status_changed`` event (with the reading's figures)."""
+        payload: dict[str, Any] = {}
+        if self.reading is not None:
+            full = self.reading.to_payload()
+            payload.update(
+                {key: full[key] for key in ("canary", "baseline", "limit", "evidence", "detail")}
+            )
+        payload.update(
+            {
+                "name": self.name,
+                "status": self.status,
+                "previous": self.previous,
+                "breaches": self.breaches,
+                "consecutive": self.consecutive,
+                "sustained": self.sustained,
+            }
+        )
+        return payload
+
+
+class BreachTracker:
+    """Counts consecutive breaching evaluations per guardrail.
+
+    Reset semantics: a ``breach`` adds one; a ``healthy`` reading resets the count to zero;
+    ``insufficient`` and ``cant_evaluate`` leave it as it is. So breach, can't-evaluate, breach,
+    breach is sustained at ``consecutive = 3``: losing the metrics for a moment cannot restart the
+    count of a real breach, and a reading we cannot judge is never taken as healthy.
+    The sustained signal fires once, when the count reaches ``consecutive``; it fires again only
+    after a healthy reading reset the count and breaches built up again.
+    """
+
+    def __init__(self, guardrails: Sequence[GuardrailSettings] | Mapping[str, int]) -> None:
+        if isinstance(guardrails, Mapping):
+            self._consecutive = dict(guardrails)
+        else:
+            self._consecutive = {g.name: g.consecutive for g in guardrails}
+        self._breaches: dict[str, int] = {}
+        self._status: dict[str, GuardrailStatus] = {}
+
+    def consecutive(self, name: str) -> int:
+        # An unknown guardrail acts on its first breach: the cautious default.
+        return self._consecutive.get(name, 1)
+
+    def breaches(self, name: str) -> int:
+        return self._breaches.get(name, 0)
+
+    def status(self, name: str) -> GuardrailStatus:
+        return self._status.get(name, "unknown")
+
+    def is_sustained(self, name: str) -> bool:
+        return self.breaches(name) >= self.consecutive(name)
+
+    def budget(self, name: str) -> str:
+        """E.g. ``breaches 1/3``."""
+        return f"breaches {self.breaches(name)}/{self.consecutive(name)}"
+
+    def restore(self, name: str, status: GuardrailStatus, breaches: int) -> None:
+        """Resume from recorded state (e.g. the last ``guardrail_status_changed`` event)."""
+        self._status[name] = status
+        self._breaches[name] = max(0, breaches)
+
+    def update(self, readings: Sequence[GuardrailReading]) -> list[Transition]:
+        """Fold one evaluation cycle in; return what changed, in the readings' order."""
+        transitions: list[Transition] = []
+        for reading in readings:
+            name = reading.name
+            previous = self.status(name)
+            count = self.breaches(name)
+            if reading.status == "breach":
+                count += 1
+            elif reading.status == "healthy":
+                count = 0
+            self._breaches[name] = count
+            self._status[name] = reading.status
+            needed = self.consecutive(name)
+            sustained = reading.status == "breach" and count == needed
+            if sustained or previous != reading.status:
+                transitions.append(
+                    Transition(
+                        name=name,
+                        previous=previous,
+                        status=reading.status,
+                        breaches=count,
+                        consecutive=needed,
+                        sustained=sustained,
+                        reading=reading,
+                    )
+                )
+        return transitions
+
+
+__all__ = [
+    "BreachTracker",
+    "GuardrailReading",
+    "Mode",
+    "Transition",
+    "evaluate",
+    "evaluate_all",
+    "format_value",
+    "judge",
+    "resolve_query",
+]
