@@ -88,6 +88,10 @@ class SimMetricsSettings(Strict):
         default="good", description="The simulated build: good behaves like baseline; bad errs."
     )
     seed: int = Field(default=7, description="Seed of the simulator's noise, for repeatable runs.")
+    bad_from_percent: int = Field(
+        default=1, ge=1, le=100,
+        description="The bad build's defect shows from this canary weight on (a defect under load).",
+    )
     serve_port: int | None = Field(
         default=None,
         description="If set, also export the simulated service's metrics over HTTP on "

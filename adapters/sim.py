@@ -159,6 +159,7 @@ class SimulatedService:
         base_rps: float = 200.0,
         rollback_seconds: float = 6.0,
         fail_rollback: bool = False,
+        bad_from_percent: int = 1,
     ) -> None:
         if scenario not in ("good", "bad"):
             raise ValueError(f"scenario must be 'good' or 'bad', got {scenario!r}")
@@ -172,6 +173,8 @@ class SimulatedService:
         self.rollback_seconds = rollback_seconds
         #: The deployer accepts rollbacks but never reports the target live (Argo's abort w/o undo).
         self.fail_rollback = fail_rollback
+        #: The bad build's defect shows only at this canary weight or more (a defect under load).
+        self.bad_from_percent = bad_from_percent
         #: Make every metrics query fail, as if Prometheus were down.
         self.metrics_down = False
         #: Real seconds every metrics query takes (imitates a slow server; 0 in tests).
@@ -200,6 +203,7 @@ class SimulatedService:
             "scenario": metrics.scenario,
             "rollback_seconds": deploy.rollback_seconds,
             "fail_rollback": deploy.fail_rollback,
+            "bad_from_percent": metrics.bad_from_percent,
         }
         values.update(overrides)
         return cls(**values)
@@ -246,7 +250,7 @@ class SimulatedService:
         if self.scenario != "bad" or self._rolled_back_by(ts):
             return False
         if track == "canary":
-            return True
+            return self.weight_at(ts) >= self.bad_from_percent
         # The stable pods run the canary build once it was promoted, until a rollback completes.
         with self._lock:
             promoted = self._promoted_at

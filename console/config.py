@@ -195,7 +195,7 @@ class GuardrailSettings(Strict):
     def _has_limit(self) -> GuardrailSettings:
         if self.max is None and self.max_ratio_to_baseline is None:
             raise ValueError("give max, max_ratio_to_baseline, or both")
-        if "$track" not in self.query:
+        if "$track" not in self.query and "${track}" not in self.query:
             raise ValueError("query must use $track so canary and baseline can be compared")
         return self
 

@@ -1,0 +1,597 @@
+"""The Textual console: the commander's screen and the watcher's, from one code path.
+
+Every pane renders from the store: a "store-watch" worker notices new commits through
+``PRAGMA data_version`` and folds the new events; the commander's actions go through the
+:class:`~console.engine.Engine` in workers and come back the same way, as events. So a watcher
+shows what the commander sees within a fraction of a second, and a restarted console resumes
+exactly where it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from adapters.base import Clock
+from console import policy
+from console.config import Config
+from console.engine import Engine
+from console.model import Event, format_incident_id
+from console.state import IncidentState, fold
+from console.store import Lease, Store
+from widgets.approvals import ApprovalsPane
+from widgets.canary import CanaryPane
+from widgets.checklist import ChecklistPane
+from widgets.graphs import MetricGraph
+from widgets.guardrails import GuardrailsPane
+from widgets.header import IncidentHeader
+from widgets.rollback import RollbackPane
+from widgets.timeline import Timeline
+
+COMMANDER = "COMMANDER"
+WATCHING = "WATCHING"
+#: Actions only a commander may take; a watcher's console neither shows nor runs them.
+COMMANDER_ACTIONS = frozenset({"advance", "immediate", "abort", "rollback", "note", "ack_checklist",
+                               "preflight", "close_incident"})
+STORE_WATCH_S = 0.25
+
+
+@dataclass
+class StoreSnapshot:
+    """What the store-watch worker read: new events, the graphs' samples, the lease."""
+
+    events: list[Event]
+    state: IncidentState
+    samples: dict[str, list[tuple[float, float | None]]]
+    lease: Lease | None
+    changed: bool
+
+
+class WarroomApp(App[int]):
+    """The console for one incident."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "warroom"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("a", "advance", "Advance"),
+        Binding("x", "abort", "Abort"),
+        Binding("R", "rollback", "ROLLBACK"),
+        Binding("n", "note", "Note"),
+        Binding("e", "export", "Export PIR"),
+        Binding("c", "ack_checklist", "Ack checklist", show=False),
+        Binding("p", "preflight", "Preflight", show=False),
+        Binding("exclamation_mark", "immediate", "100% now", show=False),
+        Binding("g", "detail", "Guardrail detail", show=False),
+        Binding("C", "close_incident", "Close", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    class Snapshot(Message):
+        def __init__(self, snapshot: StoreSnapshot) -> None:
+            super().__init__()
+            self.snapshot = snapshot
+
+    class PollDone(Message):
+        def __init__(self, readings: list[dict[str, Any]], lost_lease: bool) -> None:
+            super().__init__()
+            self.readings = readings
+            self.lost_lease = lost_lease
+
+    def __init__(self, *, store_path: Path, incident_id: int, config: Config, clock: Clock,
+                 engine: Engine | None = None, lease: Lease | None = None,
+                 live: bool = True, export_dir: Path | None = None) -> None:
+        super().__init__()
+        self.store_path = store_path
+        self.incident_id = incident_id
+        self.config = config
+        self.clock = clock
+        self.engine = engine
+        self.lease = lease
+        self.mode = COMMANDER if engine is not None else WATCHING
+        self.live = live
+        self.export_dir = export_dir
+        self.state = IncidentState()
+        self._reader: Store | None = None
+        self._reader_state = IncidentState()
+        self._seen_version: int | None = None
+        self._samples: dict[str, list[tuple[float, float | None]]] = {}
+        self._lease_seen: Lease | None = None
+        self._readings: list[dict[str, Any]] = []
+        self._last_export: Path | None = None
+        self.title = f"warroom {format_incident_id(incident_id)}"
+
+    # --- layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield IncidentHeader(mode=self.mode, now=self.clock.now(), id="header")
+        with Horizontal(id="row-top"):
+            yield CanaryPane(id="canary")
+            yield RollbackPane(id="rollback")
+        with Horizontal(id="row-mid"):
+            yield ApprovalsPane(id="approvals")
+            yield ChecklistPane(id="checklist")
+            yield GuardrailsPane(id="guardrails")
+        with Horizontal(id="graphs"):
+            for guardrail in self.config.guardrails:
+                yield MetricGraph(id=f"graph-{_css_id(guardrail.name)}")
+        yield Timeline(id="timeline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.header = self.query_one(IncidentHeader)
+        self.canary = self.query_one(CanaryPane)
+        self.rollback_pane = self.query_one(RollbackPane)
+        self.approvals = self.query_one(ApprovalsPane)
+        self.checklist = self.query_one(ChecklistPane)
+        self.guardrails_pane = self.query_one(GuardrailsPane)
+        self.timeline = self.query_one(Timeline)
+        self.graphs = {g.name: self.query_one(f"#graph-{_css_id(g.name)}", MetricGraph)
+                       for g in self.config.guardrails}
+        self.query_one("#graphs").display = bool(self.graphs)
+        self._apply_size_class()
+        self.timeline.focus()
+        self._reader = Store(self.store_path, readonly=True)
+        self._watch_store()
+        if self.live:
+            self.set_interval(1.0, self._tick)
+        if self.engine is not None and self.live:
+            self._start_commander()
+
+    def on_resize(self) -> None:
+        self._apply_size_class()
+
+    def _apply_size_class(self) -> None:
+        width, height = self.size
+        self.screen.set_class(width >= 120 and height >= 36, "-large")
+        self.screen.set_class(height < 30, "-short")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in COMMANDER_ACTIONS and self.mode != COMMANDER)
+
+    # --- reading the store (one path for commander and watchers) ---------------------------------
+
+    @work(thread=True, group="store-watch", exit_on_error=False)
+    def _watch_store(self) -> None:
+        reader = self._reader
+        if reader is None:
+            return
+        version = reader.data_version()
+        changed = version != self._seen_version
+        events: list[Event] = []
+        if changed:
+            self._seen_version = version
+            events = reader.events(self.incident_id, after_id=self._reader_state.last_event_id)
+            fold(events, self._reader_state)
+            since = self.clock.now().timestamp() - self.config.monitoring.graph_window_s
+            self._samples = {
+                series: reader.samples(self.incident_id, series, since)
+                for g in self.config.guardrails
+                for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit")
+            }
+        snapshot = StoreSnapshot(events=events, state=_copy_state(self._reader_state),
+                                 samples=dict(self._samples), lease=reader.lease(self.incident_id),
+                                 changed=changed)
+        self.post_message(self.Snapshot(snapshot))
+
+    @on(Snapshot)
+    def _on_snapshot(self, message: Snapshot) -> None:
+        snapshot = message.snapshot
+        self._lease_seen = snapshot.lease
+        if snapshot.changed:
+            self.state = snapshot.state
+            if snapshot.events:
+                self.timeline.append_events(snapshot.events)
+            self._samples = snapshot.samples
+            self._render_panes()
+            self._render_graphs()
+        self._render_header()
+        if self.live:
+            self.set_timer(STORE_WATCH_S, self._watch_store)
+
+    def _tick(self) -> None:
+        """The clock moves: timers and countdowns change even when no event arrives."""
+        self._render_header()
+        self._render_panes()
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    def _blocks(self) -> list[policy.Block]:
+        return policy.advance_blocks(self.state, self._now())
+
+    def _render_header(self) -> None:
+        header = self.header
+        header.state = self.state
+        header.now = self._now()
+        header.mode = self.mode
+        lease = self._lease_seen
+        if self.mode == WATCHING and lease is not None:
+            header.heartbeat_age_s = max(0.0, (self._now() - lease.heartbeat_ts).total_seconds())
+        else:
+            header.heartbeat_age_s = None
+
+    def _render_panes(self) -> None:
+        state = self.state
+        if state.declared_ts is None:
+            return
+        now = self._now()
+        can_act = self.mode == COMMANDER
+        blocks = [(b.code, b.words, b.overridable) for b in self._blocks()]
+        self.canary.show(state, now, blocks, can_act=can_act)
+        self.rollback_pane.show(state, now, can_act=can_act)
+        self.approvals.show(state, now)
+        self.guardrails_pane.show(state, now)
+        checklist_on = state.checklist_active
+        self.checklist.display = checklist_on
+        self.approvals.display = not checklist_on
+        if checklist_on:
+            self.checklist.show(state, now, can_act=can_act)
+
+    def _render_graphs(self) -> None:
+        for guardrail in self.config.guardrails:
+            graph = self.graphs[guardrail.name]
+            scale = guardrail.scale
+
+            def scaled(points: list[tuple[float, float | None]],
+                       factor: float = scale) -> list[tuple[float, float | None]]:
+                return [(ts, None if v is None else v * factor) for ts, v in points]
+
+            limits = [v for _, v in self._samples.get(f"{guardrail.name}/limit", []) if v]
+            limit = limits[-1] * scale if limits else (
+                guardrail.max * scale if guardrail.max is not None else None)
+            graph.set_series(guardrail.name, guardrail.unit,
+                             scaled(self._samples.get(f"{guardrail.name}/canary", [])),
+                             scaled(self._samples.get(f"{guardrail.name}/baseline", [])),
+                             limit)
+
+    # --- the commander's loop --------------------------------------------------------------------
+
+    def _start_commander(self) -> None:
+        self._startup()
+
+    @work(thread=True, group="canary-action", exit_on_error=False)
+    def _startup(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        engine.reconcile()
+        # The rollback preflight runs by itself when the console opens (DESIGN.md).
+        if not engine.state.rolled_back and not engine.state.closed:
+            engine.preflight()
+        self.call_from_thread(self._poll)
+
+    @work(thread=True, group="metrics-poll", exit_on_error=False)
+    def _poll(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        lost = False
+        try:
+            result = engine.poll()
+            readings = [r.to_payload() for r in result.readings or engine.last_stable_readings]
+        finally:
+            if self.lease is not None:
+                lost = not engine.store.heartbeat(self.lease)
+        self.post_message(self.PollDone(readings, lost))
+
+    @on(PollDone)
+    def _on_poll_done(self, message: PollDone) -> None:
+        if message.readings:
+            self._readings = message.readings
+        if message.lost_lease:
+            self._lose_command()
+            return
+        if self.live and self.mode == COMMANDER:
+            self.set_timer(self.config.monitoring.poll_interval_s, self._poll)
+
+    def _lose_command(self) -> None:
+        holder = self._lease_seen.user if self._lease_seen else "another commander"
+        self.mode = WATCHING
+        self.engine = None
+        self.refresh_bindings()
+        self._render_header()
+        self._render_panes()
+        self.notify(f"Command was taken over by {holder}: this console is now WATCHING.",
+                    severity="error", timeout=30)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, policy.Refused):
+            self.notify(str(error), severity="warning", timeout=10)
+        else:
+            self.notify(f"{event.worker.group}: {type(error).__name__}: {error}",
+                        severity="error", timeout=20)
+        if event.worker.group == "metrics-poll" and self.live and self.mode == COMMANDER:
+            self.set_timer(self.config.monitoring.poll_interval_s, self._poll)
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    def action_advance(self) -> None:
+        from console.screens.confirm import ConfirmModal
+        from console.screens.forms import BlockToOverride, OverrideModal
+
+        state = self.state
+        blocks = self._blocks()
+        fixed = [b for b in blocks if not b.overridable]
+        if fixed:
+            self.notify(f"Cannot advance: {fixed[0].words}", severity="warning", timeout=8)
+            return
+        stage = state.next_stage
+        if stage is None:
+            return
+        title = f"Advance canary {state.canary_percent}% → {stage.percent}%?"
+        if blocks:
+            modal = OverrideModal(
+                f"{title} Blocked — override each block with a reason:",
+                [BlockToOverride(b.code, b.words) for b in blocks])
+
+            def overridden(reasons: dict[str, str] | None) -> None:
+                if reasons:
+                    self._run_action("advance", reasons)
+
+            self.push_screen(modal, overridden)
+            return
+        lines = [f"Service {state.service}: {state.to_version} gets {stage.percent}% of traffic.",
+                 f"Minimum hold at {stage.percent}%: {stage.hold_s:g}s."]
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._run_action("advance", {})
+
+        self.push_screen(ConfirmModal(title, lines, f"advance to {stage.percent}%"), confirmed)
+
+    def action_immediate(self) -> None:
+        from console.screens.forms import BlockToOverride, OverrideModal
+
+        blocks = policy.immediate_blocks(self.state, self._now())
+        fixed = [b for b in blocks if not b.overridable]
+        if fixed:
+            self.notify(f"Cannot go to 100%: {fixed[0].words}", severity="warning", timeout=8)
+            return
+        modal = OverrideModal(
+            "⚠ 100% IMMEDIATELY — skips the remaining stages (seed 000: only for active "
+            "exfiltration or an immediate regulatory deadline)",
+            [BlockToOverride(b.code, b.words) for b in blocks], loud=True,
+            extra_reason="Why must this ship to 100% now?")
+
+        def chosen(reasons: dict[str, str] | None) -> None:
+            if reasons:
+                reason = reasons.pop("main", "")
+                self._run_action("immediate", reasons, reason)
+
+        self.push_screen(modal, chosen)
+
+    def action_abort(self) -> None:
+        from console.screens.confirm import ConfirmModal
+
+        state = self.state
+        blocks = policy.abort_blocks(state)
+        if blocks:
+            self.notify(f"Cannot abort: {blocks[0].words}", severity="warning", timeout=8)
+            return
+        lines = [f"Canary weight {state.canary_percent}% → 0%: all traffic back to "
+                 f"{state.from_version}.",
+                 "This is not a rollback: the deploy spec stays on "
+                 f"{state.to_version}. Press R for a verified rollback."]
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._run_action("abort")
+
+        self.push_screen(ConfirmModal(f"Abort the canary of {state.service}?", lines,
+                                      "abort to 0%"), confirmed)
+
+    def action_rollback(self) -> None:
+        from console.screens.confirm import ConfirmRollbackModal
+
+        state = self.state
+        blocks = policy.rollback_blocks(state)
+        if blocks:
+            self.notify(f"Cannot roll back: {blocks[0].words}", severity="warning", timeout=8)
+            return
+        modal = ConfirmRollbackModal(
+            service=state.service, target=state.rollback_target,
+            from_version=state.to_version, weight=state.canary_percent,
+            hold_s=self.config.rollback.verification_hold_s,
+            guardrails=[g.name for g in self.config.guardrails],
+            deployer_kind=self.config.deploy.kind)
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._run_rollback()
+            else:
+                self.notify("Rollback cancelled.", timeout=4)
+
+        self.push_screen(modal, confirmed)
+
+    def action_note(self) -> None:
+        from console.screens.forms import NoteModal
+
+        def save(text: str | None) -> None:
+            if text:
+                self._run_action("note", text)
+
+        self.push_screen(NoteModal(), save)
+
+    def action_ack_checklist(self) -> None:
+        from console.screens.confirm import ConfirmModal
+
+        state = self.state
+        if state.checklist_acked:
+            self.notify("The compatibility checklist is already acknowledged.", timeout=4)
+            return
+        lines = ["Before the first stage, confirm that going back is safe (seed 002):", ""]
+        lines += [f"  • {item}" for item in state.compatibility_checklist]
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._run_action("ack")
+
+        self.push_screen(ConfirmModal("Rollback compatibility checklist", lines,
+                                      "I confirm each item"), confirmed)
+
+    def action_preflight(self) -> None:
+        self._run_action("preflight")
+
+    def action_close_incident(self) -> None:
+        from console.screens.forms import ReasonModal
+
+        open_items = self.state.checklist_open if self.state.checklist_active else []
+        prompt = ("Why close now? Open checklist items will be recorded as waived: "
+                  + "; ".join(open_items)) if open_items else "Closing note (optional):"
+
+        def save(reason: str | None) -> None:
+            if reason is not None:
+                self._run_action("close", reason)
+
+        self.push_screen(ReasonModal("Close the incident", prompt, required=bool(open_items)),
+                         save)
+
+    def action_detail(self) -> None:
+        from console.screens.info import GuardrailDetailModal
+
+        self.push_screen(GuardrailDetailModal(list(self._readings)))
+
+    def action_help(self) -> None:
+        from console.screens.info import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_export(self) -> None:
+        self._export_pir()
+
+    @on(ChecklistPane.ItemChosen)
+    def _checklist_item(self, message: ChecklistPane.ItemChosen) -> None:
+        from console.screens.forms import ReasonModal
+
+        if self.mode != COMMANDER:
+            return
+        item, result = message.item, message.result
+
+        def save(detail: str | None) -> None:
+            if detail is not None:
+                self._run_action("gate", item, result, detail)
+
+        required = result == "waived"
+        self.push_screen(ReasonModal(f"{item}: {result}",
+                                     "Why is it waived?" if required else
+                                     "Result detail (optional: a link, a figure):",
+                                     required=required), save)
+
+    @work(thread=True, group="canary-action", exit_on_error=False)
+    def _run_action(self, name: str, *args: Any) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        if name == "advance":
+            engine.advance(args[0])
+        elif name == "immediate":
+            engine.immediate(args[1], args[0])
+        elif name == "abort":
+            engine.abort()
+        elif name == "note":
+            engine.note(args[0])
+        elif name == "ack":
+            engine.acknowledge_checklist()
+        elif name == "preflight":
+            engine.preflight()
+        elif name == "gate":
+            engine.record_gate(args[0], args[1], args[2])
+        elif name == "close":
+            engine.close_incident(args[0])
+
+    @work(thread=True, group="rollback", exit_on_error=False)
+    def _run_rollback(self) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.request_rollback("commander pressed R")
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export_pir(self) -> None:
+        from console.export import render
+
+        reader = Store(self.store_path, readonly=True)
+        try:
+            events = reader.require_events(self.incident_id)
+            samples = {name: reader.samples(self.incident_id, name)
+                       for name in reader.series_names(self.incident_id)}
+        finally:
+            reader.close()
+        text = render("pir", events, config=self.config, samples=samples, now=self._now())
+        path = _export_path(self.export_dir, self.incident_id, self._now())
+        path.write_text(text, encoding="utf-8")
+        self._last_export = path
+        self.call_from_thread(self.notify, f"PIR written to {path}", title="Exported",
+                              timeout=20)
+
+    def on_unmount(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                self._reader.close()
+
+
+def _copy_state(state: IncidentState) -> IncidentState:
+    """A snapshot the UI thread can own while the worker keeps folding into the original."""
+    from dataclasses import fields, replace
+
+    values: dict[str, Any] = {}
+    for item in fields(state):
+        value = getattr(state, item.name)
+        if isinstance(value, list):
+            values[item.name] = list(value)
+        elif isinstance(value, dict):
+            values[item.name] = dict(value)
+    return replace(state, **values)
+
+
+def _css_id(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name).lower()
+
+
+def _export_path(export_dir: Path | None, incident_id: int, now: datetime) -> Path:
+    """Next to the commander (the working directory) when writable, else the data dir."""
+    import os
+
+    from console import paths
+
+    name = f"{format_incident_id(incident_id)}-PIR-{now.strftime('%Y%m%dT%H%M%SZ')}.md"
+    if export_dir is not None:
+        return export_dir / name
+    cwd = Path.cwd()
+    if os.access(cwd, os.W_OK):
+        return cwd / name
+    return paths.data_dir() / name
+
+
+@dataclass
+class AppOptions:
+    """What the launcher decided: for tests that build the app the same way."""
+
+    live: bool = True
+    export_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_app(config: Config, store_path: Path, incident_id: int, clock: Clock, *,
+             engine: Engine | None = None, lease: Lease | None = None,
+             options: AppOptions | None = None) -> WarroomApp:
+    """The one app factory: the CLI, the tests and the snapshot apps all build it here."""
+    options = options or AppOptions()
+    return WarroomApp(store_path=store_path, incident_id=incident_id, config=config, clock=clock,
+                      engine=engine, lease=lease, live=options.live,
+                      export_dir=options.export_dir)

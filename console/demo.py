@@ -1,0 +1,121 @@
+"""`warroom demo`: seed 000's story on the simulator, so a newcomer sees the whole cycle.
+
+A P0 security emergency — PII exposed by an internal API — shipping the redaction hotfix
+v1.4.2 → v1.4.3 with the canary compressed and the change window bypassed. Holds are tens of
+seconds so the cycle takes about three minutes; simulated approvers sign off within 15 seconds
+(recorded as simulated, never as direct). With ``--db PATH`` an open demo incident in PATH is
+resumed instead of declaring another.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from console import policy
+from console.config import Config
+from console.model import Kind
+from console.state import IncidentState, fold
+from console.store import Store
+
+DEMO_SERVICE = "redaction-api"
+DEMO_TITLE = "Internal API exposes PII in agent responses"
+#: The simulated people on the demo's roster, by role.
+DEMO_APPROVERS = {"security-lead": "priya", "platform-lead": "marco"}
+
+
+def demo_config(base: Config, scenario: str, fast: bool = False) -> Config:
+    """The demo's settings: the simulator everywhere, short holds, guardrails on sim metrics."""
+    hold = (lambda s: s / 10) if fast else (lambda s: s)
+    raw: dict[str, Any] = {
+        "store": base.store.model_dump(),
+        "roster": {**{role: [user] for role, user in DEMO_APPROVERS.items()}, **base.roster},
+        "canary": {
+            "default_plan": "demo",
+            "plans": {"demo": {"stages": [
+                {"percent": 1, "hold_s": hold(20)},
+                {"percent": 10, "hold_s": hold(30)},
+                {"percent": 50, "hold_s": hold(30)},
+                {"percent": 100, "hold_s": 0},
+            ]}},
+        },
+        "monitoring": {"poll_interval_s": 0.5 if fast else 2.0, "graph_window_s": 240},
+        "rollback": {"verification_hold_s": hold(15), "verify_timeout_s": 120},
+        "scenarios": {"mission_critical": ["agent-responses", "login"]},
+        "metrics": {"kind": "sim", "scenario": scenario, "seed": 7, "bad_from_percent": 10},
+        "traffic": {"kind": "sim"},
+        "deploy": {"kind": "sim", "rollback_seconds": hold(6)},
+        "guardrails": [
+            {
+                "name": "error-ratio",
+                "query": 'sim:error_ratio{service="$service", track="$track"}',
+                "unit": "%", "scale": 100, "max": 0.02,
+                "evidence_query": 'sim:requests{service="$service", track="$track"}',
+                "min_evidence": 20, "consecutive": 8, "on_breach": "rollback",
+            },
+            {
+                "name": "p99-latency",
+                "query": 'sim:latency_p99_seconds{service="$service", track="$track"}',
+                "unit": "s", "max": 1.0, "max_ratio_to_baseline": 2.0,
+                "evidence_query": 'sim:requests{service="$service", track="$track"}',
+                "min_evidence": 20, "consecutive": 5, "on_breach": "hold",
+            },
+        ],
+    }
+    return Config.model_validate(raw)
+
+
+def find_open_demo(store: Store) -> int | None:
+    """The newest open demo incident in the store, if any."""
+    for incident_id in reversed(store.incident_ids()):
+        state = fold(store.events(incident_id))
+        if state.simulated and not state.closed and state.rollback_status not in (
+                "verified",) and not (state.promoted and not state.checklist_open):
+            return incident_id
+    return None
+
+
+def declare_demo(store: Store, config: Config, commander: str) -> int:
+    payload = policy.declaration(
+        config, title=DEMO_TITLE, priority="P0", category="security", service=DEMO_SERVICE,
+        from_version="v1.4.2", to_version="v1.4.3",
+        bypass_specs=[
+            "canary=PII exposure is ongoing; a multi-day canary cannot match::Compressed canary "
+            "1% → 10% → 50% → 100% with intensive monitoring",
+            "change-window=22:00 local, outside the change window; the harm is ongoing",
+        ],
+        affects=["agent-responses"], commander=commander, simulated=True,
+    )
+    return store.create_incident(commander, payload)[0].incident_id
+
+
+def start_simulated_approvers(store: Store, incident_id: int, state: IncidentState,
+                              stop: threading.Event, seed: int = 7,
+                              max_delay_s: float = 15.0) -> threading.Thread | None:
+    """Sign off the missing roles within ``max_delay_s``, each recorded as simulated."""
+    missing = [role for role in state.missing_roles if role in DEMO_APPROVERS]
+    if not missing:
+        return None
+    rng = random.Random(seed)
+    delays = sorted(rng.uniform(max_delay_s / 3, max_delay_s) for _ in missing)
+
+    def run() -> None:
+        waited = 0.0
+        for role, delay in zip(missing, delays, strict=True):
+            if stop.wait(delay - waited):
+                return
+            waited = delay
+            current = fold(store.events(incident_id))
+            if role in current.current_approvals() or current.closed:
+                continue
+            user = DEMO_APPROVERS[role]
+            store.append(incident_id, Kind.APPROVED, f"{user} (simulated)", {
+                "role": role, "user": user, "kind": "simulated",
+                "version": current.to_version,
+                "note": "simulated approver of the demo",
+            })
+
+    thread = threading.Thread(target=run, name="simulated-approvers", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,484 @@
+"""The commander's actions and the guardrail loop, with no Textual import.
+
+Every action is journalled: a ``*_requested`` event before the adapter call, a result event
+after it, so a crash in between is visible and reconciled on the next start. The state is always
+the fold of the store's events (``refresh``); the engine keeps no second copy of the truth.
+
+All methods may block on adapters: the console calls them from worker threads. A lock serialises
+what the engine writes, so the poll loop and a key press cannot interleave a check and its
+journal entry; adapter calls themselves run outside the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from adapters.base import AdapterError, Clock, Deployer, MetricsSource, TrafficController
+from console import policy
+from console.config import Config
+from console.guardrails import BreachTracker, GuardrailReading, evaluate_all
+from console.model import SYSTEM_ACTOR, Event, Kind, format_duration
+from console.state import IncidentState, fold
+from console.store import Store
+
+
+class ActionRefused(policy.Refused):
+    """An action the rules refuse right now; ``str()`` says why in words."""
+
+
+@dataclass
+class Adapters:
+    """The integrations one incident is run with."""
+
+    metrics: MetricsSource
+    traffic: TrafficController
+    deployer: Deployer
+    #: Stops what the adapters started (the simulator's exporter, HTTP clients).
+    on_close: Callable[[], None] | None = None
+
+
+@dataclass
+class PollResult:
+    """What one poll cycle saw (for the commander's screen and the detail view)."""
+
+    readings: list[GuardrailReading] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    error: str = ""
+
+
+def _adapter_error(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    text = " ".join(text.split())
+    return text[:300]
+
+
+class Engine:
+    """Runs one incident: the canary state machine, guardrails, rollback and its verification."""
+
+    def __init__(self, store: Store, incident_id: int, config: Config, adapters: Adapters,
+                 clock: Clock, actor: str) -> None:
+        self.store = store
+        self.incident_id = incident_id
+        self.config = config
+        self.adapters = adapters
+        self.clock = clock
+        self.actor = actor
+        self._lock = threading.RLock()
+        self._state = IncidentState()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="guardrail")
+        self.tracker = BreachTracker(config.guardrails)
+        self.last_readings: list[GuardrailReading] = []
+        self.last_stable_readings: list[GuardrailReading] = []
+        self._verify_healthy_since: datetime | None = None
+        self.refresh()
+        for guardrail in self._state.guardrails.values():
+            self.tracker.restore(guardrail.name, guardrail.status, guardrail.breaches)
+
+    # --- state -----------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> IncidentState:
+        return self._state
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def refresh(self) -> list[Event]:
+        """Fold the events appended since the last refresh (by anyone); returns them."""
+        with self._lock:
+            new = self.store.events(self.incident_id, after_id=self._state.last_event_id)
+            fold(new, self._state)
+            return new
+
+    def _append(self, kind: str, payload: dict[str, Any], actor: str | None = None) -> Event:
+        with self._lock:
+            event = self.store.append(self.incident_id, kind, actor or self.actor, payload,
+                                      ts=self.now())
+            self.refresh()
+            return event
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.adapters.on_close is not None:
+            self.adapters.on_close()
+
+    # --- what blocks what ------------------------------------------------------------------------
+
+    def advance_blocks(self) -> list[policy.Block]:
+        return policy.advance_blocks(self._state, self.now())
+
+    def immediate_blocks(self) -> list[policy.Block]:
+        return policy.immediate_blocks(self._state, self.now())
+
+    # --- notes, checklists -----------------------------------------------------------------------
+
+    def note(self, text: str) -> Event:
+        if not text.strip():
+            raise ActionRefused("the note is empty")
+        return self._append(Kind.NOTE, {"text": text})
+
+    def acknowledge_checklist(self) -> Event:
+        with self._lock:
+            if self._state.checklist_acked:
+                raise ActionRefused("the compatibility checklist is already acknowledged")
+            return self._append(Kind.CHECKLIST_ACKED,
+                                {"items": list(self._state.compatibility_checklist)})
+
+    def record_gate(self, item: str, result: str, detail: str = "") -> Event:
+        with self._lock:
+            if not self._state.checklist_active:
+                raise ActionRefused("the post-emergency checklist opens after 100% or a "
+                                    "verified rollback")
+            if item not in self._state.post_checklist():
+                raise ActionRefused(f"not an item of the checklist: {item}")
+            if result not in ("passed", "failed", "waived"):
+                raise ActionRefused(f"result must be passed, failed or waived, not {result}")
+            if result == "waived" and len(detail.strip()) < 8:
+                raise ActionRefused("a waived item needs a specific reason")
+            return self._append(Kind.GATE_RECORDED, {"item": item, "result": result,
+                                                     "detail": detail})
+
+    def close_incident(self, reason: str) -> Event:
+        with self._lock:
+            state = self._state
+            if state.closed:
+                raise ActionRefused("the incident is already closed")
+            open_items = state.checklist_open if state.checklist_active else []
+            if state.rollback_active:
+                raise ActionRefused("a rollback is still running")
+            if open_items and len(reason.strip()) < 8:
+                raise ActionRefused(f"{len(open_items)} checklist item(s) are open: close with a "
+                                    "reason that waives them")
+            return self._append(Kind.CLOSED, {"reason": reason.strip() or "all items done",
+                                              "waived_items": open_items})
+
+    # --- rollback preflight ----------------------------------------------------------------------
+
+    def preflight(self) -> Event:
+        """Check that a rollback to the stable version can run (read-only on the deployer)."""
+        target = self._state.rollback_target
+        if not target:
+            raise ActionRefused("no rollback target is known")
+        self._append(Kind.PREFLIGHT_REQUESTED, {"target": target}, actor=SYSTEM_ACTOR)
+        try:
+            result = self.adapters.deployer.preflight_rollback(target)
+        except Exception as error:  # an adapter fault is a failed preflight, in words
+            return self._append(Kind.PREFLIGHT_FAILED,
+                                {"target": target, "checks": [],
+                                 "detail": f"preflight could not run: {_adapter_error(error)}"},
+                                actor=SYSTEM_ACTOR)
+        checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks]
+        failed = [c for c in result.checks if not c.ok]
+        detail = result.detail or ("; ".join(f"{c.name}: {c.detail}".rstrip(": ")
+                                             for c in failed) if failed else "all checks passed")
+        kind = Kind.PREFLIGHT_PASSED if result.ok else Kind.PREFLIGHT_FAILED
+        return self._append(kind, {"target": target, "checks": checks, "detail": detail},
+                            actor=SYSTEM_ACTOR)
+
+    # --- the canary ------------------------------------------------------------------------------
+
+    def advance(self, overrides: dict[str, str] | None = None) -> Event:
+        """Move to the next stage; every block must be overridden with a reason."""
+        with self._lock:
+            self.refresh()
+            state = self._state
+            stage = state.next_stage
+            records = policy.check_overrides(self.advance_blocks(), overrides or {})
+            assert stage is not None  # a missing next stage is a non-overridable block
+            request = self._append(Kind.WEIGHT_REQUESTED, {
+                "from_percent": state.canary_percent, "to_percent": stage.percent,
+                "stage_index": stage.index, "action": "advance", "overrides": records,
+            })
+        return self._set_weight(stage.percent, stage.index, "advance", request)
+
+    def immediate(self, reason: str, overrides: dict[str, str] | None = None) -> Event:
+        """The loudly marked "100% now" (seed 000: for the rarest cases); needs a reason."""
+        if len(reason.strip()) < 8:
+            raise ActionRefused("100% immediately needs a specific reason (seed 000: active "
+                                "exfiltration, an immediate regulatory deadline)")
+        with self._lock:
+            self.refresh()
+            state = self._state
+            if state.promoted:
+                raise ActionRefused("the canary is already at 100%")
+            records = policy.check_overrides(self.immediate_blocks(), overrides or {})
+            final = state.plan[-1] if state.plan else None
+            index = final.index if final else 0
+            request = self._append(Kind.WEIGHT_REQUESTED, {
+                "from_percent": state.canary_percent, "to_percent": 100, "stage_index": index,
+                "action": "immediate", "reason": reason.strip(), "overrides": records,
+            })
+        return self._set_weight(100, index, "immediate", request)
+
+    def abort(self, reason: str = "") -> Event:
+        """Send all traffic back to the stable track (weight 0); not a rollback."""
+        with self._lock:
+            self.refresh()
+            blocks = policy.abort_blocks(self._state)
+            if blocks:
+                raise ActionRefused(f"cannot abort: {blocks[0].words}")
+            request = self._append(Kind.WEIGHT_REQUESTED, {
+                "from_percent": self._state.canary_percent, "to_percent": 0, "stage_index": -1,
+                "action": "abort", "reason": reason,
+            })
+        return self._set_weight(0, -1, "abort", request)
+
+    def _set_weight(self, percent: int, stage_index: int, action: str, request: Event) -> Event:
+        try:
+            self.adapters.traffic.set_weight(percent)
+        except Exception as error:
+            return self._append(Kind.WEIGHT_FAILED, {
+                "percent": percent, "stage_index": stage_index, "action": action,
+                "error": _adapter_error(error), "request_id": request.id,
+            })
+        reported: int | None
+        try:
+            reported = self.adapters.traffic.current_weight()
+        except Exception:
+            reported = None  # the set call succeeded; a failed read-back is noted, not fatal
+        return self._append(Kind.WEIGHT_SET, {
+            "percent": percent, "stage_index": stage_index, "action": action,
+            "reported": reported, "request_id": request.id,
+        })
+
+    # --- rollback --------------------------------------------------------------------------------
+
+    def request_rollback(self, reason: str, automatic: bool = False) -> Event:
+        """Journal the rollback, call the deployer, set the weight to 0; verification follows
+        in :meth:`poll`."""
+        with self._lock:
+            self.refresh()
+            blocks = policy.rollback_blocks(self._state)
+            if blocks:
+                raise ActionRefused(f"cannot roll back: {blocks[0].words}")
+            state = self._state
+            target = state.rollback_target
+            self._verify_healthy_since = None
+            request = self._append(Kind.ROLLBACK_REQUESTED, {
+                "target": target, "from_version": state.to_version,
+                "weight": state.canary_percent, "automatic": automatic,
+                "reason": reason or ("sustained guardrail breach" if automatic else "commander"),
+            }, actor=SYSTEM_ACTOR if automatic else self.actor)
+        self._execute_rollback(target)
+        return request
+
+    def _execute_rollback(self, target: str) -> None:
+        def progress(message: str) -> None:
+            self._append(Kind.ROLLBACK_PROGRESS, {"target": target, "message": message[:300]},
+                         actor=SYSTEM_ACTOR)
+
+        try:
+            detail = self.adapters.deployer.rollback(target, progress)
+        except Exception as error:
+            self._append(Kind.ROLLBACK_FAILED, {"target": target,
+                                                "error": _adapter_error(error)},
+                         actor=SYSTEM_ACTOR)
+            return
+        self._append(Kind.ROLLBACK_STARTED, {"target": target, "detail": str(detail)[:300]},
+                     actor=SYSTEM_ACTOR)
+        # The canary must carry no traffic, whatever the deployer did.
+        previous = self._state.canary_percent
+        try:
+            self.adapters.traffic.set_weight(0)
+        except Exception as error:
+            self._append(Kind.WEIGHT_FAILED, {"percent": 0, "stage_index": -1,
+                                              "action": "rollback",
+                                              "error": _adapter_error(error)},
+                         actor=SYSTEM_ACTOR)
+        else:
+            if previous != 0:
+                self._append(Kind.WEIGHT_SET, {"percent": 0, "stage_index": -1,
+                                               "action": "rollback"}, actor=SYSTEM_ACTOR)
+
+    def _verify(self, now: datetime) -> None:
+        """One step of rollback verification, run by each poll while a rollback is active."""
+        state = self._state
+        target = state.rollback_target
+        hold = self.config.rollback.verification_hold_s
+        if state.rollback_status == "requested":
+            return  # the adapter call is still under way (or crashed: see reconcile)
+        if state.rollback_completed_ts is None:
+            requested = state.rollback_requested_ts or now
+            try:
+                live = self.adapters.deployer.current_version()
+            except Exception as error:
+                live, error_text = None, _adapter_error(error)
+            else:
+                error_text = ""
+            if live == target:
+                self._append(Kind.ROLLBACK_COMPLETED, {"target": target, "version": live},
+                             actor=SYSTEM_ACTOR)
+                self._append(Kind.VERIFICATION_STARTED, {"target": target, "hold_s": hold},
+                             actor=SYSTEM_ACTOR)
+                self._verify_healthy_since = None
+                return
+            waited = (now - requested).total_seconds()
+            if waited > self.config.rollback.verify_timeout_s:
+                seen = f"still reports {live}" if live else f"could not be read ({error_text})"
+                self._not_verified(target, f"after {format_duration(waited)} the deployer "
+                                           f"{seen}, not {target}", [
+                                               {"name": f"deployer reports {target}",
+                                                "ok": False, "detail": live or error_text}])
+            return
+        # The target is live: the weight must read 0 and guardrails hold on the stable track.
+        checks: list[dict[str, Any]] = [{"name": f"deployer reports {target}", "ok": True,
+                                         "detail": target}]
+        try:
+            weight = self.adapters.traffic.current_weight()
+        except Exception as error:
+            self._not_verified(target, f"canary weight could not be read: "
+                                       f"{_adapter_error(error)}", checks)
+            return
+        checks.append({"name": "canary weight 0%", "ok": weight == 0, "detail": f"{weight}%"})
+        if weight != 0:
+            self._not_verified(target, f"canary weight reads {weight}%, not 0%", checks)
+            return
+        readings = evaluate_all(self.adapters.metrics, self.config.guardrails, state.service,
+                                now, self._max_age_s(), mode="stable", executor=self._pool,
+                                timeout_s=self._query_timeout_s())
+        self.last_stable_readings = readings
+        bad = [r for r in readings if r.status != "healthy"]
+        if bad:
+            reason = "; ".join(f"{r.name} on the stable track: {r.detail}" for r in bad)
+            checks.append({"name": "guardrails healthy on the stable track", "ok": False,
+                           "detail": reason})
+            self._not_verified(target, reason, checks)
+            return
+        completed = state.rollback_completed_ts or now
+        held = (now - completed).total_seconds()
+        if held >= hold:
+            checks.append({"name": f"guardrails healthy on the stable track for "
+                                   f"{format_duration(hold)}", "ok": True,
+                           "detail": ", ".join(r.name for r in readings) or "no guardrails"})
+            self._append(Kind.ROLLBACK_VERIFIED, {"target": target, "checks": checks},
+                         actor=SYSTEM_ACTOR)
+
+    def _not_verified(self, target: str, reason: str, checks: list[dict[str, Any]]) -> None:
+        self._append(Kind.ROLLBACK_NOT_VERIFIED, {"target": target, "reason": reason,
+                                                  "checks": checks}, actor=SYSTEM_ACTOR)
+
+    # --- the guardrail loop ----------------------------------------------------------------------
+
+    def _max_age_s(self) -> float:
+        # Data older than two poll intervals cannot be trusted (and never less than 10 s).
+        return max(10.0, 2 * self.config.monitoring.poll_interval_s)
+
+    def _query_timeout_s(self) -> float:
+        return max(1.0, self.config.monitoring.poll_interval_s * 2)
+
+    def poll(self) -> PollResult:
+        """One guardrail cycle: evaluate, record samples and status changes, act on sustained
+        breaches, advance rollback verification. Never raises for adapter failures."""
+        result = PollResult()
+        now = self.now()
+        self.refresh()
+        state = self._state
+        if state.closed:
+            return result
+        if state.rollback_active:
+            self._verify(now)
+            return result
+        if not self.config.guardrails:
+            return result
+        mode_live = state.canary_percent > 0 and not state.rolled_back
+        readings = evaluate_all(self.adapters.metrics, self.config.guardrails, state.service,
+                                now, self._max_age_s(), mode="canary", executor=self._pool,
+                                timeout_s=self._query_timeout_s())
+        result.readings = readings
+        self.last_readings = readings
+        ts = now.timestamp()
+        samples: list[tuple[str, float, float | None]] = []
+        for reading in readings:
+            samples.append((f"{reading.name}/baseline", ts, reading.baseline))
+            if mode_live:
+                samples.append((f"{reading.name}/canary", ts, reading.canary))
+                samples.append((f"{reading.name}/limit", ts, reading.limit))
+        self.store.add_samples(self.incident_id, samples)
+        if not mode_live:
+            return result  # no canary traffic: nothing to judge, no status to record
+        for transition in self.tracker.update(readings):
+            payload = transition.to_payload()
+            payload["on_breach"] = self._on_breach(transition.name)
+            result.events.append(self._append(Kind.GUARDRAIL_CHANGED, payload,
+                                              actor=SYSTEM_ACTOR))
+        for reading in readings:
+            # A breach count that moved without a status change is still worth a line (2/3, ...)
+            known = state.guardrails.get(reading.name)
+            count = self.tracker.breaches(reading.name)
+            if (reading.status == "breach" and known is not None and known.status == "breach"
+                    and known.breaches != count):
+                payload = {"name": reading.name, "status": "breach", "previous": "breach",
+                           "breaches": count, "consecutive": self.tracker.consecutive(reading.name),
+                           "detail": reading.detail, "canary": reading.canary,
+                           "baseline": reading.baseline, "limit": reading.limit,
+                           "on_breach": self._on_breach(reading.name), "sustained": False}
+                result.events.append(self._append(Kind.GUARDRAIL_CHANGED, payload,
+                                                  actor=SYSTEM_ACTOR))
+        for event in list(result.events):
+            if event.payload.get("sustained"):
+                self._act_on_breach(event.payload["name"], int(event.payload["breaches"]))
+        return result
+
+    def _on_breach(self, name: str) -> str:
+        for guardrail in self.config.guardrails:
+            if guardrail.name == name:
+                return guardrail.on_breach
+        return "hold"
+
+    def _act_on_breach(self, name: str, breaches: int) -> None:
+        action = self._on_breach(name)
+        self._append(Kind.GUARDRAIL_ACTION, {"name": name, "action": action,
+                                             "breaches": breaches}, actor=SYSTEM_ACTOR)
+        if action == "rollback" and not self._state.rolled_back:
+            # Already rolling back or closed: the timeline shows why; nothing more to do.
+            with contextlib.suppress(policy.Refused):
+                self.request_rollback(f"sustained breach of {name} ({breaches} in a row)",
+                                      automatic=True)
+
+    # --- start-up --------------------------------------------------------------------------------
+
+    def reconcile(self) -> list[Event]:
+        """Settle journalled requests that have no outcome (a crash mid-action)."""
+        events: list[Event] = []
+        state = self._state
+        pending = state.pending_weight
+        if pending is not None:
+            try:
+                reported = self.adapters.traffic.current_weight()
+            except AdapterError as error:
+                events.append(self._append(Kind.WEIGHT_FAILED, {
+                    "percent": pending.payload.get("to_percent", 0), "stage_index": -1,
+                    "action": pending.payload.get("action", "advance"),
+                    "error": f"unknown outcome after a restart; weight unreadable: "
+                             f"{_adapter_error(error)}", "request_id": pending.event_id}))
+            else:
+                wanted = int(pending.payload.get("to_percent", 0))
+                events.append(self._append(Kind.RECONCILED, {
+                    "request_kind": pending.kind, "request_id": pending.event_id,
+                    "outcome": "applied" if reported == wanted else "not applied",
+                    "detail": f"traffic reports {reported}%"}, actor=SYSTEM_ACTOR))
+                if reported == wanted:
+                    events.append(self._append(Kind.WEIGHT_SET, {
+                        "percent": reported, "stage_index": pending.payload.get("stage_index", -1),
+                        "action": pending.payload.get("action", "advance"), "reported": reported,
+                        "request_id": pending.event_id}, actor=SYSTEM_ACTOR))
+                else:
+                    events.append(self._append(Kind.WEIGHT_FAILED, {
+                        "percent": wanted, "stage_index": -1,
+                        "action": pending.payload.get("action", "advance"),
+                        "error": f"not applied before the restart (traffic reports {reported}%)",
+                        "request_id": pending.event_id}, actor=SYSTEM_ACTOR))
+        if self._state.rollback_status == "requested":
+            # The deployer call may or may not have happened: rolling back again is safe.
+            events.append(self._append(Kind.RECONCILED, {
+                "request_kind": Kind.ROLLBACK_REQUESTED, "request_id": 0,
+                "outcome": "re-issued", "detail": "rollback had no outcome before the restart"},
+                actor=SYSTEM_ACTOR))
+            self._execute_rollback(self._state.rollback_target)
+        return events

@@ -1,0 +1,156 @@
+"""Modals that take typed text: notes, reasons for overrides, "100% now", waivers, closing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+MIN_REASON = 8
+
+FORM_CSS = """
+{name} {{
+    align: center middle;
+}}
+{name} > Vertical {{
+    width: 80;
+    max-width: 100%;
+    height: auto;
+    max-height: 100%;
+    border: thick $accent;
+    background: $surface;
+    padding: 0 1;
+}}
+{name} .form--title {{
+    text-style: bold;
+}}
+{name} .form--hint {{
+    color: $text-muted;
+}}
+{name} .form--error {{
+    color: $error;
+    text-style: bold;
+}}
+{name}.-loud > Vertical {{
+    border: thick $error;
+}}
+{name}.-loud .form--title {{
+    background: $error;
+    color: $text;
+}}
+"""
+
+
+class NoteModal(ModalScreen[str | None]):
+    """A note for the timeline; Enter saves, Escape cancels."""
+
+    DEFAULT_CSS = FORM_CSS.format(name="NoteModal")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Add a note to the timeline", classes="form--title")
+            yield Input(placeholder="what happened, who said what…", id="note")
+            yield Static("Enter = save    Escape = cancel", classes="form--hint")
+
+    @on(Input.Submitted)
+    def _save(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.dismiss(text or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class BlockToOverride:
+    code: str
+    words: str
+
+
+class OverrideModal(ModalScreen[dict[str, str] | None]):
+    """Advance despite blocks: each needs its own typed reason, which becomes an event."""
+
+    DEFAULT_CSS = FORM_CSS.format(name="OverrideModal")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, blocks: list[BlockToOverride], *, loud: bool = False,
+                 extra_reason: str | None = None) -> None:
+        super().__init__(classes="-loud" if loud else "")
+        self._title = title
+        self._blocks = blocks
+        self._extra_reason = extra_reason
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Content(self._title), classes="form--title")
+            with VerticalScroll():
+                if self._extra_reason is not None:
+                    yield Label(Content(self._extra_reason))
+                    yield Input(placeholder="a specific reason (recorded)", id="reason-main")
+                for block in self._blocks:
+                    yield Label(Content(f"OVERRIDE: {block.words}"))
+                    yield Input(placeholder="why it is safe to proceed anyway (recorded)",
+                                id=f"reason-{block.code}")
+            yield Static("", classes="form--error", id="error")
+            yield Static("Enter = next / proceed    Escape = cancel", classes="form--hint")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        inputs = list(self.query(Input))
+        index = inputs.index(event.input)
+        if index + 1 < len(inputs) and not inputs[index + 1].value.strip():
+            inputs[index + 1].focus()
+            return
+        reasons: dict[str, str] = {}
+        for field in inputs:
+            value = field.value.strip()
+            if len(value) < MIN_REASON:
+                self.query_one("#error", Static).update(
+                    "Each reason must be specific (at least 8 characters).")
+                field.focus()
+                return
+            reasons[(field.id or "").removeprefix("reason-")] = value
+        self.dismiss(reasons)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReasonModal(ModalScreen[str | None]):
+    """One typed reason (closing, waiving a checklist item, a gate's result detail)."""
+
+    DEFAULT_CSS = FORM_CSS.format(name="ReasonModal")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, prompt: str, *, required: bool = True) -> None:
+        super().__init__()
+        self._title = title
+        self._prompt = prompt
+        self._required = required
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Content(self._title), classes="form--title")
+            yield Label(Content(self._prompt))
+            yield Input(id="reason")
+            yield Static("", classes="form--error", id="error")
+            yield Static("Enter = save    Escape = cancel", classes="form--hint")
+
+    @on(Input.Submitted)
+    def _save(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if self._required and len(text) < MIN_REASON:
+            self.query_one("#error", Static).update("Give a specific reason (at least 8 "
+                                                    "characters).")
+            return
+        self.dismiss(text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

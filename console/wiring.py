@@ -1,0 +1,104 @@
+"""Builds the adapters an incident runs with from the config (sim, prometheus, http, command).
+
+Each adapter module is imported only when its kind is configured, so a console on the simulator
+never pays for httpx or prometheus-api-client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from adapters.base import Clock
+from adapters.settings import SimDeploySettings, SimMetricsSettings
+from console.config import Config
+from console.engine import Adapters
+
+if TYPE_CHECKING:
+    from adapters.sim import SimulatedService
+    from console.state import IncidentState
+
+
+def adapter_context(state: IncidentState) -> dict[str, str]:
+    """Placeholder values every http/command template may use."""
+    return {
+        "service": state.service,
+        "version": state.to_version,
+        "target": state.rollback_target or state.from_version,
+        "incident": state.id_text,
+    }
+
+
+def _simulated_service(config: Config, state: IncidentState, clock: Clock,
+                       **overrides: Any) -> SimulatedService:
+    from adapters.sim import SimulatedService
+
+    metrics = config.metrics if isinstance(config.metrics, SimMetricsSettings) \
+        else SimMetricsSettings()
+    deploy = config.deploy if isinstance(config.deploy, SimDeploySettings) \
+        else SimDeploySettings()
+    values: dict[str, Any] = {"service": state.service, "stable_version": state.from_version,
+                              "canary_version": state.to_version}
+    values.update(overrides)
+    return SimulatedService.from_settings(metrics, deploy, clock, **values)
+
+
+def build_adapters(config: Config, state: IncidentState, clock: Clock,
+                   sim_service: SimulatedService | None = None) -> Adapters:
+    """The metrics source, traffic controller and deployer the config names."""
+    needs_sim = "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind)
+    if needs_sim and sim_service is None:
+        sim_service = _simulated_service(config, state, clock)
+    context = adapter_context(state)
+    stoppers: list[Any] = []
+
+    if config.metrics.kind == "sim":
+        from adapters.sim import SimMetricsSource, serve_metrics
+
+        assert sim_service is not None
+        metrics: Any = SimMetricsSource(sim_service)
+        if config.metrics.serve_port is not None:
+            stoppers.append(serve_metrics(sim_service, config.metrics.serve_port))
+    else:
+        from adapters.prometheus import PrometheusMetrics
+
+        metrics = PrometheusMetrics(config.metrics)
+
+    traffic: Any
+    if config.traffic.kind == "sim":
+        from adapters.sim import SimTrafficController
+
+        assert sim_service is not None
+        traffic = SimTrafficController(sim_service)
+    elif config.traffic.kind == "http":
+        from adapters.http import HttpTraffic
+
+        traffic = HttpTraffic(config.traffic, context)
+    else:
+        from adapters.command import CommandTraffic
+
+        traffic = CommandTraffic(config.traffic, context)
+
+    deployer: Any
+    if config.deploy.kind == "sim":
+        from adapters.sim import SimDeployer
+
+        assert sim_service is not None
+        deployer = SimDeployer(sim_service)
+    elif config.deploy.kind == "http":
+        from adapters.http import HttpDeployer
+
+        deployer = HttpDeployer(config.deploy, context)
+    else:
+        from adapters.command import CommandDeployer
+
+        deployer = CommandDeployer(config.deploy, context)
+
+    def close() -> None:
+        for stopper in stoppers:
+            stopper.stop()
+        for adapter in (metrics, traffic, deployer):
+            closer = getattr(adapter, "close", None)
+            if callable(closer):
+                closer()
+
+    return Adapters(metrics=metrics, traffic=traffic, deployer=deployer, on_close=close)
