@@ -116,7 +116,8 @@ def test_relayed_waived_note_and_export(cli: Run) -> None:
     assert exported["incident"]["id"] == "INC-1"
     assert exported["state"]["canary_percent"] == 0
     assert exported["state"]["rollback_status"] == "none"
-    assert exported["events"][-1]["payload"]["text"] == "fix [bold]verified[/] | by curl\nsecond line"
+    note = exported["events"][-1]["payload"]["text"]
+    assert note == "fix [bold]verified[/] | by curl\nsecond line"
     listing = cli("list")
     assert listing.code == 0 and "INC-1" in listing.out
 
