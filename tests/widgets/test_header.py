@@ -1,0 +1,246 @@
+"""The incident header, driven through a tiny app with an injected clock, checked as rendered."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rich.segment import Segment
+from textual.app import App, ComposeResult
+from textual.color import Color
+
+from console.state import IncidentState
+from widgets.header import IncidentHeader
+
+T0 = datetime(2026, 11, 22, 22, 0, 0, tzinfo=UTC)
+
+HOSTILE_TITLE = "[bold]x[/] [link=x]y[/link] [/] \x1b[31mred\r\n\t\x00\x7f end"
+
+
+def incident(**changes: object) -> IncidentState:
+    """A P0 security incident declared at T0 (2 h target), commanded by alice."""
+    state = IncidentState(
+        incident_id=7,
+        title="Payments API returns 500s for EU customers after the v2.3.1 deploy",
+        priority="P0",
+        category="customer-blocking",
+        commander="alice",
+        declared_ts=T0,
+        target_hours=2.0,
+    )
+    return replace(state, **changes)  # type: ignore[arg-type]
+
+
+class HeaderApp(App[None]):
+    """One header at the top of an otherwise empty screen."""
+
+    def __init__(self, header: IncidentHeader, css: str = "") -> None:
+        super().__init__()
+        self.header = header
+        self.extra_css = css
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+
+    def on_mount(self) -> None:
+        if self.extra_css:
+            self.stylesheet.add_source(self.extra_css, read_from=("test", "extra"))
+            self.stylesheet.reparse()
+            self.refresh_css()
+
+
+def line(header: IncidentHeader, y: int = 0) -> str:
+    """Line ``y`` of the header, as rendered."""
+    return header.render_line(y).text
+
+
+def segment_with(header: IncidentHeader, needle: str, y: int = 0) -> Segment:
+    """The rendered segment that contains ``needle``."""
+    for segment in header.render_line(y):
+        if needle in segment.text:
+            return segment
+    raise AssertionError(f"{needle!r} not rendered in {line(header, y)!r}")
+
+
+def theme_hex(app: App[None], name: str) -> str:
+    return Color.parse(app.theme_variables[name]).hex
+
+
+def fg_hex(segment: Segment) -> str:
+    assert segment.style is not None and segment.style.color is not None
+    return Color.from_rich_color(segment.style.color).hex
+
+
+def bg_hex(segment: Segment) -> str:
+    assert segment.style is not None and segment.style.bgcolor is not None
+    return Color.from_rich_color(segment.style.bgcolor).hex
+
+
+@pytest.mark.parametrize(
+    ("minutes", "band", "colour", "words"),
+    [
+        (10, "ok", "success", "P0 target 1h 50m left"),  # more than half of 2 h left
+        (75, "warning", "warning", "P0 target 45m 00s left"),  # below half
+        (108, "critical", "error", "P0 target 12m 00s left"),  # below 15 minutes
+        (132, "critical", "error", "target MISSED by 12m 00s"),  # missed
+    ],
+)
+async def test_time_left_colour_follows_the_clock(
+    minutes: int, band: str, colour: str, words: str
+) -> None:
+    header = IncidentHeader(incident(), now=T0 + timedelta(minutes=minutes))
+    app = HeaderApp(header)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        assert words in line(header)
+        assert header.urgency == band
+        assert header.time_left_component == f"incident-header--{band}"
+        assert header.has_class(f"-{band}")
+        assert fg_hex(segment_with(header, words)) == theme_hex(app, colour)
+
+
+async def test_colour_changes_as_now_moves() -> None:
+    header = IncidentHeader(incident(), now=T0 + timedelta(minutes=5))
+    app = HeaderApp(header)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        assert fg_hex(segment_with(header, "left")) == theme_hex(app, "success")
+        header.now = T0 + timedelta(minutes=90)
+        await pilot.pause()
+        assert fg_hex(segment_with(header, "left")) == theme_hex(app, "warning")
+        assert header.has_class("-warning") and not header.has_class("-ok")
+        header.now = T0 + timedelta(hours=3)
+        await pilot.pause()
+        assert "target MISSED by 1h 00m" in line(header)
+        assert fg_hex(segment_with(header, "MISSED")) == theme_hex(app, "error")
+
+
+async def test_shows_everything_when_wide() -> None:
+    header = IncidentHeader(incident(), now=T0 + timedelta(minutes=13))
+    app = HeaderApp(header)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        text = line(header)
+        for part in ("COMMANDER", "INC-7", "P0", "customer-blocking",
+                     "Payments API returns 500s for EU customers after the v2.3.1 deploy",
+                     "elapsed 13m 00s", "P0 target 1h 47m left", "cmdr alice"):
+            assert part in text, (part, text)
+
+
+@pytest.mark.parametrize("mode", ["COMMANDER", "WATCHING"])
+async def test_essentials_survive_80_columns(mode: str) -> None:
+    state = incident(title="T" * 300, category="customer-blocking", commander="c" * 80)
+    header = IncidentHeader(state, mode=mode, now=T0 + timedelta(minutes=30))
+    header.heartbeat_age_s = 4
+    app = HeaderApp(header)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = line(header)
+        assert len(text) <= 80
+        for part in (mode, "INC-7", "P0", "1h 30m left"):
+            assert part in text, (part, text)
+        assert header.region.height == 1
+
+
+async def test_essentials_survive_even_narrower() -> None:
+    header = IncidentHeader(incident(), mode="WATCHING", now=T0 + timedelta(minutes=130))
+    app = HeaderApp(header)
+    async with app.run_test(size=(50, 24)) as pilot:
+        await pilot.pause()
+        text = line(header)
+        for part in ("WATCHING", "INC-7", "P0", "MISSED by 10m 00s"):
+            assert part in text, (part, text)
+
+
+async def test_watching_badge_differs_from_commander_and_shows_heartbeat() -> None:
+    watching = IncidentHeader(incident(), mode="WATCHING", now=T0, id="watching")
+    watching.heartbeat_age_s = 2.2
+    commanding = IncidentHeader(incident(), mode="COMMANDER", now=T0, id="commanding")
+    app = HeaderApp(watching)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await app.mount(commanding)
+        await pilot.pause()
+        assert "cmdr alice ♥ 2s" in line(watching)
+        assert "♥" not in line(commanding)  # the commander does not watch their own pulse
+        watch_badge = segment_with(watching, "WATCHING")
+        command_badge = segment_with(commanding, "COMMANDER")
+        assert watch_badge.text == " WATCHING "
+        assert bg_hex(watch_badge) == theme_hex(app, "warning")
+        assert bg_hex(command_badge) == theme_hex(app, "primary")
+        assert bg_hex(watch_badge) != bg_hex(command_badge)
+        assert watching.has_class("-watching") and not commanding.has_class("-watching")
+
+
+async def test_stale_heartbeat_stands_out() -> None:
+    header = IncidentHeader(incident(), mode="WATCHING", now=T0)
+    header.heartbeat_age_s = 95
+    app = HeaderApp(header)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        beat = segment_with(header, "♥ 1m 35s")
+        assert fg_hex(beat) == theme_hex(app, "error")
+
+
+async def test_closed_badge_and_frozen_clock() -> None:
+    state = incident(closed=True, closed_ts=T0 + timedelta(minutes=90))
+    header = IncidentHeader(state, now=T0 + timedelta(hours=5))
+    app = HeaderApp(header)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        text = line(header)
+        assert " CLOSED " in text
+        assert "elapsed 1h 30m" in text  # the clock stopped at closure
+        assert "closed 30m 00s before target" in text
+        assert header.urgency == "ok"
+        assert header.has_class("-closed")
+
+
+async def test_hostile_title_and_commander_are_literal() -> None:
+    state = incident(title=HOSTILE_TITLE, commander="[b]m[/b]\x1b]8;;x\x07")
+    header = IncidentHeader(state, now=T0)
+    app = HeaderApp(header)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        text = line(header)
+        assert "[bold]x[/] [link=x]y[/link] [/] ␛[31mred␍␊␉␀␡ end" in text
+        assert "cmdr [b]m[/b]␛]8;;x␇" in text
+        assert not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+        for segment in header.render_line(0):
+            assert segment.style is None or (segment.style.link is None
+                                             and not segment.style.italic)
+        assert header.region.height == 1
+
+
+async def test_two_lines_give_the_title_its_own_line() -> None:
+    header = IncidentHeader(incident(), now=T0, id="two")
+    app = HeaderApp(header, css="#two { height: 2; }")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        first, second = line(header, 0), line(header, 1)
+        for part in ("COMMANDER", "INC-7", "P0", "2h 00m left", "cmdr alice"):
+            assert part in first
+        assert second.startswith("customer-blocking  Payments API returns 500s for EU")
+
+
+async def test_no_incident_yet() -> None:
+    header = IncidentHeader(None, mode="WATCHING")
+    app = HeaderApp(header)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "WATCHING" in line(header)
+        assert "no incident open" in line(header)
+        header.state = incident()
+        header.now = T0
+        await pilot.pause()
+        assert "INC-7" in line(header)
+
+
+async def test_naive_now_and_lowercase_mode_are_accepted() -> None:
+    header = IncidentHeader(incident(), mode="watching",
+                            now=(T0 + timedelta(minutes=30)).replace(tzinfo=None))
+    app = HeaderApp(header)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        assert " WATCHING " in line(header)
+        assert "P0 target 1h 30m left" in line(header)
