@@ -76,6 +76,7 @@ class Engine:
         self.last_readings: list[GuardrailReading] = []
         self.last_stable_readings: list[GuardrailReading] = []
         self._verify_healthy_since: datetime | None = None
+        self._verify_waiting_for = ""
         self.refresh()
         for guardrail in self._state.guardrails.values():
             self.tracker.restore(guardrail.name, guardrail.status, guardrail.breaches)
@@ -317,6 +318,7 @@ class Engine:
                 self._append(Kind.VERIFICATION_STARTED, {"target": target, "hold_s": hold},
                              actor=SYSTEM_ACTOR)
                 self._verify_healthy_since = None
+                self._verify_waiting_for = ""
                 return
             waited = (now - requested).total_seconds()
             if waited > self.config.rollback.verify_timeout_s:
@@ -326,32 +328,48 @@ class Engine:
                                                {"name": f"deployer reports {target}",
                                                 "ok": False, "detail": live or error_text}])
             return
-        # The target is live: the weight must read 0 and guardrails hold on the stable track.
+        # The target is live. Now the weight must read 0 and the guardrails must pass on the
+        # stable track, all of it continuously for the hold; metrics windows still hold the bad
+        # minutes at first, so an unhealthy reading restarts the hold rather than failing at once.
+        # Only the verification timeout turns "not yet" into NOT VERIFIED.
         checks: list[dict[str, Any]] = [{"name": f"deployer reports {target}", "ok": True,
                                          "detail": target}]
+        problems: list[str] = []
         try:
-            weight = self.adapters.traffic.current_weight()
+            weight: int | None = self.adapters.traffic.current_weight()
         except Exception as error:
-            self._not_verified(target, f"canary weight could not be read: "
-                                       f"{_adapter_error(error)}", checks)
-            return
-        checks.append({"name": "canary weight 0%", "ok": weight == 0, "detail": f"{weight}%"})
-        if weight != 0:
-            self._not_verified(target, f"canary weight reads {weight}%, not 0%", checks)
-            return
+            weight = None
+            problems.append(f"canary weight could not be read: {_adapter_error(error)}")
+        checks.append({"name": "canary weight 0%", "ok": weight == 0,
+                       "detail": "unreadable" if weight is None else f"{weight}%"})
+        if weight not in (0, None):
+            problems.append(f"canary weight reads {weight}%, not 0%")
         readings = evaluate_all(self.adapters.metrics, self.config.guardrails, state.service,
                                 now, self._max_age_s(), mode="stable", executor=self._pool,
                                 timeout_s=self._query_timeout_s())
         self.last_stable_readings = readings
-        bad = [r for r in readings if r.status != "healthy"]
-        if bad:
-            reason = "; ".join(f"{r.name} on the stable track: {r.detail}" for r in bad)
-            checks.append({"name": "guardrails healthy on the stable track", "ok": False,
-                           "detail": reason})
-            self._not_verified(target, reason, checks)
-            return
+        problems += [f"{r.name} on the stable track: {r.detail}" for r in readings
+                     if r.status != "healthy"]
         completed = state.rollback_completed_ts or now
-        held = (now - completed).total_seconds()
+        if problems:
+            self._verify_healthy_since = None
+            reason = "; ".join(problems)
+            waited = (now - completed).total_seconds()
+            if waited > self.config.rollback.verify_timeout_s:
+                checks.append({"name": "guardrails healthy on the stable track", "ok": False,
+                               "detail": reason})
+                self._not_verified(target, f"not healthy {format_duration(waited)} after "
+                                           f"{target} went live: {reason}", checks)
+            elif reason != self._verify_waiting_for:
+                self._verify_waiting_for = reason
+                self._append(Kind.ROLLBACK_PROGRESS, {
+                    "target": target, "message": f"verification waits: {reason}"[:300]},
+                    actor=SYSTEM_ACTOR)
+            return
+        if self._verify_healthy_since is None:
+            self._verify_healthy_since = now
+            self._verify_waiting_for = ""
+        held = (now - self._verify_healthy_since).total_seconds()
         if held >= hold:
             checks.append({"name": f"guardrails healthy on the stable track for "
                                    f"{format_duration(hold)}", "ok": True,
