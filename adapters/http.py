@@ -1,0 +1,666 @@
+"""The ``http`` kind of traffic controller and deployer: any deploy API, through httpx.
+
+Each action of ``[traffic]`` / ``[deploy]`` (``kind = "http"``) is one HTTP call described in the
+config: method, URL template, JSON body template, and ``result_path``, the dotted path (list indices
+allowed: ``items.0.version``) to the answer in the JSON response. Placeholders are filled from the
+``context`` the console gives (``service``, ``version``, ``target``, ``incident``) plus what the
+adapter adds per call (``percent``, ``base_url``, ``idempotency_key``).
+
+Rules this module keeps, because an emergency change is the worst moment to learn them:
+
+* Retries (bounded, exponential backoff) only where repeating is harmless: reads (GET), and writes
+  marked ``idempotent`` or carrying ``{idempotency_key}`` (one key per call, the same on every
+  retry). A non-idempotent write is sent once, whatever happens.
+* Every failure is one line: action, method, URL (no query string, no credentials), HTTP status
+  and a short, cleaned excerpt of the body. Secrets never appear in it, even when the server
+  echoes them.
+* Secrets are read from the environment at call time; a missing variable fails before anything is
+  sent, naming the variable (never a value).
+
+httpx is imported when the first request is made, so importing this module costs almost nothing.
+Every call is synchronous and may block for about ``timeout_s × (retries + 1)``: the console runs
+adapters in worker threads.
+
+The small parsing helpers at the top (:func:`lookup_path`, :func:`parse_weight`, ...) are shared
+with :mod:`adapters.command`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
+from adapters.settings import (
+    PLACEHOLDERS,
+    HttpAction,
+    HttpSettings,
+    SecretFromEnv,
+    fill_template,
+    template_names,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "CONTEXT_KEYS",
+    "HttpDeployer",
+    "HttpTraffic",
+    "PathNotFound",
+    "clean_text",
+    "describe_preflight_value",
+    "lookup_path",
+    "parse_version",
+    "parse_weight",
+    "resolve_secret",
+    "scrub",
+]
+
+#: Placeholder values the console supplies; the adapters add the others per call.
+CONTEXT_KEYS = ("service", "version", "target", "incident")
+
+#: Longest excerpt of a response body or a command's output put into an error message.
+EXCERPT_CHARS = 200
+
+# HTTP statuses that say "try again later" rather than "no": only these are retried.
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_BACKOFF_CAP_S = 2.0
+# ANSI escape sequences (colours, cursor moves) and the remaining control characters.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_AFFIRMATIVE = frozenset({"true", "ok", "yes", "pass", "passed", "ready", "success", "succeeded"})
+
+
+# --- helpers shared with adapters.command ------------------------------------------------------
+
+
+class PathNotFound(LookupError):
+    """A dotted result path does not lead to a value; ``str()`` says where it stopped."""
+
+
+def lookup_path(data: object, path: str) -> object:
+    """Follow a dotted ``path`` through dicts and lists (``items.0.version``)."""
+    node = data
+    walked: list[str] = []
+    for part in path.split("."):
+        if isinstance(node, Mapping):
+            if part not in node:
+                keys = ", ".join(sorted(str(k) for k in node)[:8]) or "none"
+                at = ".".join(walked) or "the top level"
+                raise PathNotFound(f"no field {part!r} at {at} (fields there: {keys})")
+            node = node[part]
+        elif isinstance(node, list):
+            try:
+                index = int(part)
+            except ValueError:
+                raise PathNotFound(
+                    f"{'.'.join(walked) or 'the top level'} is a list; {part!r} is not an index"
+                ) from None
+            if not -len(node) <= index < len(node):
+                raise PathNotFound(
+                    f"{'.'.join(walked) or 'the top level'} has {len(node)} items; "
+                    f"no index {index}"
+                )
+            node = node[index]
+        else:
+            at = ".".join(walked) or "the top level"
+            raise PathNotFound(f"{at} is {_kind(node)}, not an object or a list")
+        walked.append(part)
+    return node
+
+
+def parse_weight(value: object) -> int:
+    """A canary weight read from a system, as an int 0..100; ValueError says what was wrong."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number 0..100, got {_kind(value)}")
+    number: float
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number 0..100, got {clean_text(value, 40)!r}") from None
+    else:
+        number = float(value)
+    if not math.isfinite(number) or not 0 <= number <= 100:
+        raise ValueError(f"expected a number 0..100, got {value!r}")
+    # round half up: 12.5 % of traffic is reported as 13, never silently as 12
+    return math.floor(number + 0.5)
+
+
+def parse_version(value: object) -> str:
+    """A version read from a system, as a short one-line string; ValueError otherwise."""
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        raise ValueError(f"expected a version string, got {_kind(value)}")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("expected a version string, got an empty value")
+    if len(text) > 200 or _CONTROL.search(text):
+        raise ValueError(f"expected a version string, got {clean_text(text, 60)!r}")
+    return text
+
+
+def describe_preflight_value(value: object, target: str) -> tuple[bool, str]:
+    """Judge the value a preflight reported: True, 'ok'/'yes'/..., or exactly the target passes."""
+    if isinstance(value, bool):
+        return value, f"reported {str(value).lower()}"
+    if isinstance(value, int | float):
+        return value != 0, f"reported {value}"
+    if isinstance(value, str):
+        text = value.strip()
+        if text == target:
+            return True, f"reports {text!r}, the target"
+        if text.lower() in _AFFIRMATIVE:
+            return True, f"reported {text!r}"
+        return False, f"reported {clean_text(text, 60)!r} (expected the target {target!r} or true)"
+    return False, f"reported {_kind(value)} (expected the target {target!r} or true)"
+
+
+def clean_text(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """One line of at most ``limit`` characters: escapes and control characters removed."""
+    text = _ANSI.sub("", text)
+    text = _CONTROL.sub(" ", text)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return text
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in ``text`` with ``***`` (longest first, so none leaks a part)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def resolve_secret(secret: SecretFromEnv, where: str) -> tuple[str, str]:
+    """``(formatted value, raw secret)`` of a secret read from the environment now.
+
+    A missing or empty variable raises DeployError naming the variable, never a value.
+    """
+    raw = os.environ.get(secret.env)
+    if not raw:
+        raise DeployError(
+            f"{where}: environment variable {secret.env} is not set (it holds a secret); "
+            "nothing was sent"
+        )
+    return secret.format.replace("{}", raw), raw
+
+
+def check_context(context: Mapping[str, str | None]) -> dict[str, str]:
+    """A copy of the console's placeholder values; unknown names are a programming error.
+
+    ``None`` and ``""`` mean "not known" (an incident declared without ``--to-version``): the key
+    is dropped, and an action that needs it fails with "no value for {version}" when it runs.
+    """
+    unknown = sorted(set(context) - set(PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"unknown context key {unknown[0]!r} (known: {', '.join(PLACEHOLDERS)})")
+    values: dict[str, str] = {}
+    for key, value in context.items():
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise TypeError(f"context value for {key!r} must be a str, got {_kind(value)}")
+        values[key] = value
+    return values
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+# --- the HTTP machinery ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A successful response, with what an error message about it needs."""
+
+    where: str  # "action: METHOD url", safe to show
+    status: int
+    text: str
+    secrets: tuple[str, ...]
+
+    def fail(self, problem: str) -> DeployError:
+        excerpt = scrub(clean_text(self.text), self.secrets) or "(empty body)"
+        return DeployError(f"{self.where} -> HTTP {self.status}, but {problem}: {excerpt}")
+
+    def json(self) -> object:
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            raise self.fail("the body is not JSON") from None
+
+    def result(self, path: str) -> object:
+        try:
+            return lookup_path(self.json(), path)
+        except PathNotFound as error:
+            raise self.fail(f"result_path {path!r} is missing from the JSON ({error})") from None
+
+
+def _display_url(url: str) -> str:
+    """The URL without credentials, query string or fragment (tokens travel there)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _url_value(name: str, value: str) -> str:
+    # Values are data, not URL syntax: '/', '?', '#', '&' in a version must not change the request.
+    if name == "base_url":
+        return value.rstrip("/")
+    encoded = quote(value, safe="")
+    if encoded in (".", ".."):  # a path segment of dots would climb the URL path
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+class _HttpActions:
+    """Runs the configured actions of one ``[traffic]`` or ``[deploy]`` section."""
+
+    def __init__(
+        self, settings: HttpSettings, context: Mapping[str, str | None], *, backoff_s: float
+    ) -> None:
+        self.settings = settings
+        self.context = check_context(context)
+        self.backoff_s = backoff_s
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    # the client is built on first use: importing httpx costs ~0.12 s (STACK.md)
+    def client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(self.settings.timeout_s),
+                    verify=self.settings.verify_tls,
+                    follow_redirects=False,  # a redirect could carry our headers elsewhere
+                    # trust_env stays on: a bastion's HTTPS_PROXY / SSL_CERT_FILE must apply
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def has(self, name: str) -> bool:
+        return name in self.settings.actions
+
+    def call(self, name: str, **extra: str) -> _Answer:
+        """Run action ``name``; raise DeployError / AdapterTimeout with one line on failure."""
+        action = self.settings.actions.get(name)
+        if action is None:
+            raise DeployError(f"{name}: no such action is configured for the http adapter")
+        values = {
+            **self.context,
+            "base_url": self.settings.base_url,
+            "idempotency_key": uuid.uuid4().hex,  # one key per call, the same on each retry
+            **extra,
+        }
+        secrets: list[str] = []
+        try:
+            url = fill_template(action.url, {k: _url_value(k, v) for k, v in values.items()})
+            body = _fill_body(action.body, values)
+            headers = self._headers(name, values, secrets)
+        except KeyError as error:
+            missing = error.args[0]
+            raise DeployError(
+                f"{name}: no value for {{{missing}}} (the console gave: "
+                f"{', '.join(sorted(self.context)) or 'nothing'}); nothing was sent"
+            ) from None
+        method = action.method
+        where = f"{name}: {method} {_display_url(url)}"
+        attempts = 1 + (self.settings.retries if self._idempotent(action) else 0)
+        return self._send(name, action, method, url, body, headers, where, attempts, secrets)
+
+    def _headers(self, name: str, values: dict[str, str], secrets: list[str]) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for header, spec in self.settings.headers.items():
+            if isinstance(spec, SecretFromEnv):
+                value, raw = resolve_secret(spec, f"{name}: header {header}")
+                secrets.append(raw)
+            else:
+                value = fill_template(spec, values)
+            if _CONTROL.search(value):
+                # a value with CR/LF would split the header block; refuse it (without echoing it)
+                raise DeployError(f"{name}: header {header} would contain control characters")
+            headers[header] = value
+        return headers
+
+    def _idempotent(self, action: HttpAction) -> bool:
+        if action.idempotent is not None:
+            return action.idempotent
+        if action.method == "GET":
+            return True
+        used = template_names(action.url) | set().union(
+            *(template_names(v) for v in self.settings.headers.values() if isinstance(v, str))
+        )
+        return "idempotency_key" in used or _body_uses(action.body, "idempotency_key")
+
+    def _send(
+        self,
+        name: str,
+        action: HttpAction,
+        method: str,
+        url: str,
+        body: object,
+        headers: dict[str, str],
+        where: str,
+        attempts: int,
+        secrets: list[str],
+    ) -> _Answer:
+        import httpx
+
+        client = self.client()
+        secret_tuple = tuple(secrets)
+        tried = ""
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            tried = f" (after {attempt} attempts)" if attempt > 1 else ""
+            try:
+                response = client.request(method, url, headers=headers, json=body)
+            except httpx.InvalidURL as error:
+                raise DeployError(f"{where} -> not a usable URL ({error})") from None
+            except httpx.TimeoutException as error:
+                if not last:
+                    self._pause(attempt)
+                    continue
+                phase = "connect" if isinstance(error, httpx.ConnectTimeout) else "answer"
+                # the server may have acted on a write it never answered: say so
+                unsafe = "" if method == "GET" else (
+                    "; it may have been applied: read the state back before trying again"
+                )
+                raise AdapterTimeout(
+                    f"{where} -> no {phase} within {self.settings.timeout_s:g}s{tried}{unsafe}"
+                ) from None
+            except httpx.HTTPError as error:
+                if not last:
+                    self._pause(attempt)
+                    continue
+                reason = scrub(clean_text(str(error) or type(error).__name__, 120), secret_tuple)
+                raise DeployError(f"{where} -> {reason}{tried}") from None
+            text = response.text
+            if response.status_code in action.expect_status:
+                return _Answer(where, response.status_code, text, secret_tuple)
+            if response.status_code in _RETRY_STATUSES and not last:
+                self._pause(attempt)
+                continue
+            excerpt = scrub(clean_text(text), secret_tuple) or "(empty body)"
+            raise DeployError(f"{where} -> HTTP {response.status_code}{tried}: {excerpt}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, attempt: int) -> None:
+        time.sleep(min(self.backoff_s * 2 ** (attempt - 1), _BACKOFF_CAP_S))
+
+
+def _fill_body(node: object, values: dict[str, str]) -> object:
+    if isinstance(node, str):
+        if node == "{percent}":
+            return int(values["percent"])  # sent as a JSON number, as APIs expect
+        return fill_template(node, values)
+    if isinstance(node, dict):
+        return {key: _fill_body(child, values) for key, child in node.items()}
+    if isinstance(node, list):
+        return [_fill_body(child, values) for child in node]
+    return node
+
+
+def _body_uses(node: object, name: str) -> bool:
+    if isinstance(node, str):
+        return name in template_names(node)
+    if isinstance(node, dict):
+        return any(_body_uses(child, name) for child in node.values())
+    if isinstance(node, list):
+        return any(_body_uses(child, name) for child in node)
+    return False
+
+
+def _check_percent(percent: int) -> str:
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise DeployError(f"set_weight: percent must be an integer 0..100, got {percent!r}")
+    return str(percent)
+
+
+# --- the adapters ------------------------------------------------------------------------------
+
+
+class HttpTraffic:
+    """A :class:`~adapters.base.TrafficController` behind an HTTP API.
+
+    ``context`` holds placeholder values (``service``, ``version``, ``target``, ``incident``);
+    ``percent``, ``base_url`` and ``idempotency_key`` are added per call.
+    """
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        context: Mapping[str, str | None],
+        *,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self._actions = _HttpActions(settings, context, backoff_s=backoff_s)
+
+    def set_weight(self, percent: int) -> None:
+        """Send ``percent`` to the canary. If ``result_path`` is set, the echoed weight must match.
+
+        An action whose URL and body do not carry ``{percent}`` (a "promote to the next step"
+        endpoint) can only move forward: it is called only when ``percent`` is above the current
+        weight, skipped when equal, and refused for a lower weight.
+        """
+        value = _check_percent(percent)
+        action = self._actions.settings.actions.get("set_weight")
+        if action is not None and not (
+            "percent" in template_names(action.url) or _body_uses(action.body, "percent")
+        ):
+            current = self.current_weight()
+            if percent == current:
+                return
+            if percent < current:
+                raise DeployError(
+                    f"set_weight: the configured call does not carry {{percent}}, so it can only "
+                    f"advance the canary; refusing to use it to go from {current}% down to "
+                    f"{percent}% (abort or roll back instead)"
+                )
+        answer = self._actions.call("set_weight", percent=value)
+        path = self._actions.settings.actions["set_weight"].result_path
+        if path is not None:
+            try:
+                echoed = parse_weight(answer.result(path))
+            except ValueError as error:
+                raise answer.fail(f"{path!r} is not a weight ({error})") from None
+            if echoed != percent:
+                raise DeployError(
+                    f"{answer.where} -> the API reports weight {echoed}, not {percent}"
+                )
+
+    def current_weight(self) -> int:
+        """The canary weight the API reports, 0..100."""
+        answer = self._actions.call("current_weight")
+        path = self._actions.settings.actions["current_weight"].result_path
+        value = answer.result(path) if path is not None else _bare_value(answer)
+        try:
+            return parse_weight(value)
+        except ValueError as error:
+            raise answer.fail(str(error)) from None
+
+    def close(self) -> None:
+        """Close the connection pool (the adapter reopens it if used again)."""
+        self._actions.close()
+
+    def __enter__(self) -> HttpTraffic:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class HttpDeployer:
+    """A :class:`~adapters.base.Deployer` behind an HTTP API (see :class:`HttpTraffic`)."""
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        context: Mapping[str, str | None],
+        *,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self._actions = _HttpActions(settings, context, backoff_s=backoff_s)
+
+    def current_version(self) -> str:
+        """The version the API reports as live (read from ``result_path``)."""
+        answer = self._actions.call("current_version")
+        path = self._actions.settings.actions["current_version"].result_path
+        value = answer.result(path) if path is not None else _bare_value(answer)
+        try:
+            return parse_version(value)
+        except ValueError as error:
+            raise answer.fail(str(error)) from None
+
+    def preflight_rollback(self, target: str) -> PreflightResult:
+        """Check, without changing anything, that a rollback to ``target`` can run.
+
+        Never raises for a failing check: every problem becomes a failed :class:`PreflightCheck`.
+        """
+        checks = [
+            PreflightCheck(
+                "target version known", bool(target.strip()),
+                f"rollback target {target!r}" if target.strip() else "no rollback target given",
+            ),
+            _version_check(self.current_version),
+        ]
+        if self._actions.has("preflight"):
+            checks.extend(self._endpoint_checks(target))
+            detail = "checked by the deploy API's preflight endpoint"
+        else:
+            checks.append(PreflightCheck(
+                "preflight endpoint", True,
+                "no preflight endpoint is configured: only read-only checks were run",
+            ))
+            detail = "no preflight endpoint is configured; read-only checks only"
+        ok = all(check.ok for check in checks)
+        return PreflightResult(target=target, ok=ok, checks=checks, detail=detail)
+
+    def _endpoint_checks(self, target: str) -> list[PreflightCheck]:
+        try:
+            answer = self._actions.call("preflight", target=target)
+            path = self._actions.settings.actions["preflight"].result_path
+            if path is not None:
+                ok, said = describe_preflight_value(answer.result(path), target)
+                return [PreflightCheck("preflight endpoint", ok, f"{path} {said}")]
+            return _checks_from_body(answer)
+        except (DeployError, AdapterTimeout) as error:  # a timeout is not a DeployError
+            return [PreflightCheck("preflight endpoint", False, str(error))]
+
+    def rollback(self, target: str, progress: Callable[[str], None] | None = None) -> str:
+        """Ask the API to roll back to ``target``; returns the operation id or the HTTP status.
+
+        Completion is confirmed by the console, by reading :meth:`current_version`.
+        """
+        if not target.strip():
+            raise DeployError("rollback: no rollback target given; nothing was sent")
+        answer = self._actions.call("rollback", target=target)
+        path = self._actions.settings.actions["rollback"].result_path
+        if path is not None:
+            value = answer.result(path)
+            if isinstance(value, dict | list) or value is None:
+                raise answer.fail(f"{path!r} is {_kind(value)}, not an operation id")
+            description = f"{clean_text(str(value), 80)} (HTTP {answer.status})"
+        else:
+            description = f"HTTP {answer.status}"
+        if progress is not None:
+            progress(f"rollback to {target} accepted: {description}")
+        return description
+
+    def close(self) -> None:
+        """Close the connection pool (the adapter reopens it if used again)."""
+        self._actions.close()
+
+    def __enter__(self) -> HttpDeployer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _bare_value(answer: _Answer) -> object:
+    """Without a result_path, the answer is the whole body: a JSON scalar or plain text."""
+    try:
+        return json.loads(answer.text)
+    except ValueError:
+        return answer.text.strip()
+
+
+def _version_check(read: Callable[[], str]) -> PreflightCheck:
+    """The console confirms a rollback by reading the version: it must be readable now."""
+    try:
+        return PreflightCheck("current version readable", True, f"reports {read()!r}")
+    except (DeployError, AdapterTimeout) as error:
+        return PreflightCheck("current version readable", False, str(error))
+
+
+def _checks_from_body(answer: _Answer) -> list[PreflightCheck]:
+    """Read ``{"ok": bool, "checks": [...] | {...}, "detail": str}`` from a preflight endpoint."""
+    body = answer.json()
+    if not isinstance(body, Mapping) or ("ok" not in body and "checks" not in body):
+        raise answer.fail("a preflight answer needs 'ok' or 'checks' (or set result_path)")
+    checks: list[PreflightCheck] = []
+    raw = body.get("checks")
+    items: list[tuple[str, object]] = []
+    if isinstance(raw, Mapping):
+        items = [(str(k), v) for k, v in raw.items()]
+    elif isinstance(raw, list):
+        for index, item in enumerate(raw, 1):
+            label = item.get("name", f"check {index}") if isinstance(item, Mapping) else index
+            items.append((str(label), item))
+    for label, item in items:
+        if isinstance(item, Mapping):
+            ok = item.get("ok") is True or item.get("status") in ("ok", "pass", "passed")
+            detail = item.get("detail", item.get("message", ""))
+        else:
+            ok, detail = item is True, ""
+        checks.append(PreflightCheck(clean_text(label, 80), ok, clean_text(str(detail or ""))))
+    overall = body["ok"] is True if "ok" in body else all(c.ok for c in checks)
+    detail = clean_text(str(body.get("detail", body.get("message", "")) or ""))
+    checks.append(PreflightCheck(
+        "preflight endpoint", overall,
+        detail or ("the deploy API says the rollback can run" if overall
+                   else "the deploy API says the rollback cannot run"),
+    ))
+    return checks
