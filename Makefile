@@ -30,6 +30,10 @@ demo: $(STAMP)
 demo-good: $(STAMP)
 	$(VENV)/bin/warroom demo --scenario good
 
+# The demo through a real local Prometheus that scrapes the simulator (started and stopped here).
+demo-prometheus: $(STAMP)
+	scripts/demo-prometheus
+
 # The whole suite. Prometheus (Debian's package) is installed when missing and we are root (CI).
 test: $(STAMP)
 	@scripts/ensure-prometheus >/dev/null 2>&1 || echo "note: prometheus not installed; its integration tests will say they were skipped (they fail under CI=true)"

@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", choices=["good", "bad"], default="bad",
                       help="the simulated build (default: bad, to show a verified rollback)")
     demo.add_argument("--fast", action="store_true", help="short holds (for drills and tests)")
+    demo.add_argument("--prometheus", metavar="URL",
+                      help="read guardrails from a real Prometheus that scrapes the simulator")
+    demo.add_argument("--serve-metrics", metavar="PORT", type=int,
+                      help="export the simulated service's metrics on 127.0.0.1:PORT")
 
     declare = command("declare", "declare an emergency change; prints the id last")
     declare.add_argument("--title", required=True)

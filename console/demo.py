@@ -25,8 +25,35 @@ DEMO_TITLE = "Internal API exposes PII in agent responses"
 DEMO_APPROVERS = {"security-lead": "priya", "platform-lead": "marco"}
 
 
-def demo_config(base: Config, scenario: str, fast: bool = False) -> Config:
-    """The demo's settings: the simulator everywhere, short holds, guardrails on sim metrics."""
+#: The demo's guardrails on a real Prometheus, written against the conventional metric names that
+#: the simulator exports (short windows: the demo lasts minutes, not hours).
+PROMETHEUS_GUARDRAILS: list[dict[str, Any]] = [
+    {
+        "name": "error-ratio",
+        "query": 'sum(rate(http_requests_total{service="$service",track="$track",code=~"5.."}'
+                 '[30s])) / sum(rate(http_requests_total{service="$service",track="$track"}'
+                 '[30s]))',
+        "unit": "%", "scale": 100, "max": 0.02,
+        "evidence_query": 'sum(increase(http_requests_total{service="$service",'
+                          'track="$track"}[30s]))',
+        "min_evidence": 20, "consecutive": 8, "on_breach": "rollback",
+    },
+    {
+        "name": "p99-latency",
+        "query": 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket'
+                 '{service="$service",track="$track"}[30s])))',
+        "unit": "s", "max": 1.0, "max_ratio_to_baseline": 2.0,
+        "evidence_query": 'sum(increase(http_requests_total{service="$service",'
+                          'track="$track"}[30s]))',
+        "min_evidence": 20, "consecutive": 5, "on_breach": "hold",
+    },
+]
+
+
+def demo_config(base: Config, scenario: str, fast: bool = False,
+                prometheus_url: str | None = None) -> Config:
+    """The demo's settings: the simulator everywhere (or a real Prometheus scraping it), short
+    holds, guardrails on the simulated service."""
     hold = (lambda s: s / 10) if fast else (lambda s: s)
     raw: dict[str, Any] = {
         "store": base.store.model_dump(),
@@ -63,6 +90,11 @@ def demo_config(base: Config, scenario: str, fast: bool = False) -> Config:
             },
         ],
     }
+    if prometheus_url:
+        raw["metrics"] = {"kind": "prometheus", "url": prometheus_url, "timeout_s": 2.0,
+                          "retries": 0}
+        raw["guardrails"] = PROMETHEUS_GUARDRAILS
+        raw["deploy"]["kind"] = "sim"
     return Config.model_validate(raw)
 
 

@@ -37,7 +37,8 @@ def run_console(args: argparse.Namespace, config: Config, db_path: Path | None) 
     if args.command == "demo":
         from console.demo import demo_config
 
-        config = demo_config(config, args.scenario, fast=getattr(args, "fast", False))
+        config = demo_config(config, args.scenario, fast=getattr(args, "fast", False),
+                             prometheus_url=getattr(args, "prometheus", None))
         db_path = db_path or paths.demo_db_path()
         return _command(args, config, db_path, demo=True)
     try:
@@ -111,7 +112,8 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path, *, demo: b
             sim_service = _simulated_service(config, state, clock)
             if state.canary_percent and not state.rolled_back:
                 sim_service.set_weight(state.canary_percent)  # resume where the demo was
-        adapters = build_adapters(config, state, clock, sim_service)
+        adapters = build_adapters(config, state, clock, sim_service,
+                                  serve_port=getattr(args, "serve_metrics", None))
         engine = Engine(store, incident_id, config, adapters, clock, user)
         if demo:
             start_simulated_approvers(store, incident_id, engine.state, stop_approvers)

@@ -43,21 +43,31 @@ def _simulated_service(config: Config, state: IncidentState, clock: Clock,
 
 
 def build_adapters(config: Config, state: IncidentState, clock: Clock,
-                   sim_service: SimulatedService | None = None) -> Adapters:
-    """The metrics source, traffic controller and deployer the config names."""
+                   sim_service: SimulatedService | None = None,
+                   serve_port: int | None = None) -> Adapters:
+    """The metrics source, traffic controller and deployer the config names.
+
+    ``serve_port`` exports the simulated service's conventional metrics over HTTP (for a real
+    Prometheus to scrape); ``[metrics] serve_port`` does the same when metrics are simulated.
+    """
     needs_sim = "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind)
     if needs_sim and sim_service is None:
         sim_service = _simulated_service(config, state, clock)
     context = adapter_context(state)
     stoppers: list[Any] = []
 
+    if serve_port is None and config.metrics.kind == "sim":
+        serve_port = config.metrics.serve_port
+    if serve_port is not None and sim_service is not None:
+        from adapters.sim import serve_metrics
+
+        stoppers.append(serve_metrics(sim_service, serve_port))
+
     if config.metrics.kind == "sim":
-        from adapters.sim import SimMetricsSource, serve_metrics
+        from adapters.sim import SimMetricsSource
 
         assert sim_service is not None
         metrics: Any = SimMetricsSource(sim_service)
-        if config.metrics.serve_port is not None:
-            stoppers.append(serve_metrics(sim_service, config.metrics.serve_port))
     else:
         from adapters.prometheus import PrometheusMetrics
 
