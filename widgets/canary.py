@@ -1,0 +1,363 @@
+"""The canary pane: the stage ladder, the hold timer and, in words, what blocks ``advance``.
+
+The app calls :meth:`CanaryPane.show` on every refresh with the folded state, the clock and the
+policy's blocks (plain ``(code, words, overridable)`` tuples: widgets never import the policy).
+The pane turns them into a small immutable view and repaints only when that view changed.
+
+This module also holds the few text helpers every pane shares (:func:`safe_text`,
+:func:`fit_lines`, :func:`hhmm`): untrusted strings are data, never markup, and a pane in a small
+box shows its most important lines first and says how many it had to leave out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from textual.content import Content
+from textual.widget import Widget
+
+from console.model import format_duration
+from console.state import IncidentState
+
+Block = tuple[str, str, bool]
+"""One thing that stops ``advance``: ``(code, words, overridable)``."""
+
+#: Longest external string a pane shows; the rest is cut with an ellipsis.
+MAX_TEXT = 400
+
+# Control characters become their visible "control picture" (ESC → ␛): shown, never obeyed.
+_CONTROL_PICTURES: dict[int, str] = {code: chr(0x2400 + code) for code in range(0x20)}
+_CONTROL_PICTURES[0x7F] = "␡"
+_CONTROL_PICTURES.update({code: "�" for code in range(0x80, 0xA0)})
+# Bidirectional overrides can make text read differently from what it is (trojan source).
+_CONTROL_PICTURES.update(
+    {code: "�" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)}
+)
+_ONE_LINE = dict(_CONTROL_PICTURES)
+_ONE_LINE.update({0x2028: " ", 0x2029: " "})  # Unicode line and paragraph separators
+_MULTI_LINE = dict(_CONTROL_PICTURES)
+_MULTI_LINE.update({ord("\n"): "\n", ord("\t"): "    ", 0x2028: "\n", 0x2029: "\n"})
+
+
+def safe_text(value: object, *, limit: int = MAX_TEXT, multiline: bool = False) -> str:
+    """An outside string made safe to show literally: no markup, no escapes, bounded length.
+
+    Newlines, tabs and carriage returns fold to single spaces (unless ``multiline``), other
+    control characters are shown as control pictures (``\\x1b`` → ``␛``), and text longer than
+    ``limit`` characters is cut with ``…``. The result still has to go into a ``Content`` (or a
+    ``Text``), never through markup parsing.
+    """
+    text = "" if value is None else str(value)
+    if multiline:
+        text = text.replace("\r\n", "\n").translate(_MULTI_LINE)
+    else:
+        text = " ".join(text.replace("\r\n", "\n").split("\n"))
+        text = text.replace("\t", " ").replace("\r", " ").translate(_ONE_LINE)
+    if limit and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def hhmm(ts: datetime | None) -> str:
+    """``14:02 UTC`` (empty for no time)."""
+    if ts is None:
+        return ""
+    return ts.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def short_duration(seconds: float) -> str:
+    """Like :func:`console.model.format_duration`, without a trailing zero part: ``10m``."""
+    return format_duration(seconds).removesuffix(" 00s")
+
+
+def fit_lines(
+    lines: Iterable[Content], width: int, height: int, more_style: str = ""
+) -> Content:
+    """Wrap ``lines`` to ``width`` and keep the first ``height`` rows.
+
+    Lines are given most important first. When they do not all fit, the last row says how many
+    were left out (``⋯ 3 more lines``) so a small box never hides that it is hiding something.
+    Before the widget has a size (``width`` or ``height`` ≤ 0) the lines are joined as they are.
+    """
+    lines = list(lines)
+    if width <= 0 or height <= 0:
+        return Content("\n").join(lines)
+    rows: list[Content] = []
+    for line in lines:
+        rows.extend(line.wrap(width) if line.cell_length > width else [line])
+    if len(rows) > height:
+        hidden = len(rows) - (height - 1)
+        more = Content.styled(f"⋯ {hidden} more line{'s' if hidden != 1 else ''}", more_style)
+        rows = [*rows[: height - 1], more.truncate(width, ellipsis=True)]
+    return Content("\n").join(rows)
+
+
+def loud(text: str, style: str) -> Content:
+    """``text`` in a component style, reversed: the loudest look a pane has.
+
+    Textual 8.2.8 resolves a ``.component`` span through ``get_visual_style``, which keeps bold,
+    italic, underline and strike but drops ``reverse``; so ``reverse`` is added here as its own
+    span and the component class sets the colour (``$error`` → an ``$error`` background).
+    """
+    return Content.styled(text, style).stylize("reverse")
+
+
+def set_subtitle(widget: Widget, text: str) -> None:
+    """Set a border subtitle as literal text, and only when it changed (setting repaints)."""
+    if (widget.border_subtitle or "") != Content(text).markup:
+        widget.border_subtitle = Content(text) if text else None
+
+
+@dataclass(frozen=True)
+class CanaryView:
+    """What the canary pane shows, already in words; compared to skip needless repaints."""
+
+    ladder: tuple[tuple[str, str], ...]  # (label, "current" | "reached" | "future")
+    weight: int
+    hold: str  # "" when there is no stage
+    hold_done: bool
+    hold_block: Block | None
+    pending: str
+    error: str
+    immediate: bool
+    promoted: bool
+    blocks: tuple[Block, ...]
+    ready: str
+    overrides: tuple[tuple[str, str], ...]
+
+
+class CanaryPane(Widget):
+    """The canary stages: where we are, how long to hold, and what stops the next step.
+
+    Call :meth:`show` on every refresh. Nothing here acts: the app binds ``a`` (advance) and
+    decides, through the policy, what the blocks are.
+    """
+
+    BORDER_TITLE = "Canary"
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "canary-pane--current",
+        "canary-pane--reached",
+        "canary-pane--future",
+        "canary-pane--block",
+        "canary-pane--override",
+        "canary-pane--ready",
+        "canary-pane--pending",
+        "canary-pane--loud",
+        "canary-pane--immediate",
+        "canary-pane--muted",
+    }
+
+    DEFAULT_CSS = """
+    CanaryPane {
+        width: 1fr;
+        height: 1fr;
+        padding: 0 1;
+        border: round $accent 40%;
+        border-title-color: $accent;
+        border-subtitle-color: $text-muted;
+    }
+    CanaryPane.-blocked { border-subtitle-color: $error; }
+    CanaryPane.-ready { border: round $success; border-subtitle-color: $success; }
+    CanaryPane.-loud { border: heavy $error; border-subtitle-color: $error; }
+    /* The current stage, the weight error and "100% IMMEDIATELY" are drawn reversed (loud()). */
+    CanaryPane > .canary-pane--current { color: $accent; text-style: bold; }
+    CanaryPane > .canary-pane--reached { color: $success; }
+    CanaryPane > .canary-pane--future { color: $text-muted; }
+    CanaryPane > .canary-pane--block { color: $error; text-style: bold; }
+    CanaryPane > .canary-pane--override { color: $warning; }
+    CanaryPane > .canary-pane--ready { color: $success; text-style: bold; }
+    CanaryPane > .canary-pane--pending { color: $accent; text-style: bold italic; }
+    CanaryPane > .canary-pane--loud { color: $error; text-style: bold; }
+    CanaryPane > .canary-pane--immediate { color: $warning; text-style: bold; }
+    CanaryPane > .canary-pane--muted { color: $text-muted; }
+    """
+
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._view: CanaryView | None = None
+
+    @property
+    def view(self) -> CanaryView | None:
+        """The last view shown (for tests and for the app's own checks)."""
+        return self._view
+
+    # --- attributes down -------------------------------------------------------------------------
+
+    def show(
+        self,
+        state: IncidentState,
+        now: datetime,
+        blocks: Sequence[Block],
+        *,
+        can_act: bool = True,
+    ) -> None:
+        """Show the canary of ``state`` at ``now``; ``blocks`` are what stops ``advance``.
+
+        ``can_act`` is False in watch mode: the pane then does not tell anyone to press ``a``.
+        """
+        view = self._make_view(state, now, blocks, can_act)
+        if view == self._view:
+            return
+        self._view = view
+        loud = bool(view.error) or view.immediate
+        self.set_class(loud, "-loud")
+        self.set_class(bool(view.blocks or view.hold_block) and not loud, "-blocked")
+        self.set_class(bool(view.ready) and not loud, "-ready")
+        count = len(view.blocks) + (1 if view.hold_block else 0)
+        if view.promoted:
+            subtitle = "at 100%"
+        elif view.pending:
+            subtitle = view.pending
+        elif count:
+            subtitle = f"✗ {count} block{'s' if count != 1 else ''}"
+        elif view.ready:
+            subtitle = "✓ ready"
+        else:
+            subtitle = ""
+        set_subtitle(self, subtitle)
+        self.refresh()
+
+    @staticmethod
+    def _make_view(
+        state: IncidentState, now: datetime, blocks: Sequence[Block], can_act: bool
+    ) -> CanaryView:
+        current = state.canary_percent
+        visited = {visit.percent for visit in state.visits}
+        percents = [0, *(stage.percent for stage in state.plan if stage.percent > 0)]
+        if current not in percents:
+            percents = sorted({*percents, current})
+        ladder = tuple(
+            (
+                f"{percent}%",
+                "current" if percent == current
+                else "reached" if percent > 0 and (percent in visited or percent < current)
+                else "future",
+            )
+            for percent in percents
+        )
+
+        stage = state.current_stage
+        hold = ""
+        hold_done = False
+        if stage is not None and current > 0:
+            remaining = state.hold_remaining_s(now)
+            if remaining > 0:
+                hold = f"hold {format_duration(remaining)} left of {short_duration(stage.hold_s)}"
+            else:
+                hold, hold_done = "hold done", True
+
+        own: list[Block] = []
+        hold_block: Block | None = None
+        for code, words, overridable in blocks:
+            block = (safe_text(code), safe_text(words), bool(overridable))
+            if code == "hold":
+                hold_block = block
+            elif code == "final" and state.promoted:
+                continue  # "nothing to advance" is what the promoted line says, better
+            else:
+                own.append(block)
+        if hold_block is not None and not hold:
+            own.insert(0, hold_block)  # no stage to hang it on: keep it as a plain block
+            hold_block = None
+
+        pending = ""
+        if state.pending_weight is not None:
+            payload = state.pending_weight.payload
+            action = safe_text(payload.get("action", "advance"), limit=40)
+            to = safe_text(payload.get("to_percent", "?"), limit=10)
+            pending = {
+                "abort": f"setting {to}% (abort)…",
+                "immediate": f"setting {to}% IMMEDIATELY…",
+                "rollback": f"setting {to}% for the rollback…",
+            }.get(action, f"setting {to}%…")
+
+        ready = ""
+        nxt = state.next_stage
+        if not own and hold_block is None and not pending and nxt is not None:
+            ready = f"ready to advance to {nxt.percent}%" + (" — press a" if can_act else "")
+
+        return CanaryView(
+            ladder=ladder,
+            weight=current,
+            hold=hold,
+            hold_done=hold_done,
+            hold_block=hold_block,
+            pending=pending,
+            error=safe_text(state.last_weight_error),
+            immediate=state.immediate_used,
+            promoted=state.promoted,
+            blocks=tuple(own),
+            ready=ready,
+            overrides=tuple(
+                (safe_text(o.block, limit=40), safe_text(o.reason)) for o in state.overrides
+            ),
+        )
+
+    # --- drawing ---------------------------------------------------------------------------------
+
+    def render(self) -> Content:
+        """The pane's lines, most important first, fitted to the box."""
+        view = self._view
+        if view is None:
+            return Content.styled("waiting for the incident…", ".canary-pane--muted")
+        width, height = self.size
+        return fit_lines(self._lines(view, width), width, height, ".canary-pane--muted")
+
+    @staticmethod
+    def _lines(view: CanaryView, width: int = 0) -> list[Content]:
+        parts: list[str | tuple[str, str] | Content] = []
+        for index, (label, kind) in enumerate(view.ladder):
+            if index:
+                parts.append((" ▸ ", ".canary-pane--muted"))
+            if kind == "current":
+                parts.append(loud(f"[{label}]", ".canary-pane--current"))
+            elif kind == "reached":
+                parts.append((f"{label}✓", ".canary-pane--reached"))
+            else:
+                parts.append((label, ".canary-pane--future"))
+        lines = [Content.assemble(*parts)]
+
+        status: list[str | tuple[str, str]] = []
+        if view.hold_block is not None:
+            status += [("✗ ", ".canary-pane--block"), view.hold]
+            if view.hold_block[2]:
+                status.append((" [override]", ".canary-pane--override"))
+        elif view.hold:
+            mark = "✓ " if view.hold_done else ""
+            status.append((mark + view.hold, ".canary-pane--muted"))
+        weight = Content(f"weight {view.weight}%")
+        hold = Content.assemble(*status)
+        if not hold:
+            lines.append(weight)
+        elif width and weight.cell_length + 3 + hold.cell_length > width:
+            # A narrow box: the ladder already marks the weight; keep the timer on one line.
+            lines.append(hold)
+        else:
+            lines.append(Content.assemble(weight, " · ", hold))
+
+        if view.error:
+            lines.append(loud(f"✗ WEIGHT CHANGE FAILED: {view.error}", ".canary-pane--loud"))
+        if view.immediate:
+            lines.append(loud("⚠ 100% IMMEDIATELY was used", ".canary-pane--immediate"))
+        if view.pending:
+            lines.append(Content.styled(view.pending, ".canary-pane--pending"))
+        if view.promoted:
+            lines.append(Content.styled("✓ at 100% — post-emergency checklist below",
+                                        ".canary-pane--ready"))
+        for _code, words, overridable in view.blocks:
+            block: list[str | tuple[str, str]] = [("✗ ", ".canary-pane--block"), words]
+            if overridable:
+                block.append((" [override]", ".canary-pane--override"))
+            lines.append(Content.assemble(*block))
+        if view.ready:
+            lines.append(Content.styled(f"✓ {view.ready}", ".canary-pane--ready"))
+        for code, reason in view.overrides:
+            lines.append(Content.assemble(("⚑ overridden ", ".canary-pane--override"),
+                                          code, (f": {reason}", ".canary-pane--muted")))
+        return lines

@@ -1,0 +1,337 @@
+"""The guardrails pane (one line per guardrail) and the detail view behind it.
+
+:class:`GuardrailsPane` shows each guardrail's status in words — healthy / BREACH / insufficient
+evidence / can't evaluate / not yet evaluated — with the figures when healthy (canary vs baseline
+vs limit, in the guardrail's unit) and the evaluator's own detail when not, plus the failure
+budget (``breaches 1/3``) and what a sustained breach does.
+
+:class:`GuardrailDetail` is what an operator opens when a guardrail says "can't evaluate": the
+resolved queries, the raw values and the last error, exactly as the evaluator saw them. The app
+shows it in a modal; it renders plain dicts literally (PromQL's ``{}`` and ``[5m]`` included).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from textual.content import Content
+from textual.widget import Widget
+from textual.widgets import Static
+
+from console.model import GUARDRAIL_STATUS_WORDS
+from console.state import IncidentState
+from widgets.canary import fit_lines, loud, safe_text, set_subtitle
+
+Units = Mapping[str, tuple[str, float]]
+"""Guardrail name → ``(unit, scale)``: a raw value times ``scale`` is shown with ``unit``."""
+
+_MARKS: dict[str, str] = {
+    "healthy": "✓",
+    "breach": "✗",
+    "insufficient": "?",
+    "cant_evaluate": "!",
+    "unknown": "…",
+}
+
+
+def format_figure(value: float | None, unit: str = "", scale: float = 1.0) -> str:
+    """A figure as a person reads it: ``0.0412, "%", 100`` → ``4.12%``; ``None`` → ``n/a``.
+
+    The same rules as the evaluator's own detail lines, so the pane and the timeline agree.
+    """
+    if value is None:
+        return "n/a"
+    if not math.isfinite(value):
+        text = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    else:
+        shown = value * scale
+        size = abs(shown)
+        if size >= 100:
+            text = f"{shown:.0f}"
+        elif size >= 10:
+            text = f"{shown:.1f}"
+        elif size >= 0.1 or size == 0:
+            text = f"{shown:.2f}"
+        else:
+            text = f"{shown:.2g}"
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+@dataclass(frozen=True)
+class GuardrailRow:
+    """One guardrail as shown."""
+
+    name: str
+    status: str
+    word: str
+    budget: str
+    figures: str
+    detail: str
+
+
+class GuardrailsPane(Widget):
+    """One line per guardrail. Call :meth:`show` on every refresh; repaints only on a change."""
+
+    BORDER_TITLE = "Guardrails"
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "guardrails-pane--healthy",
+        "guardrails-pane--breach",
+        "guardrails-pane--insufficient",
+        "guardrails-pane--cant-evaluate",
+        "guardrails-pane--unknown",
+        "guardrails-pane--muted",
+    }
+
+    DEFAULT_CSS = """
+    GuardrailsPane {
+        width: 1fr;
+        height: 1fr;
+        padding: 0 1;
+        border: round $accent 40%;
+        border-title-color: $accent;
+        border-subtitle-color: $text-muted;
+    }
+    GuardrailsPane.-healthy { border-subtitle-color: $success; }
+    GuardrailsPane.-unsure { border-subtitle-color: $warning; }
+    GuardrailsPane.-breach { border: heavy $error; border-subtitle-color: $error; }
+    GuardrailsPane > .guardrails-pane--healthy { color: $success; }
+    /* BREACH is drawn reversed (widgets.canary.loud). */
+    GuardrailsPane > .guardrails-pane--breach { color: $error; text-style: bold; }
+    GuardrailsPane > .guardrails-pane--insufficient { color: $warning; }
+    GuardrailsPane > .guardrails-pane--cant-evaluate { color: $warning; text-style: bold; }
+    GuardrailsPane > .guardrails-pane--unknown { color: $text-muted; text-style: italic; }
+    GuardrailsPane > .guardrails-pane--muted { color: $text-muted; }
+    """
+
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._rows: tuple[GuardrailRow, ...] | None = None
+
+    @property
+    def rows(self) -> tuple[GuardrailRow, ...]:
+        """The rows last shown."""
+        return self._rows or ()
+
+    def show(
+        self, state: IncidentState, now: datetime | None = None, *, units: Units | None = None
+    ) -> None:
+        """Show ``state.guardrails``; ``units`` gives each guardrail's ``(unit, scale)``."""
+        units = units or {}
+        rows: list[GuardrailRow] = []
+        for name, guard in state.guardrails.items():
+            unit, scale = units.get(name, ("", 1.0))
+            unit = safe_text(unit, limit=20)
+            figures = (
+                f"canary {format_figure(guard.canary, unit, scale)} · "
+                f"base {format_figure(guard.baseline, unit, scale)} · "
+                f"limit {format_figure(guard.limit, unit, scale)}"
+            )
+            budget = guard.budget
+            if guard.on_breach in ("rollback", "hold"):
+                budget += f" → {guard.on_breach}"
+            rows.append(GuardrailRow(
+                name=safe_text(name, limit=40),
+                status=guard.status,
+                word=GUARDRAIL_STATUS_WORDS.get(guard.status, safe_text(guard.status, limit=40)),
+                budget=safe_text(budget, limit=40),
+                figures=figures,
+                detail=safe_text(guard.detail),
+            ))
+        new = tuple(rows)
+        if new == self._rows:
+            return
+        self._rows = new
+        counts: dict[str, int] = {}
+        for row in new:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        breach = counts.get("breach", 0)
+        unsure = sum(counts.get(s, 0) for s in ("insufficient", "cant_evaluate", "unknown"))
+        self.set_class(breach > 0, "-breach")
+        self.set_class(breach == 0 and unsure > 0, "-unsure")
+        self.set_class(bool(new) and breach == 0 and unsure == 0, "-healthy")
+        if not new:
+            subtitle = ""
+        elif breach == 0 and unsure == 0:
+            subtitle = "all healthy"
+        else:
+            subtitle = " · ".join(
+                f"{count} {GUARDRAIL_STATUS_WORDS[status]}"
+                for status, count in counts.items() if status != "healthy"
+            )
+        set_subtitle(self, subtitle)
+        self.refresh()
+
+    def render(self) -> Content:
+        """Two lines per guardrail when there is room, else one each."""
+        if self._rows is None:
+            return Content.styled("waiting for the incident…", ".guardrails-pane--muted")
+        if not self._rows:
+            return Content.styled("no guardrails configured", ".guardrails-pane--muted")
+        width, height = self.size
+        return fit_lines(self._lines(self._rows, width, height), width, height,
+                         ".guardrails-pane--muted")
+
+    @staticmethod
+    def _style(status: str) -> str:
+        return {
+            "healthy": ".guardrails-pane--healthy",
+            "breach": ".guardrails-pane--breach",
+            "insufficient": ".guardrails-pane--insufficient",
+            "cant_evaluate": ".guardrails-pane--cant-evaluate",
+        }.get(status, ".guardrails-pane--unknown")
+
+    @classmethod
+    def _lines(cls, rows: tuple[GuardrailRow, ...], width: int, height: int) -> list[Content]:
+        name_w = max(len(row.name) for row in rows)
+        word_w = max(len(row.word) for row in rows)
+        budget_w = max(len(row.budget) for row in rows)
+
+        def head(row: GuardrailRow, aligned: bool) -> Content:
+            style = cls._style(row.status)
+            word = (loud(row.word, style) if row.status == "breach"
+                    else Content.styled(row.word, style))
+            if aligned:  # a table: names and words in columns, the full budget
+                return Content.assemble(
+                    (_MARKS.get(row.status, "…") + " ", style), row.name.ljust(name_w), "  ",
+                    word, " " * (word_w - len(row.word) + 2),
+                    (row.budget.ljust(budget_w), ".guardrails-pane--muted"),
+                )
+            budget = row.budget.split(" → ")[0]  # narrow: what a breach does goes first
+            return Content.assemble(
+                (_MARKS.get(row.status, "…") + " ", style), row.name, "  ", word,
+                "  ", (budget, ".guardrails-pane--muted"),
+            )
+
+        def tail(row: GuardrailRow) -> Content:
+            healthy = row.status == "healthy"
+            text = row.figures if healthy or not row.detail else row.detail
+            return Content.styled(text, ".guardrails-pane--muted" if healthy else "")
+
+        if width <= 0:
+            return [Content.assemble(head(row, True), "  ", tail(row)) for row in rows]
+        wide = [Content.assemble(head(row, True), "  ", tail(row)) for row in rows]
+        if all(line.cell_length <= width for line in wide):
+            return wide
+
+        def rows_needed(lines: list[Content]) -> int:
+            return sum(len(line.wrap(width)) if line.cell_length > width else 1
+                       for line in lines)
+
+        # Two lines per guardrail: a problem's detail wraps (it is the why), figures are cut.
+        two: list[Content] = []
+        for row in rows:
+            two.append(head(row, False).truncate(width, ellipsis=True))
+            line = Content("  ") + tail(row)
+            two.append(line if row.status != "healthy" else line.truncate(width, ellipsis=True))
+        if rows_needed(two) <= height:
+            return two
+        cut = [line.truncate(width, ellipsis=True) for line in two]
+        if len(cut) <= height:
+            return cut
+        # A tight box: one line per guardrail, the why cut to fit.
+        return [
+            (head(row, False) if row.status == "healthy"
+             else Content.assemble(head(row, False), " · ", tail(row))
+             ).truncate(width, ellipsis=True)
+            for row in rows
+        ]
+
+
+class GuardrailDetail(Static):
+    """Each guardrail's resolved queries, raw values and last error, shown literally.
+
+    Give it plain dicts (``name``, ``status``, ``detail``, ``queries: {role: query}``,
+    ``raw: {role: [values]}``, ``error``) through :meth:`show`; the app puts it in a modal.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "guardrail-detail--name",
+        "guardrail-detail--label",
+        "guardrail-detail--error",
+        "guardrail-detail--muted",
+    }
+
+    DEFAULT_CSS = """
+    GuardrailDetail {
+        width: 1fr;
+        height: auto;
+        padding: 0 1;
+    }
+    GuardrailDetail > .guardrail-detail--name { text-style: bold; color: $accent; }
+    GuardrailDetail > .guardrail-detail--label { color: $text-muted; }
+    GuardrailDetail > .guardrail-detail--error { color: $error; text-style: bold; }
+    GuardrailDetail > .guardrail-detail--muted { color: $text-muted; }
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Mapping[str, Any]] = (),
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__("", markup=False, name=name, id=id, classes=classes)
+        self._items: tuple[Mapping[str, Any], ...] = ()
+        if items:
+            self.show(items)
+
+    def show(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Show ``items`` (one plain dict per guardrail)."""
+        self._items = tuple(items)
+        self.update(self.build(self._items))
+
+    @classmethod
+    def build(cls, items: Sequence[Mapping[str, Any]]) -> Content:
+        """The literal text of ``items``, as one ``Content``."""
+        if not items:
+            return Content.styled("no guardrail readings yet", ".guardrail-detail--muted")
+        blocks: list[Content] = []
+        for item in items:
+            status = str(item.get("status") or "unknown")
+            word = GUARDRAIL_STATUS_WORDS.get(status, safe_text(status, limit=40))
+            lines = [Content.assemble(
+                (safe_text(item.get("name", "?"), limit=80), ".guardrail-detail--name"),
+                "  ", word,
+            )]
+            detail = item.get("detail")
+            if detail:
+                lines.append(cls._field("detail", detail))
+            queries = item.get("queries") or {}
+            if isinstance(queries, Mapping):
+                for role, query in queries.items():
+                    lines.append(cls._field(f"query {safe_text(role, limit=20)}", query))
+            raw = item.get("raw") or {}
+            if isinstance(raw, Mapping):
+                for role, values in raw.items():
+                    if isinstance(values, list | tuple):
+                        shown = ", ".join(safe_text(v, limit=40) for v in values) or "(none)"
+                    else:
+                        shown = safe_text(values)
+                    lines.append(cls._field(f"raw {safe_text(role, limit=20)}", shown))
+            error = item.get("error")
+            if error:
+                lines.append(cls._field("error", error, ".guardrail-detail--error"))
+            else:
+                lines.append(cls._field("error", "none", ".guardrail-detail--muted"))
+            blocks.append(Content("\n").join(lines))
+        return Content("\n\n").join(blocks)
+
+    @staticmethod
+    def _field(label: str, value: object, style: str = "") -> Content:
+        """``  label  value``; a multi-line value keeps its lines, indented under the first."""
+        text = safe_text(value, limit=4000, multiline=True)
+        indent = "\n" + " " * 18
+        text = indent.join(text.split("\n"))
+        return Content.assemble(
+            (f"  {label} ".ljust(18), ".guardrail-detail--label"), (text, style)
+        )
