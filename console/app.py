@@ -141,6 +141,7 @@ class WarroomApp(App[int]):
         self.graphs = {g.name: self.query_one(f"#graph-{_css_id(g.name)}", MetricGraph)
                        for g in self.config.guardrails}
         self.query_one("#graphs").display = bool(self.graphs)
+        self._units = {g.name: (g.unit, g.scale) for g in self.config.guardrails}
         self._apply_size_class()
         self.timeline.focus()
         self._reader = Store(self.store_path, readonly=True)
@@ -233,12 +234,17 @@ class WarroomApp(App[int]):
         self.canary.show(state, now, blocks, can_act=can_act)
         self.rollback_pane.show(state, now, can_act=can_act)
         self.approvals.show(state, now)
-        self.guardrails_pane.show(state, now)
+        self.guardrails_pane.show(state, now, units=self._units)
         checklist_on = state.checklist_active
+        appears = checklist_on and not self.checklist.display
         self.checklist.display = checklist_on
         self.approvals.display = not checklist_on
         if checklist_on:
             self.checklist.show(state, now, can_act=can_act)
+        if appears and can_act:
+            # Its ↑/↓ and p/f/w work only when it has focus; unfocused, `p` would re-run the
+            # rollback preflight instead of marking the item passed.
+            self.call_after_refresh(self.checklist.focus)
 
     def _render_graphs(self) -> None:
         for guardrail in self.config.guardrails:
@@ -304,7 +310,7 @@ class WarroomApp(App[int]):
         self._render_header()
         self._render_panes()
         self.notify(f"Command was taken over by {holder}: this console is now WATCHING.",
-                    severity="error", timeout=30)
+                    severity="error", timeout=30, markup=False)
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -312,10 +318,10 @@ class WarroomApp(App[int]):
             return
         error = event.worker.error
         if isinstance(error, policy.Refused):
-            self.notify(str(error), severity="warning", timeout=10)
+            self.notify(str(error), severity="warning", timeout=10, markup=False)
         else:
             self.notify(f"{event.worker.group}: {type(error).__name__}: {error}",
-                        severity="error", timeout=20)
+                        severity="error", timeout=20, markup=False)
         if event.worker.group == "metrics-poll" and self.live and self.mode == COMMANDER:
             self.set_timer(self.config.monitoring.poll_interval_s, self._poll)
 
@@ -329,7 +335,8 @@ class WarroomApp(App[int]):
         blocks = self._blocks()
         fixed = [b for b in blocks if not b.overridable]
         if fixed:
-            self.notify(f"Cannot advance: {fixed[0].words}", severity="warning", timeout=8)
+            self.notify(f"Cannot advance: {fixed[0].words}", severity="warning", timeout=8,
+                        markup=False)
             return
         stage = state.next_stage
         if stage is None:
@@ -361,7 +368,8 @@ class WarroomApp(App[int]):
         blocks = policy.immediate_blocks(self.state, self._now())
         fixed = [b for b in blocks if not b.overridable]
         if fixed:
-            self.notify(f"Cannot go to 100%: {fixed[0].words}", severity="warning", timeout=8)
+            self.notify(f"Cannot go to 100%: {fixed[0].words}", severity="warning", timeout=8,
+                        markup=False)
             return
         modal = OverrideModal(
             "⚠ 100% IMMEDIATELY — skips the remaining stages (seed 000: only for active "
@@ -382,7 +390,8 @@ class WarroomApp(App[int]):
         state = self.state
         blocks = policy.abort_blocks(state)
         if blocks:
-            self.notify(f"Cannot abort: {blocks[0].words}", severity="warning", timeout=8)
+            self.notify(f"Cannot abort: {blocks[0].words}", severity="warning", timeout=8,
+                        markup=False)
             return
         lines = [f"Canary weight {state.canary_percent}% → 0%: all traffic back to "
                  f"{state.from_version}.",
@@ -402,7 +411,8 @@ class WarroomApp(App[int]):
         state = self.state
         blocks = policy.rollback_blocks(state)
         if blocks:
-            self.notify(f"Cannot roll back: {blocks[0].words}", severity="warning", timeout=8)
+            self.notify(f"Cannot roll back: {blocks[0].words}", severity="warning", timeout=8,
+                        markup=False)
             return
         modal = ConfirmRollbackModal(
             service=state.service, target=state.rollback_target,
@@ -537,7 +547,7 @@ class WarroomApp(App[int]):
         path.write_text(text, encoding="utf-8")
         self._last_export = path
         self.call_from_thread(self.notify, f"PIR written to {path}", title="Exported",
-                              timeout=20)
+                              timeout=20, markup=False)
 
     def on_unmount(self) -> None:
         if self._reader is not None:

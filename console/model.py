@@ -280,7 +280,9 @@ def describe(event: Event) -> str:
     if kind == Kind.ROLLBACK_FAILED:
         return f"ROLLBACK FAILED: {_p(p, 'error')}"
     if kind == Kind.VERIFICATION_STARTED:
-        return f"Verifying rollback: guardrails must hold for {_p(p, 'hold_s')}s"
+        hold = p.get("hold_s")
+        held = format_duration(float(hold)) if isinstance(hold, int | float) else "?"
+        return f"Verifying rollback: guardrails must stay healthy for {held}"
     if kind == Kind.ROLLBACK_VERIFIED:
         return f"ROLLBACK VERIFIED: {_p(p, 'target')} live, weight 0%, guardrails healthy"
     if kind == Kind.ROLLBACK_NOT_VERIFIED:

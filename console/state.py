@@ -510,6 +510,12 @@ def _rollback_verdict(state: IncidentState, event: Event, p: dict[str, Any]) -> 
     state.rollback_detail = _str(p, "reason") if not verified else "verified"
     state.rollback_checks = [c for c in p.get("checks") or [] if isinstance(c, dict)]
     state.rollback_finished_ts = event.ts
+    if verified:
+        # The canary is gone; what the guardrails say now is what the verification saw.
+        for name, old in state.guardrails.items():
+            state.guardrails[name] = GuardrailState(
+                name, "healthy", "healthy on the stable track after the rollback",
+                consecutive=old.consecutive, since=event.ts, on_breach=old.on_breach)
 
 
 def _gate(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
