@@ -1,0 +1,1228 @@
+"""The post-incident review (PIR) as markdown, prefilled from an incident's timeline.
+
+The shape is seed 001's PIR template (Summary, Timeline, Impact, Root Cause, Resolution, What Went
+Well, What Went Wrong, Action Items, Prevention, Lessons Learned), with one section added after
+Resolution: the **Emergency Change Record** of seed 000 — what was bypassed and why, who approved
+and how, the canary as it ran, the rollback from preflight to verification, the guardrails, the
+post-emergency gates and the command handovers.
+
+Three rules keep the document honest:
+
+- **Facts only from the record.** Every sentence the export writes is derived from the events (and
+  the metric samples). Sections only people can write (root cause, lessons...) carry italic
+  prompts, never invented prose; where the record proves something relevant (a waiver, a rollback
+  that was NOT verified, an open post-emergency item) it is listed as such, marked as coming from
+  the record.
+- **The timeline never loses a fact.** Every event is a bullet, in order.
+- **User text appears literally.** Titles, notes, reasons, evidence and names are not escaped for
+  HTML or rewritten. Only markdown structure is protected: in table cells ``|`` becomes ``\\|`` and
+  newlines ``<br>``; in running text, continuation lines are indented and a leading block marker
+  (``#``, ``>``, ``-``, ``<``...) is backslash-escaped, so a note cannot open a heading, a list, a
+  table or an HTML block. Control characters (ANSI escapes...) are shown as ``\\x1b`` rather than
+  obeyed, since exports are printed to terminals.
+
+The helpers here (the :class:`Record` of facts, the escaping, the value formatting) are shared with
+:mod:`console.export.comms`. Import-light: stdlib and ``console.model`` / ``console.state`` only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from console.model import (
+    GUARDRAIL_STATUS_WORDS,
+    Event,
+    Kind,
+    describe,
+    format_duration,
+    format_ts,
+)
+from console.state import IncidentState, fold
+
+if TYPE_CHECKING:
+    from console.config import Config
+
+SamplesLike = Mapping[str, Sequence[tuple[float, float | None]]]
+
+#: The template's sections, in order (the Emergency Change Record sits after Resolution).
+SECTIONS: tuple[str, ...] = (
+    "Summary",
+    "Timeline (UTC)",
+    "Impact",
+    "Root Cause",
+    "Resolution",
+    "Emergency Change Record",
+    "What Went Well",
+    "What Went Wrong",
+    "Action Items",
+    "Prevention",
+    "Lessons Learned",
+)
+
+#: Sections only people can write: prompts and record-proven facts, never invented text.
+HUMAN_SECTIONS: tuple[str, ...] = (
+    "Root Cause",
+    "What Went Well",
+    "What Went Wrong",
+    "Action Items",
+    "Prevention",
+    "Lessons Learned",
+)
+
+FROM_RECORD = "_From the record — keep what matters, delete the rest:_"
+
+
+# --- text that stays literal but cannot break the markdown ---------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What may open a block at the start of a line: heading, quote, list, thematic break / setext
+# underline, fence, table row or delimiter, HTML block. An ordered-list number is handled apart.
+_BLOCK_MARKER = re.compile(r"^[#>+*=`~|:<_-]")
+_ORDERED = re.compile(r"^(\d{1,9})([.)])")
+
+
+def visible(text: str) -> str:
+    """Newlines normalised to ``\\n``; other control characters shown (``\\x1b``), not obeyed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def _safe_line_start(line: str) -> str:
+    line = line.lstrip()
+    ordered = _ORDERED.match(line)
+    if ordered:
+        return f"{ordered.group(1)}\\{ordered.group(2)}{line[ordered.end():]}"
+    if _BLOCK_MARKER.match(line):
+        return "\\" + line
+    return line
+
+
+def md_inline(text: object, indent: str = "  ") -> str:
+    """User text inside a paragraph or list item that already started on this line.
+
+    The first line is kept as is (it never starts a line); later lines are indented by
+    ``indent`` (the list item's content column) and cannot open a block. Blank lines are dropped
+    so a note cannot end the list item.
+    """
+    lines = visible(str(text)).split("\n")
+    rest = [indent + _safe_line_start(line) for line in lines[1:] if line.strip()]
+    return "\n".join([lines[0], *rest])
+
+
+def md_line(text: object) -> str:
+    """User text on one line (a heading, a subject line): line breaks become spaces."""
+    return " ".join(part.strip() for part in visible(str(text)).split("\n") if part.strip())
+
+
+def md_cell(text: object, empty: str = "—") -> str:
+    """User text in a table cell: ``|`` escaped, newlines as ``<br>``, never empty."""
+    lines = [line.strip() for line in visible(str(text)).split("\n")]
+    cell = "<br>".join(line for line in lines if line).replace("|", "\\|")
+    return cell or empty
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A GFM table; cells must already be :func:`md_cell`-safe."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+# --- numbers and times ---------------------------------------------------------------------------
+
+
+def format_value(value: float | None, unit: str = "", scale: float = 1.0) -> str:
+    """A metric value as the guardrail pane shows it: ``4.12%``, ``0.31 s``."""
+    if value is None:
+        return "n/a"
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    shown = value * scale
+    size = abs(shown)
+    if size >= 100:
+        text = f"{shown:.0f}"
+    elif size >= 10:
+        text = f"{shown:.1f}"
+    elif size >= 0.1 or size == 0:
+        text = f"{shown:.2f}"
+    else:
+        text = f"{shown:.2g}"
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+def and_list(words: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def hours_minutes(seconds: float) -> str:
+    """The template's ``Xh Ym`` (whole minutes, rounded down): ``2520`` → ``0h 42m``."""
+    minutes = int(max(0.0, seconds)) // 60
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Times as the PIR shows them: ``HH:MM:SS``, with the date when the incident spans days."""
+
+    base: date
+    multi_day: bool
+
+    def at(self, ts: datetime) -> str:
+        if self.multi_day or ts.date() != self.base:
+            return ts.strftime("%Y-%m-%d %H:%M:%S")
+        return ts.strftime("%H:%M:%S")
+
+    def short(self, ts: datetime) -> str:
+        if self.multi_day or ts.date() != self.base:
+            return ts.strftime("%Y-%m-%d %H:%M")
+        return ts.strftime("%H:%M")
+
+    def unix(self, unix_ts: float) -> str:
+        from datetime import UTC
+
+        return self.at(datetime.fromtimestamp(unix_ts, UTC))
+
+
+# --- the facts of one incident -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuardrailUnit:
+    """How a guardrail's values are shown (from the config, when it knows the guardrail)."""
+
+    unit: str = ""
+    scale: float = 1.0
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class SeriesFigures:
+    """Peak and time over the limit of one metric series (``<guardrail>/<track>``)."""
+
+    series: str
+    guardrail: str
+    track: str
+    count: int
+    peak: float | None
+    peak_ts: float | None
+    limit_text: str
+    over_s: float | None
+    over_first: float | None
+    over_last: float | None
+
+
+@dataclass
+class Record:
+    """Everything the exports say, derived once from the events (and the samples)."""
+
+    events: list[Event]
+    state: IncidentState
+    clock: Clock
+    end: datetime
+    units: dict[str, GuardrailUnit] = field(default_factory=dict)
+    requesters: dict[tuple[datetime, int], str] = field(default_factory=dict)
+    at_first_stage: IncidentState | None = None
+    waived_at_close: list[str] = field(default_factory=list)
+
+    def of(self, *kinds: str) -> list[Event]:
+        wanted = set(kinds)
+        return [event for event in self.events if event.kind in wanted]
+
+    def first(self, *kinds: str) -> Event | None:
+        found = self.of(*kinds)
+        return found[0] if found else None
+
+    def last(self, *kinds: str) -> Event | None:
+        found = self.of(*kinds)
+        return found[-1] if found else None
+
+    def value(self, guardrail: str, value: Any) -> str:
+        unit = self.units.get(guardrail, GuardrailUnit())
+        number = _number(value)
+        if number is None and value not in (None, ""):
+            return str(value)  # "NaN" / "+Inf" as written by the guardrail payload
+        return format_value(number, unit.unit, unit.scale)
+
+    @property
+    def duration_s(self) -> float:
+        declared = self.state.declared_ts or self.events[0].ts
+        return (self.end - declared).total_seconds()
+
+    @property
+    def max_percent(self) -> int:
+        return max((visit.percent for visit in self.state.visits), default=0)
+
+    def gate_status(self, item: str) -> tuple[str, str]:
+        """(result word, detail) of a post-emergency item: passed, failed, waived or open."""
+        gate = self.state.gates.get(item)
+        if gate is not None:
+            return gate.result, gate.detail
+        if item in self.waived_at_close:
+            return "waived", f"at close: {self.state.close_reason}"
+        return "open", ""
+
+    def checklist_rows(self) -> list[str]:
+        """The post-emergency items, followed by any other item recorded."""
+        items = self.state.post_checklist()
+        return items + [item for item in self.state.gates if item not in items]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def build_record(events: Sequence[Event], config: Config | None = None) -> Record:
+    """Fold the events (one incident, oldest first) and gather what the exports need."""
+    if not events:
+        raise ValueError("an incident export needs at least its declaration event")
+    ordered = list(events)
+    state = fold(ordered)
+    start = state.declared_ts or ordered[0].ts
+    end = state.closed_ts or ordered[-1].ts
+    multi_day = any(event.ts.date() != start.date() for event in ordered)
+    record = Record(ordered, state, Clock(start.date(), multi_day), end)
+    if config is not None:
+        record.units = {g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
+    requester = ""
+    for index, event in enumerate(ordered):
+        if event.kind == Kind.WEIGHT_REQUESTED:
+            requester = event.actor
+        elif event.kind == Kind.WEIGHT_SET:
+            percent = int(event.payload.get("percent", 0) or 0)
+            record.requesters[(event.ts, percent)] = requester or event.actor
+            if percent > 0 and record.at_first_stage is None:
+                record.at_first_stage = fold(ordered[:index])
+        elif event.kind == Kind.CLOSED:
+            record.waived_at_close = [str(i) for i in event.payload.get("waived_items") or []]
+    return record
+
+
+def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
+    """Peak per series, and, for canary series, time over the guardrail's limit.
+
+    Series are named ``<guardrail>/<track>``. The limit at a sample's time comes from, in order:
+    the ``<guardrail>/limit`` series the engine records beside the canary (the effective limit of
+    each evaluation; it is not listed as a series of its own), the limits reported by
+    guardrail-change events (the last one before the sample, the first before any), or the
+    config's absolute ``max``. Time over the limit counts, for each sample above it, the time to
+    the next sample (for the last sample, the median step).
+    """
+    reported: dict[str, list[tuple[float, float]]] = {}
+    for event in record.of(Kind.GUARDRAIL_CHANGED):
+        limit = _number(event.payload.get("limit"))
+        if limit is not None:
+            name = str(event.payload.get("name", ""))
+            reported.setdefault(name, []).append((event.ts.timestamp(), limit))
+    split = {series: _split(series) for series in samples}
+    for series, (guardrail, track) in split.items():
+        if track == "limit":
+            limit_points = [(ts, v) for ts, v in samples[series]
+                            if v is not None and math.isfinite(v)]
+            if limit_points:
+                reported[guardrail] = sorted(limit_points)
+    figures: list[SeriesFigures] = []
+    for series in sorted(samples):
+        guardrail, track = split[series]
+        if track == "limit":
+            continue
+        points = sorted(samples[series], key=lambda point: point[0])
+        known = [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
+        peak_ts, peak = max(known, key=lambda point: point[1]) if known else (None, None)
+        limits = reported.get(guardrail, [])
+        config_max = record.units.get(guardrail, GuardrailUnit()).max
+        limit_text = "—"
+        over_s: float | None = None
+        first: float | None = None
+        last: float | None = None
+        if track == "canary" and (limits or config_max is not None):
+            used: set[float] = set()
+            over_s = 0.0
+            for index, (ts, value) in enumerate(points):
+                limit = _limit_at(limits, ts, config_max)
+                if value is None or limit is None or not math.isfinite(value):
+                    continue
+                used.add(limit)
+                if value <= limit:
+                    continue
+                first = ts if first is None else first
+                last = ts
+                # A sample stands for the time to the next one; the last, for a typical step.
+                if index + 1 < len(points):
+                    over_s += points[index + 1][0] - ts
+                elif len(points) > 1:
+                    over_s += statistics.median(
+                        b[0] - a[0] for a, b in itertools.pairwise(points))
+            shown = [record.value(guardrail, v) for v in sorted(used)] or ["—"]
+            limit_text = shown[0] if shown[0] == shown[-1] else f"{shown[0]} – {shown[-1]}"
+            if not limits and used:
+                limit_text += " (config max)"
+        figures.append(SeriesFigures(series, guardrail, track, len(known), peak, peak_ts,
+                                     limit_text, over_s, first, last))
+    return figures
+
+
+def _split(series: str) -> tuple[str, str]:
+    """``"error-rate/canary"`` → ``("error-rate", "canary")``; a name without a track → ``""``."""
+    guardrail, _, track = series.rpartition("/")
+    return (guardrail, track) if guardrail else (series, "")
+
+
+def _limit_at(reported: list[tuple[float, float]], ts: float,
+              fallback: float | None) -> float | None:
+    if not reported:
+        return fallback
+    limit = reported[0][1]
+    for at, value in reported:
+        if at > ts:
+            break
+        limit = value
+    return limit
+
+
+# --- sentences shared by the PIR and the drafts --------------------------------------------------
+
+
+def outcome_sentence(record: Record) -> str:
+    """How the change ended (or where it stands), in one or two sentences of facts."""
+    s = record.state
+    clock = record.clock
+    if s.promoted and s.promoted_ts is not None:
+        how = " via 100% IMMEDIATELY" if s.immediate_used else ""
+        return (f"{s.to_version} reached 100% at {clock.at(s.promoted_ts)} UTC{how}, "
+                f"{format_duration((s.promoted_ts - _declared(record)).total_seconds())} after "
+                "declaration.")
+    request = record.last(Kind.ROLLBACK_REQUESTED)
+    if request is not None:
+        p = request.payload
+        how = "an automatic" if p.get("automatic") else "a manual"
+        head = (f"The canary reached {record.max_percent}%; {how} rollback to "
+                f"{md_inline(s.rollback_target, '')} was requested at {clock.at(request.ts)} "
+                f"UTC, reason: {md_inline(p.get('reason', ''), '')}")
+        verdict = record.last(Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED,
+                              Kind.ROLLBACK_FAILED)
+        if s.rollback_status == "verified" and verdict is not None:
+            return f"{head}. It was VERIFIED at {clock.at(verdict.ts)} UTC."
+        if s.rollback_status == "not_verified" and verdict is not None:
+            return (f"{head}. It was NOT VERIFIED at {clock.at(verdict.ts)} UTC: "
+                    f"{md_inline(s.rollback_detail, '')}.")
+        if s.rollback_status == "failed" and verdict is not None:
+            return (f"{head}. The rollback FAILED at {clock.at(verdict.ts)} UTC: "
+                    f"{md_inline(s.rollback_detail, '')}.")
+        return f"{head}. The rollback was still in progress at the last event."
+    if s.canary_percent > 0:
+        return f"At the last event the canary of {s.to_version} was at {s.canary_percent}%."
+    if record.max_percent:
+        return (f"The canary reached {record.max_percent}% and was aborted to 0%; "
+                f"{s.to_version} did not ship.")
+    return f"The canary of {s.to_version} had not started at the last event."
+
+
+def _declared(record: Record) -> datetime:
+    return record.state.declared_ts or record.events[0].ts
+
+
+def verdict_word(record: Record) -> str:
+    """The rollback's state in capitals when it matters: VERIFIED, NOT VERIFIED, FAILED..."""
+    return {
+        "verified": "ROLLBACK VERIFIED",
+        "not_verified": "ROLLBACK NOT VERIFIED",
+        "failed": "ROLLBACK FAILED",
+        "requested": "rollback requested",
+        "in_progress": "rollback in progress",
+    }.get(record.state.rollback_status, "")
+
+
+# --- the PIR -------------------------------------------------------------------------------------
+
+
+def render_pir(events: Sequence[Event], *, config: Config | None = None,
+               samples: SamplesLike | None = None, now: datetime | None = None) -> str:
+    """The PIR of one incident (its events, oldest first) as markdown."""
+    record = build_record(events, config)
+    out: list[str] = []
+    out += _header(record, now)
+    out += _summary(record)
+    out += _timeline(record)
+    out += _impact(record, samples or {})
+    out += _root_cause()
+    out += _resolution(record)
+    out += _emergency_record(record)
+    out += _went_well(record)
+    out += _went_wrong(record)
+    out += _action_items(record)
+    out += _prevention()
+    out += _lessons()
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def _section(title: str) -> list[str]:
+    return [f"## {title}", ""]
+
+
+def _header(record: Record, now: datetime | None) -> list[str]:
+    s = record.state
+    clock = record.clock
+    declared = _declared(record)
+    title = md_line(s.title) or "(untitled)"
+    if title.endswith("#"):
+        title = title[:-1] + "\\#"  # a trailing # would be read as a closing sequence
+    lines = [
+        f"# Post-Incident Review: {s.id_text} — {title}",
+        "",
+        f"Date: {declared:%Y-%m-%d}",
+        "",
+        f"Severity: {s.priority or '(unknown)'}",
+        "",
+        f"Duration: {hours_minutes(record.duration_s)}"
+        + ("" if s.closed else " (still open)"),
+        "",
+    ]
+    if s.simulated:
+        lines += ["**SIMULATED incident** (warroom demo): approvals, traffic and metrics are not "
+                  "real.", ""]
+    commander = md_inline(s.commander, "  ")
+    if s.handovers:
+        commander += (f" (declared by {md_inline(s.declared_by)}; {s.handovers} command "
+                      f"handover{'s' if s.handovers != 1 else ''})")
+    elif s.declared_by and s.declared_by != s.commander:
+        commander += f" (declared by {md_inline(s.declared_by)})"
+    if s.closed and s.closed_ts is not None:
+        status = f"closed at {clock.at(s.closed_ts)} UTC — {md_inline(s.close_reason)}"
+    else:
+        status = f"open at the last event ({clock.at(record.end)} UTC)"
+    head = record.events[-1]
+    lines += [
+        f"- **Incident**: {s.id_text}, {s.category} emergency on {md_inline(s.service)}: "
+        f"{md_inline(s.from_version)} → {md_inline(s.to_version)}",
+        f"- **Declared**: {declared:%Y-%m-%d %H:%M:%S} UTC",
+        f"- **Commander**: {commander}",
+        f"- **Status**: {status}",
+        f"- **Record**: {len(record.events)} events, chain head `{head.hash or 'none'}` "
+        f"(`warroom verify {s.id_text}` re-checks it)"
+        + (f"; exported {format_ts(now)}" if now is not None else ""),
+        "",
+    ]
+    return lines
+
+
+def _summary(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    bypassed = and_list([md_inline(b.element, "") for b in s.bypasses]) or "no element"
+    text = (f"From the record: {s.priority} {s.category} emergency on {md_inline(s.service, '')}, "
+            f"declared {clock.at(_declared(record))} UTC by {md_inline(s.declared_by, '')}: "
+            f"“{md_inline(s.title, '')}”. The change {md_inline(s.from_version, '')} → "
+            f"{md_inline(s.to_version, '')} bypassed {bypassed}. {outcome_sentence(record)}")
+    if s.closed and s.closed_ts is not None:
+        text += (f" Closed at {clock.at(s.closed_ts)} UTC, "
+                 f"{hours_minutes(record.duration_s)} after declaration.")
+    else:
+        text += " The incident was still open at the last event."
+    return [
+        *_section("Summary"),
+        "_Write two or three sentences: what users saw, why, and how it ended._",
+        "",
+        text,
+        "",
+    ]
+
+
+def _timeline(record: Record) -> list[str]:
+    lines = [
+        *_section("Timeline (UTC)"),
+        "_Every event of the record. Add what happened outside warroom (first detection, "
+        "paging, customer reports) where it belongs._",
+        "",
+    ]
+    for event in record.events:
+        lines.append(f"- {record.clock.at(event.ts)} — {md_inline(event.actor)}: "
+                     f"{md_inline(describe(event))}")
+    lines.append("")
+    return lines
+
+
+def _impact(record: Record, samples: SamplesLike) -> list[str]:
+    s = record.state
+    clock = record.clock
+    declared = _declared(record)
+    end_word = "closed" if s.closed else "last event"
+    lines = [
+        *_section("Impact"),
+        "- **Users affected**: _Fill in: how many users, which ones._",
+        f"- **Duration**: {hours_minutes(record.duration_s)} (declared {clock.at(declared)} → "
+        f"{end_word} {clock.at(record.end)} UTC)",
+        f"- **Service**: {md_inline(s.service)}",
+    ]
+    if record.max_percent:
+        exposure = f"{md_inline(s.to_version)} reached {record.max_percent}% canary weight"
+        if s.promoted and s.promoted_ts is not None:
+            exposure += f" at {clock.at(s.promoted_ts)} UTC"
+        elif s.canary_percent == 0:
+            last_zero = record.last(Kind.WEIGHT_SET)
+            if last_zero is not None:
+                exposure += f"; back to 0% at {clock.at(last_zero.ts)} UTC"
+        lines.append(f"- **Canary weight reached**: {exposure}")
+    else:
+        lines.append(f"- **Canary weight reached**: 0% ({md_inline(s.to_version)} took no "
+                     "traffic)")
+    lines += [
+        "- **User experience**: _Fill in: what users saw._",
+        "- **Revenue impact**: _Fill in: estimate, or none._",
+        "- **Reputation impact**: _Fill in: support tickets, social media mentions._",
+        "",
+    ]
+    figures = series_figures(record, samples)
+    if not figures:
+        lines += ["_No metric samples were recorded for this incident._", ""]
+        return lines
+    lines += ["Metrics sampled by the guardrails (peak per series; the limit is the one the "
+              "guardrail reported; time over it ≈ sum of sample intervals above it):", ""]
+    rows = []
+    for f in figures:
+        if f.over_s is None:
+            over = "—"
+        elif f.over_first is None:
+            over = "never"
+        else:
+            over = (f"{format_duration(f.over_s)} ({clock.unix(f.over_first)} → "
+                    f"{clock.unix(f.over_last or f.over_first)})")
+        rows.append([
+            md_cell(f.series),
+            str(f.count),
+            record.value(f.guardrail, f.peak),
+            clock.unix(f.peak_ts) if f.peak_ts is not None else "—",
+            f.limit_text,
+            over,
+        ])
+    lines += md_table(["Series", "Samples", "Peak", "Peak at (UTC)", "Limit", "Over the limit"],
+                      rows)
+    lines.append("")
+    return lines
+
+
+def _root_cause() -> list[str]:
+    return [
+        *_section("Root Cause"),
+        "_Write the detailed technical explanation of what caused the issue (code snippets, "
+        "sequence diagrams if helpful). The record shows how the change ran, not why the issue "
+        "arose._",
+        "",
+    ]
+
+
+def _resolution(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = _section("Resolution")
+    if s.promoted and s.promoted_ts is not None:
+        elapsed = (s.promoted_ts - _declared(record)).total_seconds()
+        target = _target_words(record, elapsed)
+        how = " via **100% IMMEDIATELY**" if s.immediate_used else ""
+        lines.append(f"**{md_inline(s.to_version, '')} shipped to 100%** of "
+                     f"{md_inline(s.service, '')} at {clock.at(s.promoted_ts)} UTC{how}, "
+                     f"{format_duration(elapsed)} after declaration{target}.")
+        result, detail = record.gate_status(s.post_checklist()[0])
+        lines += ["", f"Resolution verified (post-emergency check): {result.upper()}"
+                  + (f" — {md_inline(detail, '')}" if detail else "") + "."]
+    elif s.rolled_back:
+        request = record.last(Kind.ROLLBACK_REQUESTED)
+        how = ""
+        if request is not None:
+            p = request.payload
+            how = (f" ({'automatic' if p.get('automatic') else 'manual'}, requested at canary "
+                   f"weight {md_inline(p.get('weight', ''), '')}% at {clock.at(request.ts)} UTC)")
+        verdict = record.last(Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED,
+                              Kind.ROLLBACK_FAILED)
+        word = verdict_word(record)
+        if s.rollback_status == "verified" and verdict is not None:
+            tail = f"**{word}** at {clock.at(verdict.ts)} UTC."
+        elif s.rollback_status in ("not_verified", "failed") and verdict is not None:
+            tail = (f"**{word}** at {clock.at(verdict.ts)} UTC: "
+                    f"{md_inline(s.rollback_detail, '')}.")
+        else:
+            tail = f"**{word}** at the last event."
+        lines.append(f"**Rolled back to {md_inline(s.rollback_target, '')}**{how}: {tail} "
+                     f"{md_inline(s.to_version, '')} did not ship.")
+    else:
+        lines.append(f"Not resolved at the last event: {outcome_sentence(record)}")
+    if s.closed and s.closed_ts is not None:
+        lines += ["", f"Closed at {clock.at(s.closed_ts)} UTC: {md_inline(s.close_reason, '')}"]
+    lines += ["", "_Describe what was changed to fix the issue, and what remains to be done._", ""]
+    return lines
+
+
+def _target_words(record: Record, elapsed_s: float) -> str:
+    hours = record.state.target_hours
+    if not hours:
+        return ""
+    met = "met" if elapsed_s <= hours * 3600 else "MISSED"
+    return f" ({record.state.priority} target {format_duration(hours * 3600)}: {met})"
+
+
+# --- the Emergency Change Record -----------------------------------------------------------------
+
+
+def _emergency_record(record: Record) -> list[str]:
+    lines = _section("Emergency Change Record")
+    lines += ["_What seed 000 asks to document: what was bypassed and why, what compensated, who "
+              "approved, how the canary and the rollback ran, and the post-emergency "
+              "discipline._", ""]
+    lines += _declaration_part(record)
+    lines += _approvals_part(record)
+    lines += _canary_part(record)
+    lines += _rollback_part(record)
+    lines += _guardrails_part(record)
+    lines += _gates_part(record)
+    lines += _command_part(record)
+    return lines
+
+
+def _declaration_part(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    declared = _declared(record)
+    lines = ["### Declaration and bypass scope", ""]
+    lines.append(f"- **Declared**: {clock.at(declared)} UTC by {md_inline(s.declared_by)}; "
+                 f"category {md_inline(s.category)}, priority {md_inline(s.priority)}")
+    if s.target_hours and s.deadline is not None:
+        if s.promoted and s.promoted_ts is not None:
+            elapsed = (s.promoted_ts - declared).total_seconds()
+            state = f"100% after {format_duration(elapsed)}: " + (
+                "met" if elapsed <= s.target_hours * 3600 else "MISSED")
+        else:
+            state = f"{md_inline(s.to_version)} did not reach 100%"
+        lines.append(f"- **Deploy target**: {format_duration(s.target_hours * 3600)} "
+                     f"(by {clock.at(s.deadline)} UTC) — {state}")
+    if s.affects:
+        lines.append("- **Mission-critical scenarios affected**: "
+                     + ", ".join(md_inline(a) for a in s.affects))
+        if s.advice:
+            lines.append(f"- **Advice**: {md_inline(s.advice)}")
+    for event in record.of(Kind.RATE_WARNING):
+        lines.append(f"- **Emergency-rate WARNING**: {md_inline(event.payload.get('message', ''))}")
+    lines.append("")
+    if not s.bypasses:
+        lines += ["No discipline element was bypassed.", ""]
+        return lines
+    rows = []
+    for bypass in s.bypasses:
+        item = f"{bypass.element}: {bypass.post_gate}"
+        result, detail = record.gate_status(item) if bypass.post_gate else ("—", "")
+        rows.append([
+            md_cell(bypass.element),
+            md_cell(bypass.reason),
+            md_cell(bypass.compensation),
+            md_cell(bypass.post_gate),
+            _result_cell(result, detail),
+        ])
+    lines += md_table(["Bypassed", "Why", "Compensation", "Post-gate", "Post-gate result"], rows)
+    lines.append("")
+    return lines
+
+
+def _result_cell(result: str, detail: str) -> str:
+    word = {"passed": "passed", "failed": "**FAILED**", "waived": "**WAIVED**",
+            "open": "**open**", "—": "—"}.get(result, md_cell(result))
+    return f"{word}: {md_cell(detail)}" if detail else word
+
+
+def _approvals_part(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = ["### Approvals", ""]
+    required = ", ".join(md_inline(r) for r in s.required_roles) or "none"
+    if s.approvals_complete:
+        counted = s.current_approvals()
+        waived = [role for role in s.required_roles
+                  if role in counted and counted[role].kind == "waived"]
+        status = "complete" + (f", with {len(waived)} WAIVED ({', '.join(waived)})"
+                               if waived else "")
+    else:
+        status = "**MISSING**: " + ", ".join(md_inline(r) for r in s.missing_roles)
+    lines.append(f"Required for a {md_inline(s.category)} emergency: {required}. For "
+                 f"{md_inline(s.to_version)}: {status}.")
+    lines.append("")
+    if not s.approvals:
+        lines += ["No approval was recorded.", ""]
+        return lines
+    rows = []
+    for a in s.approvals:
+        if a.kind == "waived":
+            approver, how = "—", f"**WAIVED** by {md_cell(a.recorded_by)}"
+        elif a.kind == "relayed":
+            approver = md_cell(a.relayed_from or a.user)
+            how = f"relayed by {md_cell(a.recorded_by)}"
+        elif a.kind == "simulated":
+            approver, how = md_cell(a.user), "**SIMULATED** (demo, not a real approval)"
+        else:
+            approver, how = md_cell(a.user), "direct"
+        if a.stale:
+            how += f"; **STALE** (target is now {md_cell(s.to_version)})"
+        said = []
+        if a.reason:
+            said.append(f"reason: {md_cell(a.reason)}")
+        if a.evidence:
+            said.append(f"evidence: {md_cell(a.evidence)}")
+        if a.note:
+            said.append(f"note: {md_cell(a.note)}")
+        rows.append([md_cell(a.role), approver, how, md_cell(a.version), clock.at(a.ts),
+                     "; ".join(said) or "—"])
+    lines += md_table(["Role", "Approver", "How", "For version", "At (UTC)",
+                       "Reason / evidence / note"], rows)
+    lines.append("")
+    return lines
+
+
+def _canary_part(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = ["### Canary", ""]
+    if s.plan:
+        stages = " → ".join(
+            f"{stage.percent}%" + (f" (hold {format_duration(stage.hold_s)})"
+                                   if stage.hold_s else "")
+            for stage in s.plan
+        )
+        lines += [f"Plan {md_inline(s.plan_name or '(unnamed)', '')}: {stages}.", ""]
+    if s.visits:
+        rows = []
+        for visit in s.visits:
+            stage = "—"
+            planned = "—"
+            if 0 <= visit.stage_index < len(s.plan):
+                stage = f"{visit.stage_index + 1} of {len(s.plan)}"
+                hold = s.plan[visit.stage_index].hold_s
+                planned = format_duration(hold) if hold else "—"
+            dwell = format_duration(visit.dwell_s(record.end))
+            if visit.left is None:
+                dwell += " (still there at the last event)"
+            how = "**100% IMMEDIATELY**" if visit.action == "immediate" else md_cell(visit.action)
+            by = record.requesters.get((visit.entered, visit.percent), visit.actor)
+            rows.append([f"{visit.percent}%", stage, clock.at(visit.entered), md_cell(by), how,
+                         dwell, planned])
+        lines += ["Stages reached:", ""]
+        lines += md_table(["Weight", "Stage", "Entered (UTC)", "By", "How", "Dwell",
+                           "Planned hold"], rows)
+        lines.append("")
+    else:
+        lines += ["The canary never took traffic.", ""]
+    for event in record.of(Kind.WEIGHT_SET):
+        if int(event.payload.get("percent", 0) or 0) == 0 and s.visits:
+            lines.append(f"- {clock.at(event.ts)} — canary weight back to 0% "
+                         f"({md_inline(event.payload.get('action', ''))})")
+    overrides = [e for e in record.of(Kind.WEIGHT_REQUESTED) if e.payload.get("overrides")]
+    immediate = [e for e in record.of(Kind.WEIGHT_REQUESTED)
+                 if e.payload.get("action") == "immediate"]
+    for event in record.of(Kind.WEIGHT_FAILED):
+        lines.append(f"- {clock.at(event.ts)} — setting the weight to "
+                     f"{md_inline(event.payload.get('percent', ''))}% FAILED: "
+                     f"{md_inline(event.payload.get('error', ''))}")
+    if lines[-1] != "":
+        lines.append("")
+    if overrides:
+        lines += ["Overrides (blocks set aside with a typed reason):", ""]
+        for event in overrides:
+            p = event.payload
+            target = f"{md_inline(p.get('to_percent', ''))}%"
+            for item in p.get("overrides") or []:
+                if not isinstance(item, dict):
+                    continue
+                words = f" ({md_inline(item['words'])})" if item.get("words") else ""
+                lines.append(f"- {clock.at(event.ts)} — {md_inline(event.actor)}, "
+                             f"{md_inline(p.get('action', 'advance'))} to {target}: overrode "
+                             f"**{md_inline(item.get('block', ''))}**{words}; reason: "
+                             f"{md_inline(item.get('reason', ''))}")
+        lines.append("")
+    else:
+        lines += ["No block was overridden.", ""]
+    if immediate:
+        for event in immediate:
+            lines.append(f"**100% IMMEDIATELY** was used: requested at {clock.at(event.ts)} UTC "
+                         f"by {md_inline(event.actor, '')} from "
+                         f"{md_inline(event.payload.get('from_percent', ''), '')}%; reason: "
+                         f"{md_inline(event.payload.get('reason', ''), '')}")
+            lines.append("")
+    else:
+        lines += ["“100% immediately” was not used.", ""]
+    return lines
+
+
+def _checks_table(checks: Sequence[dict[str, Any]]) -> list[str]:
+    rows = [[md_cell(c.get("name", "")), "ok" if c.get("ok") else "**FAILED**",
+             md_cell(c.get("detail", ""))] for c in checks]
+    return [*md_table(["Check", "Result", "Detail"], rows), ""]
+
+
+def _rollback_part(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = ["### Rollback", ""]
+    lines.append(f"- **Target**: {md_inline(s.rollback_target or '(unknown)')}")
+    acked = record.last(Kind.CHECKLIST_ACKED)
+    if acked is not None:
+        lines.append(f"- **Compatibility checklist** (seed 002): acknowledged by "
+                     f"{md_inline(acked.actor)} at {clock.at(acked.ts)} UTC")
+        for item in acked.payload.get("items") or []:
+            lines.append(f"  - {md_inline(item, '    ')}")
+    else:
+        lines.append("- **Compatibility checklist** (seed 002): **NOT acknowledged**")
+    preflights = record.of(Kind.PREFLIGHT_PASSED, Kind.PREFLIGHT_FAILED)
+    if not preflights:
+        lines.append("- **Preflight**: **never run**")
+    for event in preflights:
+        word = "PASSED" if event.kind == Kind.PREFLIGHT_PASSED else "**FAILED**"
+        detail = event.payload.get("detail")
+        lines.append(f"- **Preflight** to {md_inline(event.payload.get('target', ''))}: {word} "
+                     f"at {clock.at(event.ts)} UTC" + (f" — {md_inline(detail)}" if detail
+                                                       else ""))
+    first_stage = record.at_first_stage
+    if first_stage is not None:
+        ready = bool(first_stage.preflight_ok and first_stage.checklist_acked)
+        lines.append("- **Ready before the first stage**: " + (
+            "yes (preflight passed, checklist acknowledged)" if ready
+            else "**NO** — the canary started without a passed preflight and acknowledged "
+                 "checklist"))
+    lines.append("")
+    if preflights and preflights[-1].payload.get("checks"):
+        lines += ["Checks of the last preflight:", ""]
+        lines += _checks_table(preflights[-1].payload["checks"])
+    steps = record.of(Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_STARTED, Kind.ROLLBACK_PROGRESS,
+                      Kind.ROLLBACK_COMPLETED, Kind.ROLLBACK_FAILED, Kind.VERIFICATION_STARTED)
+    if not steps:
+        lines += ["**Execution**: no rollback was requested.", ""]
+        return lines
+    lines += ["**Execution**:", ""]
+    requested_at: datetime | None = None
+    for event in steps:
+        p = event.payload
+        when = clock.at(event.ts)
+        after = (f" ({format_duration((event.ts - requested_at).total_seconds())} after the "
+                 "request)") if requested_at is not None else ""
+        if event.kind == Kind.ROLLBACK_REQUESTED:
+            requested_at = event.ts
+            how = "automatic" if p.get("automatic") else "manual"
+            lines.append(f"- {when} — requested ({how}, at canary weight "
+                         f"{md_inline(p.get('weight', ''))}%) by {md_inline(event.actor)}: "
+                         f"{md_inline(p.get('reason', ''))}")
+        elif event.kind == Kind.ROLLBACK_STARTED:
+            lines.append(f"- {when} — started: {md_inline(p.get('detail', ''))}")
+        elif event.kind == Kind.ROLLBACK_PROGRESS:
+            lines.append(f"- {when} — progress: {md_inline(p.get('message', ''))}")
+        elif event.kind == Kind.ROLLBACK_COMPLETED:
+            lines.append(f"- {when} — completed: the deployer reports "
+                         f"{md_inline(p.get('version', ''))} live{after}")
+        elif event.kind == Kind.ROLLBACK_FAILED:
+            lines.append(f"- {when} — **FAILED**{after}: {md_inline(p.get('error', ''))}")
+        else:
+            hold = _number(p.get("hold_s"))
+            held = format_duration(hold) if hold is not None else md_inline(p.get("hold_s", ""))
+            lines.append(f"- {when} — verification started: guardrails must hold for {held}")
+    lines.append("")
+    verdict = record.last(Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED)
+    if verdict is None:
+        if s.rollback_status == "failed":
+            lines += ["**Verification**: none — the rollback **FAILED**.", ""]
+        else:
+            lines += ["**Verification**: not finished at the last event — the rollback is "
+                      "**NOT VERIFIED**.", ""]
+        return lines
+    after = ""
+    if requested_at is not None:
+        waited = format_duration((verdict.ts - requested_at).total_seconds())
+        after = f", {waited} after the request"
+    if verdict.kind == Kind.ROLLBACK_VERIFIED:
+        lines += [f"**Verification**: **ROLLBACK VERIFIED** at {clock.at(verdict.ts)} UTC{after}: "
+                  f"{md_inline(verdict.payload.get('target', ''), '')} live, weight 0%, "
+                  "guardrails healthy.", ""]
+    else:
+        lines += [f"**Verification**: **ROLLBACK NOT VERIFIED** at {clock.at(verdict.ts)} UTC"
+                  f"{after}: {md_inline(verdict.payload.get('reason', ''), '')}", ""]
+    if verdict.payload.get("checks"):
+        lines += _checks_table(verdict.payload["checks"])
+    return lines
+
+
+def _guardrails_part(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = ["### Guardrails", ""]
+    changes = record.of(Kind.GUARDRAIL_CHANGED)
+    if s.guardrails:
+        lines += ["Last status:", ""]
+        for g in s.guardrails.values():
+            word = GUARDRAIL_STATUS_WORDS.get(g.status, g.status)
+            since = f" since {clock.at(g.since)}" if g.since is not None else ""
+            detail = f" — {md_inline(g.detail)}" if g.detail else ""
+            lines.append(f"- {md_inline(g.name)}: {word}{since}{detail} (on {g.consecutive} "
+                         f"breaches in a row: {md_inline(g.on_breach)})")
+        if s.rolled_back and s.rollback_status != "verified":
+            lines.append("")
+            lines.append("Canary evaluations stop when the rollback starts: these are the last "
+                         "statuses seen on the canary.")
+        lines.append("")
+    if changes:
+        rows = []
+        for event in changes:
+            p = event.payload
+            name = str(p.get("name", ""))
+            previous = GUARDRAIL_STATUS_WORDS.get(str(p.get("previous")), str(p.get("previous")))
+            status = GUARDRAIL_STATUS_WORDS.get(str(p.get("status")), str(p.get("status")))
+            if p.get("status") == "breach":
+                status = (f"**{status}** ({md_cell(p.get('breaches', '?'))}/"
+                          f"{md_cell(p.get('consecutive', '?'))})")
+            rows.append([clock.at(event.ts), md_cell(name), f"{md_cell(previous)} → {status}",
+                         record.value(name, p.get("canary")),
+                         record.value(name, p.get("baseline")),
+                         record.value(name, p.get("limit")), md_cell(p.get("detail", ""))])
+        lines += ["Status changes:", ""]
+        lines += md_table(["At (UTC)", "Guardrail", "Status", "Canary", "Baseline", "Limit",
+                           "Detail"], rows)
+        lines.append("")
+    else:
+        lines += ["No guardrail changed status.", ""]
+    actions = record.of(Kind.GUARDRAIL_ACTION)
+    if actions:
+        lines += ["Sustained-breach actions:", ""]
+        for event in actions:
+            p = event.payload
+            lines.append(f"- {clock.at(event.ts)} — {md_inline(p.get('name', ''))}: sustained "
+                         f"breach ({md_inline(p.get('breaches', ''))} in a row) → "
+                         f"**{md_inline(p.get('action', ''))}**")
+        lines.append("")
+    return lines
+
+
+def _gates_part(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = ["### Post-emergency gates", ""]
+    if s.promoted and s.promoted_ts is not None:
+        lines.append(f"The checklist opened when {md_inline(s.to_version, '')} reached 100% at "
+                     f"{clock.at(s.promoted_ts)} UTC.")
+    elif s.rollback_status == "verified" and s.rollback_finished_ts is not None:
+        lines.append(f"The checklist opened when the rollback was verified at "
+                     f"{clock.at(s.rollback_finished_ts)} UTC.")
+    else:
+        lines.append("Not started: the checklist opens when the change reaches 100% or the "
+                     "rollback is verified. Every item is **open**.")
+    lines.append("")
+    rows = []
+    for item in record.checklist_rows():
+        result, detail = record.gate_status(item)
+        gate = s.gates.get(item)
+        rows.append([md_cell(item), _result_cell(result, ""), md_cell(detail),
+                     clock.at(gate.ts) if gate else "—",
+                     md_cell(gate.actor) if gate else "—"])
+    lines += md_table(["Item", "Result", "Detail", "Recorded (UTC)", "By"], rows)
+    lines.append("")
+    return lines
+
+
+def _command_part(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = ["### Command", ""]
+    declared = record.first(Kind.DECLARED)
+    first_commander = (declared.payload.get("commander") if declared else None) or s.declared_by
+    lines.append(f"- **Commander at declaration**: {md_inline(first_commander)}; at the last "
+                 f"event: {md_inline(s.commander)}")
+    for event in record.of(Kind.CONSOLE_OPENED):
+        p = event.payload
+        lines.append(f"- {clock.at(event.ts)} — console opened by "
+                     f"{md_inline(p.get('user', event.actor))} on {md_inline(p.get('host', ''))}"
+                     f" ({md_inline(p.get('mode', 'commander'))})")
+    handovers = record.of(Kind.HANDOVER)
+    for event in handovers:
+        p = event.payload
+        lines.append(f"- {clock.at(event.ts)} — **command handover** from "
+                     f"{md_inline(p.get('previous_user', ''))} "
+                     f"({md_inline(p.get('previous_host', ''))}) to {md_inline(p.get('user', ''))}"
+                     f" ({md_inline(p.get('host', ''))}): {md_inline(p.get('reason', ''))}")
+    if not handovers:
+        lines.append("- No command handover.")
+    for event in record.of(Kind.RECONCILED):
+        lines.append(f"- {clock.at(event.ts)} — {md_inline(describe(event))}")
+    lines.append("")
+    return lines
+
+
+# --- human-only sections: prompts, and facts the record proves -----------------------------------
+
+
+def _went_well(record: Record) -> list[str]:
+    s = record.state
+    facts: list[str] = []
+    first = record.at_first_stage
+    if first is not None:
+        counted = first.current_approvals()
+        if first.approvals_complete and all(
+                counted[r].kind in ("direct", "relayed") for r in first.required_roles):
+            facts.append("All required approvals were recorded before the first canary stage.")
+        if first.preflight_ok and first.checklist_acked:
+            facts.append("The rollback was ready before the first stage: preflight passed and "
+                         "the compatibility checklist acknowledged.")
+    for event in record.of(Kind.ROLLBACK_REQUESTED):
+        if event.payload.get("automatic"):
+            facts.append(f"The rollback was triggered automatically: "
+                         f"{md_inline(event.payload.get('reason', ''))}.")
+    verdict = record.last(Kind.ROLLBACK_VERIFIED)
+    request = record.last(Kind.ROLLBACK_REQUESTED)
+    if s.rollback_status == "verified" and verdict is not None and request is not None:
+        facts.append(f"The rollback was VERIFIED "
+                     f"{format_duration((verdict.ts - request.ts).total_seconds())} after it was "
+                     "requested.")
+    if s.promoted and s.promoted_ts is not None and s.target_hours:
+        elapsed = (s.promoted_ts - _declared(record)).total_seconds()
+        if elapsed <= s.target_hours * 3600:
+            facts.append(f"{md_inline(s.to_version)} was at 100% "
+                         f"{format_duration(elapsed)} after declaration, within the "
+                         f"{s.priority} target of {format_duration(s.target_hours * 3600)}.")
+    lines = _section("What Went Well")
+    if facts:
+        lines += [FROM_RECORD, ""] + [f"- ✅ {fact}" for fact in facts] + [""]
+    lines += ["_Add what went well that the record cannot show (detection, teamwork, "
+              "communication)._", ""]
+    return lines
+
+
+def _went_wrong(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    facts: list[str] = []
+    for event in record.of(Kind.RATE_WARNING):
+        facts.append(f"Emergency-rate warning: {md_inline(event.payload.get('message', ''))}")
+    for a in s.approvals:
+        if a.kind == "waived":
+            facts.append(f"Approval WAIVED for {md_inline(a.role)} by {md_inline(a.recorded_by)}: "
+                         f"{md_inline(a.reason)}")
+        if a.kind == "simulated":
+            facts.append(f"Approval of {md_inline(a.role)} was SIMULATED, not given by a person.")
+    for event in record.of(Kind.TARGET_CHANGED):
+        p = event.payload
+        facts.append(f"Target changed mid-change {md_inline(p.get('from_version', ''))} → "
+                     f"{md_inline(p.get('to_version', ''))}: {md_inline(p.get('reason', ''))}; "
+                     "the approvals given before became stale.")
+    for role in s.missing_roles:
+        facts.append(f"Approval missing at the last event: {md_inline(role)}.")
+    first = record.at_first_stage
+    if first is not None and not (first.preflight_ok and first.checklist_acked):
+        facts.append("The canary started before the rollback was ready (preflight passed and "
+                     "checklist acknowledged).")
+    for event in record.of(Kind.PREFLIGHT_FAILED):
+        facts.append(f"Rollback preflight FAILED at {clock.at(event.ts)}: "
+                     f"{md_inline(event.payload.get('detail', ''))}")
+    for override in s.overrides:
+        facts.append(f"Override of **{md_inline(override.block)}** by {md_inline(override.actor)} "
+                     f"at {clock.at(override.ts)} ({md_inline(override.action)}): "
+                     f"{md_inline(override.reason)}")
+    for event in record.of(Kind.WEIGHT_REQUESTED):
+        if event.payload.get("action") == "immediate":
+            facts.append(f"100% IMMEDIATELY at {clock.at(event.ts)}: the remaining canary stages "
+                         f"were skipped ({md_inline(event.payload.get('reason', ''))}).")
+    for event in record.of(Kind.WEIGHT_FAILED):
+        facts.append(f"Setting the canary weight to {md_inline(event.payload.get('percent', ''))}"
+                     f"% FAILED: {md_inline(event.payload.get('error', ''))}")
+    for event in record.of(Kind.GUARDRAIL_CHANGED):
+        p = event.payload
+        if p.get("status") == "breach" and p.get("previous") != "breach":
+            facts.append(f"Guardrail {md_inline(p.get('name', ''))} breached at "
+                         f"{clock.at(event.ts)}: {md_inline(p.get('detail', ''))}")
+        elif p.get("status") == "cant_evaluate" and p.get("previous") != "cant_evaluate":
+            # Insufficient evidence is expected at a small weight; a query that cannot be
+            # answered is not.
+            facts.append(f"Guardrail {md_inline(p.get('name', ''))} could not be evaluated at "
+                         f"{clock.at(event.ts)}: {md_inline(p.get('detail', ''))}")
+    if s.rollback_status == "not_verified":
+        facts.append(f"Rollback NOT verified: {md_inline(s.rollback_detail)}")
+    elif s.rollback_status == "failed":
+        facts.append(f"Rollback FAILED: {md_inline(s.rollback_detail)}")
+    elif s.rollback_status in ("requested", "in_progress"):
+        facts.append("Rollback NOT verified: still in progress at the last event.")
+    if s.target_hours and s.declared_ts is not None:
+        limit = s.target_hours * 3600
+        if s.promoted and s.promoted_ts is not None:
+            elapsed = (s.promoted_ts - s.declared_ts).total_seconds()
+            if elapsed > limit:
+                facts.append(f"{s.priority} target MISSED: 100% after {format_duration(elapsed)}"
+                             f" (target {format_duration(limit)}).")
+        elif record.duration_s > limit:
+            facts.append(f"{md_inline(s.to_version)} was not at 100% within the {s.priority} "
+                         f"target of {format_duration(limit)}.")
+    for item in record.checklist_rows():
+        result, detail = record.gate_status(item)
+        if result == "failed":
+            facts.append(f"Post-emergency item FAILED: {md_inline(item)}"
+                         + (f" — {md_inline(detail)}" if detail else ""))
+        elif result == "waived":
+            facts.append(f"Post-emergency item WAIVED: {md_inline(item)}"
+                         + (f" — {md_inline(detail)}" if detail else ""))
+    lines = _section("What Went Wrong")
+    if facts:
+        lines += [FROM_RECORD, ""] + [f"- ❌ {fact}" for fact in facts] + [""]
+    lines += ["_Add what went wrong that the record cannot show (missing tests, staging gaps, "
+              "alerting thresholds)._", ""]
+    return lines
+
+
+def _action_items(record: Record) -> list[str]:
+    s = record.state
+    items: list[str] = []
+    if s.rollback_status in ("not_verified", "failed", "requested", "in_progress"):
+        word = {"not_verified": "NOT VERIFIED", "failed": "FAILED"}.get(s.rollback_status,
+                                                                       "not finished")
+        items.append(f"Confirm by hand that {md_inline(s.rollback_target)} is live and healthy "
+                     f"— rollback {word}: {md_inline(s.rollback_detail)}")
+    bypass_of = {f"{b.element}: {b.post_gate}": b for b in s.bypasses if b.post_gate}
+    for item in record.checklist_rows():
+        result, detail = record.gate_status(item)
+        if result not in ("failed", "open"):
+            continue
+        bypass = bypass_of.get(item)
+        text = (f"{md_inline(bypass.post_gate)} ({md_inline(bypass.element)} bypass, "
+                f"{md_inline(s.to_version)})") if bypass else md_inline(item)
+        said = f": {md_inline(detail)}" if detail else ""
+        items.append(f"{text} — {result}{said}")
+    lines = _section("Action Items")
+    if items:
+        lines += [FROM_RECORD, ""]
+        lines += [f"- [ ] {s.id_text}-{n}: {text} (@owner, by YYYY-MM-DD)"
+                  for n, text in enumerate(items, start=1)]
+        lines.append("")
+    lines += ["_Add action items for the original cause and for the discipline gaps this "
+              "emergency revealed, each with an owner and a date._", ""]
+    return lines
+
+
+def _prevention() -> list[str]:
+    return [
+        *_section("Prevention"),
+        "_How we'll prevent this from happening again:_",
+        "",
+        "1. **Testing**: _Fill in._",
+        "2. **Monitoring**: _Fill in._",
+        "3. **Process**: _Fill in._",
+        "4. **Documentation**: _Fill in._",
+        "",
+    ]
+
+
+def _lessons() -> list[str]:
+    return [*_section("Lessons Learned"), "_Key takeaways for the team._", ""]

@@ -1,0 +1,463 @@
+"""The PIR export: golden files for the fixed incident, and what a reader must be able to trust.
+
+Regenerate the golden files after an intended change with ``WARROOM_UPDATE_GOLDEN=1``, then read
+the diff as a reviewer would before committing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from console.export import render
+from console.export.pir import (
+    HUMAN_SECTIONS,
+    SECTIONS,
+    build_record,
+    md_cell,
+    md_inline,
+    render_pir,
+    series_figures,
+)
+from console.model import Event, Kind, describe
+from console.state import fold
+from tests.export.fixtures import (
+    HOLD_OVERRIDE_REASON,
+    HOSTILE_NOTE,
+    IMMEDIATE_REASON,
+    NOT_VERIFIED_REASON,
+    RELAY_EVIDENCE,
+    TITLE,
+    WAIVER_REASON,
+    BuiltIncident,
+    IncidentBuilder,
+    build_not_verified,
+    build_promoted,
+    build_verified,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+BUILDERS: dict[str, Callable[[Path], BuiltIncident]] = {
+    "verified": build_verified,
+    "not_verified": build_not_verified,
+    "promoted": build_promoted,
+}
+RECORD_PARTS = [
+    "Declaration and bypass scope",
+    "Approvals",
+    "Canary",
+    "Rollback",
+    "Guardrails",
+    "Post-emergency gates",
+    "Command",
+]
+
+
+def pir(built: BuiltIncident, events: list[Event] | None = None) -> str:
+    return render_pir(events if events is not None else built.events, config=built.config,
+                      samples=built.samples, now=built.now)
+
+
+def sections(text: str) -> dict[str, str]:
+    """Section title → its body (without the heading line)."""
+    found: dict[str, str] = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        found[title] = body
+    return found
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("WARROOM_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.exists(), f"{path} is missing: run with WARROOM_UPDATE_GOLDEN=1 to create it"
+    expected = path.read_text(encoding="utf-8")
+    assert text == expected, f"{name} differs (WARROOM_UPDATE_GOLDEN=1 regenerates it)"
+
+
+def unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def tables(text: str) -> Iterator[list[str]]:
+    block: list[str] = []
+    for line in [*text.split("\n"), ""]:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            yield block
+            block = []
+
+
+def assert_tables_intact(text: str) -> None:
+    for table in tables(text):
+        width = unescaped_pipes(table[0])
+        assert re.fullmatch(r"\|(---\|)+", table[1]), table[:2]
+        for row in table:
+            assert unescaped_pipes(row) == width, f"broken row: {row!r}"
+
+
+# --- golden --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", sorted(BUILDERS))
+def test_golden(variant: str, tmp_path: Path) -> None:
+    built = BUILDERS[variant](tmp_path)
+    check_golden(f"pir_{variant}.md", pir(built))
+
+
+def test_render_dispatches_to_the_pir(tmp_path: Path) -> None:
+    built = build_verified(tmp_path)
+    via_render = render("pir", built.events, config=built.config, samples=built.samples,
+                        now=built.now)
+    assert via_render == pir(built)
+
+
+# --- shape ---------------------------------------------------------------------------------------
+
+
+def test_title_and_header_lines(tmp_path: Path) -> None:
+    text = pir(build_verified(tmp_path))
+    lines = text.split("\n")
+    assert lines[0] == f"# Post-Incident Review: INC-1 — {TITLE}"
+    assert "Date: 2026-03-12" in lines
+    assert "Severity: P0" in lines
+    assert "Duration: 0h 40m" in lines
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_sections_in_template_order(tmp_path: Path) -> None:
+    for variant, build in BUILDERS.items():
+        text = pir(build(tmp_path / variant))
+        assert [line[3:] for line in text.split("\n") if line.startswith("## ")] == list(
+            SECTIONS)
+        assert [line[4:] for line in text.split("\n") if line.startswith("### ")] == RECORD_PARTS
+        assert [line for line in text.split("\n") if line.startswith("# ")] == [
+            text.split("\n")[0]]
+
+
+def test_the_timeline_keeps_every_event(tmp_path: Path) -> None:
+    built = build_verified(tmp_path)
+    body = sections(pir(built))["Timeline (UTC)"]
+    bullets = [line for line in body.split("\n") if line.startswith("- ")]
+    assert len(bullets) == len(built.events)
+    for bullet, event in zip(bullets, built.events, strict=True):
+        time = event.ts.strftime("%H:%M:%S")
+        first_line = describe(event).split("\n")[0]
+        assert bullet == f"- {time} — {event.actor}: {first_line}"
+
+
+def test_the_timeline_shows_the_date_when_the_incident_spans_days(tmp_path: Path) -> None:
+    body = sections(pir(build_promoted(tmp_path)))["Timeline (UTC)"]
+    assert "- 2026-03-12 22:04:05 — sam: Declared P0 security emergency" in body
+    assert "- 2026-03-13 00:20:00 — sam: Post-emergency: eval-gate" in body
+
+
+def test_tables_are_intact(tmp_path: Path) -> None:
+    for variant, build in BUILDERS.items():
+        assert_tables_intact(pir(build(tmp_path / variant)))
+
+
+# --- user text -----------------------------------------------------------------------------------
+
+
+def test_hostile_text_is_literal_and_harmless(tmp_path: Path) -> None:
+    text = pir(build_verified(tmp_path))
+    timeline = sections(text)["Timeline (UTC)"]
+    # The note: its first line on the bullet, the rest indented inside it, the # escaped.
+    assert ("- 22:09:30 — sam: Note: Support forwarded a customer report | pipe\n"
+            "  \\# not a heading\n"
+            "  [bold]markup[/] and <script>alert(1)</script>\n") in timeline
+    assert "\n# not a heading" not in text
+    assert "&lt;" not in text and "&amp;" not in text  # nothing HTML-escaped
+    # In a table cell the pipe is escaped, and the row keeps its width.
+    assert "evidence: bridge call 22:08 \\| confirmed in Slack #inc-redaction |" in text
+    assert RELAY_EVIDENCE in text  # and literal in the timeline
+    assert HOLD_OVERRIDE_REASON in text
+    assert_tables_intact(text)
+
+
+def test_markdown_parser_agrees(tmp_path: Path) -> None:
+    markdown_it = pytest.importorskip("markdown_it")
+    text = pir(build_verified(tmp_path))
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(text)
+    headings = [(tokens[i].tag, tokens[i + 1].content) for i, t in enumerate(tokens)
+                if t.type == "heading_open"]
+    assert [h for h in headings if h[0] == "h2"] == [("h2", s) for s in SECTIONS]
+    assert [h for h in headings if h[0] == "h3"] == [("h3", s) for s in RECORD_PARTS]
+    assert len([h for h in headings if h[0] == "h1"]) == 1
+    cells = [t.children[0].content for i, t in enumerate(tokens)
+             if t.type == "inline" and i > 0 and tokens[i - 1].type == "td_open" and t.children]
+    assert f"evidence: {RELAY_EVIDENCE}" in cells
+    assert not any(t.type.startswith("html_block") for t in tokens)
+
+
+def test_md_helpers() -> None:
+    assert md_cell("a | b\nc") == "a \\| b<br>c"
+    assert md_cell("") == "—"
+    assert md_cell("[bold]x[/] <b>") == "[bold]x[/] <b>"
+    assert md_inline("one\n# two\n\n- three\n1. four\n<div>\n---") == (
+        "one\n  \\# two\n  \\- three\n  1\\. four\n  \\<div>\n  \\---")
+    assert md_inline("esc \x1b[31mred\r\nnext") == "esc \\x1b[31mred\n  next"
+
+
+_FRAGMENTS = st.sampled_from([
+    "#", "# x", "\n", "\r\n", "|", "---", "===", "- item", "* star", "+ plus", "1. one",
+    "2) two", "> quote", "<script>", "<div>", "<!--", "```", "~~~", "[bold]", "[/]",
+    "\x1b[31m", "\x00", "\t", "    code", ":--|--", "| a | b |", "_", "**", "\\", " ", "text",
+    "—", "é", "[link](x)",
+])
+HOSTILE = st.one_of(
+    st.lists(_FRAGMENTS, min_size=1, max_size=25).map("".join),
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=80),
+)
+
+
+@pytest.fixture(scope="module")
+def verified_incident(tmp_path_factory: pytest.TempPathFactory) -> BuiltIncident:
+    return build_verified(tmp_path_factory.mktemp("verified"))
+
+
+def _with_text(events: list[Event], text: str) -> list[Event]:
+    """The same timeline with ``text`` as the title, the note, the evidence and the close reason."""
+    changed: list[Event] = []
+    for event in events:
+        payload = dict(event.payload)
+        if event.kind == Kind.DECLARED:
+            payload["title"] = text
+        elif event.kind == Kind.NOTE and payload.get("text") == HOSTILE_NOTE:
+            payload["text"] = text
+        elif event.kind == Kind.APPROVED and payload.get("kind") == "relayed":
+            payload["evidence"] = text
+        elif event.kind == Kind.CLOSED:
+            payload["reason"] = text
+        changed.append(dataclasses.replace(event, payload=payload))
+    return changed
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=HOSTILE)
+def test_no_user_text_breaks_the_structure(verified_incident: BuiltIncident, text: str) -> None:
+    markdown_it = pytest.importorskip("markdown_it")
+    events = _with_text(verified_incident.events, text)
+    out = pir(verified_incident, events)
+    assert_tables_intact(out)
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(out)
+    heads = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert heads[1:] == [*SECTIONS[:6], *RECORD_PARTS, *SECTIONS[6:]]
+    assert heads[0].startswith("Post-Incident Review: INC-1 — ")
+    assert not any(t.type == "html_block" for t in tokens)
+    # The timeline is still one list with one item per event.
+    body = sections(out)["Timeline (UTC)"]
+    timeline = markdown_it.MarkdownIt("commonmark").parse(body)
+    items = [t for t in timeline if t.type == "list_item_open" and t.level == 1]
+    assert len(items) == len(events)
+    assert "\x1b" not in out and "\x00" not in out and "\r" not in out
+
+
+# --- what the record proves ----------------------------------------------------------------------
+
+
+def test_relayed_and_direct_approvals(tmp_path: Path) -> None:
+    text = pir(build_verified(tmp_path))
+    approvals = text.split("### Approvals")[1].split("###")[0]
+    assert "| security-lead | priya | direct | v1.4.3 |" in approvals
+    assert "| platform-lead | marco | relayed by sam | v1.4.3 |" in approvals
+    assert "For v1.4.3: complete." in approvals
+
+
+def test_waived_and_stale_approvals_are_loud(tmp_path: Path) -> None:
+    text = pir(build_promoted(tmp_path))
+    approvals = text.split("### Approvals")[1].split("###")[0]
+    assert f"| platform-lead | — | **WAIVED** by sam | v1.4.4 | 2026-03-12 22:33:00 | reason: " \
+           f"{WAIVER_REASON} |" in approvals
+    assert "| security-lead | priya | direct; **STALE** (target is now v1.4.4) | v1.4.3 |" in \
+           approvals
+    assert "relayed by sam; **STALE** (target is now v1.4.4)" in approvals
+    assert "complete, with 1 WAIVED (platform-lead)" in approvals
+    wrong = sections(text)["What Went Wrong"]
+    assert f"- ❌ Approval WAIVED for platform-lead by sam: {WAIVER_REASON}" in wrong
+
+
+def test_simulated_incident_and_approval(tmp_path: Path) -> None:
+    builder = IncidentBuilder(tmp_path / "sim.db")
+    builder.declare("22:04:05", simulated=True, rate_count=0)
+    builder.add("22:05:00", Kind.APPROVED, "warroom", role="security-lead", user="sim-priya",
+                kind="simulated", version="v1.4.3")
+    built = builder.finish()
+    text = pir(built)
+    assert "**SIMULATED incident** (warroom demo)" in text
+    assert "| security-lead | sim-priya | **SIMULATED** (demo, not a real approval) |" in text
+    assert "- ❌ Approval of security-lead was SIMULATED, not given by a person." in text
+    assert "**MISSING**: platform-lead" in text
+    assert "Duration: 0h 00m (still open)" in text
+
+
+def test_canary_stages_dwell_and_overrides(tmp_path: Path) -> None:
+    text = pir(build_verified(tmp_path))
+    canary = text.split("### Canary")[1].split("###")[0]
+    assert "| 1% | 1 of 4 | 22:11:02 | sam | advance | 3m 20s | 5m 00s |" in canary
+    assert "| 10% | 2 of 4 | 22:14:22 | sam | advance | 6m 58s | 10m 00s |" in canary
+    assert (f"- 22:14:20 — sam, advance to 10%: overrode **hold** (hold at 1%: 1m 42s left of "
+            f"5m 00s); reason: {HOLD_OVERRIDE_REASON}") in canary
+    assert "“100% immediately” was not used." in canary
+
+
+def test_rollback_from_preflight_to_verification(tmp_path: Path) -> None:
+    text = pir(build_verified(tmp_path))
+    rollback = text.split("### Rollback")[1].split("###")[0]
+    assert "- **Preflight** to v1.4.2: PASSED at 22:10:09 UTC — all checks passed" in rollback
+    assert "| target deployable | ok | registry has redaction-api:v1.4.2 |" in rollback
+    assert ("- 22:20:00 — requested (automatic, at canary weight 10%) by warroom: sustained "
+            "breach of error-rate (3 in a row)") in rollback
+    assert "- 22:20:40 — progress: 3/6 pods on v1.4.2" in rollback
+    assert "- 22:21:25 — completed: the deployer reports v1.4.2 live (1m 25s after the request)" \
+           in rollback
+    assert "- 22:21:25 — verification started: guardrails must hold for 1m 00s" in rollback
+    assert "**Verification**: **ROLLBACK VERIFIED** at 22:22:30 UTC, 2m 30s after the request" \
+           in rollback
+    assert "| guardrails healthy on the stable track for 1m 00s | ok | error-rate, p95-latency |" \
+           in rollback
+    guardrails = text.split("### Guardrails")[1].split("###")[0]
+    assert "| 22:19:40 | error-rate | healthy → **BREACH** (1/3) | 6.10% | 0.42% | 2.00% |" in \
+           guardrails
+    assert "| 22:20:00 | error-rate | BREACH → **BREACH** (3/3) | 5.50% |" in guardrails
+    assert "- 22:20:00 — error-rate: sustained breach (3 in a row) → **rollback**" in guardrails
+    resolution = sections(text)["Resolution"]
+    assert resolution.startswith("\n**Rolled back to v1.4.2** (automatic, requested at canary "
+                                 "weight 10% at 22:20:00 UTC): **ROLLBACK VERIFIED** at "
+                                 "22:22:30 UTC. v1.4.3 did not ship.")
+
+
+def test_not_verified_says_so_loudly(tmp_path: Path) -> None:
+    text = pir(build_not_verified(tmp_path))
+    resolution = sections(text)["Resolution"]
+    assert f"**ROLLBACK NOT VERIFIED** at 22:31:35 UTC: {NOT_VERIFIED_REASON}." in resolution
+    assert "Duration: 0h 28m (still open)" in text
+    assert f"It was NOT VERIFIED at 22:31:35 UTC: {NOT_VERIFIED_REASON}." in sections(text)[
+        "Summary"]
+    assert f"- ❌ Rollback NOT verified: {NOT_VERIFIED_REASON}" in sections(text)[
+        "What Went Wrong"]
+    assert ("| guardrails healthy on the stable track | **FAILED** | error-rate on the stable "
+            "track: baseline 5.20% > limit 2.00% (max) |") in text
+    actions = sections(text)["Action Items"]
+    assert (f"- [ ] INC-1-1: Confirm by hand that v1.4.2 is live and healthy — rollback NOT "
+            f"VERIFIED: {NOT_VERIFIED_REASON} (@owner, by YYYY-MM-DD)") in actions
+    assert "command handover** from sam (bastion-1) to lee (bastion-2)" in text
+    assert "- **Commander**: lee (declared by sam; 1 command handover)" in text
+    assert "Not started: the checklist opens when" in text
+
+
+def test_promoted_lists_the_post_emergency_checklist(tmp_path: Path) -> None:
+    built = build_promoted(tmp_path)
+    text = pir(built)
+    gates = text.split("### Post-emergency gates")[1].split("###")[0]
+    state = fold(built.events)
+    for item in state.post_checklist():
+        assert f"| {item} |" in gates
+    assert ("| eval-gate: Run the skipped eval against the promoted version | **FAILED** | "
+            "v1.4.4 regresses 2 address-redaction cases |") in gates
+    assert "| Schedule the post-incident review | **open** | — | — | — |" in gates
+    actions = sections(text)["Action Items"]
+    assert ("- [ ] INC-1-1: Run the skipped eval against the promoted version (eval-gate "
+            "bypass, v1.4.4) — failed: v1.4.4 regresses 2 address-redaction cases (@owner, by "
+            "YYYY-MM-DD)") in actions
+    assert "- [ ] INC-1-3: Schedule the post-incident review — open (@owner, by YYYY-MM-DD)" in \
+           actions
+    resolution = sections(text)["Resolution"]
+    assert ("**v1.4.4 shipped to 100%** of redaction-api at 2026-03-12 23:40:02 UTC via **100% "
+            "IMMEDIATELY**, 1h 35m after declaration (P0 target 2h 00m: met).") in resolution
+    assert f"reason: {IMMEDIATE_REASON}" in text
+    assert "Duration: 2h 15m (still open)" in text
+
+
+def test_impact_figures_from_samples(tmp_path: Path) -> None:
+    impact = sections(pir(build_verified(tmp_path)))["Impact"]
+    assert "| error-rate/canary | 54 | 6.10% | 22:19:40 | 2.00% | 40s (22:19:30 → 22:20:00) |" \
+           in impact
+    # The limit comes from the engine's <guardrail>/limit series, which is not listed itself.
+    assert "| p95-latency/canary | 54 | 0.42 s | 22:19:40 | 0.42 s – 0.43 s | never |" in impact
+    assert "/limit" not in impact
+    assert "- **Canary weight reached**: v1.4.3 reached 10% canary weight" in impact
+    for prompt in ("Users affected", "Revenue impact", "Reputation impact"):
+        assert re.search(rf"- \*\*{prompt}\*\*: _Fill in: [^_]+_\n", impact)
+
+
+def test_without_config_or_samples(tmp_path: Path) -> None:
+    built = build_verified(tmp_path)
+    text = render_pir(built.events, config=None, samples={}, now=None)
+    assert "_No metric samples were recorded for this incident._" in text
+    assert "| 22:19:40 | error-rate | healthy → **BREACH** (1/3) | 0.061 | 0.0042 | 0.02 |" in text
+    assert "exported" not in text.split("## Summary")[0]
+    raw = render_pir(built.events, config=None, samples=built.samples, now=None)
+    assert "| error-rate/canary | 54 | 0.061 | 22:19:40 | 0.02 |" in raw
+
+
+def test_no_invented_text_in_human_sections(tmp_path: Path) -> None:
+    allowed_bullet = re.compile(r"^(- ✅ |- ❌ |- \[ \] INC-1-\d+: .* \(@owner, by YYYY-MM-DD\)$)")
+    for variant, build in BUILDERS.items():
+        found = sections(pir(build(tmp_path / variant)))
+        for name in HUMAN_SECTIONS:
+            for line in filter(None, found[name].split("\n")):
+                prompt = line.startswith("_") and line.endswith("_")
+                template = re.fullmatch(r"\d\. \*\*\w+\*\*: _Fill in\._", line)
+                assert prompt or template or allowed_bullet.match(line), (variant, name, line)
+        for name in ("Root Cause", "Prevention", "Lessons Learned"):
+            assert "✅" not in found[name] and "❌" not in found[name]
+
+
+def test_limit_sources_for_time_over_the_limit(tmp_path: Path) -> None:
+    built = build_verified(tmp_path)
+    record = build_record(built.events, built.config)
+    canary = {"error-rate/canary": built.samples["error-rate/canary"]}
+    # Without the engine's limit series, the limits reported by guardrail-change events serve.
+    (from_events,) = series_figures(record, canary)
+    assert (from_events.limit_text, from_events.over_s) == ("2.00%", 40.0)
+    # Without either, the config's absolute max does, and says so.
+    no_events = build_record([e for e in built.events if e.kind != Kind.GUARDRAIL_CHANGED],
+                             built.config)
+    (from_config,) = series_figures(no_events, canary)
+    assert (from_config.limit_text, from_config.over_s) == ("2.00% (config max)", 40.0)
+    # Without any limit, only the peak is known.
+    (bare,) = series_figures(build_record(no_events.events), canary)
+    assert (bare.limit_text, bare.over_s, bare.peak) == ("—", None, 0.061)
+
+
+def test_an_empty_timeline_is_refused() -> None:
+    with pytest.raises(ValueError, match="declaration"):
+        render_pir([], config=None, samples={}, now=None)
+
+
+def test_failed_rollback_and_blind_guardrail(tmp_path: Path) -> None:
+    builder = IncidentBuilder(tmp_path / "failed.db")
+    builder.declare("22:04:05", rate_count=0)
+    builder.add("22:11:02", Kind.WEIGHT_SET, "sam", percent=1, stage_index=0, action="advance")
+    builder.add("22:12:00", Kind.GUARDRAIL_CHANGED, "warroom", name="error-rate",
+                status="cant_evaluate", previous="unknown", canary=None, baseline=None,
+                limit=None, detail="query failed: connection refused", breaches=0,
+                consecutive=3)
+    builder.add("22:13:00", Kind.ROLLBACK_REQUESTED, "sam", target="v1.4.2",
+                from_version="v1.4.3", weight=1, automatic=False, reason="commander pressed R")
+    builder.add("22:13:05", Kind.ROLLBACK_FAILED, "warroom", target="v1.4.2",
+                error="deploy API answered 503")
+    text = pir(builder.finish())
+    assert "**Rolled back to v1.4.2** (manual, requested at canary weight 1% at 22:13:00 UTC): " \
+           "**ROLLBACK FAILED** at 22:13:05 UTC: deploy API answered 503." in text
+    assert "- 22:13:05 — **FAILED** (5s after the request): deploy API answered 503" in text
+    assert "**Verification**: none — the rollback **FAILED**." in text
+    wrong = sections(text)["What Went Wrong"]
+    assert "- ❌ Rollback FAILED: deploy API answered 503" in wrong
+    assert "- ❌ Guardrail error-rate could not be evaluated at 22:12:00: query failed: " \
+           "connection refused" in wrong
+    assert "- ❌ The canary started before the rollback was ready" in wrong
+    assert "Confirm by hand that v1.4.2 is live and healthy — rollback FAILED" in text
