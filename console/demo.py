@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+from datetime import datetime
 from typing import Any
 
 from console import policy
@@ -108,7 +109,8 @@ def find_open_demo(store: Store) -> int | None:
     return None
 
 
-def declare_demo(store: Store, config: Config, commander: str) -> int:
+def declare_demo(store: Store, config: Config, commander: str,
+                 ts: datetime | None = None) -> int:
     payload = policy.declaration(
         config, title=DEMO_TITLE, priority="P0", category="security", service=DEMO_SERVICE,
         from_version="v1.4.2", to_version="v1.4.3",
@@ -119,7 +121,7 @@ def declare_demo(store: Store, config: Config, commander: str) -> int:
         ],
         affects=["agent-responses"], commander=commander, simulated=True,
     )
-    return store.create_incident(commander, payload)[0].incident_id
+    return store.create_incident(commander, payload, ts=ts)[0].incident_id
 
 
 def start_simulated_approvers(store: Store, incident_id: int, state: IncidentState,

@@ -218,10 +218,10 @@ def describe(event: Event) -> str:
         return f"WARNING: {_p(p, 'message')}"
     if kind == Kind.APPROVED:
         how = _p(p, "kind", "direct")
-        text = f"Approved as {_p(p, 'role')} by {_p(p, 'user', event.actor)} ({how}"
-        if how == "relayed":
-            text += f", relayed by {event.actor}, evidence: {_p(p, 'evidence')}"
-        text += f") for {_p(p, 'version')}"
+        detail = (f"relayed by {event.actor}; evidence: {_p(p, 'evidence')}" if how == "relayed"
+                  else how)
+        text = (f"Approved as {_p(p, 'role')} by {_p(p, 'user', event.actor)} ({detail}) for "
+                f"{_p(p, 'version')}")
         if p.get("note"):
             text += f": {_p(p, 'note')}"
         return text

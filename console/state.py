@@ -20,6 +20,7 @@ from console.model import (
     Kind,
     RollbackStatus,
     format_incident_id,
+    format_ts,
 )
 
 
@@ -50,7 +51,7 @@ class Approval:
 
     def to_json(self) -> dict[str, Any]:
         return {"role": self.role, "user": self.user, "kind": self.kind, "stale": self.stale,
-                "version": self.version, "ts": self.ts.isoformat(), "note": self.note,
+                "version": self.version, "ts": format_ts(self.ts), "note": self.note,
                 "evidence": self.evidence, "reason": self.reason, "recorded_by": self.recorded_by}
 
 
@@ -590,7 +591,7 @@ def state_json(state: IncidentState) -> dict[str, Any]:
         ],
         "bypasses": [b.__dict__ for b in state.bypasses],
         "overrides": [
-            {"block": o.block, "reason": o.reason, "action": o.action, "ts": o.ts.isoformat(),
+            {"block": o.block, "reason": o.reason, "action": o.action, "ts": format_ts(o.ts),
              "actor": o.actor}
             for o in state.overrides
         ],

@@ -39,7 +39,7 @@ class World:
         self.config = Config.model_validate(raw)
         self.clock = ManualClock(T0)
         self.store = Store(tmp_path / "w.db")
-        self.incident = declare_demo(self.store, self.config, "alice")
+        self.incident = declare_demo(self.store, self.config, "alice", ts=self.clock.now())
         state = fold(self.store.events(self.incident))
         self.service = SimulatedService.from_settings(
             self.config.metrics, self.config.deploy, self.clock,  # type: ignore[arg-type]
