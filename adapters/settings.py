@@ -90,7 +90,7 @@ class SimMetricsSettings(Strict):
     seed: int = Field(default=7, description="Seed of the simulator's noise, for repeatable runs.")
     bad_from_percent: int = Field(
         default=1, ge=1, le=100,
-        description="The bad build's defect shows from this canary weight on (a defect under load).",
+        description="The bad build's defect shows from this canary weight on (under load).",
     )
     serve_port: int | None = Field(
         default=None,
