@@ -268,3 +268,25 @@ def test_two_other_os_accounts_approve(tmp_path: Path) -> None:
         assert warroom("verify", "1").returncode == 0
     finally:
         shutil.rmtree(room, ignore_errors=True)
+
+
+def test_a_second_commander_is_refused_with_who_holds_it(cli: Run, tmp_path: Path) -> None:
+    from console.store import Store
+
+    incident = declare(cli)
+    with Store(tmp_path / "w.db") as store:
+        # this test process stands in for a live commander's console on this host
+        store.acquire_lease(1, "alice", pid=os.getpid())
+    result = cli("open", incident)
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1
+    assert "commanded by alice" in result.err and "--take-over" in result.err
+
+
+def test_console_commands_refuse_bad_input_before_taking_the_terminal(cli: Run) -> None:
+    assert "not an incident id" in cli("open", "INC-x").err
+    result = cli("watch", "3")
+    assert result.code == 2 and "no incident database" in result.err
+    declare(cli)
+    result = cli("watch", "3")
+    assert result.code == 2 and "no incident INC-3" in result.err
