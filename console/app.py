@@ -10,16 +10,18 @@ exactly where it was.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
@@ -158,6 +160,28 @@ class WarroomApp(App[int]):
         width, height = self.size
         self.screen.set_class(width >= 120 and height >= 36, "-large")
         self.screen.set_class(height < 30, "-short")
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette offers the console's actions too (the commander's only to them)."""
+        yield from super().get_system_commands(screen)
+        commands = [
+            ("advance", "Advance the canary", "To the next stage; blocks are stated, overrides "
+             "need a reason"),
+            ("rollback", "Roll back", "To the stable version, with a confirmation; then verified"),
+            ("abort", "Abort the canary", "Weight to 0% (not a rollback)"),
+            ("immediate", "100% immediately", "Skip the remaining stages: the rarest cases only"),
+            ("note", "Add a note", "To the timeline"),
+            ("ack_checklist", "Acknowledge the compatibility checklist", "Seed 002, before the "
+             "first stage"),
+            ("preflight", "Run the rollback preflight", "Read-only check of the deployer"),
+            ("close_incident", "Close the incident", "After the post-emergency checklist"),
+            ("export", "Export the PIR", "Write the post-incident review to a file"),
+            ("detail", "Guardrail detail", "Resolved queries, raw values, last errors"),
+            ("help", "Help", "Every key and what it does"),
+        ]
+        for action, title, help_text in commands:
+            if self.check_action(action, ()):
+                yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in COMMANDER_ACTIONS and self.mode != COMMANDER)
