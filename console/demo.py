@@ -100,11 +100,11 @@ def demo_config(base: Config, scenario: str, fast: bool = False,
 
 
 def find_open_demo(store: Store) -> int | None:
-    """The newest open demo incident in the store, if any."""
+    """The newest demo incident in the store that is not closed (close it with `C` to start
+    over), if any."""
     for incident_id in reversed(store.incident_ids()):
         state = fold(store.events(incident_id))
-        if state.simulated and not state.closed and state.rollback_status not in (
-                "verified",) and not (state.promoted and not state.checklist_open):
+        if state.simulated and not state.closed:
             return incident_id
     return None
 
