@@ -280,10 +280,11 @@ class Engine:
             self._append(Kind.ROLLBACK_FAILED, {"target": target,
                                                 "error": _adapter_error(error)},
                          actor=SYSTEM_ACTOR)
-            return
-        self._append(Kind.ROLLBACK_STARTED, {"target": target, "detail": str(detail)[:300]},
-                     actor=SYSTEM_ACTOR)
-        # The canary must carry no traffic, whatever the deployer did.
+        else:
+            self._append(Kind.ROLLBACK_STARTED, {"target": target, "detail": str(detail)[:300]},
+                         actor=SYSTEM_ACTOR)
+        # The canary must carry no traffic, whatever the deployer did — even when it failed:
+        # a failed rollback stops the guardrail loop judging the canary, so it must not serve.
         previous = self._state.canary_percent
         try:
             self.adapters.traffic.set_weight(0)

@@ -514,11 +514,6 @@ def test_command_rollback_exiting_non_zero_is_rollback_failed(
     assert run.state.rollback_status == "failed"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "console/engine.py Engine._execute_rollback returns right after ROLLBACK_FAILED, before "
-    "setting the canary weight to 0, so a failed rollback leaves the canary serving at its "
-    "weight; and since state.rolled_back includes 'failed', poll() stops judging guardrails "
-    "(mode_live is False) and advance is blocked: the bad build keeps its traffic, unwatched"))
 def test_failed_rollback_still_takes_the_canary_out_of_traffic(
         kube: FakeKube, tmp_path: Path, incidents: list[LiveIncident]) -> None:
     # `kubectl rollout rollback` is not a kubectl verb: the rollback exits 1 while the traffic
