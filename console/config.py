@@ -249,7 +249,7 @@ class EmergencyRateSettings(Strict):
 
 
 class NotifySettings(Strict):
-    """Where drafts of communication may be posted (optional)."""
+    """A chat webhook told about breaches, rollbacks and their verdicts (optional)."""
 
     webhook_url_env: str | None = Field(
         default=None, description="Environment variable holding a chat webhook URL."

@@ -19,13 +19,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapters.base import AdapterError, Clock, Deployer, MetricsSource, TrafficController
+from adapters.base import (
+    AdapterError,
+    Clock,
+    Deployer,
+    MetricsSource,
+    Notifier,
+    TrafficController,
+)
 from console import policy
 from console.config import Config
 from console.guardrails import BreachTracker, GuardrailReading, evaluate_all
-from console.model import SYSTEM_ACTOR, Event, Kind, format_duration
+from console.model import SYSTEM_ACTOR, Event, Kind, describe, format_duration
 from console.state import IncidentState, fold
 from console.store import Store
+
+#: Events a notifier announces (with the move to 100%).
+NOTIFY_KINDS = frozenset({Kind.GUARDRAIL_ACTION, Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_FAILED,
+                          Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED})
 
 
 class ActionRefused(policy.Refused):
@@ -39,6 +50,8 @@ class Adapters:
     metrics: MetricsSource
     traffic: TrafficController
     deployer: Deployer
+    #: Tells people in their chat about breaches, rollbacks and their verdicts (optional).
+    notifier: Notifier | None = None
     #: Stops what the adapters started (the simulator's exporter, HTTP clients).
     on_close: Callable[[], None] | None = None
 
@@ -102,7 +115,31 @@ class Engine:
             event = self.store.append(self.incident_id, kind, actor or self.actor, payload,
                                       ts=self.now())
             self.refresh()
-            return event
+        if kind in NOTIFY_KINDS or (kind == Kind.WEIGHT_SET and payload.get("percent") == 100):
+            self._notify(event)
+        return event
+
+    def _notify(self, event: Event) -> None:
+        """Send a chat line for an event that people must hear about, off this thread; its
+        outcome is recorded either way (a failed page is a fact too)."""
+        notifier = self.adapters.notifier
+        if notifier is None:
+            return
+        state = self._state
+        message = f"[{state.id_text} {state.priority} {state.service}] {describe(event)}"
+
+        def send() -> None:
+            try:
+                notifier.send(message)
+            except Exception as error:
+                self._append(Kind.NOTIFY_FAILED, {"message": message,
+                                                  "error": _adapter_error(error)},
+                             actor=SYSTEM_ACTOR)
+            else:
+                self._append(Kind.NOTIFIED, {"message": message}, actor=SYSTEM_ACTOR)
+
+        with contextlib.suppress(RuntimeError):  # the engine is shutting down
+            self._pool.submit(send)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

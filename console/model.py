@@ -107,6 +107,10 @@ class Kind(StrEnum):
     RECONCILED = "request_reconciled"
     # {reason, waived_items: [str]}
     CLOSED = "incident_closed"
+    # {message}  a chat notification went out
+    NOTIFIED = "notification_sent"
+    # {message, error}
+    NOTIFY_FAILED = "notification_failed"
 
 
 #: Events a person reads as warnings in the timeline.
@@ -120,6 +124,7 @@ LOUD_KINDS = frozenset(
         Kind.ROLLBACK_NOT_VERIFIED,
         Kind.GUARDRAIL_ACTION,
         Kind.HANDOVER,
+        Kind.NOTIFY_FAILED,
     }
 )
 
@@ -297,4 +302,8 @@ def describe(event: Event) -> str:
                 f"{_p(p, 'outcome')} {_p(p, 'detail')}").rstrip()
     if kind == Kind.CLOSED:
         return f"Incident closed: {_p(p, 'reason')}"
+    if kind == Kind.NOTIFIED:
+        return f"Chat notified: {_p(p, 'message')}"
+    if kind == Kind.NOTIFY_FAILED:
+        return f"Chat notification FAILED ({_p(p, 'error')}): {_p(p, 'message')}"
     return f"{kind}: {p}"

@@ -103,12 +103,19 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
 
         deployer = CommandDeployer(config.deploy, context)
 
+    notifier: Any = None
+    if config.notify.webhook_url_env:
+        from adapters.notify import WebhookNotifier
+
+        notifier = WebhookNotifier(config.notify.webhook_url_env)
+
     def close() -> None:
         for stopper in stoppers:
             stopper.stop()
-        for adapter in (metrics, traffic, deployer):
+        for adapter in (metrics, traffic, deployer, notifier):
             closer = getattr(adapter, "close", None)
             if callable(closer):
                 closer()
 
-    return Adapters(metrics=metrics, traffic=traffic, deployer=deployer, on_close=close)
+    return Adapters(metrics=metrics, traffic=traffic, deployer=deployer, notifier=notifier,
+                    on_close=close)

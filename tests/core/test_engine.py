@@ -239,3 +239,74 @@ def test_abort_and_immediate(tmp_path: Path) -> None:
         world.engine.immediate("now")
     event = world.engine.immediate("active exfiltration of PII, security lead's call")
     assert event.payload["percent"] == 100 and world.state.immediate_used
+
+
+class ChatServer:
+    """A real chat webhook on 127.0.0.1 that records what it is sent (or answers 500)."""
+
+    def __init__(self, status: int = 200) -> None:
+        import http.server
+        import json
+        import threading
+
+        received: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"no" if status >= 300 else b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.received = received
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/secret-token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_rollbacks_and_breaches_are_announced_in_chat(tmp_path: Path, status: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.notify import WebhookNotifier
+
+    chat = ChatServer(status)
+    monkeypatch.setenv("WARROOM_TEST_WEBHOOK", chat.url)
+    world = World(tmp_path, "bad", on_breach="rollback")
+    try:
+        world.adapters.notifier = WebhookNotifier("WARROOM_TEST_WEBHOOK", timeout_s=2)
+        world.approve_and_prepare()
+        world.engine.advance()
+        world.engine.advance({"hold": "skip the 1% hold for this drill",
+                              "guardrails": "not evaluated yet in this drill"})
+        world.run(8)
+        wanted = Kind.NOTIFIED if status == 200 else Kind.NOTIFY_FAILED
+        wait_for(lambda: len([k for k in world.kinds() if k == wanted]) >= 2)
+        texts = [m["text"] for m in chat.received]
+        assert any("Sustained breach of error-ratio" in t for t in texts)
+        assert any("ROLLBACK to v1.4.2 requested (automatic)" in t for t in texts)
+        assert all(t.startswith("[INC-1 P0 redaction-api]") for t in texts)
+        events = [e for e in world.store.events(world.incident) if e.kind == wanted]
+        if status == 500:
+            assert "HTTP 500" in events[0].payload["error"]
+        for event in world.store.events(world.incident):  # the webhook URL is a secret
+            assert "secret-token" not in str(event.payload)
+    finally:
+        world.engine.close()
+        chat.stop()
