@@ -71,7 +71,7 @@ class WarroomApp(App[int]):
         Binding("x", "abort", "Abort"),
         Binding("R", "rollback", "ROLLBACK"),
         Binding("n", "note", "Note"),
-        Binding("e", "export", "Export PIR"),
+        Binding("e", "export", "Export", tooltip="Write the post-incident review (PIR) to a file"),
         Binding("c", "ack_checklist", "Ack checklist", show=False),
         Binding("p", "preflight", "Preflight", show=False),
         Binding("exclamation_mark", "immediate", "100% now", show=False),

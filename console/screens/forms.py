@@ -30,6 +30,13 @@ FORM_CSS = """
 {name} .form--title {{
     text-style: bold;
 }}
+{name} VerticalScroll {{
+    height: auto;
+    max-height: 1fr;
+}}
+{name} Label {{
+    width: 100%;
+}}
 {name} .form--hint {{
     color: $text-muted;
 }}
@@ -79,6 +86,8 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
 
     DEFAULT_CSS = FORM_CSS.format(name="OverrideModal")
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    #: The first reason field, not the scroll container around the fields: typing must land there.
+    AUTO_FOCUS = "Input"
 
     def __init__(self, title: str, blocks: list[BlockToOverride], *, loud: bool = False,
                  extra_reason: str | None = None) -> None:

@@ -1,0 +1,93 @@
+"""Snapshots of the console at 80×24 (the smallest a war room gets) and 160×48.
+
+Deterministic by construction: the incident is declared and run on a ManualClock fixed at
+2026-03-14 22:00 UTC, the simulator is seeded, the app is built with ``live=False`` (nothing ticks)
+and each screenshot is taken after one store-watch cycle has rendered (``settle``). No screen here
+has a text cursor, so there is no blink to freeze.
+
+Regenerate with ``make snapshots`` (``pytest tests/app --snapshot-update``) and look at every SVG
+before committing it (STYLE.md, rule 19).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.app.conftest import Rig, RigFactory, settle
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+SnapCompare = Callable[..., bool]
+
+
+def blocked_at_ten(rig: Rig) -> None:
+    """Approved, preflight passed, checklist acked; 1% held; 10% for 4 s of the bad build:
+    the hold and the guardrails (both in BREACH) block the next stage."""
+    rig.ready()
+    rig.engine.advance()
+    rig.past_hold()
+    rig.engine.advance()
+    rig.tick(4)
+
+
+async def _settled(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+
+
+async def _rollback_modal(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+    await pilot.press("R")
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_commander_at_start(make_rig: RigFactory, snap_compare: SnapCompare,
+                            size: tuple[int, int]) -> None:
+    """Just declared: the console ran its rollback preflight; approvals are still missing."""
+    rig = make_rig("bad")
+    rig.engine.preflight()  # what the commander's console does as it opens
+    assert snap_compare(rig.app(), terminal_size=size, run_before=_settled)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_commander_blocked_advance(make_rig: RigFactory, snap_compare: SnapCompare,
+                                   size: tuple[int, int]) -> None:
+    """At 10%: '✗ hold 26s left of 30s' and 'guardrails not healthy: … BREACH' in the canary
+    pane; both guardrails in BREACH, their graphs over the limit."""
+    rig = make_rig("bad")
+    blocked_at_ten(rig)
+    assert snap_compare(rig.app(), terminal_size=size, run_before=_settled)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_confirm_rollback_modal(make_rig: RigFactory, snap_compare: SnapCompare,
+                                size: tuple[int, int]) -> None:
+    """R at 10%: target v1.4.2, weight 10% → 0%, what counts as VERIFIED, y / any other key."""
+    rig = make_rig("bad")
+    blocked_at_ten(rig)
+    assert snap_compare(rig.app(), terminal_size=size, run_before=_rollback_modal)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_watcher(make_rig: RigFactory, snap_compare: SnapCompare,
+                 size: tuple[int, int]) -> None:
+    """The same incident read-only: WATCHING badge, no 'press a/R' hints, no action keys."""
+    rig = make_rig("bad")
+    blocked_at_ten(rig)
+    assert snap_compare(rig.app(watch=True), terminal_size=size, run_before=_settled)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rollback_not_verified(make_rig: RigFactory, snap_compare: SnapCompare,
+                               size: tuple[int, int]) -> None:
+    """A deployer that never reports the target: after verify_timeout_s the rollback pane is
+    the loud ROLLBACK NOT VERIFIED bar with the reason."""
+    rig = make_rig("bad", fail_rollback=True)
+    blocked_at_ten(rig)
+    rig.engine.request_rollback("commander pressed R")
+    rig.tick(rig.config.rollback.verify_timeout_s + 4)
+    assert rig.state().rollback_status == "not_verified"
+    assert snap_compare(rig.app(), terminal_size=size, run_before=_settled)
