@@ -130,6 +130,11 @@ def world(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], Callable[[str]
     finally:
         for tmux in sessions:
             tmux.kill()
+        # The private server exits with its last session; its socket file stays behind.
+        path = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / socket
+        if sessions and subprocess.run(["tmux", "-L", socket, "ls"], capture_output=True,
+                                       timeout=10).returncode != 0:
+            path.unlink(missing_ok=True)
 
 
 def _has_terminfo(name: str) -> bool:
