@@ -499,7 +499,28 @@ class WarroomApp(App[int]):
     def action_detail(self) -> None:
         from console.screens.info import GuardrailDetailModal
 
-        self.push_screen(GuardrailDetailModal(list(self._readings)))
+        readings = list(self._readings) or self._recorded_readings()
+        self.push_screen(GuardrailDetailModal(readings))
+
+    def _recorded_readings(self) -> list[dict[str, Any]]:
+        """Without live readings (a watcher, or before the first poll): what the timeline
+        recorded for each guardrail, with its queries resolved from this console's config."""
+        from console.guardrails import resolve_query
+
+        known = {g.name: g for g in self.config.guardrails}
+        readings: list[dict[str, Any]] = []
+        for name, guardrail in self.state.guardrails.items():
+            queries: dict[str, str] = {}
+            settings = known.get(name)
+            if settings is not None:
+                for track in ("canary", "baseline"):
+                    queries[track] = resolve_query(settings.query, self.state.service, track)
+            readings.append({
+                "name": name, "status": guardrail.status, "mode": "as last recorded",
+                "detail": guardrail.detail or "not evaluated yet", "queries": queries,
+                "raw": {}, "error": None,
+                "ts": guardrail.since.isoformat() if guardrail.since else "never"})
+        return readings
 
     def action_help(self) -> None:
         from console.screens.info import HelpScreen
