@@ -85,7 +85,7 @@ class MetricGraph(Widget):
     }
     MetricGraph.-over { border: heavy $error; }
     MetricGraph > .metric-graph--canary { color: $warning; }
-    MetricGraph > .metric-graph--baseline { color: $text-muted; }
+    MetricGraph > .metric-graph--baseline { color: $primary-lighten-1; }
     MetricGraph > .metric-graph--limit { color: $error; }
     /* A canary over its limit is drawn reversed (widgets.canary.loud). */
     MetricGraph > .metric-graph--over { color: $error; text-style: bold; }
