@@ -66,8 +66,9 @@ class Tmux:
     def start(self, argv: list[str], width: int = 80, height: int = 24) -> None:
         """Run ``argv`` in a new detached session; its exit status stays on screen afterwards."""
         assigns = " ".join(f"{key}={shlex.quote(value)}" for key, value in self.env.items())
-        command = (f"env {assigns} {shlex.join(argv)}; echo; echo \"warroom exited with $?\"; "
-                   "sleep 120")
+        # $? is saved at once: after the blank `echo` it would be echo's status, always 0.
+        command = (f"env {assigns} {shlex.join(argv)}; status=$?; echo; "
+                   "echo \"warroom exited with $status\"; sleep 120")
         # -f /dev/null: no user tmux.conf; the private socket: nobody else's server or sessions.
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d",
                         "-s", self.name, "-x", str(width), "-y", str(height), "-c", str(self.cwd),
@@ -266,3 +267,36 @@ def test_watcher_shows_the_incident_and_its_R_does_nothing(
     assert document["state"]["rollback_status"] == "preflight_passed"
     notes = [e for e in document["events"] if e["kind"] == "note_added"]
     assert [n["payload"]["text"] for n in notes] == ["go/no-go at 22:15"]
+
+
+def test_second_commander_refused_then_take_over_hands_command_over(
+        world: tuple[Path, dict[str, str], Callable[[str], Tmux]]) -> None:
+    db, env, session = world
+    first = session("first")
+    first.start(demo_argv(db))
+    first.wait_for("COMMANDER", 20, "the first commander's console")
+    first.wait_for("preflight ✓ passed", 10)
+
+    # A second `open` while the first console is alive is refused, naming who holds command.
+    second = session("second")
+    second.start([*WARROOM, "open", "1", "--db", str(db)])
+    screen = second.wait_for("warroom exited with 2", 20, "the refusal")
+    assert "is commanded by" in screen and "take-over" in screen.replace("\n", "")
+
+    # --take-over takes command and records the handover; the first console turns WATCHING.
+    third = session("third")
+    third.start([*WARROOM, "open", "1", "--db", str(db), "--take-over", "--reason",
+                 "day shift takes over"])
+    third.wait_for("COMMANDER", 20, "the new commander's console")
+    first.wait_for("WATCHING", 20, "the first console to give up command")
+    third.wait_for("handed over", 10, "the handover on the timeline")
+
+    third.send("q")
+    third.wait_for("warroom exited with 0", 15)
+    first.send("q")
+    first.wait_for("warroom exited with 0", 15)
+    exported = run_warroom(env, db.parent, "export", "1", "--format", "json", "--db", str(db))
+    handovers = [e for e in json.loads(exported.stdout)["events"]
+                 if e["kind"] == "command_handover"]
+    assert len(handovers) == 1
+    assert handovers[0]["payload"]["reason"] == "day shift takes over"
