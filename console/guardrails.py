@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 from adapters.base import AdapterError, InstantValue, MetricsSource
 from console.config import GuardrailSettings
-from console.model import GuardrailStatus, format_ts
+from console.model import GuardrailStatus, format_ts, format_value
 
 Mode = Literal["canary", "stable"]
 
@@ -68,31 +68,6 @@ def resolve_query(template: str, service: str, track: str) -> str:
         return values[match.group(1) or match.group(2)]
 
     return _PLACEHOLDER.sub(replace, template)
-
-
-def format_value(value: float | None, unit: str = "", scale: float = 1.0) -> str:
-    """A value as a person reads it: scaled, two significant decimals, with its unit.
-
-    ``0.0412, "%", 100`` → ``4.12%``; ``0.31, "s"`` → ``0.31 s``; ``200, "req/s"`` → ``200 req/s``.
-    """
-    if value is None:
-        return "n/a"
-    if not math.isfinite(value):
-        text = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-    else:
-        shown = value * scale
-        size = abs(shown)
-        if size >= 100:
-            text = f"{shown:.0f}"
-        elif size >= 10:
-            text = f"{shown:.1f}"
-        elif size >= 0.1 or size == 0:
-            text = f"{shown:.2f}"
-        else:
-            text = f"{shown:.2g}"  # 0.0031, not 0.00
-    if not unit:
-        return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
 def _format_count(value: float) -> str:

@@ -7,6 +7,7 @@ module imports nothing heavy: the CLI, the store and the widgets all use it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -190,6 +191,32 @@ def parse_incident_id(text: str) -> int:
 
 def format_incident_id(number: int) -> str:
     return f"INC-{number}"
+
+
+def format_value(value: float | None, unit: str = "", scale: float = 1.0) -> str:
+    """A metric value as a person reads it: scaled, two significant decimals, with its unit.
+
+    ``0.0412, "%", 100`` → ``4.12%``; ``0.31, "s"`` → ``0.31 s``; ``200, "req/s"`` → ``200 req/s``.
+    One definition for the evaluator's detail lines, the panes and the exports, so they agree.
+    """
+    if value is None:
+        return "n/a"
+    if not math.isfinite(value):
+        text = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    else:
+        shown = value * scale
+        size = abs(shown)
+        if size >= 100:
+            text = f"{shown:.0f}"
+        elif size >= 10:
+            text = f"{shown:.1f}"
+        elif size >= 0.1 or size == 0:
+            text = f"{shown:.2f}"
+        else:
+            text = f"{shown:.2g}"  # 0.0031, not 0.00
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
 def format_duration(seconds: float) -> str:

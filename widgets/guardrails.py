@@ -12,7 +12,6 @@ shows it in a modal; it renders plain dicts literally (PromQL's ``{}`` and ``[5m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.model import GUARDRAIL_STATUS_WORDS
+from console.model import format_value as format_figure
 from console.state import IncidentState
 from widgets.canary import fit_lines, loud, safe_text, set_subtitle
 
@@ -36,31 +36,6 @@ _MARKS: dict[str, str] = {
     "cant_evaluate": "!",
     "unknown": "…",
 }
-
-
-def format_figure(value: float | None, unit: str = "", scale: float = 1.0) -> str:
-    """A figure as a person reads it: ``0.0412, "%", 100`` → ``4.12%``; ``None`` → ``n/a``.
-
-    The same rules as the evaluator's own detail lines, so the pane and the timeline agree.
-    """
-    if value is None:
-        return "n/a"
-    if not math.isfinite(value):
-        text = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-    else:
-        shown = value * scale
-        size = abs(shown)
-        if size >= 100:
-            text = f"{shown:.0f}"
-        elif size >= 10:
-            text = f"{shown:.1f}"
-        elif size >= 0.1 or size == 0:
-            text = f"{shown:.2f}"
-        else:
-            text = f"{shown:.2g}"
-    if not unit:
-        return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
 @dataclass(frozen=True)

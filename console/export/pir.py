@@ -43,6 +43,7 @@ from console.model import (
     describe,
     format_duration,
     format_ts,
+    format_value,
 )
 from console.state import IncidentState, fold
 
@@ -136,27 +137,6 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 # --- numbers and times ---------------------------------------------------------------------------
-
-
-def format_value(value: float | None, unit: str = "", scale: float = 1.0) -> str:
-    """A metric value as the guardrail pane shows it: ``4.12%``, ``0.31 s``."""
-    if value is None:
-        return "n/a"
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-    shown = value * scale
-    size = abs(shown)
-    if size >= 100:
-        text = f"{shown:.0f}"
-    elif size >= 10:
-        text = f"{shown:.1f}"
-    elif size >= 0.1 or size == 0:
-        text = f"{shown:.2f}"
-    else:
-        text = f"{shown:.2g}"
-    if not unit:
-        return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
 def and_list(words: Sequence[str]) -> str:
