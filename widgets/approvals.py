@@ -19,7 +19,8 @@ from textual.content import Content
 from textual.widget import Widget
 
 from console.state import Approval, IncidentState
-from widgets.canary import fit_lines, hhmm, safe_text, set_subtitle
+from widgets.canary import fit_lines, hhmm, set_subtitle
+from widgets.text import safe_text
 
 RowKind = Literal["direct", "relayed", "waived", "simulated", "waiting", "stale"]
 

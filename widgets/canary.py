@@ -4,9 +4,9 @@ The app calls :meth:`CanaryPane.show` on every refresh with the folded state, th
 policy's blocks (plain ``(code, words, overridable)`` tuples: widgets never import the policy).
 The pane turns them into a small immutable view and repaints only when that view changed.
 
-This module also holds the few text helpers every pane shares (:func:`safe_text`,
-:func:`fit_lines`, :func:`hhmm`): untrusted strings are data, never markup, and a pane in a small
-box shows its most important lines first and says how many it had to leave out.
+This module also holds the few layout helpers every pane shares (:func:`fit_lines`,
+:func:`hhmm`, :func:`loud`): a pane in a small box shows its most important lines first and says
+how many it had to leave out. Untrusted text goes through :mod:`widgets.text` first.
 """
 
 from __future__ import annotations
@@ -21,45 +21,10 @@ from textual.widget import Widget
 
 from console.model import format_duration
 from console.state import IncidentState
+from widgets.text import safe_text
 
 Block = tuple[str, str, bool]
 """One thing that stops ``advance``: ``(code, words, overridable)``."""
-
-#: Longest external string a pane shows; the rest is cut with an ellipsis.
-MAX_TEXT = 400
-
-# Control characters become their visible "control picture" (ESC → ␛): shown, never obeyed.
-_CONTROL_PICTURES: dict[int, str] = {code: chr(0x2400 + code) for code in range(0x20)}
-_CONTROL_PICTURES[0x7F] = "␡"
-_CONTROL_PICTURES.update({code: "�" for code in range(0x80, 0xA0)})
-# Bidirectional overrides can make text read differently from what it is (trojan source).
-_CONTROL_PICTURES.update(
-    {code: "�" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)}
-)
-_ONE_LINE = dict(_CONTROL_PICTURES)
-_ONE_LINE.update({0x2028: " ", 0x2029: " "})  # Unicode line and paragraph separators
-_MULTI_LINE = dict(_CONTROL_PICTURES)
-_MULTI_LINE.update({ord("\n"): "\n", ord("\t"): "    ", 0x2028: "\n", 0x2029: "\n"})
-
-
-def safe_text(value: object, *, limit: int = MAX_TEXT, multiline: bool = False) -> str:
-    """An outside string made safe to show literally: no markup, no escapes, bounded length.
-
-    Newlines, tabs and carriage returns fold to single spaces (unless ``multiline``), other
-    control characters are shown as control pictures (``\\x1b`` → ``␛``), and text longer than
-    ``limit`` characters is cut with ``…``. The result still has to go into a ``Content`` (or a
-    ``Text``), never through markup parsing.
-    """
-    text = "" if value is None else str(value)
-    if multiline:
-        text = text.replace("\r\n", "\n").translate(_MULTI_LINE)
-    else:
-        text = " ".join(text.replace("\r\n", "\n").split("\n"))
-        text = text.replace("\t", " ").replace("\r", " ").translate(_ONE_LINE)
-    if limit and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
 
 def hhmm(ts: datetime | None) -> str:
     """``14:02 UTC`` (empty for no time)."""

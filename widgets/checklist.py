@@ -19,7 +19,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from console.state import IncidentState
-from widgets.canary import fit_lines, hhmm, safe_text, set_subtitle
+from widgets.canary import fit_lines, hhmm, set_subtitle
+from widgets.text import safe_text
 
 _MARKS: dict[str, tuple[str, str]] = {
     "passed": ("✓", ".checklist-pane--passed"),

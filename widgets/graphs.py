@@ -20,8 +20,9 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from widgets.canary import loud, safe_text
+from widgets.canary import loud
 from widgets.guardrails import format_figure
+from widgets.text import safe_text
 
 if TYPE_CHECKING:
     from textual_plotext import PlotextPlot

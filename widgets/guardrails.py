@@ -24,7 +24,8 @@ from textual.widgets import Static
 from console.model import GUARDRAIL_STATUS_WORDS
 from console.model import format_value as format_figure
 from console.state import IncidentState
-from widgets.canary import fit_lines, loud, safe_text, set_subtitle
+from widgets.canary import fit_lines, loud, set_subtitle
+from widgets.text import safe_text
 
 Units = Mapping[str, tuple[str, float]]
 """Guardrail name → ``(unit, scale)``: a raw value times ``scale`` is shown with ``unit``."""

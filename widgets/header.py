@@ -27,7 +27,7 @@ from textual.widget import Widget
 
 from console.model import format_duration
 from console.state import IncidentState
-from widgets.timeline import printable, truncate_cells
+from widgets.text import printable, truncate_cells
 
 __all__ = ["IncidentHeader", "Urgency", "time_left_text", "urgency"]
 

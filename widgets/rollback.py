@@ -19,7 +19,8 @@ from textual.widget import Widget
 
 from console.model import RollbackStatus
 from console.state import IncidentState
-from widgets.canary import fit_lines, hhmm, loud, safe_text, set_subtitle
+from widgets.canary import fit_lines, hhmm, loud, set_subtitle
+from widgets.text import safe_text
 
 Check = tuple[bool, str, str]
 """One check as shown: ``(ok, name, detail)``."""

@@ -26,7 +26,7 @@ from datetime import UTC
 from operator import attrgetter
 from typing import ClassVar, Final
 
-from rich.cells import cell_len, set_cell_size
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
@@ -38,56 +38,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from console.model import LOUD_KINDS, Event, Kind, describe
+from widgets.text import printable, truncate_cells
 
-__all__ = ["FILTERS", "Timeline", "event_matches", "printable", "truncate_cells"]
-
-# --- untrusted text -------------------------------------------------------------------------------
-
-_PLACEHOLDERS: dict[int, str] = {code: chr(0x2400 + code) for code in range(0x20)}  # ␀ … ␟
-_PLACEHOLDERS[0x7F] = "␡"
-_PLACEHOLDERS.update({code: "�" for code in range(0x80, 0xA0)})  # C1 controls (CSI 0x9b, …)
-# Characters that reorder or break a terminal line: bidi embeddings, overrides and isolates
-# ("Trojan Source"), and the Unicode line and paragraph separators.
-_PLACEHOLDERS.update({code: "�" for code in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                                              *range(0x2066, 0x206A))})
-_PLACEHOLDERS[0x2028] = "␤"
-_PLACEHOLDERS[0x2029] = "␤"
-_TRANSLATION: Final = str.maketrans(_PLACEHOLDERS)
-
-
-def printable(text: str) -> str:
-    """``text`` with every control character replaced by a visible, one-cell placeholder.
-
-    ESC becomes ``␛``, NUL ``␀``, TAB ``␉``, CR ``␍``, LF ``␊``, DEL ``␡``; C1 controls and bidi
-    overrides become ``�``. The result is still data, not markup: put it in a ``Segment`` or a
-    ``Text``, never through ``Text.from_markup``.
-    """
-    return text.translate(_TRANSLATION)
-
-
-def truncate_cells(text: str, width: int, ellipsis: str = "…") -> str:
-    """``text`` cut to at most ``width`` terminal cells, ending in ``ellipsis`` if it was cut.
-
-    Wide (CJK, emoji) characters count as two cells. Very long strings are pre-cut by characters
-    first so that a 5,000-character note costs no more than a short one.
-    """
-    if width <= 0:
-        return ""
-    # A character is at most two cells wide; allow generously for zero-width ones.
-    limit = width * 4 + 16
-    cut = len(text) > limit
-    if cut:
-        text = text[:limit]
-    if not cut and cell_len(text) <= width:
-        return text
-    room = width - cell_len(ellipsis)
-    if room <= 0:
-        return ellipsis[:width]
-    if cell_len(text) <= room:
-        return text + ellipsis
-    # set_cell_size pads with a space when a wide character straddles the cut: drop it.
-    return set_cell_size(text, room).rstrip(" ") + ellipsis
-
+__all__ = ["FILTERS", "Timeline", "event_matches"]
 
 # --- filters --------------------------------------------------------------------------------------
 

@@ -24,11 +24,12 @@ from textual.widgets import Sparkline
 from console.model import Event, Kind
 from console.state import IncidentState, fold
 from widgets.approvals import ApprovalsPane
-from widgets.canary import CanaryPane, fit_lines, safe_text
+from widgets.canary import CanaryPane, fit_lines
 from widgets.checklist import ChecklistPane
 from widgets.graphs import MetricGraph
 from widgets.guardrails import GuardrailDetail, GuardrailsPane
 from widgets.rollback import RollbackPane
+from widgets.text import safe_text
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SMALL = (40, 8)

@@ -19,7 +19,8 @@ from textual.color import Color
 from textual.geometry import Region
 
 from console.model import LOUD_KINDS, Event, Kind
-from widgets.timeline import FILTERS, Timeline, printable, truncate_cells
+from widgets.text import printable, truncate_cells
+from widgets.timeline import FILTERS, Timeline
 
 T0 = datetime(2026, 11, 22, 22, 4, 5, tzinfo=UTC)
 
