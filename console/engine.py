@@ -386,6 +386,7 @@ class Engine:
                                 now, self._max_age_s(), mode="stable", executor=self._pool,
                                 timeout_s=self._query_timeout_s())
         self.last_stable_readings = readings
+        self._record_stable_statuses(readings)
         problems += [f"{r.name} on the stable track: {r.detail}" for r in readings
                      if r.status != "healthy"]
         completed = state.rollback_completed_ts or now
@@ -414,6 +415,25 @@ class Engine:
                            "detail": ", ".join(r.name for r in readings) or "no guardrails"})
             self._append(Kind.ROLLBACK_VERIFIED, {"target": target, "checks": checks},
                          actor=SYSTEM_ACTOR)
+
+    def _record_stable_statuses(self, readings: list[GuardrailReading]) -> None:
+        """During verification the guardrails judge the stable track: record each guardrail's
+        status there when it changes, so no pane keeps showing the gone canary's last breach."""
+        for reading in readings:
+            known = self._state.guardrails.get(reading.name)
+            detail = f"stable track: {reading.detail}"
+            # Only a change is an event (DESIGN.md): the figures move every poll.
+            if (known is not None and known.status == reading.status
+                    and known.detail.startswith("stable track: ")):
+                continue
+            payload = reading.to_payload()
+            self._append(Kind.GUARDRAIL_CHANGED, {
+                "name": reading.name, "status": reading.status, "mode": "stable",
+                "previous": known.status if known else "unknown", "detail": detail,
+                "canary": None, "baseline": payload["baseline"], "limit": payload["limit"],
+                "breaches": 0, "consecutive": self.tracker.consecutive(reading.name),
+                "on_breach": self._on_breach(reading.name), "sustained": False,
+            }, actor=SYSTEM_ACTOR)
 
     def _not_verified(self, target: str, reason: str, checks: list[dict[str, Any]]) -> None:
         self._append(Kind.ROLLBACK_NOT_VERIFIED, {"target": target, "reason": reason,

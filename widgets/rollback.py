@@ -237,6 +237,4 @@ class RollbackPane(Widget):
             ))
         if view.status in ("none", "preflight_passed", "preflight_failed"):
             lines.extend(cls._check_lines(view.preflight_checks))
-        if view.hint and width >= 60:
-            lines.append(Content.styled(view.hint, ".rollback-pane--muted"))
         return lines

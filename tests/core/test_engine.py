@@ -139,6 +139,12 @@ def test_bad_build_breaches_and_rolls_back_automatically_then_verifies(tmp_path:
     verified = next(e for e in world.store.events(world.incident)
                 if e.kind == Kind.ROLLBACK_VERIFIED)
     assert [c["ok"] for c in verified.payload["checks"]] == [True, True, True]
+    # While verifying, the guardrails judged the stable track; only changes were recorded.
+    stable = [e for e in world.store.events(world.incident)
+              if e.kind == Kind.GUARDRAIL_CHANGED and e.payload.get("mode") == "stable"]
+    assert {e.payload["name"] for e in stable} == {"error-ratio", "p99-latency"}
+    assert len(stable) <= 4
+    assert all(e.payload["detail"].startswith("stable track: ") for e in stable)
     with pytest.raises(Refused, match="can no longer advance"):
         world.engine.advance({"rolled-back": "x" * 10})
 
