@@ -449,6 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, StoreError):
             _print_err(f"warroom: {error}")
             return 2
+        from adapters.base import AdapterError
+
+        if isinstance(error, AdapterError):  # e.g. a secret's environment variable is unset
+            _print_err(f"warroom: cannot start the adapters: {error}")
+            return 2
         if isinstance(error, OSError) and error.filename:
             _print_err(f"warroom: {error.filename}: {error.strerror}")
             return 2

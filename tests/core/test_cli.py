@@ -290,3 +290,18 @@ def test_console_commands_refuse_bad_input_before_taking_the_terminal(cli: Run) 
     declare(cli)
     result = cli("watch", "3")
     assert result.code == 2 and "no incident INC-3" in result.err
+
+
+def test_an_adapter_that_cannot_start_is_one_line(run_warroom: Run, tmp_path: Path) -> None:
+    (tmp_path / "warroom.toml").write_text(
+        '[metrics]\nkind = "prometheus"\nurl = "http://127.0.0.1:9"\n'
+        'bearer_token = { env = "WARROOM_TEST_UNSET_TOKEN" }\n')
+    declared = run_warroom("declare", "--db", "w.db", "--title", "t", "--priority", "P1",
+                           "--category", "incident", "--service", "svc", "--from-version", "v1",
+                           "--to-version", "v2")
+    assert declared.code == 0, declared.err
+    result = run_warroom("open", "1", "--db", "w.db")
+    assert result.code == 2
+    assert result.err.strip() == ("warroom: cannot start the adapters: environment variable "
+                                  "WARROOM_TEST_UNSET_TOKEN (bearer token for Prometheus) is not "
+                                  "set or empty")
