@@ -70,8 +70,7 @@ def _watch(args: argparse.Namespace, config: Config, db_path: Path | None) -> in
 def _command(args: argparse.Namespace, config: Config, db_path: Path, *, demo: bool) -> int:
     from console.app import make_app
     from console.engine import Engine
-    from console.store import LeaseHeld
-    from console.wiring import build_adapters
+    from console.wiring import build_adapters, simulated_service
 
     user = _os_user()
     store = Store(db_path, group=config.store.group)
@@ -89,10 +88,19 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path, *, demo: b
             raise StoreError(f"{format_incident_id(incident_id)} is closed; `warroom watch` "
                              "shows it read-only")
         take_over = bool(getattr(args, "take_over", False))
+        lease, previous = store.acquire_lease(incident_id, user, take_over=take_over,
+                                              stale_after_s=LEASE_STALE_S)
+        clock = SystemClock()
         try:
-            lease, previous = store.acquire_lease(incident_id, user, take_over=take_over,
-                                                  stale_after_s=LEASE_STALE_S)
-        except LeaseHeld:
+            sim_service = None
+            if "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind):
+                sim_service = simulated_service(config, state, clock)
+                if state.canary_percent and not state.rolled_back:
+                    sim_service.set_weight(state.canary_percent)  # resume where the demo was
+            adapters = build_adapters(config, state, clock, sim_service,
+                                      serve_port=getattr(args, "serve_metrics", None))
+        except BaseException:
+            store.release_lease(lease)  # nothing was opened: the timeline says nothing either
             raise
         if previous is not None and (previous.user, previous.pid) != (user, os.getpid()):
             store.append(incident_id, Kind.HANDOVER, user, {
@@ -104,16 +112,6 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path, *, demo: b
             })
         store.append(incident_id, Kind.CONSOLE_OPENED, user, {
             "user": user, "host": socket.gethostname(), "pid": os.getpid(), "mode": "commander"})
-        clock = SystemClock()
-        sim_service = None
-        if "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind):
-            from console.wiring import _simulated_service
-
-            sim_service = _simulated_service(config, state, clock)
-            if state.canary_percent and not state.rolled_back:
-                sim_service.set_weight(state.canary_percent)  # resume where the demo was
-        adapters = build_adapters(config, state, clock, sim_service,
-                                  serve_port=getattr(args, "serve_metrics", None))
         engine = Engine(store, incident_id, config, adapters, clock, user)
         if demo:
             start_simulated_approvers(store, incident_id, engine.state, stop_approvers)

@@ -28,7 +28,7 @@ def adapter_context(state: IncidentState) -> dict[str, str]:
     }
 
 
-def _simulated_service(config: Config, state: IncidentState, clock: Clock,
+def simulated_service(config: Config, state: IncidentState, clock: Clock,
                        **overrides: Any) -> SimulatedService:
     from adapters.sim import SimulatedService
 
@@ -52,7 +52,7 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
     """
     needs_sim = "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind)
     if needs_sim and sim_service is None:
-        sim_service = _simulated_service(config, state, clock)
+        sim_service = simulated_service(config, state, clock)
     context = adapter_context(state)
     stoppers: list[Any] = []
 
