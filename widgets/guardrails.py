@@ -182,10 +182,16 @@ class GuardrailsPane(Widget):
                     (row.budget.ljust(budget_w), ".guardrails-pane--muted"),
                 )
             budget = row.budget.split(" → ")[0]  # narrow: what a breach does goes first
-            return Content.assemble(
+            line = Content.assemble(
                 (_MARKS.get(row.status, "…") + " ", style), row.name, "  ", word,
                 "  ", (budget, ".guardrails-pane--muted"),
             )
+            if 0 < width < line.cell_length:  # tighter still: keep the count, drop the word
+                line = Content.assemble(
+                    (_MARKS.get(row.status, "…") + " ", style), row.name, " ", word,
+                    " ", (budget.removeprefix("breaches "), ".guardrails-pane--muted"),
+                )
+            return line
 
         def tail(row: GuardrailRow) -> Content:
             healthy = row.status == "healthy"
