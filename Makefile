@@ -39,6 +39,7 @@ test: $(STAMP)
 	@scripts/ensure-prometheus >/dev/null 2>&1 || echo "note: prometheus not installed; its integration tests will say they were skipped (they fail under CI=true)"
 	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq tmux >/dev/null 2>&1; } || true
 	$(PY) -m ruff check .
+	$(PY) -m mypy console widgets adapters
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
@@ -52,6 +53,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy console widgets adapters
 	$(VENV)/bin/lint-imports
 
 clean:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -639,7 +639,6 @@ class AppOptions:
 
     live: bool = True
     export_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def make_app(config: Config, store_path: Path, incident_id: int, clock: Clock, *,

@@ -8,7 +8,7 @@ know is kept in the count and otherwise ignored, so an older warroom can still r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -533,7 +533,7 @@ def _closed(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
         state.visits[-1] = _close_visit(state.visits[-1], event.ts)
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[IncidentState, Event, dict[str, Any]], None]] = {
     Kind.DECLARED: _declared,
     Kind.RATE_WARNING: _rate_warning,
     Kind.APPROVED: _approved,

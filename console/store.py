@@ -143,28 +143,29 @@ def _schema_v1(conn: sqlite3.Connection) -> None:
     import sqlite_utils  # only paid for when a database is created or migrated
 
     db = sqlite_utils.Database(conn)
-    db["incidents"].create({"id": int, "created_ts": str}, pk="id", not_null={"created_ts"})
-    db["events"].create(
+    db.table("incidents").create({"id": int, "created_ts": str}, pk="id", not_null={"created_ts"})
+    db.table("events").create(
         {"id": int, "incident_id": int, "ts": str, "kind": str, "actor": str, "payload": str,
          "prev_hash": str, "hash": str},
         pk="id",
         not_null={"incident_id", "ts", "kind", "actor", "payload", "prev_hash", "hash"},
         foreign_keys=[("incident_id", "incidents", "id")],
     )
-    db["events"].create_index(["incident_id", "id"], index_name="events_by_incident")
-    db["events"].create_index(["kind", "ts"], index_name="events_by_kind")
+    db.table("events").create_index(["incident_id", "id"], index_name="events_by_incident")
+    db.table("events").create_index(["kind", "ts"], index_name="events_by_kind")
     for table in ("events", "incidents"):
         for verb in ("UPDATE", "DELETE"):
             conn.execute(
                 f"CREATE TRIGGER {table}_are_append_only_{verb.lower()} BEFORE {verb} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: {verb} refused'); END"
             )
-    db["samples"].create(
+    db.table("samples").create(
         {"incident_id": int, "series": str, "ts": float, "value": float},
         not_null={"incident_id", "series", "ts"},
     )
-    db["samples"].create_index(["incident_id", "series", "ts"], index_name="samples_by_series")
-    db["leases"].create(
+    db.table("samples").create_index(["incident_id", "series", "ts"],
+                                     index_name="samples_by_series")
+    db.table("leases").create(
         {"incident_id": int, "user": str, "host": str, "pid": int, "token": str,
          "acquired_ts": str, "heartbeat_ts": str},
         pk="incident_id",
