@@ -113,6 +113,7 @@ class WarroomApp(App[int]):
         self._lease_seen: Lease | None = None
         self._readings: list[dict[str, Any]] = []
         self._last_export: Path | None = None
+        self._store_trouble = False
         self.title = f"warroom {format_incident_id(incident_id)}"
 
     # --- layout ----------------------------------------------------------------------------------
@@ -146,7 +147,6 @@ class WarroomApp(App[int]):
         self._units = {g.name: (g.unit, g.scale) for g in self.config.guardrails}
         self._apply_size_class()
         self.timeline.focus()
-        self._reader = Store(self.store_path, readonly=True)
         self._watch_store()
         if self.live:
             self.set_interval(1.0, self._tick)
@@ -191,8 +191,9 @@ class WarroomApp(App[int]):
     @work(thread=True, group="store-watch", exit_on_error=False)
     def _watch_store(self) -> None:
         reader = self._reader
-        if reader is None:
-            return
+        if reader is None:  # (re)open off the UI thread: first start, or after a failure
+            reader = self._reader = Store(self.store_path, readonly=True)
+            self._seen_version = None
         version = reader.data_version()
         changed = version != self._seen_version
         events: list[Event] = []
@@ -214,6 +215,9 @@ class WarroomApp(App[int]):
     @on(Snapshot)
     def _on_snapshot(self, message: Snapshot) -> None:
         snapshot = message.snapshot
+        if self._store_trouble:
+            self._store_trouble = False
+            self.notify("The incident database is readable again.", timeout=5)
         self._lease_seen = snapshot.lease
         if snapshot.changed:
             self.state = snapshot.state
@@ -341,12 +345,27 @@ class WarroomApp(App[int]):
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
+        group = event.worker.group
+        if group == "store-watch":
+            # The store is the truth every pane shows: keep trying (a locked or briefly
+            # unreadable file), and say so once rather than every quarter of a second.
+            if not self._store_trouble:
+                self.notify(f"Cannot read the incident database: {error}; retrying.",
+                            severity="error", timeout=20, markup=False)
+            self._store_trouble = True
+            if self._reader is not None:  # start over with a fresh connection
+                with contextlib.suppress(Exception):
+                    self._reader.close()
+                self._reader = None
+            if self.live:
+                self.set_timer(1.0, self._watch_store)
+            return
         if isinstance(error, policy.Refused):
             self.notify(str(error), severity="warning", timeout=10, markup=False)
         else:
-            self.notify(f"{event.worker.group}: {type(error).__name__}: {error}",
+            self.notify(f"{group}: {type(error).__name__}: {error}",
                         severity="error", timeout=20, markup=False)
-        if event.worker.group == "metrics-poll" and self.live and self.mode == COMMANDER:
+        if group == "metrics-poll" and self.live and self.mode == COMMANDER:
             self.set_timer(self.config.monitoring.poll_interval_s, self._poll)
 
     # --- actions ---------------------------------------------------------------------------------
