@@ -54,10 +54,9 @@ class StoreSnapshot:
     """What the store-watch worker read: new events, the graphs' samples, the lease."""
 
     events: list[Event]
-    state: IncidentState
+    state: IncidentState | None  # None: nothing changed since the last snapshot
     samples: dict[str, list[tuple[float, float | None]]]
     lease: Lease | None
-    changed: bool
 
 
 class WarroomApp(App[int]):
@@ -151,7 +150,7 @@ class WarroomApp(App[int]):
         if self.live:
             self.set_interval(1.0, self._tick)
         if self.engine is not None and self.live:
-            self._start_commander()
+            self._startup()
 
     def on_resize(self) -> None:
         self._apply_size_class()
@@ -207,9 +206,9 @@ class WarroomApp(App[int]):
                 for g in self.config.guardrails
                 for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit")
             }
-        snapshot = StoreSnapshot(events=events, state=_copy_state(self._reader_state),
-                                 samples=dict(self._samples), lease=reader.lease(self.incident_id),
-                                 changed=changed)
+        snapshot = StoreSnapshot(
+            events=events, state=_copy_state(self._reader_state) if changed else None,
+            samples=dict(self._samples) if changed else {}, lease=reader.lease(self.incident_id))
         self.post_message(self.Snapshot(snapshot))
 
     @on(Snapshot)
@@ -219,7 +218,7 @@ class WarroomApp(App[int]):
             self._store_trouble = False
             self.notify("The incident database is readable again.", timeout=5)
         self._lease_seen = snapshot.lease
-        if snapshot.changed:
+        if snapshot.state is not None:
             self.state = snapshot.state
             if snapshot.events:
                 self.timeline.append_events(snapshot.events)
@@ -293,18 +292,18 @@ class WarroomApp(App[int]):
 
     # --- the commander's loop --------------------------------------------------------------------
 
-    def _start_commander(self) -> None:
-        self._startup()
-
     @work(thread=True, group="canary-action", exit_on_error=False)
     def _startup(self) -> None:
         engine = self.engine
         assert engine is not None
-        engine.reconcile()
-        # The rollback preflight runs by itself when the console opens (DESIGN.md).
-        if not engine.state.rolled_back and not engine.state.closed:
-            engine.preflight()
-        self.call_from_thread(self._poll)
+        try:
+            engine.reconcile()
+            # The rollback preflight runs by itself when the console opens (DESIGN.md).
+            if not engine.state.rolled_back and not engine.state.closed:
+                engine.preflight()
+        finally:
+            # Whatever happened above (it is reported), the guardrails must be watched.
+            self.call_from_thread(self._poll)
 
     @work(thread=True, group="metrics-poll", exit_on_error=False)
     def _poll(self) -> None:
