@@ -369,6 +369,11 @@ class WarroomApp(App[int]):
 
     # --- actions ---------------------------------------------------------------------------------
 
+    def _refuse(self, what: str, block: policy.Block) -> None:
+        """A key the rules refuse right now: say why in words, do nothing."""
+        self.notify(f"Cannot {what}: {block.words}", severity="warning", timeout=8,
+                    markup=False)
+
     def action_advance(self) -> None:
         from console.screens.confirm import ConfirmModal
         from console.screens.forms import BlockToOverride, OverrideModal
@@ -377,8 +382,7 @@ class WarroomApp(App[int]):
         blocks = self._blocks()
         fixed = [b for b in blocks if not b.overridable]
         if fixed:
-            self.notify(f"Cannot advance: {fixed[0].words}", severity="warning", timeout=8,
-                        markup=False)
+            self._refuse("advance", fixed[0])
             return
         stage = state.next_stage
         if stage is None:
@@ -410,8 +414,7 @@ class WarroomApp(App[int]):
         blocks = policy.immediate_blocks(self.state, self._now())
         fixed = [b for b in blocks if not b.overridable]
         if fixed:
-            self.notify(f"Cannot go to 100%: {fixed[0].words}", severity="warning", timeout=8,
-                        markup=False)
+            self._refuse("go to 100%", fixed[0])
             return
         modal = OverrideModal(
             "⚠ 100% IMMEDIATELY — skips the remaining stages (seed 000: only for active "
@@ -432,8 +435,7 @@ class WarroomApp(App[int]):
         state = self.state
         blocks = policy.abort_blocks(state)
         if blocks:
-            self.notify(f"Cannot abort: {blocks[0].words}", severity="warning", timeout=8,
-                        markup=False)
+            self._refuse("abort", blocks[0])
             return
         lines = [f"Canary weight {state.canary_percent}% → 0%: all traffic back to "
                  f"{state.from_version}.",
@@ -453,8 +455,7 @@ class WarroomApp(App[int]):
         state = self.state
         blocks = policy.rollback_blocks(state)
         if blocks:
-            self.notify(f"Cannot roll back: {blocks[0].words}", severity="warning", timeout=8,
-                        markup=False)
+            self._refuse("roll back", blocks[0])
             return
         modal = ConfirmRollbackModal(
             service=state.service, target=state.rollback_target,
