@@ -29,7 +29,7 @@ from adapters.base import Clock
 from console import policy
 from console.config import Config
 from console.engine import Engine
-from console.model import Event, format_incident_id
+from console.model import Event, format_incident_id, format_ts
 from console.state import IncidentState, fold
 from console.store import Lease, Store
 from widgets.approvals import ApprovalsPane
@@ -538,7 +538,7 @@ class WarroomApp(App[int]):
                 "name": name, "status": guardrail.status, "mode": "as last recorded",
                 "detail": guardrail.detail or "not evaluated yet", "queries": queries,
                 "raw": {}, "error": None,
-                "ts": guardrail.since.isoformat() if guardrail.since else "never"})
+                "ts": format_ts(guardrail.since) if guardrail.since else "never"})
         return readings
 
     def action_help(self) -> None:
