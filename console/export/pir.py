@@ -27,6 +27,7 @@ The helpers here (the :class:`Record` of facts, the escaping, the value formatti
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import re
@@ -45,7 +46,7 @@ from console.model import (
     format_ts,
     format_value,
 )
-from console.state import IncidentState, fold
+from console.state import IncidentState
 
 if TYPE_CHECKING:
     from console.config import Config
@@ -272,24 +273,31 @@ def build_record(events: Sequence[Event], config: Config | None = None) -> Recor
     if not events:
         raise ValueError("an incident export needs at least its declaration event")
     ordered = list(events)
-    state = fold(ordered)
-    start = state.declared_ts or ordered[0].ts
-    end = state.closed_ts or ordered[-1].ts
-    multi_day = any(event.ts.date() != start.date() for event in ordered)
-    record = Record(ordered, state, Clock(start.date(), multi_day), end)
-    if config is not None:
-        record.units = {g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
+    # One fold, in one pass that also notes what the state does not keep: the state just before
+    # the first stage, who requested each weight, and the items waived at the close.
+    state = IncidentState()
+    at_first_stage: IncidentState | None = None
+    requesters: dict[tuple[datetime, int], str] = {}
+    waived_at_close: list[str] = []
     requester = ""
-    for index, event in enumerate(ordered):
+    for event in ordered:
         if event.kind == Kind.WEIGHT_REQUESTED:
             requester = event.actor
         elif event.kind == Kind.WEIGHT_SET:
             percent = int(event.payload.get("percent", 0) or 0)
-            record.requesters[(event.ts, percent)] = requester or event.actor
-            if percent > 0 and record.at_first_stage is None:
-                record.at_first_stage = fold(ordered[:index])
+            requesters[(event.ts, percent)] = requester or event.actor
+            if percent > 0 and at_first_stage is None:
+                at_first_stage = copy.deepcopy(state)
         elif event.kind == Kind.CLOSED:
-            record.waived_at_close = [str(i) for i in event.payload.get("waived_items") or []]
+            waived_at_close = [str(i) for i in event.payload.get("waived_items") or []]
+        state.apply(event)
+    start = state.declared_ts or ordered[0].ts
+    end = state.closed_ts or ordered[-1].ts
+    multi_day = any(event.ts.date() != start.date() for event in ordered)
+    record = Record(ordered, state, Clock(start.date(), multi_day), end, requesters=requesters,
+                    at_first_stage=at_first_stage, waived_at_close=waived_at_close)
+    if config is not None:
+        record.units = {g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
     return record
 
 
