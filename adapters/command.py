@@ -38,8 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
-from adapters.http import (
+from adapters._common import (
     PathNotFound,
     check_context,
     clean_text,
@@ -50,6 +49,7 @@ from adapters.http import (
     resolve_secret,
     scrub,
 )
+from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
 from adapters.settings import (
     CommandAction,
     CommandSettings,

@@ -21,27 +21,36 @@ httpx is imported when the first request is made, so importing this module costs
 Every call is synchronous and may block for about ``timeout_s × (retries + 1)``: the console runs
 adapters in worker threads.
 
-The small parsing helpers at the top (:func:`lookup_path`, :func:`parse_weight`, ...) are shared
-with :mod:`adapters.command`.
+The small parsing helpers (:func:`lookup_path`, :func:`parse_weight`, ...) live in
+:mod:`adapters._common`, shared with :mod:`adapters.command`; they stay importable from here.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from adapters._common import (
+    CONTROL,
+    PathNotFound,
+    check_context,
+    clean_text,
+    describe_preflight_value,
+    kind_of,
+    lookup_path,
+    parse_version,
+    parse_weight,
+    resolve_secret,
+    scrub,
+)
 from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
 from adapters.settings import (
-    PLACEHOLDERS,
     HttpAction,
     HttpSettings,
     SecretFromEnv,
@@ -69,167 +78,9 @@ __all__ = [
 #: Placeholder values the console supplies; the adapters add the others per call.
 CONTEXT_KEYS = ("service", "version", "target", "incident")
 
-#: Longest excerpt of a response body or a command's output put into an error message.
-EXCERPT_CHARS = 200
-
 # HTTP statuses that say "try again later" rather than "no": only these are retried.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _BACKOFF_CAP_S = 2.0
-# ANSI escape sequences (colours, cursor moves) and the remaining control characters.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_AFFIRMATIVE = frozenset({"true", "ok", "yes", "pass", "passed", "ready", "success", "succeeded"})
-
-
-# --- helpers shared with adapters.command ------------------------------------------------------
-
-
-class PathNotFound(LookupError):
-    """A dotted result path does not lead to a value; ``str()`` says where it stopped."""
-
-
-def lookup_path(data: object, path: str) -> object:
-    """Follow a dotted ``path`` through dicts and lists (``items.0.version``)."""
-    node = data
-    walked: list[str] = []
-    for part in path.split("."):
-        if isinstance(node, Mapping):
-            if part not in node:
-                keys = ", ".join(sorted(str(k) for k in node)[:8]) or "none"
-                at = ".".join(walked) or "the top level"
-                raise PathNotFound(f"no field {part!r} at {at} (fields there: {keys})")
-            node = node[part]
-        elif isinstance(node, list):
-            try:
-                index = int(part)
-            except ValueError:
-                raise PathNotFound(
-                    f"{'.'.join(walked) or 'the top level'} is a list; {part!r} is not an index"
-                ) from None
-            if not -len(node) <= index < len(node):
-                raise PathNotFound(
-                    f"{'.'.join(walked) or 'the top level'} has {len(node)} items; "
-                    f"no index {index}"
-                )
-            node = node[index]
-        else:
-            at = ".".join(walked) or "the top level"
-            raise PathNotFound(f"{at} is {_kind(node)}, not an object or a list")
-        walked.append(part)
-    return node
-
-
-def parse_weight(value: object) -> int:
-    """A canary weight read from a system, as an int 0..100; ValueError says what was wrong."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a number 0..100, got {_kind(value)}")
-    number: float
-    if isinstance(value, str):
-        text = value.strip().removesuffix("%").strip()
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"expected a number 0..100, got {clean_text(value, 40)!r}") from None
-    else:
-        number = float(value)
-    if not math.isfinite(number) or not 0 <= number <= 100:
-        raise ValueError(f"expected a number 0..100, got {value!r}")
-    # round half up: 12.5 % of traffic is reported as 13, never silently as 12
-    return math.floor(number + 0.5)
-
-
-def parse_version(value: object) -> str:
-    """A version read from a system, as a short one-line string; ValueError otherwise."""
-    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
-        raise ValueError(f"expected a version string, got {_kind(value)}")
-    text = str(value).strip()
-    if not text:
-        raise ValueError("expected a version string, got an empty value")
-    if len(text) > 200 or _CONTROL.search(text):
-        raise ValueError(f"expected a version string, got {clean_text(text, 60)!r}")
-    return text
-
-
-def describe_preflight_value(value: object, target: str) -> tuple[bool, str]:
-    """Judge the value a preflight reported: True, 'ok'/'yes'/..., or exactly the target passes."""
-    if isinstance(value, bool):
-        return value, f"reported {str(value).lower()}"
-    if isinstance(value, int | float):
-        return value != 0, f"reported {value}"
-    if isinstance(value, str):
-        text = value.strip()
-        if text == target:
-            return True, f"reports {text!r}, the target"
-        if text.lower() in _AFFIRMATIVE:
-            return True, f"reported {text!r}"
-        return False, f"reported {clean_text(text, 60)!r} (expected the target {target!r} or true)"
-    return False, f"reported {_kind(value)} (expected the target {target!r} or true)"
-
-
-def clean_text(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """One line of at most ``limit`` characters: escapes and control characters removed."""
-    text = _ANSI.sub("", text)
-    text = _CONTROL.sub(" ", text)
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 3].rstrip() + "..."
-    return text
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``***`` (longest first, so none leaks a part)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def resolve_secret(secret: SecretFromEnv, where: str) -> tuple[str, str]:
-    """``(formatted value, raw secret)`` of a secret read from the environment now.
-
-    A missing or empty variable raises DeployError naming the variable, never a value.
-    """
-    raw = os.environ.get(secret.env)
-    if not raw:
-        raise DeployError(
-            f"{where}: environment variable {secret.env} is not set (it holds a secret); "
-            "nothing was sent"
-        )
-    return secret.format.replace("{}", raw), raw
-
-
-def check_context(context: Mapping[str, str | None]) -> dict[str, str]:
-    """A copy of the console's placeholder values; unknown names are a programming error.
-
-    ``None`` and ``""`` mean "not known" (an incident declared without ``--to-version``): the key
-    is dropped, and an action that needs it fails with "no value for {version}" when it runs.
-    """
-    unknown = sorted(set(context) - set(PLACEHOLDERS))
-    if unknown:
-        raise ValueError(f"unknown context key {unknown[0]!r} (known: {', '.join(PLACEHOLDERS)})")
-    values: dict[str, str] = {}
-    for key, value in context.items():
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            raise TypeError(f"context value for {key!r} must be a str, got {_kind(value)}")
-        values[key] = value
-    return values
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return type(value).__name__
 
 
 # --- the HTTP machinery ------------------------------------------------------------------------
@@ -358,7 +209,7 @@ class _HttpActions:
                 secrets.append(raw)
             else:
                 value = fill_template(spec, values)
-            if _CONTROL.search(value):
+            if CONTROL.search(value):
                 # a value with CR/LF would split the header block; refuse it (without echoing it)
                 raise DeployError(f"{name}: header {header} would contain control characters")
             headers[header] = value
@@ -600,7 +451,7 @@ class HttpDeployer:
         if path is not None:
             value = answer.result(path)
             if isinstance(value, dict | list) or value is None:
-                raise answer.fail(f"{path!r} is {_kind(value)}, not an operation id")
+                raise answer.fail(f"{path!r} is {kind_of(value)}, not an operation id")
             description = f"{clean_text(str(value), 80)} (HTTP {answer.status})"
         else:
             description = f"HTTP {answer.status}"

@@ -11,8 +11,8 @@ import os
 import threading
 from typing import Any
 
+from adapters._common import clean_text, scrub
 from adapters.base import AdapterError, AdapterTimeout
-from adapters.http import clean_text, scrub
 
 
 class WebhookNotifier:
