@@ -76,10 +76,6 @@ def render_comms(events: Sequence[Event], *, config: Config | None = None,
 # --- what the three drafts share -----------------------------------------------------------------
 
 
-def _declared(record: Record) -> datetime:
-    return record.state.declared_ts or record.events[0].ts
-
-
 def _resolved_at(record: Record) -> datetime | None:
     """When the issue ended, as far as the record shows; None while it does not show it.
 
@@ -160,7 +156,7 @@ def _internal(record: Record) -> list[str]:
 
 def _timeline(record: Record) -> list[str]:
     s = record.state
-    declared = _declared(record)
+    declared = record.declared
     lines = [f"- Issue discovered (emergency declared): {_utc(record, declared)}"]
     end: datetime | None = None
     if s.promoted and s.promoted_ts is not None:
@@ -298,7 +294,7 @@ def _follow_up(record: Record) -> list[str]:
 def _status_page(record: Record) -> list[str]:
     s = record.state
     service = md_inline(s.service, "")
-    start = _utc(record, _declared(record)).removesuffix(" UTC")
+    start = _utc(record, record.declared).removesuffix(" UTC")
     resolved = _resolved_at(record)
     if resolved is not None:
         head = f"🟢 Resolved - Issue affecting {service}"
@@ -346,7 +342,7 @@ def _status_page(record: Record) -> list[str]:
 def _email(record: Record) -> list[str]:
     s = record.state
     service = md_inline(s.service, "")
-    declared = _declared(record)
+    declared = record.declared
     day = f"{declared.day} {declared:%B %Y}"
     start = _utc(record, declared).removesuffix(" UTC")
     resolved = _resolved_at(record)

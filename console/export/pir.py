@@ -211,6 +211,7 @@ class Record:
     events: list[Event]
     state: IncidentState
     clock: Clock
+    declared: datetime  # the declaration's time (the first event's, if it is missing)
     end: datetime
     units: dict[str, GuardrailUnit] = field(default_factory=dict)
     requesters: dict[tuple[datetime, int], str] = field(default_factory=dict)
@@ -238,8 +239,7 @@ class Record:
 
     @property
     def duration_s(self) -> float:
-        declared = self.state.declared_ts or self.events[0].ts
-        return (self.end - declared).total_seconds()
+        return (self.end - self.declared).total_seconds()
 
     @property
     def max_percent(self) -> int:
@@ -291,11 +291,12 @@ def build_record(events: Sequence[Event], config: Config | None = None) -> Recor
         elif event.kind == Kind.CLOSED:
             waived_at_close = [str(i) for i in event.payload.get("waived_items") or []]
         state.apply(event)
-    start = state.declared_ts or ordered[0].ts
+    declared = state.declared_ts or ordered[0].ts
     end = state.closed_ts or ordered[-1].ts
-    multi_day = any(event.ts.date() != start.date() for event in ordered)
-    record = Record(ordered, state, Clock(start.date(), multi_day), end, requesters=requesters,
-                    at_first_stage=at_first_stage, waived_at_close=waived_at_close)
+    multi_day = any(event.ts.date() != declared.date() for event in ordered)
+    record = Record(ordered, state, Clock(declared.date(), multi_day), declared, end,
+                    requesters=requesters, at_first_stage=at_first_stage,
+                    waived_at_close=waived_at_close)
     if config is not None:
         record.units = {g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
     return record
@@ -393,7 +394,7 @@ def outcome_sentence(record: Record) -> str:
     if s.promoted and s.promoted_ts is not None:
         how = " via 100% IMMEDIATELY" if s.immediate_used else ""
         return (f"{s.to_version} reached 100% at {clock.at(s.promoted_ts)} UTC{how}, "
-                f"{format_duration((s.promoted_ts - _declared(record)).total_seconds())} after "
+                f"{format_duration((s.promoted_ts - record.declared).total_seconds())} after "
                 "declaration.")
     request = record.last(Kind.ROLLBACK_REQUESTED)
     if request is not None:
@@ -419,10 +420,6 @@ def outcome_sentence(record: Record) -> str:
         return (f"The canary reached {record.max_percent}% and was aborted to 0%; "
                 f"{s.to_version} did not ship.")
     return f"The canary of {s.to_version} had not started at the last event."
-
-
-def _declared(record: Record) -> datetime:
-    return record.state.declared_ts or record.events[0].ts
 
 
 def verdict_word(record: Record) -> str:
@@ -468,7 +465,7 @@ def _section(title: str) -> list[str]:
 def _header(record: Record, now: datetime | None) -> list[str]:
     s = record.state
     clock = record.clock
-    declared = _declared(record)
+    declared = record.declared
     title = md_line(s.title) or "(untitled)"
     if title.endswith("#"):
         title = title[:-1] + "\\#"  # a trailing # would be read as a closing sequence
@@ -516,7 +513,7 @@ def _summary(record: Record) -> list[str]:
     clock = record.clock
     bypassed = and_list([md_inline(b.element, "") for b in s.bypasses]) or "no element"
     text = (f"From the record: {s.priority} {s.category} emergency on {md_inline(s.service, '')}, "
-            f"declared {clock.at(_declared(record))} UTC by {md_inline(s.declared_by, '')}: "
+            f"declared {clock.at(record.declared)} UTC by {md_inline(s.declared_by, '')}: "
             f"“{md_inline(s.title, '')}”. The change {md_inline(s.from_version, '')} → "
             f"{md_inline(s.to_version, '')} bypassed {bypassed}. {outcome_sentence(record)}")
     if s.closed and s.closed_ts is not None:
@@ -550,7 +547,7 @@ def _timeline(record: Record) -> list[str]:
 def _impact(record: Record, samples: SamplesLike) -> list[str]:
     s = record.state
     clock = record.clock
-    declared = _declared(record)
+    declared = record.declared
     end_word = "closed" if s.closed else "last event"
     lines = [
         *_section("Impact"),
@@ -621,7 +618,7 @@ def _resolution(record: Record) -> list[str]:
     clock = record.clock
     lines = _section("Resolution")
     if s.promoted and s.promoted_ts is not None:
-        elapsed = (s.promoted_ts - _declared(record)).total_seconds()
+        elapsed = (s.promoted_ts - record.declared).total_seconds()
         target = _target_words(record, elapsed)
         how = " via **100% IMMEDIATELY**" if s.immediate_used else ""
         lines.append(f"**{md_inline(s.to_version, '')} shipped to 100%** of "
@@ -686,7 +683,7 @@ def _emergency_record(record: Record) -> list[str]:
 def _declaration_part(record: Record) -> list[str]:
     s = record.state
     clock = record.clock
-    declared = _declared(record)
+    declared = record.declared
     lines = ["### Declaration and bypass scope", ""]
     lines.append(f"- **Declared**: {clock.at(declared)} UTC by {md_inline(s.declared_by)}; "
                  f"category {md_inline(s.category)}, priority {md_inline(s.priority)}")
@@ -1078,7 +1075,7 @@ def _went_well(record: Record) -> list[str]:
                      f"{format_duration((verdict.ts - request.ts).total_seconds())} after it was "
                      "requested.")
     if s.promoted and s.promoted_ts is not None and s.target_hours:
-        elapsed = (s.promoted_ts - _declared(record)).total_seconds()
+        elapsed = (s.promoted_ts - record.declared).total_seconds()
         if elapsed <= s.target_hours * 3600:
             facts.append(f"{md_inline(s.to_version)} was at 100% "
                          f"{format_duration(elapsed)} after declaration, within the "
