@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from adapters.base import DeployError
+from adapters.base import AdapterTimeout, DeployError, PreflightCheck
 
 if TYPE_CHECKING:
     from adapters.settings import SecretFromEnv
@@ -160,6 +160,21 @@ def check_context(context: Mapping[str, str | None]) -> dict[str, str]:
             raise TypeError(f"context value for {key!r} must be a str, got {kind_of(value)}")
         values[key] = value
     return values
+
+
+def check_percent(percent: int) -> str:
+    """The canary weight to set, as the text a template gets; DeployError unless an int 0..100."""
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise DeployError(f"set_weight: percent must be an integer 0..100, got {percent!r}")
+    return str(percent)
+
+
+def version_check(read: Callable[[], str]) -> PreflightCheck:
+    """The console confirms a rollback by reading the version: it must be readable now."""
+    try:
+        return PreflightCheck("current version readable", True, f"reports {read()!r}")
+    except (DeployError, AdapterTimeout) as error:
+        return PreflightCheck("current version readable", False, str(error))
 
 
 def kind_of(value: object) -> str:

@@ -41,6 +41,7 @@ from typing import IO
 from adapters._common import (
     PathNotFound,
     check_context,
+    check_percent,
     clean_text,
     describe_preflight_value,
     lookup_path,
@@ -48,6 +49,7 @@ from adapters._common import (
     parse_weight,
     resolve_secret,
     scrub,
+    version_check,
 )
 from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
 from adapters.settings import (
@@ -328,12 +330,6 @@ def _tail(text: str, limit: int = 200) -> str:
     return joined if len(joined) <= limit else "..." + joined[-(limit - 3):]
 
 
-def _check_percent(percent: int) -> str:
-    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-        raise DeployError(f"set_weight: percent must be an integer 0..100, got {percent!r}")
-    return str(percent)
-
-
 def _advance_only(current: int, percent: int) -> str:
     return (
         f"set_weight: the configured command does not take {{percent}}, so it can only advance "
@@ -362,7 +358,7 @@ class CommandTraffic:
         move the canary forward: it runs only when ``percent`` is above the current weight, does
         nothing when equal, and is refused for a lower weight (it would promote, not abort).
         """
-        value = _check_percent(percent)
+        value = check_percent(percent)
         if "percent" not in self._actions.uses("set_weight"):
             current = self.current_weight()
             if percent == current:
@@ -403,7 +399,7 @@ class CommandDeployer:
         A configured ``preflight`` command passes when it exits 0 and, if it has a parser, reports
         the target itself or an affirmative word (true, ok, yes, passed, ...).
         """
-        checks = [self._target_check(target), _version_check(self.current_version)]
+        checks = [self._target_check(target), version_check(self.current_version)]
         if self._actions.has("preflight"):
             checks.append(self._command_check(target))
             detail = "checked by the preflight command"
@@ -453,11 +449,3 @@ class CommandDeployer:
         if not lines:
             return "exited 0"
         return scrub(clean_text(lines[-1], 120), output.secrets)
-
-
-def _version_check(read: Callable[[], str]) -> PreflightCheck:
-    """The console confirms a rollback by reading the version: it must be readable now."""
-    try:
-        return PreflightCheck("current version readable", True, f"reports {read()!r}")
-    except (DeployError, AdapterTimeout) as error:
-        return PreflightCheck("current version readable", False, str(error))

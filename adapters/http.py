@@ -40,6 +40,7 @@ from adapters._common import (
     CONTROL,
     PathNotFound,
     check_context,
+    check_percent,
     clean_text,
     describe_preflight_value,
     kind_of,
@@ -48,6 +49,7 @@ from adapters._common import (
     parse_weight,
     resolve_secret,
     scrub,
+    version_check,
 )
 from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
 from adapters.settings import (
@@ -303,12 +305,6 @@ def _body_uses(node: object, name: str) -> bool:
     return False
 
 
-def _check_percent(percent: int) -> str:
-    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-        raise DeployError(f"set_weight: percent must be an integer 0..100, got {percent!r}")
-    return str(percent)
-
-
 # --- the adapters ------------------------------------------------------------------------------
 
 
@@ -335,7 +331,7 @@ class HttpTraffic:
         endpoint) can only move forward: it is called only when ``percent`` is above the current
         weight, skipped when equal, and refused for a lower weight.
         """
-        value = _check_percent(percent)
+        value = check_percent(percent)
         action = self._actions.settings.actions.get("set_weight")
         if action is not None and not (
             "percent" in template_names(action.url) or _body_uses(action.body, "percent")
@@ -414,7 +410,7 @@ class HttpDeployer:
                 "target version known", bool(target.strip()),
                 f"rollback target {target!r}" if target.strip() else "no rollback target given",
             ),
-            _version_check(self.current_version),
+            version_check(self.current_version),
         ]
         if self._actions.has("preflight"):
             checks.extend(self._endpoint_checks(target))
@@ -476,14 +472,6 @@ def _bare_value(answer: _Answer) -> object:
         return json.loads(answer.text)
     except ValueError:
         return answer.text.strip()
-
-
-def _version_check(read: Callable[[], str]) -> PreflightCheck:
-    """The console confirms a rollback by reading the version: it must be readable now."""
-    try:
-        return PreflightCheck("current version readable", True, f"reports {read()!r}")
-    except (DeployError, AdapterTimeout) as error:
-        return PreflightCheck("current version readable", False, str(error))
 
 
 def _checks_from_body(answer: _Answer) -> list[PreflightCheck]:
