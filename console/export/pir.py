@@ -342,8 +342,13 @@ def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
         if track == "canary" and (limits or config_max is not None):
             used: set[float] = set()
             over_s = 0.0
+            # The limit at a sample is the last one reported at or before it (the first, before
+            # any): the samples are in time order, so one pass over the limits serves them all.
+            seen = 0
             for index, (ts, value) in enumerate(points):
-                limit = _limit_at(limits, ts, config_max)
+                while seen < len(limits) and limits[seen][0] <= ts:
+                    seen += 1
+                limit = limits[max(seen - 1, 0)][1] if limits else config_max
                 if value is None or limit is None or not math.isfinite(value):
                     continue
                 used.add(limit)
@@ -370,18 +375,6 @@ def _split(series: str) -> tuple[str, str]:
     """``"error-rate/canary"`` → ``("error-rate", "canary")``; a name without a track → ``""``."""
     guardrail, _, track = series.rpartition("/")
     return (guardrail, track) if guardrail else (series, "")
-
-
-def _limit_at(reported: list[tuple[float, float]], ts: float,
-              fallback: float | None) -> float | None:
-    if not reported:
-        return fallback
-    limit = reported[0][1]
-    for at, value in reported:
-        if at > ts:
-            break
-        limit = value
-    return limit
 
 
 # --- sentences shared by the PIR and the drafts --------------------------------------------------
