@@ -16,22 +16,12 @@ Numbers JSON cannot carry (NaN, ±Inf) become ``null``, so the output is always 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from console.model import Event
 from console.state import fold, state_json
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(key): _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+from console.store import json_safe
 
 
 def export_document(events: Sequence[Event]) -> dict[str, Any]:
@@ -55,5 +45,5 @@ def export_document(events: Sequence[Event]) -> dict[str, Any]:
 
 def render_json(events: Sequence[Event]) -> str:
     """One incident (its events, oldest first) as the JSON export."""
-    document = _finite(export_document(events))
+    document = json_safe(export_document(events))
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
