@@ -169,6 +169,21 @@ def check_percent(percent: int) -> str:
     return str(percent)
 
 
+def should_advance(percent: int, current: int, why: str) -> bool:
+    """Whether a set_weight action that can only advance the canary should run to reach ``percent``.
+
+    Such an action does not carry ``{percent}`` (a "promote to the next step" call): it is not
+    needed when the weight is already ``percent``, and going down with it would promote, not
+    abort, so a lower ``percent`` is refused. ``why`` starts the refusal: "the configured ...".
+    """
+    if percent < current:
+        raise DeployError(
+            f"set_weight: {why}, so it can only advance the canary; refusing to use it to go from "
+            f"{current}% down to {percent}% (abort or roll back instead)"
+        )
+    return percent > current
+
+
 def version_check(read: Callable[[], str]) -> PreflightCheck:
     """The console confirms a rollback by reading the version: it must be readable now."""
     try:

@@ -49,6 +49,7 @@ from adapters._common import (
     parse_weight,
     resolve_secret,
     scrub,
+    should_advance,
     version_check,
 )
 from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
@@ -330,14 +331,6 @@ def _tail(text: str, limit: int = 200) -> str:
     return joined if len(joined) <= limit else "..." + joined[-(limit - 3):]
 
 
-def _advance_only(current: int, percent: int) -> str:
-    return (
-        f"set_weight: the configured command does not take {{percent}}, so it can only advance "
-        f"the canary; refusing to use it to go from {current}% down to {percent}% "
-        "(abort or roll back instead)"
-    )
-
-
 # --- the adapters ------------------------------------------------------------------------------
 
 
@@ -360,11 +353,9 @@ class CommandTraffic:
         """
         value = check_percent(percent)
         if "percent" not in self._actions.uses("set_weight"):
-            current = self.current_weight()
-            if percent == current:
+            why = "the configured command does not take {percent}"
+            if not should_advance(percent, self.current_weight(), why):
                 return
-            if percent < current:
-                raise DeployError(_advance_only(current, percent))
         self._actions.run("set_weight", percent=value)
 
     def current_weight(self) -> int:

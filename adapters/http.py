@@ -49,6 +49,7 @@ from adapters._common import (
     parse_weight,
     resolve_secret,
     scrub,
+    should_advance,
     version_check,
 )
 from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
@@ -336,15 +337,9 @@ class HttpTraffic:
         if action is not None and not (
             "percent" in template_names(action.url) or _body_uses(action.body, "percent")
         ):
-            current = self.current_weight()
-            if percent == current:
+            why = "the configured call does not carry {percent}"
+            if not should_advance(percent, self.current_weight(), why):
                 return
-            if percent < current:
-                raise DeployError(
-                    f"set_weight: the configured call does not carry {{percent}}, so it can only "
-                    f"advance the canary; refusing to use it to go from {current}% down to "
-                    f"{percent}% (abort or roll back instead)"
-                )
         answer = self._actions.call("set_weight", percent=value)
         path = self._actions.settings.actions["set_weight"].result_path
         if path is not None:
