@@ -336,6 +336,7 @@ def judge(
         limits.append((g.max, "max"))
     ratio_problem: str | None = None
     ratio_error: str | None = None
+    na_note = ""
     if g.max_ratio_to_baseline is not None:
         ratio = g.max_ratio_to_baseline
         if baseline is None or baseline.value is None:
@@ -349,20 +350,13 @@ def judge(
                     "is undefined "
                     "and there is no absolute max"
                 )
-            # else: the ratio limit does not apply; the max alone judges (noted below).
+            else:  # the ratio limit does not apply: the max alone judges, and the detail says so
+                na_note = "; ratio limit n/a: baseline is 0"
         else:
             limits.append(
                 (ratio * baseline.value, f"{_format_ratio(ratio)} baseline {fmt(baseline.value)}")
             )
     limit, why = min(limits, key=lambda item: item[0]) if limits else (None, "")
-    na_note = (
-        "; ratio limit n/a: baseline is 0"
-        if g.max_ratio_to_baseline is not None
-        and baseline is not None
-        and baseline.value is not None
-        and baseline.value <= 0
-        else ""
-    )
 
     if limit is not None and value > limit:
         # What we know is already bad, even if the ratio part could not be checked.
