@@ -199,10 +199,9 @@ class _HttpActions:
                 f"{name}: no value for {{{missing}}} (the console gave: "
                 f"{', '.join(sorted(self.context)) or 'nothing'}); nothing was sent"
             ) from None
-        method = action.method
-        where = f"{name}: {method} {_display_url(url)}"
+        where = f"{name}: {action.method} {_display_url(url)}"
         attempts = 1 + (self.settings.retries if self._idempotent(action) else 0)
-        return self._send(name, action, method, url, body, headers, where, attempts, secrets)
+        return self._send(action, url, body, headers, where, attempts, secrets)
 
     def _headers(self, name: str, values: dict[str, str], secrets: list[str]) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -230,9 +229,7 @@ class _HttpActions:
 
     def _send(
         self,
-        name: str,
         action: HttpAction,
-        method: str,
         url: str,
         body: object,
         headers: dict[str, str],
@@ -243,6 +240,7 @@ class _HttpActions:
         import httpx
 
         client = self.client()
+        method = action.method
         secret_tuple = tuple(secrets)
         tried = ""
         for attempt in range(1, attempts + 1):
