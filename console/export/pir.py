@@ -119,8 +119,10 @@ def md_inline(text: object, indent: str = "  ") -> str:
 
 
 def md_line(text: object) -> str:
-    """User text on one line (a heading, a subject line): line breaks become spaces."""
-    return " ".join(part.strip() for part in visible(str(text)).split("\n") if part.strip())
+    """User text on a heading's line: line breaks become spaces, and a trailing ``#`` is escaped
+    so it cannot be read as the heading's closing sequence (and dropped)."""
+    line = " ".join(part.strip() for part in visible(str(text)).split("\n") if part.strip())
+    return line[:-1] + "\\#" if line.endswith("#") else line
 
 
 def md_cell(text: object, empty: str = "—") -> str:
@@ -460,8 +462,6 @@ def _header(record: Record, now: datetime | None) -> list[str]:
     clock = record.clock
     declared = record.declared
     title = md_line(s.title) or "(untitled)"
-    if title.endswith("#"):
-        title = title[:-1] + "\\#"  # a trailing # would be read as a closing sequence
     lines = [
         f"# Post-Incident Review: {s.id_text} — {title}",
         "",

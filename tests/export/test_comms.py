@@ -169,3 +169,15 @@ def test_hostile_title_stays_on_its_lines(tmp_path: Path) -> None:
     assert "**Issue**: Leak | pipe\n\\# not a heading [bold]x[/] <script>\n" in text
     assert [line for line in text.split("\n") if line.startswith("#")] == [
         text.split("\n")[0], *HEADINGS]
+
+
+def test_a_title_ending_in_hash_keeps_it_in_the_headings(tmp_path: Path) -> None:
+    # A trailing " #" would be read as the heading's closing sequence and dropped.
+    markdown_it = pytest.importorskip("markdown_it")
+    builder = IncidentBuilder(tmp_path / "hash.db")
+    builder.declare("22:04:05", title="Redaction misses on ticket #")
+    built = builder.finish()
+    for text in (comms(built), render("pir", built.events, config=built.config, now=built.now)):
+        tokens = markdown_it.MarkdownIt("commonmark").parse(text)
+        inline = tokens[1].children or []
+        assert tokens[0].tag == "h1" and "".join(t.content for t in inline).endswith("ticket #")
