@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeVar
 
 from adapters._common import (
     PathNotFound,
@@ -69,6 +69,8 @@ _PROGRESS_LINE_CHARS = 300
 _ARGV_SHOWN_CHARS = 160
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.(/|$)")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+_T = TypeVar("_T")
 
 
 def check_value(name: str, value: str, pattern: str) -> None:
@@ -189,6 +191,18 @@ class _CommandActions:
             tail = _tail(stderr) or _tail(stdout) or "(no output)"
             raise DeployError(f"{where} {status}: {scrub(tail, secrets)}")
         return _Output(where, stdout, stderr, secrets)
+
+    def read(self, name: str, parse: Callable[[object], _T]) -> _T:
+        """Run action ``name`` and ``parse`` its answer (see :meth:`value`).
+
+        ``parse`` raises ValueError for a value it cannot accept: a DeployError with the value.
+        """
+        output = self.run(name)
+        value = self.value(name, output)
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise output.fail(str(error), str(value)) from None
 
     def value(self, name: str, output: _Output) -> str | object:
         """The answer in a command's output, per result_regex / result_json_path."""
@@ -360,12 +374,7 @@ class CommandTraffic:
 
     def current_weight(self) -> int:
         """Run ``current_weight`` and parse its answer as a weight 0..100."""
-        output = self._actions.run("current_weight")
-        value = self._actions.value("current_weight", output)
-        try:
-            return parse_weight(value)
-        except ValueError as error:
-            raise output.fail(str(error), str(value)) from None
+        return self._actions.read("current_weight", parse_weight)
 
 
 class CommandDeployer:
@@ -376,12 +385,7 @@ class CommandDeployer:
 
     def current_version(self) -> str:
         """Run ``current_version`` and return the version it reports."""
-        output = self._actions.run("current_version")
-        value = self._actions.value("current_version", output)
-        try:
-            return parse_version(value)
-        except ValueError as error:
-            raise output.fail(str(error), str(value)) from None
+        return self._actions.read("current_version", parse_version)
 
     def preflight_rollback(self, target: str) -> PreflightResult:
         """Check, without changing anything, that a rollback to ``target`` can run.

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from adapters._common import (
@@ -84,6 +84,8 @@ CONTEXT_KEYS = ("service", "version", "target", "incident")
 # HTTP statuses that say "try again later" rather than "no": only these are retried.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _BACKOFF_CAP_S = 2.0
+
+_T = TypeVar("_T")
 
 
 # --- the HTTP machinery ------------------------------------------------------------------------
@@ -202,6 +204,19 @@ class _HttpActions:
         where = f"{name}: {action.method} {_display_url(url)}"
         attempts = 1 + (self.settings.retries if self._idempotent(action) else 0)
         return self._send(action, url, body, headers, where, attempts, secrets)
+
+    def read(self, name: str, parse: Callable[[object], _T]) -> _T:
+        """Run action ``name`` and ``parse`` its answer (at ``result_path``, else the whole body).
+
+        ``parse`` raises ValueError for a value it cannot accept: a DeployError with the body.
+        """
+        answer = self.call(name)
+        path = self.settings.actions[name].result_path
+        value = answer.result(path) if path is not None else _bare_value(answer)
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise answer.fail(str(error)) from None
 
     def _headers(self, name: str, values: dict[str, str], secrets: list[str]) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -352,13 +367,7 @@ class HttpTraffic:
 
     def current_weight(self) -> int:
         """The canary weight the API reports, 0..100."""
-        answer = self._actions.call("current_weight")
-        path = self._actions.settings.actions["current_weight"].result_path
-        value = answer.result(path) if path is not None else _bare_value(answer)
-        try:
-            return parse_weight(value)
-        except ValueError as error:
-            raise answer.fail(str(error)) from None
+        return self._actions.read("current_weight", parse_weight)
 
     def close(self) -> None:
         """Close the connection pool (the adapter reopens it if used again)."""
@@ -385,13 +394,7 @@ class HttpDeployer:
 
     def current_version(self) -> str:
         """The version the API reports as live (read from ``result_path``)."""
-        answer = self._actions.call("current_version")
-        path = self._actions.settings.actions["current_version"].result_path
-        value = answer.result(path) if path is not None else _bare_value(answer)
-        try:
-            return parse_version(value)
-        except ValueError as error:
-            raise answer.fail(str(error)) from None
+        return self._actions.read("current_version", parse_version)
 
     def preflight_rollback(self, target: str) -> PreflightResult:
         """Check, without changing anything, that a rollback to ``target`` can run.
