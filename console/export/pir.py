@@ -398,15 +398,14 @@ def outcome_sentence(record: Record) -> str:
         head = (f"The canary reached {record.max_percent}%; {how} rollback to "
                 f"{md_inline(s.rollback_target, '')} was requested at {clock.at(request.ts)} "
                 f"UTC, reason: {md_inline(p.get('reason', ''), '')}")
-        verdict = record.last(Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED,
-                              Kind.ROLLBACK_FAILED)
-        if s.rollback_status == "verified" and verdict is not None:
-            return f"{head}. It was VERIFIED at {clock.at(verdict.ts)} UTC."
-        if s.rollback_status == "not_verified" and verdict is not None:
-            return (f"{head}. It was NOT VERIFIED at {clock.at(verdict.ts)} UTC: "
+        finished = s.rollback_finished_ts
+        if s.rollback_status == "verified" and finished is not None:
+            return f"{head}. It was VERIFIED at {clock.at(finished)} UTC."
+        if s.rollback_status == "not_verified" and finished is not None:
+            return (f"{head}. It was NOT VERIFIED at {clock.at(finished)} UTC: "
                     f"{md_inline(s.rollback_detail, '')}.")
-        if s.rollback_status == "failed" and verdict is not None:
-            return (f"{head}. The rollback FAILED at {clock.at(verdict.ts)} UTC: "
+        if s.rollback_status == "failed" and finished is not None:
+            return (f"{head}. The rollback FAILED at {clock.at(finished)} UTC: "
                     f"{md_inline(s.rollback_detail, '')}.")
         return f"{head}. The rollback was still in progress at the last event."
     if s.canary_percent > 0:
@@ -627,13 +626,12 @@ def _resolution(record: Record) -> list[str]:
             p = request.payload
             how = (f" ({'automatic' if p.get('automatic') else 'manual'}, requested at canary "
                    f"weight {md_inline(p.get('weight', ''), '')}% at {clock.at(request.ts)} UTC)")
-        verdict = record.last(Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED,
-                              Kind.ROLLBACK_FAILED)
+        finished = s.rollback_finished_ts
         word = verdict_word(record)
-        if s.rollback_status == "verified" and verdict is not None:
-            tail = f"**{word}** at {clock.at(verdict.ts)} UTC."
-        elif s.rollback_status in ("not_verified", "failed") and verdict is not None:
-            tail = (f"**{word}** at {clock.at(verdict.ts)} UTC: "
+        if s.rollback_status == "verified" and finished is not None:
+            tail = f"**{word}** at {clock.at(finished)} UTC."
+        elif s.rollback_status in ("not_verified", "failed") and finished is not None:
+            tail = (f"**{word}** at {clock.at(finished)} UTC: "
                     f"{md_inline(s.rollback_detail, '')}.")
         else:
             tail = f"**{word}** at the last event."
@@ -1061,11 +1059,10 @@ def _went_well(record: Record) -> list[str]:
         if event.payload.get("automatic"):
             facts.append(f"The rollback was triggered automatically: "
                          f"{md_inline(event.payload.get('reason', ''))}.")
-    verdict = record.last(Kind.ROLLBACK_VERIFIED)
-    request = record.last(Kind.ROLLBACK_REQUESTED)
-    if s.rollback_status == "verified" and verdict is not None and request is not None:
+    verified, requested = s.rollback_finished_ts, s.rollback_requested_ts
+    if s.rollback_status == "verified" and verified is not None and requested is not None:
         facts.append(f"The rollback was VERIFIED "
-                     f"{format_duration((verdict.ts - request.ts).total_seconds())} after it was "
+                     f"{format_duration((verified - requested).total_seconds())} after it was "
                      "requested.")
     if s.promoted and s.promoted_ts is not None and s.target_hours:
         elapsed = (s.promoted_ts - record.declared).total_seconds()
