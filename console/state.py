@@ -31,6 +31,11 @@ class Bypass:
     compensation: str
     post_gate: str = ""
 
+    @property
+    def checklist_item(self) -> str:
+        """Its item on the post-emergency checklist (meaningful when it has a post-gate)."""
+        return f"{self.element}: {self.post_gate}"
+
 
 @dataclass(frozen=True)
 class Approval:
@@ -270,7 +275,7 @@ class IncidentState:
     def post_checklist(self) -> list[str]:
         """The post-emergency items (seed 000): verify, run each bypassed gate, the PIR."""
         items = ["Verify resolution: the harm has stopped and the metrics confirm it"]
-        items += [f"{b.element}: {b.post_gate}" for b in self.bypasses if b.post_gate]
+        items += [b.checklist_item for b in self.bypasses if b.post_gate]
         items.append("Schedule the post-incident review")
         return items
 

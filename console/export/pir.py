@@ -700,8 +700,8 @@ def _declaration_part(record: Record) -> list[str]:
         return lines
     rows = []
     for bypass in s.bypasses:
-        item = f"{bypass.element}: {bypass.post_gate}"
-        result, detail = record.gate_status(item) if bypass.post_gate else ("—", "")
+        result, detail = (record.gate_status(bypass.checklist_item) if bypass.post_gate
+                          else ("—", ""))
         rows.append([
             md_cell(bypass.element),
             md_cell(bypass.reason),
@@ -1165,7 +1165,7 @@ def _action_items(record: Record) -> list[str]:
                                                                        "not finished")
         items.append(f"Confirm by hand that {md_inline(s.rollback_target)} is live and healthy "
                      f"— rollback {word}: {md_inline(s.rollback_detail)}")
-    bypass_of = {f"{b.element}: {b.post_gate}": b for b in s.bypasses if b.post_gate}
+    bypass_of = {b.checklist_item: b for b in s.bypasses if b.post_gate}
     for item in record.checklist_rows():
         result, detail = record.gate_status(item)
         if result not in ("failed", "open"):
