@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from adapters._common import scrub
 from adapters.base import AdapterTimeout, InstantValue, MetricsError, RangeSeries
 
 if TYPE_CHECKING:
@@ -334,9 +335,7 @@ class PrometheusMetrics:
         return values
 
     def _scrub(self, message: str) -> str:
-        for secret in self._secrets():
-            message = message.replace(secret, "***")
-        return _one_line(message)
+        return _one_line(scrub(message, self._secrets()))
 
     def _call(self, request: Callable[[PrometheusConnect], object]) -> object:
         """Run ``request(client)`` with fresh credentials; turn every failure into one line."""
