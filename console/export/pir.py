@@ -1043,6 +1043,14 @@ def _command_part(record: Record) -> list[str]:
 # --- human-only sections: prompts, and facts the record proves -----------------------------------
 
 
+def _human_section(title: str, from_record: list[str], prompt: str) -> list[str]:
+    """A section only people can write: what the record proves (if anything), then the prompt."""
+    lines = _section(title)
+    if from_record:
+        lines += [FROM_RECORD, "", *from_record, ""]
+    return [*lines, prompt, ""]
+
+
 def _went_well(record: Record) -> list[str]:
     s = record.state
     facts: list[str] = []
@@ -1070,12 +1078,9 @@ def _went_well(record: Record) -> list[str]:
             facts.append(f"{md_inline(s.to_version)} was at 100% "
                          f"{format_duration(elapsed)} after declaration, within the "
                          f"{s.priority} target of {format_duration(s.target_hours * 3600)}.")
-    lines = _section("What Went Well")
-    if facts:
-        lines += [FROM_RECORD, ""] + [f"- ✅ {fact}" for fact in facts] + [""]
-    lines += ["_Add what went well that the record cannot show (detection, teamwork, "
-              "communication)._", ""]
-    return lines
+    return _human_section("What Went Well", [f"- ✅ {fact}" for fact in facts],
+                          "_Add what went well that the record cannot show (detection, teamwork, "
+                          "communication)._")
 
 
 def _went_wrong(record: Record) -> list[str]:
@@ -1149,12 +1154,9 @@ def _went_wrong(record: Record) -> list[str]:
         elif result == "waived":
             facts.append(f"Post-emergency item WAIVED: {md_inline(item)}"
                          + (f" — {md_inline(detail)}" if detail else ""))
-    lines = _section("What Went Wrong")
-    if facts:
-        lines += [FROM_RECORD, ""] + [f"- ❌ {fact}" for fact in facts] + [""]
-    lines += ["_Add what went wrong that the record cannot show (missing tests, staging gaps, "
-              "alerting thresholds)._", ""]
-    return lines
+    return _human_section("What Went Wrong", [f"- ❌ {fact}" for fact in facts],
+                          "_Add what went wrong that the record cannot show (missing tests, "
+                          "staging gaps, alerting thresholds)._")
 
 
 def _action_items(record: Record) -> list[str]:
@@ -1175,15 +1177,11 @@ def _action_items(record: Record) -> list[str]:
                 f"{md_inline(s.to_version)})") if bypass else md_inline(item)
         said = f": {md_inline(detail)}" if detail else ""
         items.append(f"{text} — {result}{said}")
-    lines = _section("Action Items")
-    if items:
-        lines += [FROM_RECORD, ""]
-        lines += [f"- [ ] {s.id_text}-{n}: {text} (@owner, by YYYY-MM-DD)"
-                  for n, text in enumerate(items, start=1)]
-        lines.append("")
-    lines += ["_Add action items for the original cause and for the discipline gaps this "
-              "emergency revealed, each with an owner and a date._", ""]
-    return lines
+    return _human_section("Action Items",
+                          [f"- [ ] {s.id_text}-{n}: {text} (@owner, by YYYY-MM-DD)"
+                           for n, text in enumerate(items, start=1)],
+                          "_Add action items for the original cause and for the discipline gaps "
+                          "this emergency revealed, each with an owner and a date._")
 
 
 def _prevention() -> list[str]:
