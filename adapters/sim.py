@@ -634,14 +634,9 @@ def parse_query(query: str) -> _Expression:
     """
     compact = _compact(query)
     simple = _SIM_SELECTOR.match(compact)
-    if simple is not None and simple.group("metric").startswith("sim:"):
-        metric = simple.group("metric")
-        if metric not in METRICS:
-            known = ", ".join(METRICS)
-            raise MetricsError(
-                f"sim: unknown metric {metric!r} in query {_quote(query)} (known: {known})"
-            )
-        return _SimMetric(metric, _selection(simple.group("labels"), query, codes_allowed=False))
+    if simple is not None and simple.group("metric") in METRICS:
+        selection = _selection(simple.group("labels"), query, codes_allowed=False)
+        return _SimMetric(simple.group("metric"), selection)
     if (match := _PROMQL_RATIO.match(compact)) is not None:
         return _Ratio(_counter(match, 1, query), _counter(match, 2, query))
     if (match := _PROMQL_COUNTER.match(compact)) is not None:
@@ -655,7 +650,7 @@ def parse_query(query: str) -> _Expression:
             raise MetricsError(f"sim: histogram_quantile needs sum by (le), in {_quote(query)}")
         selection = _selection(match.group("labels1"), query, codes_allowed=False)
         return _Quantile(q, _window(match.group("window1")), selection, by)
-    if simple is not None:
+    if simple is not None:  # a bare selector, of no metric the simulator has
         raise MetricsError(
             f"sim: unknown metric {simple.group('metric')!r} in query {_quote(query)} "
             f"(known: {', '.join(METRICS)})"
