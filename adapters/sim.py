@@ -262,8 +262,7 @@ class SimulatedService:
             rollbacks = list(self._rollbacks)
             promoted = self._promoted_at
         if rollbacks and rollbacks[0][0] <= ts:
-            done = self.rollback_completed_at()
-            if done is not None and ts >= done:
+            if self._rolled_back_by(ts):
                 return rollbacks[0][1]
             # While an undo is under way (or stuck), the rollout's spec still names the new version.
             return self.canary_version
