@@ -98,7 +98,6 @@ class _Output:
 
     where: str  # "action: `argv`"
     stdout: str
-    stderr: str
     secrets: tuple[str, ...]
 
     def fail(self, problem: str, text: str | None = None) -> DeployError:
@@ -190,7 +189,7 @@ class _CommandActions:
             status = f"exited {code}" if code > 0 else f"was killed by signal {-code}"
             tail = _tail(stderr) or _tail(stdout) or "(no output)"
             raise DeployError(f"{where} {status}: {scrub(tail, secrets)}")
-        return _Output(where, stdout, stderr, secrets)
+        return _Output(where, stdout, secrets)
 
     def read(self, name: str, parse: Callable[[object], _T]) -> _T:
         """Run action ``name`` and ``parse`` its answer (see :meth:`value`).
