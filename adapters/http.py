@@ -65,7 +65,6 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
-    "CONTEXT_KEYS",
     "HttpDeployer",
     "HttpTraffic",
     "PathNotFound",
@@ -77,9 +76,6 @@ __all__ = [
     "resolve_secret",
     "scrub",
 ]
-
-#: Placeholder values the console supplies; the adapters add the others per call.
-CONTEXT_KEYS = ("service", "version", "target", "incident")
 
 # HTTP statuses that say "try again later" rather than "no": only these are retried.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
