@@ -127,6 +127,11 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def excerpt(text: str, secrets: Iterable[str], limit: int = EXCERPT_CHARS) -> str:
+    """``text`` for an error message or a progress line: :func:`clean_text`, then :func:`scrub`."""
+    return scrub(clean_text(text, limit), secrets)
+
+
 def resolve_secret(secret: SecretFromEnv, where: str) -> tuple[str, str]:
     """``(formatted value, raw secret)`` of a secret read from the environment now.
 

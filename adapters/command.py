@@ -44,6 +44,7 @@ from adapters._common import (
     check_percent,
     clean_text,
     describe_preflight_value,
+    excerpt,
     lookup_path,
     parse_version,
     parse_weight,
@@ -101,8 +102,8 @@ class _Output:
     secrets: tuple[str, ...]
 
     def fail(self, problem: str, text: str | None = None) -> DeployError:
-        excerpt = scrub(clean_text(self.stdout if text is None else text), self.secrets)
-        return DeployError(f"{self.where} {problem}: {excerpt or '(no output)'}")
+        shown = excerpt(self.stdout if text is None else text, self.secrets)
+        return DeployError(f"{self.where} {problem}: {shown or '(no output)'}")
 
 
 class _CommandActions:
@@ -172,7 +173,7 @@ class _CommandActions:
 
         def on_line(line: str) -> None:
             if progress is not None:
-                progress(scrub(clean_text(line, _PROGRESS_LINE_CHARS), secrets))
+                progress(excerpt(line, secrets, _PROGRESS_LINE_CHARS))
 
         try:
             code, stdout, stderr = _run(argv, env, timeout_s, on_line)
@@ -438,8 +439,8 @@ class CommandDeployer:
             value = self._actions.value("rollback", output)
             if isinstance(value, dict | list) or value is None:
                 raise output.fail("reported an object where a short description was expected")
-            return scrub(clean_text(str(value), 120), output.secrets)
+            return excerpt(str(value), output.secrets, 120)
         lines = [ln for ln in output.stdout.splitlines() if ln.strip()]
         if not lines:
             return "exited 0"
-        return scrub(clean_text(lines[-1], 120), output.secrets)
+        return excerpt(lines[-1], output.secrets, 120)

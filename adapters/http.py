@@ -43,6 +43,7 @@ from adapters._common import (
     check_percent,
     clean_text,
     describe_preflight_value,
+    excerpt,
     kind_of,
     lookup_path,
     parse_version,
@@ -97,8 +98,8 @@ class _Answer:
     secrets: tuple[str, ...]
 
     def fail(self, problem: str) -> DeployError:
-        excerpt = scrub(clean_text(self.text), self.secrets) or "(empty body)"
-        return DeployError(f"{self.where} -> HTTP {self.status}, but {problem}: {excerpt}")
+        body = excerpt(self.text, self.secrets) or "(empty body)"
+        return DeployError(f"{self.where} -> HTTP {self.status}, but {problem}: {body}")
 
     def json(self) -> object:
         try:
@@ -277,7 +278,7 @@ class _HttpActions:
                 if not last:
                     self._pause(attempt)
                     continue
-                reason = scrub(clean_text(str(error) or type(error).__name__, 120), secret_tuple)
+                reason = excerpt(str(error) or type(error).__name__, secret_tuple, 120)
                 raise DeployError(f"{where} -> {reason}{tried}") from None
             text = response.text
             if response.status_code in action.expect_status:
@@ -285,8 +286,8 @@ class _HttpActions:
             if response.status_code in _RETRY_STATUSES and not last:
                 self._pause(attempt)
                 continue
-            excerpt = scrub(clean_text(text), secret_tuple) or "(empty body)"
-            raise DeployError(f"{where} -> HTTP {response.status_code}{tried}: {excerpt}")
+            body = excerpt(text, secret_tuple) or "(empty body)"
+            raise DeployError(f"{where} -> HTTP {response.status_code}{tried}: {body}")
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _pause(self, attempt: int) -> None:

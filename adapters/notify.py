@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any
 
-from adapters._common import clean_text, scrub
+from adapters._common import excerpt
 from adapters.base import AdapterError, AdapterTimeout
 
 
@@ -45,10 +45,10 @@ class WebhookNotifier:
             raise AdapterTimeout(f"chat webhook did not answer within {self.timeout_s:g} s") \
                 from None
         except httpx.HTTPError as error:
-            reason = scrub(clean_text(str(error) or type(error).__name__), [url])
+            reason = excerpt(str(error) or type(error).__name__, [url])
             raise AdapterError(f"chat webhook unreachable: {reason}") from None
         if response.status_code >= 300:
-            body = scrub(clean_text(response.text), [url])
+            body = excerpt(response.text, [url])
             raise AdapterError(f"chat webhook answered HTTP {response.status_code}: {body}")
 
     def close(self) -> None:
