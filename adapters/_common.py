@@ -128,8 +128,13 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def excerpt(text: str, secrets: Iterable[str], limit: int = EXCERPT_CHARS) -> str:
-    """``text`` for an error message or a progress line: :func:`clean_text`, then :func:`scrub`."""
-    return scrub(clean_text(text, limit), secrets)
+    """``text`` for an error message or a progress line: cleaned, cut, and with no secret in it.
+
+    Secrets are replaced before the text is cut, or a cut through one would leave most of it
+    showing; and again after cleaning, which can join the pieces of one.
+    """
+    secrets = tuple(secrets)
+    return scrub(clean_text(scrub(text, secrets), limit), secrets)
 
 
 def resolve_secret(secret: SecretFromEnv, where: str) -> tuple[str, str]:

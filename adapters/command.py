@@ -188,7 +188,8 @@ class _CommandActions:
             ) from None
         if code != 0:
             status = f"exited {code}" if code > 0 else f"was killed by signal {-code}"
-            tail = _tail(stderr) or _tail(stdout) or "(no output)"
+            # scrubbed before _tail cuts them, so no cut leaves part of a secret
+            tail = _tail(scrub(stderr, secrets)) or _tail(scrub(stdout, secrets)) or "(no output)"
             raise DeployError(f"{where} {status}: {scrub(tail, secrets)}")
         return _Output(where, stdout, secrets)
 
