@@ -125,6 +125,14 @@ class PrometheusSettings(Strict):
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        from urllib.parse import urlsplit
+
+        try:
+            port = urlsplit(value).port  # raises for a port that is not a number or > 65535
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError(f"not a usable port in {value!r}")
         return value.rstrip("/")
 
     @model_validator(mode="after")

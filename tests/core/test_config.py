@@ -52,6 +52,7 @@ def test_good_fixture_loads() -> None:
         ("bad_placeholder.toml", "deploy.actions.rollback.url", "unknown placeholder {nope}"),
         ("bad_bypass_element.toml", "bypass", "unknown element 'coffee'"),
         ("bad_guardrail_no_limit.toml", "guardrails[0]", "give max"),
+        ("bad_metrics_port.toml", "metrics.url", "not a usable port"),
     ],
 )
 def test_bad_config_names_file_and_key(name: str, key: str, words: str) -> None:
