@@ -386,6 +386,7 @@ class Engine:
                                 now, self._max_age_s(), mode="stable", executor=self._pool,
                                 timeout_s=self._query_timeout_s())
         self.last_stable_readings = readings
+        self._record_samples(now, readings, canary_live=False)
         self._record_stable_statuses(readings)
         problems += [f"{r.name} on the stable track: {r.detail}" for r in readings
                      if r.status != "healthy"]
@@ -468,14 +469,7 @@ class Engine:
                                 timeout_s=self._query_timeout_s())
         result.readings = readings
         self.last_readings = readings
-        ts = now.timestamp()
-        samples: list[tuple[str, float, float | None]] = []
-        for reading in readings:
-            samples.append((f"{reading.name}/baseline", ts, reading.baseline))
-            if mode_live:
-                samples.append((f"{reading.name}/canary", ts, reading.canary))
-                samples.append((f"{reading.name}/limit", ts, reading.limit))
-        self.store.add_samples(self.incident_id, samples)
+        self._record_samples(now, readings, canary_live=mode_live)
         if not mode_live:
             return result  # no canary traffic: nothing to judge, no status to record
         for transition in self.tracker.update(readings):
@@ -500,6 +494,21 @@ class Engine:
             if event.payload.get("sustained"):
                 self._act_on_breach(event.payload["name"], int(event.payload["breaches"]))
         return result
+
+    def _record_samples(self, now: datetime, readings: list[GuardrailReading], *,
+                        canary_live: bool) -> None:
+        """One sample per series per poll, for the graphs and the PIR's impact figures. Without
+        canary traffic the canary's sample is empty, so no graph keeps showing a gone canary's
+        last figure."""
+        ts = now.timestamp()
+        samples: list[tuple[str, float, float | None]] = []
+        for reading in readings:
+            samples.append((f"{reading.name}/baseline", ts, reading.baseline))
+            samples.append((f"{reading.name}/canary", ts,
+                            reading.canary if canary_live else None))
+            if canary_live:
+                samples.append((f"{reading.name}/limit", ts, reading.limit))
+        self.store.add_samples(self.incident_id, samples)
 
     def _on_breach(self, name: str) -> str:
         for guardrail in self.config.guardrails:

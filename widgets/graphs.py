@@ -36,10 +36,12 @@ def _finite(value: float | None) -> TypeGuard[float]:
 
 
 def _latest(series: Sequence[Point]) -> float | None:
-    for _ts, value in reversed(series):
-        if _finite(value):
-            return value
-    return None
+    """The newest sample's value; None when the newest sample has none (the canary carries no
+    traffic, the query failed): a figure from before that would pass for a current one."""
+    if not series:
+        return None
+    value = series[-1][1]
+    return value if _finite(value) else None
 
 
 def _segments(series: Sequence[Point]) -> list[tuple[list[float], list[float]]]:
