@@ -6,7 +6,7 @@ STAMP := $(VENV)/.bootstrap-stamp
 export PYTHONDONTWRITEBYTECODE :=
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo demo-good demo-prometheus test test-fast bench snapshots lint prometheus clean
+.PHONY: demo demo-good demo-prometheus test test-fast test-repeat test-under-load bench snapshots lint prometheus clean
 
 # The venv is rebuilt when pyproject.toml changes. uv (with bytecode compilation) when present,
 # else python3 -m venv and pip.
@@ -41,6 +41,17 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy console widgets adapters
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Timing check: tests/app REPEAT times (default 5), then the whole suite with every core busy.
+test-repeat: $(STAMP)
+	scripts/test-repeat $${REPEAT:-5}
+
+# `make test` TIMES times in a row (default 3) while other processes keep every core busy.
+test-under-load: $(STAMP)
+	@for i in $$(seq $${TIMES:-3}); do \
+		echo "test-under-load: run $$i of $${TIMES:-3}"; \
+		scripts/under-load $(MAKE) --no-print-directory test || { echo "test-under-load: run $$i FAILED"; exit 1; }; \
+	done; echo "test-under-load: $${TIMES:-3} runs passed"
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not prometheus and not tmux"

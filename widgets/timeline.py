@@ -399,6 +399,16 @@ class Timeline(ScrollView, can_focus=True):
         ):
             self.follow = True
 
+    def watch_show_vertical_scrollbar(self, shown: bool) -> None:
+        """Put the thumb where the view is when the bar appears.
+
+        Textual moves the thumb only while the bar is shown, so a scroll to the newest row made
+        before the first layout (the first events arrive before it) left the thumb at the top
+        beside the bottom rows, or not, depending on which came first.
+        """
+        if shown:
+            self.vertical_scrollbar.position = self.scroll_y
+
     def on_resize(self) -> None:
         """A shorter view must still end on the newest event while following."""
         if self.follow:

@@ -16,6 +16,7 @@ for that worker and lets the posted message render. Nothing here sleeps.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,8 @@ from console.wiring import build_adapters
 #: The instant every test starts at: a Saturday night, 22:00 UTC (seed 000's story).
 START = datetime(2026, 3, 14, 22, 0, 0, tzinfo=UTC)
 COMMANDER = "alice"
+#: How long :func:`settle` waits for a screen to stop changing: generous, for a loaded machine.
+SETTLE_DEADLINE_S = 20.0
 
 
 @dataclass
@@ -178,12 +181,12 @@ def rig(make_rig: RigFactory) -> Rig:
 # --- driving and reading the screen --------------------------------------------------------------
 
 
-async def settle(pilot: Pilot[Any]) -> None:
+async def settle(pilot: Pilot[Any], *, deadline_s: float = SETTLE_DEADLINE_S) -> None:
     """Let a key's consequences land on screen, without sleeping.
 
     Waits for the workers already started (an action's engine call), asks the app to read the
     store once — the store-watch cycle a live console runs every 0.25 s — waits for that worker
-    and lets its message render.
+    and lets its message render, then waits until the screen stops changing (:func:`still`).
     """
     app = pilot.app
     await pilot.pause()
@@ -193,7 +196,44 @@ async def settle(pilot: Pilot[Any]) -> None:
     await app.workers.wait_for_complete()
     await pilot.pause()
     app._tick()  # the clock may have moved: timers and countdowns
-    await pilot.pause()
+    await still(pilot, deadline_s=deadline_s)
+
+
+async def still(pilot: Pilot[Any], *, deadline_s: float = SETTLE_DEADLINE_S) -> None:
+    """Wait until the screen is settled: no worker running, no animation, and the same frame
+    (text and styles) after one more round of messages and a refresh, twice in a row.
+
+    On a loaded machine a refresh, a layout or a scroll can land a few frames later than on an
+    idle one; a screenshot taken before it is a race, not a test. Fails after ``deadline_s``
+    with the last two frames' difference rather than hanging.
+    """
+    app = pilot.app
+    deadline = time.monotonic() + deadline_s
+    previous = ""
+    same = 0
+    while True:
+        await app.workers.wait_for_complete()
+        await app.animator.wait_until_complete()
+        await pilot.pause()
+        frame = _frame(app)
+        busy = any(worker.is_running for worker in app.workers)
+        same = same + 1 if frame == previous and not busy else 0
+        if same >= 2:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the screen did not settle within {deadline_s:g}s")
+        previous = frame
+
+
+def _frame(app: App[Any]) -> str:
+    """The whole screen with its styles, as the terminal would receive it."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", legacy_windows=False, safe_box=False)
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    with console.capture() as capture:
+        console.print(update)
+    return capture.get()
 
 
 def screen_text(app: App[Any]) -> str:

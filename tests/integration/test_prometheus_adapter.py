@@ -299,7 +299,10 @@ def test_prometheus_killed_while_a_query_is_in_flight() -> None:
         worker = threading.Thread(target=lambda: outcome.append(_run(metrics, "vector(1)")))
         started = time.monotonic()
         worker.start()
-        time.sleep(0.1)  # the query is now held in the proxy
+        deadline = time.monotonic() + 10
+        while not proxy.requests_seen:  # wait until the query is held in the proxy
+            assert time.monotonic() < deadline, "the query never reached the proxy"
+            time.sleep(0.01)
         own.kill()
         worker.join(timeout=10)
         assert not worker.is_alive()

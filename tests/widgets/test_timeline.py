@@ -131,6 +131,23 @@ async def test_follows_new_events_at_the_bottom() -> None:
         assert "new" not in border_bottom(timeline)
 
 
+async def test_scrollbar_thumb_is_at_the_newest_row_when_the_bar_appears() -> None:
+    # The console's first read lands on an empty timeline that has had its layout (no bar yet):
+    # the jump to the newest row happens while the bar is hidden, and the bar appears after.
+    app = TimelineApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        await pilot.pause()
+        assert not timeline.show_vertical_scrollbar
+        timeline.append_events(notes(1, 100))
+        await pilot.pause()
+        assert note_number(visible_rows(timeline)[-1]) == 100
+        assert timeline.show_vertical_scrollbar
+        assert timeline.scroll_y == timeline.max_scroll_y > 0
+        # The thumb is drawn from the bar's own position: it must agree with the view.
+        assert timeline.vertical_scrollbar.position == timeline.scroll_y
+
+
 async def test_stays_put_when_scrolled_up_and_hints_new_events() -> None:
     app = TimelineApp(notes(1, 100))
     async with app.run_test(size=(80, 24)) as pilot:
