@@ -17,7 +17,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from adapters.base import (
     AdapterError,
@@ -27,6 +26,7 @@ from adapters.base import (
     Notifier,
     TrafficController,
 )
+from console import events as ev
 from console import policy
 from console.config import Config
 from console.guardrails import BreachTracker, GuardrailReading, evaluate_all
@@ -110,12 +110,14 @@ class Engine:
             fold(new, self._state)
             return new
 
-    def _append(self, kind: str, payload: dict[str, Any], actor: str | None = None) -> Event:
+    def _record(self, record: ev.Payload, actor: str | None = None) -> Event:
+        """Append one typed record to the incident, as the commander (or ``actor``)."""
         with self._lock:
-            event = self.store.append(self.incident_id, kind, actor or self.actor, payload,
-                                      ts=self.now())
+            event = self.store.append(self.incident_id, record.KIND, actor or self.actor,
+                                      record.to_payload(), ts=self.now())
             self.refresh()
-        if kind in NOTIFY_KINDS or (kind == Kind.WEIGHT_SET and payload.get("percent") == 100):
+        if record.KIND in NOTIFY_KINDS or (isinstance(record, ev.WeightSet)
+                                           and record.percent == 100):
             self._notify(event)
         return event
 
@@ -132,11 +134,9 @@ class Engine:
             try:
                 notifier.send(message)
             except Exception as error:
-                self._append(Kind.NOTIFY_FAILED, {"message": message,
-                                                  "error": _adapter_error(error)},
-                             actor=SYSTEM_ACTOR)
+                self._record(ev.NotifyFailed(message, _adapter_error(error)), actor=SYSTEM_ACTOR)
             else:
-                self._append(Kind.NOTIFIED, {"message": message}, actor=SYSTEM_ACTOR)
+                self._record(ev.Notified(message), actor=SYSTEM_ACTOR)
 
         with contextlib.suppress(RuntimeError):  # the engine is shutting down
             self._pool.submit(send)
@@ -159,14 +159,13 @@ class Engine:
     def note(self, text: str) -> Event:
         if not text.strip():
             raise ActionRefused("the note is empty")
-        return self._append(Kind.NOTE, {"text": text})
+        return self._record(ev.Note(text))
 
     def acknowledge_checklist(self) -> Event:
         with self._lock:
             if self._state.checklist_acked:
                 raise ActionRefused("the compatibility checklist is already acknowledged")
-            return self._append(Kind.CHECKLIST_ACKED,
-                                {"items": list(self._state.compatibility_checklist)})
+            return self._record(ev.ChecklistAcked(list(self._state.compatibility_checklist)))
 
     def record_gate(self, item: str, result: str, detail: str = "") -> Event:
         with self._lock:
@@ -179,8 +178,7 @@ class Engine:
                 raise ActionRefused(f"result must be passed, failed or waived, not {result}")
             if result == "waived" and len(detail.strip()) < 8:
                 raise ActionRefused("a waived item needs a specific reason")
-            return self._append(Kind.GATE_RECORDED, {"item": item, "result": result,
-                                                     "detail": detail})
+            return self._record(ev.GateRecorded(item, result, detail))
 
     def close_incident(self, reason: str) -> Event:
         with self._lock:
@@ -193,8 +191,7 @@ class Engine:
             if open_items and len(reason.strip()) < 8:
                 raise ActionRefused(f"{len(open_items)} checklist item(s) are open: close with a "
                                     "reason that waives them")
-            return self._append(Kind.CLOSED, {"reason": reason.strip() or "all items done",
-                                              "waived_items": open_items})
+            return self._record(ev.Closed(reason.strip() or "all items done", open_items))
 
     # --- rollback preflight ----------------------------------------------------------------------
 
@@ -203,21 +200,19 @@ class Engine:
         target = self._state.rollback_target
         if not target:
             raise ActionRefused("no rollback target is known")
-        self._append(Kind.PREFLIGHT_REQUESTED, {"target": target}, actor=SYSTEM_ACTOR)
+        self._record(ev.PreflightRequested(target), actor=SYSTEM_ACTOR)
         try:
             result = self.adapters.deployer.preflight_rollback(target)
         except Exception as error:  # an adapter fault is a failed preflight, in words
-            return self._append(Kind.PREFLIGHT_FAILED,
-                                {"target": target, "checks": [],
-                                 "detail": f"preflight could not run: {_adapter_error(error)}"},
-                                actor=SYSTEM_ACTOR)
-        checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks]
+            return self._record(ev.PreflightFailed(
+                target, [], f"preflight could not run: {_adapter_error(error)}"),
+                actor=SYSTEM_ACTOR)
+        checks = [ev.Check(c.name, c.ok, c.detail) for c in result.checks]
         failed = [c for c in result.checks if not c.ok]
         detail = result.detail or ("; ".join(f"{c.name}: {c.detail}".rstrip(": ")
                                              for c in failed) if failed else "all checks passed")
-        kind = Kind.PREFLIGHT_PASSED if result.ok else Kind.PREFLIGHT_FAILED
-        return self._append(kind, {"target": target, "checks": checks, "detail": detail},
-                            actor=SYSTEM_ACTOR)
+        outcome = ev.PreflightPassed if result.ok else ev.PreflightFailed
+        return self._record(outcome(target, checks, detail), actor=SYSTEM_ACTOR)
 
     # --- the canary ------------------------------------------------------------------------------
 
@@ -229,10 +224,9 @@ class Engine:
             stage = state.next_stage
             records = policy.check_overrides(self.advance_blocks(), overrides or {})
             assert stage is not None  # a missing next stage is a non-overridable block
-            request = self._append(Kind.WEIGHT_REQUESTED, {
-                "from_percent": state.canary_percent, "to_percent": stage.percent,
-                "stage_index": stage.index, "action": "advance", "overrides": records,
-            })
+            request = self._record(ev.WeightRequested(
+                from_percent=state.canary_percent, to_percent=stage.percent,
+                stage_index=stage.index, action="advance", overrides=records))
         return self._set_weight(stage.percent, stage.index, "advance", request)
 
     def immediate(self, reason: str, overrides: dict[str, str] | None = None) -> Event:
@@ -248,10 +242,9 @@ class Engine:
             records = policy.check_overrides(self.immediate_blocks(), overrides or {})
             final = state.plan[-1] if state.plan else None
             index = final.index if final else 0
-            request = self._append(Kind.WEIGHT_REQUESTED, {
-                "from_percent": state.canary_percent, "to_percent": 100, "stage_index": index,
-                "action": "immediate", "reason": reason.strip(), "overrides": records,
-            })
+            request = self._record(ev.WeightRequested(
+                from_percent=state.canary_percent, to_percent=100, stage_index=index,
+                action="immediate", overrides=records, reason=reason.strip()))
         return self._set_weight(100, index, "immediate", request)
 
     def abort(self, reason: str = "") -> Event:
@@ -261,29 +254,24 @@ class Engine:
             blocks = policy.abort_blocks(self._state)
             if blocks:
                 raise ActionRefused(f"cannot abort: {blocks[0].words}")
-            request = self._append(Kind.WEIGHT_REQUESTED, {
-                "from_percent": self._state.canary_percent, "to_percent": 0, "stage_index": -1,
-                "action": "abort", "reason": reason,
-            })
+            request = self._record(ev.WeightRequested(
+                from_percent=self._state.canary_percent, to_percent=0, stage_index=-1,
+                action="abort", reason=reason))
         return self._set_weight(0, -1, "abort", request)
 
     def _set_weight(self, percent: int, stage_index: int, action: str, request: Event) -> Event:
         try:
             self.adapters.traffic.set_weight(percent)
         except Exception as error:
-            return self._append(Kind.WEIGHT_FAILED, {
-                "percent": percent, "stage_index": stage_index, "action": action,
-                "error": _adapter_error(error), "request_id": request.id,
-            })
+            return self._record(ev.WeightFailed(percent, stage_index, action,
+                                                _adapter_error(error), request_id=request.id))
         reported: int | None
         try:
             reported = self.adapters.traffic.current_weight()
         except Exception:
             reported = None  # the set call succeeded; a failed read-back is noted, not fatal
-        return self._append(Kind.WEIGHT_SET, {
-            "percent": percent, "stage_index": stage_index, "action": action,
-            "reported": reported, "request_id": request.id,
-        })
+        return self._record(ev.WeightSet(percent, stage_index, action, reported=reported,
+                                         request_id=request.id))
 
     # --- rollback --------------------------------------------------------------------------------
 
@@ -298,42 +286,35 @@ class Engine:
             state = self._state
             target = state.rollback_target
             self._verify_healthy_since = None
-            request = self._append(Kind.ROLLBACK_REQUESTED, {
-                "target": target, "from_version": state.to_version,
-                "weight": state.canary_percent, "automatic": automatic,
-                "reason": reason or ("sustained guardrail breach" if automatic else "commander"),
-            }, actor=SYSTEM_ACTOR if automatic else self.actor)
+            request = self._record(ev.RollbackRequested(
+                target=target, from_version=state.to_version, weight=state.canary_percent,
+                automatic=automatic,
+                reason=reason or ("sustained guardrail breach" if automatic else "commander")),
+                actor=SYSTEM_ACTOR if automatic else self.actor)
         self._execute_rollback(target)
         return request
 
     def _execute_rollback(self, target: str) -> None:
         def progress(message: str) -> None:
-            self._append(Kind.ROLLBACK_PROGRESS, {"target": target, "message": message[:300]},
-                         actor=SYSTEM_ACTOR)
+            self._record(ev.RollbackProgress(target, message[:300]), actor=SYSTEM_ACTOR)
 
         try:
             detail = self.adapters.deployer.rollback(target, progress)
         except Exception as error:
-            self._append(Kind.ROLLBACK_FAILED, {"target": target,
-                                                "error": _adapter_error(error)},
-                         actor=SYSTEM_ACTOR)
+            self._record(ev.RollbackFailed(target, _adapter_error(error)), actor=SYSTEM_ACTOR)
         else:
-            self._append(Kind.ROLLBACK_STARTED, {"target": target, "detail": str(detail)[:300]},
-                         actor=SYSTEM_ACTOR)
+            self._record(ev.RollbackStarted(target, str(detail)[:300]), actor=SYSTEM_ACTOR)
         # The canary must carry no traffic, whatever the deployer did — even when it failed:
         # a failed rollback stops the guardrail loop judging the canary, so it must not serve.
         previous = self._state.canary_percent
         try:
             self.adapters.traffic.set_weight(0)
         except Exception as error:
-            self._append(Kind.WEIGHT_FAILED, {"percent": 0, "stage_index": -1,
-                                              "action": "rollback",
-                                              "error": _adapter_error(error)},
+            self._record(ev.WeightFailed(0, -1, "rollback", _adapter_error(error)),
                          actor=SYSTEM_ACTOR)
         else:
             if previous != 0:
-                self._append(Kind.WEIGHT_SET, {"percent": 0, "stage_index": -1,
-                                               "action": "rollback"}, actor=SYSTEM_ACTOR)
+                self._record(ev.WeightSet(0, -1, "rollback"), actor=SYSTEM_ACTOR)
 
     def _verify(self, now: datetime) -> None:
         """One step of rollback verification, run by each poll while a rollback is active."""
@@ -351,10 +332,8 @@ class Engine:
             else:
                 error_text = ""
             if live == target:
-                self._append(Kind.ROLLBACK_COMPLETED, {"target": target, "version": live},
-                             actor=SYSTEM_ACTOR)
-                self._append(Kind.VERIFICATION_STARTED, {"target": target, "hold_s": hold},
-                             actor=SYSTEM_ACTOR)
+                self._record(ev.RollbackCompleted(target, live), actor=SYSTEM_ACTOR)
+                self._record(ev.VerificationStarted(target, hold), actor=SYSTEM_ACTOR)
                 self._verify_healthy_since = None
                 self._verify_waiting_for = ""
                 return
@@ -363,23 +342,22 @@ class Engine:
                 seen = f"still reports {live}" if live else f"could not be read ({error_text})"
                 self._not_verified(target, f"after {format_duration(waited)} the deployer "
                                            f"{seen}, not {target}", [
-                                               {"name": f"deployer reports {target}",
-                                                "ok": False, "detail": live or error_text}])
+                                               ev.Check(f"deployer reports {target}", False,
+                                                        live or error_text)])
             return
         # The target is live. Now the weight must read 0 and the guardrails must pass on the
         # stable track, all of it continuously for the hold; metrics windows still hold the bad
         # minutes at first, so an unhealthy reading restarts the hold rather than failing at once.
         # Only the verification timeout turns "not yet" into NOT VERIFIED.
-        checks: list[dict[str, Any]] = [{"name": f"deployer reports {target}", "ok": True,
-                                         "detail": target}]
+        checks = [ev.Check(f"deployer reports {target}", True, target)]
         problems: list[str] = []
         try:
             weight: int | None = self.adapters.traffic.current_weight()
         except Exception as error:
             weight = None
             problems.append(f"canary weight could not be read: {_adapter_error(error)}")
-        checks.append({"name": "canary weight 0%", "ok": weight == 0,
-                       "detail": "unreadable" if weight is None else f"{weight}%"})
+        checks.append(ev.Check("canary weight 0%", weight == 0,
+                               "unreadable" if weight is None else f"{weight}%"))
         if weight not in (0, None):
             problems.append(f"canary weight reads {weight}%, not 0%")
         readings = evaluate_all(self.adapters.metrics, self.config.guardrails, state.service,
@@ -396,26 +374,23 @@ class Engine:
             reason = "; ".join(problems)
             waited = (now - completed).total_seconds()
             if waited > self.config.rollback.verify_timeout_s:
-                checks.append({"name": "guardrails healthy on the stable track", "ok": False,
-                               "detail": reason})
+                checks.append(ev.Check("guardrails healthy on the stable track", False, reason))
                 self._not_verified(target, f"not healthy {format_duration(waited)} after "
                                            f"{target} went live: {reason}", checks)
             elif reason != self._verify_waiting_for:
                 self._verify_waiting_for = reason
-                self._append(Kind.ROLLBACK_PROGRESS, {
-                    "target": target, "message": f"verification waits: {reason}"[:300]},
-                    actor=SYSTEM_ACTOR)
+                self._record(ev.RollbackProgress(target, f"verification waits: {reason}"[:300]),
+                             actor=SYSTEM_ACTOR)
             return
         if self._verify_healthy_since is None:
             self._verify_healthy_since = now
             self._verify_waiting_for = ""
         held = (now - self._verify_healthy_since).total_seconds()
         if held >= hold:
-            checks.append({"name": f"guardrails healthy on the stable track for "
-                                   f"{format_duration(hold)}", "ok": True,
-                           "detail": ", ".join(r.name for r in readings) or "no guardrails"})
-            self._append(Kind.ROLLBACK_VERIFIED, {"target": target, "checks": checks},
-                         actor=SYSTEM_ACTOR)
+            checks.append(ev.Check(
+                f"guardrails healthy on the stable track for {format_duration(hold)}", True,
+                ", ".join(r.name for r in readings) or "no guardrails"))
+            self._record(ev.RollbackVerified(target, checks), actor=SYSTEM_ACTOR)
 
     def _record_stable_statuses(self, readings: list[GuardrailReading]) -> None:
         """During verification the guardrails judge the stable track: record each guardrail's
@@ -428,17 +403,15 @@ class Engine:
                     and known.detail.startswith("stable track: ")):
                 continue
             payload = reading.to_payload()
-            self._append(Kind.GUARDRAIL_CHANGED, {
-                "name": reading.name, "status": reading.status, "mode": "stable",
-                "previous": known.status if known else "unknown", "detail": detail,
-                "canary": None, "baseline": payload["baseline"], "limit": payload["limit"],
-                "breaches": 0, "consecutive": self.tracker.consecutive(reading.name),
-                "on_breach": self._on_breach(reading.name), "sustained": False,
-            }, actor=SYSTEM_ACTOR)
+            self._record(ev.GuardrailChanged(
+                name=reading.name, status=reading.status, mode="stable",
+                previous=known.status if known else "unknown", detail=detail, canary=None,
+                baseline=payload["baseline"], limit=payload["limit"], breaches=0,
+                consecutive=self.tracker.consecutive(reading.name),
+                on_breach=self._on_breach(reading.name), sustained=False), actor=SYSTEM_ACTOR)
 
-    def _not_verified(self, target: str, reason: str, checks: list[dict[str, Any]]) -> None:
-        self._append(Kind.ROLLBACK_NOT_VERIFIED, {"target": target, "reason": reason,
-                                                  "checks": checks}, actor=SYSTEM_ACTOR)
+    def _not_verified(self, target: str, reason: str, checks: list[ev.Check]) -> None:
+        self._record(ev.RollbackNotVerified(target, reason, checks), actor=SYSTEM_ACTOR)
 
     # --- the guardrail loop ----------------------------------------------------------------------
 
@@ -473,26 +446,24 @@ class Engine:
         if not mode_live:
             return result  # no canary traffic: nothing to judge, no status to record
         for transition in self.tracker.update(readings):
-            payload = transition.to_payload()
-            payload["on_breach"] = self._on_breach(transition.name)
-            result.events.append(self._append(Kind.GUARDRAIL_CHANGED, payload,
-                                              actor=SYSTEM_ACTOR))
+            change = transition.record(on_breach=self._on_breach(transition.name))
+            result.events.append(self._record(change, actor=SYSTEM_ACTOR))
         for reading in readings:
             # A breach count that moved without a status change is still worth a line (2/3, ...)
             known = state.guardrails.get(reading.name)
             count = self.tracker.breaches(reading.name)
             if (reading.status == "breach" and known is not None and known.status == "breach"
                     and known.breaches != count):
-                payload = {"name": reading.name, "status": "breach", "previous": "breach",
-                           "breaches": count, "consecutive": self.tracker.consecutive(reading.name),
-                           "detail": reading.detail, "canary": reading.canary,
-                           "baseline": reading.baseline, "limit": reading.limit,
-                           "on_breach": self._on_breach(reading.name), "sustained": False}
-                result.events.append(self._append(Kind.GUARDRAIL_CHANGED, payload,
-                                                  actor=SYSTEM_ACTOR))
+                change = ev.GuardrailChanged(
+                    name=reading.name, status="breach", previous="breach", breaches=count,
+                    consecutive=self.tracker.consecutive(reading.name), detail=reading.detail,
+                    canary=reading.canary, baseline=reading.baseline, limit=reading.limit,
+                    on_breach=self._on_breach(reading.name), sustained=False)
+                result.events.append(self._record(change, actor=SYSTEM_ACTOR))
         for event in list(result.events):
-            if event.payload.get("sustained"):
-                self._act_on_breach(event.payload["name"], int(event.payload["breaches"]))
+            change = ev.read_as(event, ev.GuardrailChanged)
+            if change.sustained:
+                self._act_on_breach(change.name, change.breaches)
         return result
 
     def _record_samples(self, now: datetime, readings: list[GuardrailReading], *,
@@ -518,8 +489,7 @@ class Engine:
 
     def _act_on_breach(self, name: str, breaches: int) -> None:
         action = self._on_breach(name)
-        self._append(Kind.GUARDRAIL_ACTION, {"name": name, "action": action,
-                                             "breaches": breaches}, actor=SYSTEM_ACTOR)
+        self._record(ev.GuardrailAction(name, action, breaches), actor=SYSTEM_ACTOR)
         if action == "rollback" and not self._state.rolled_back:
             # Already rolling back or closed: the timeline shows why; nothing more to do.
             with contextlib.suppress(policy.Refused):
@@ -534,36 +504,33 @@ class Engine:
         state = self._state
         pending = state.pending_weight
         if pending is not None:
+            request = pending.request
             try:
                 reported = self.adapters.traffic.current_weight()
             except AdapterError as error:
-                events.append(self._append(Kind.WEIGHT_FAILED, {
-                    "percent": pending.payload.get("to_percent", 0), "stage_index": -1,
-                    "action": pending.payload.get("action", "advance"),
-                    "error": f"unknown outcome after a restart; weight unreadable: "
-                             f"{_adapter_error(error)}", "request_id": pending.event_id}))
+                events.append(self._record(ev.WeightFailed(
+                    request.to_percent, -1, request.action,
+                    f"unknown outcome after a restart; weight unreadable: "
+                    f"{_adapter_error(error)}", request_id=pending.event_id)))
             else:
-                wanted = int(pending.payload.get("to_percent", 0))
-                events.append(self._append(Kind.RECONCILED, {
-                    "request_kind": pending.kind, "request_id": pending.event_id,
-                    "outcome": "applied" if reported == wanted else "not applied",
-                    "detail": f"traffic reports {reported}%"}, actor=SYSTEM_ACTOR))
+                wanted = request.to_percent
+                events.append(self._record(ev.Reconciled(
+                    pending.kind, pending.event_id,
+                    "applied" if reported == wanted else "not applied",
+                    f"traffic reports {reported}%"), actor=SYSTEM_ACTOR))
                 if reported == wanted:
-                    events.append(self._append(Kind.WEIGHT_SET, {
-                        "percent": reported, "stage_index": pending.payload.get("stage_index", -1),
-                        "action": pending.payload.get("action", "advance"), "reported": reported,
-                        "request_id": pending.event_id}, actor=SYSTEM_ACTOR))
+                    events.append(self._record(ev.WeightSet(
+                        reported, request.stage_index, request.action, reported=reported,
+                        request_id=pending.event_id), actor=SYSTEM_ACTOR))
                 else:
-                    events.append(self._append(Kind.WEIGHT_FAILED, {
-                        "percent": wanted, "stage_index": -1,
-                        "action": pending.payload.get("action", "advance"),
-                        "error": f"not applied before the restart (traffic reports {reported}%)",
-                        "request_id": pending.event_id}, actor=SYSTEM_ACTOR))
+                    events.append(self._record(ev.WeightFailed(
+                        wanted, -1, request.action,
+                        f"not applied before the restart (traffic reports {reported}%)",
+                        request_id=pending.event_id), actor=SYSTEM_ACTOR))
         if self._state.rollback_status == "requested":
             # The deployer call may or may not have happened: rolling back again is safe.
-            events.append(self._append(Kind.RECONCILED, {
-                "request_kind": Kind.ROLLBACK_REQUESTED, "request_id": 0,
-                "outcome": "re-issued", "detail": "rollback had no outcome before the restart"},
-                actor=SYSTEM_ACTOR))
+            events.append(self._record(ev.Reconciled(
+                Kind.ROLLBACK_REQUESTED, 0, "re-issued",
+                "rollback had no outcome before the restart"), actor=SYSTEM_ACTOR))
             self._execute_rollback(self._state.rollback_target)
         return events

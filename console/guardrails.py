@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 from adapters.base import AdapterError, InstantValue, MetricsSource
 from console.config import GuardrailSettings
+from console.events import GuardrailChanged
 from console.model import GuardrailStatus, format_ts, format_value
 
 Mode = Literal["canary", "stable"]
@@ -494,25 +495,23 @@ class Transition:
     def changed(self) -> bool:
         return self.previous != self.status
 
+    def record(self, on_breach: str | None = None) -> GuardrailChanged:
+        """The ``guardrail_status_changed`` record of this transition, with the reading's
+        figures (and how the guardrail acts on a sustained breach)."""
+        reading = self.reading
+        figures: dict[str, Any] = {}
+        if reading is not None:
+            figures = {"canary": _json_float(reading.canary),
+                       "baseline": _json_float(reading.baseline),
+                       "limit": _json_float(reading.limit),
+                       "evidence": _json_float(reading.evidence), "detail": reading.detail}
+        return GuardrailChanged(name=self.name, status=self.status, previous=self.previous,
+                                breaches=self.breaches, consecutive=self.consecutive,
+                                sustained=self.sustained, on_breach=on_breach, **figures)
+
     def to_payload(self) -> dict[str, Any]:
-        """The fields of a ``guardrail_status_changed`` event (with the reading's figures)."""
-        payload: dict[str, Any] = {}
-        if self.reading is not None:
-            full = self.reading.to_payload()
-            payload.update(
-                {key: full[key] for key in ("canary", "baseline", "limit", "evidence", "detail")}
-            )
-        payload.update(
-            {
-                "name": self.name,
-                "status": self.status,
-                "previous": self.previous,
-                "breaches": self.breaches,
-                "consecutive": self.consecutive,
-                "sustained": self.sustained,
-            }
-        )
-        return payload
+        """The stored fields of :meth:`record` (without ``on_breach``)."""
+        return self.record().to_payload()
 
 
 class BreachTracker:

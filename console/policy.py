@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from console.config import Config
+from console.events import OverrideRecord
 from console.model import (
     BYPASS_ELEMENTS,
     CATEGORIES,
@@ -289,16 +290,16 @@ def immediate_blocks(state: IncidentState, now: datetime) -> list[Block]:
     return [b for b in advance_blocks(state, now) if b.code != "hold"]
 
 
-def check_overrides(blocks: list[Block], overrides: dict[str, str]) -> list[dict[str, str]]:
+def check_overrides(blocks: list[Block], overrides: dict[str, str]) -> list[OverrideRecord]:
     """Every block must be overridable and overridden with a reason; returns the records."""
-    records: list[dict[str, str]] = []
+    records: list[OverrideRecord] = []
     for block in blocks:
         if not block.overridable:
             raise Refused(f"cannot advance: {block.words}")
         reason = overrides.get(block.code, "").strip()
         if len(reason) < 8:
             raise Refused(f"blocked: {block.words} (override with a specific reason)")
-        records.append({"block": block.code, "words": block.words, "reason": reason})
+        records.append(OverrideRecord(block.code, block.words, reason))
     return records
 
 

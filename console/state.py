@@ -9,10 +9,12 @@ know is kept in the count and otherwise ignored, so an older warroom can still r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from console import events as ev
+from console.events import Bypass, Check
 from console.model import (
     ApprovalKind,
     Event,
@@ -23,18 +25,8 @@ from console.model import (
     format_ts,
 )
 
-
-@dataclass(frozen=True)
-class Bypass:
-    element: str
-    reason: str
-    compensation: str
-    post_gate: str = ""
-
-    @property
-    def checklist_item(self) -> str:
-        """Its item on the post-emergency checklist (meaningful when it has a post-gate)."""
-        return f"{self.element}: {self.post_gate}"
+__all__ = ["Approval", "Bypass", "Check", "GuardrailState", "IncidentState", "Stage", "fold",
+           "state_json"]
 
 
 @dataclass(frozen=True)
@@ -122,12 +114,12 @@ class GateResult:
 
 @dataclass(frozen=True)
 class Pending:
-    """A journalled request with no outcome yet."""
+    """A journalled weight request with no outcome yet."""
 
     kind: str
     event_id: int
     ts: datetime
-    payload: dict[str, Any]
+    request: ev.WeightRequested
 
 
 @dataclass
@@ -168,14 +160,14 @@ class IncidentState:
     rollback_target: str = ""
     rollback_detail: str = ""
     rollback_automatic: bool = False
-    rollback_checks: list[dict[str, Any]] = field(default_factory=list)
+    rollback_checks: list[Check] = field(default_factory=list)
     rollback_requested_ts: datetime | None = None
     rollback_completed_ts: datetime | None = None
     rollback_finished_ts: datetime | None = None
     rollback_progress: list[str] = field(default_factory=list)
     preflight_ok: bool | None = None
     preflight_detail: str = ""
-    preflight_checks: list[dict[str, Any]] = field(default_factory=list)
+    preflight_checks: list[Check] = field(default_factory=list)
     preflight_ts: datetime | None = None
     guardrails: dict[str, GuardrailState] = field(default_factory=dict)
     gates: dict[str, GateResult] = field(default_factory=dict)
@@ -292,189 +284,164 @@ class IncidentState:
         self.last_ts = event.ts
         handler = _HANDLERS.get(event.kind)
         if handler is not None:
-            handler(self, event, event.payload)
+            handler(self, event, ev.read(event))
 
 
-def _str(payload: dict[str, Any], key: str, default: str = "") -> str:
-    value = payload.get(key, default)
-    return default if value is None else str(value)
+# Each handler gets the event and its typed payload (console.events), already read tolerantly:
+# a missing field has its default, so a handler only supplies what the default cannot know.
 
 
-def _declared(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _declared(state: IncidentState, event: Event, p: ev.Declared) -> None:
     state.incident_id = event.incident_id
-    state.title = _str(p, "title")
-    state.priority = _str(p, "priority")
-    state.category = _str(p, "category")
-    state.service = _str(p, "service")
-    state.from_version = _str(p, "from_version")
-    state.to_version = _str(p, "to_version")
+    state.title = p.title
+    state.priority = p.priority
+    state.category = p.category
+    state.service = p.service
+    state.from_version = p.from_version
+    state.to_version = p.to_version
     state.rollback_target = state.from_version
-    state.commander = _str(p, "commander", event.actor)
+    state.commander = p.commander or event.actor
     state.declared_by = event.actor
     state.declared_ts = event.ts
-    state.simulated = bool(p.get("simulated", False))
-    state.target_hours = float(p.get("target_hours") or 0)
-    state.bypasses = [
-        Bypass(_str(b, "element"), _str(b, "reason"), _str(b, "compensation"),
-               _str(b, "post_gate"))
-        for b in p.get("bypasses") or [] if isinstance(b, dict)
-    ]
-    state.affects = [str(s) for s in p.get("affects") or []]
-    state.advice = _str(p, "advice")
-    state.required_roles = [str(r) for r in p.get("required_roles") or []]
-    state.plan_name = _str(p, "plan_name")
-    state.plan = [
-        Stage(index, int(s.get("percent", 0)), float(s.get("hold_s", 0)))
-        for index, s in enumerate(p.get("plan") or []) if isinstance(s, dict)
-    ]
-    state.compatibility_checklist = [str(c) for c in p.get("checklist") or []]
-    for item in p.get("guardrails") or []:
-        name = str(item.get("name")) if isinstance(item, dict) else str(item)
-        consecutive = int(item.get("consecutive", 1)) if isinstance(item, dict) else 1
-        on_breach = _str(item, "on_breach", "hold") if isinstance(item, dict) else "hold"
-        state.guardrails[name] = GuardrailState(name, consecutive=consecutive, on_breach=on_breach)
+    state.simulated = p.simulated
+    state.target_hours = p.target_hours
+    state.bypasses = list(p.bypasses)
+    state.affects = list(p.affects)
+    state.advice = p.advice
+    state.required_roles = list(p.required_roles)
+    state.plan_name = p.plan_name
+    state.plan = [Stage(index, s.percent, s.hold_s) for index, s in enumerate(p.plan)]
+    state.compatibility_checklist = list(p.checklist)
+    for item in p.guardrails:
+        state.guardrails[item.name] = GuardrailState(item.name, consecutive=item.consecutive,
+                                                     on_breach=item.on_breach)
 
 
-def _approved(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    version = _str(p, "version", state.to_version)
-    kind = _str(p, "kind", "direct")
+def _approved(state: IncidentState, event: Event, p: ev.Approved) -> None:
+    version = p.version or state.to_version
+    kind: ApprovalKind = p.kind if p.kind in ("direct", "relayed", "simulated") else "direct"  # type: ignore[assignment]
     state.approvals.append(Approval(
-        role=_str(p, "role"), user=_str(p, "user", event.actor),
-        kind=kind if kind in ("direct", "relayed", "simulated") else "direct",  # type: ignore[arg-type]
-        version=version, ts=event.ts, event_id=event.id, stale=version != state.to_version,
-        note=_str(p, "note"), evidence=_str(p, "evidence"), relayed_from=_str(p, "relayed_from"),
+        role=p.role, user=p.user or event.actor, kind=kind, version=version, ts=event.ts,
+        event_id=event.id, stale=version != state.to_version, note=p.note,
+        evidence=p.evidence or "", relayed_from=p.relayed_from or "", recorded_by=event.actor,
+    ))
+
+
+def _waived(state: IncidentState, event: Event, p: ev.Waived) -> None:
+    version = p.version or state.to_version
+    state.approvals.append(Approval(
+        role=p.role, user=event.actor, kind="waived", version=version, ts=event.ts,
+        event_id=event.id, stale=version != state.to_version, reason=p.reason,
         recorded_by=event.actor,
     ))
 
 
-def _waived(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    version = _str(p, "version", state.to_version)
-    state.approvals.append(Approval(
-        role=_str(p, "role"), user=event.actor, kind="waived", version=version, ts=event.ts,
-        event_id=event.id, stale=version != state.to_version, reason=_str(p, "reason"),
-        recorded_by=event.actor,
-    ))
-
-
-def _target_changed(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    state.to_version = _str(p, "to_version", state.to_version)
+def _target_changed(state: IncidentState, event: Event, p: ev.TargetChanged) -> None:
+    state.to_version = p.to_version or state.to_version
     state.approvals = [
-        a if a.version == state.to_version else _replace(a, stale=True) for a in state.approvals
+        a if a.version == state.to_version else replace(a, stale=True) for a in state.approvals
     ]
     # A new build invalidates what the preflight and the canary knew about the old one.
     state.preflight_ok = None
     state.preflight_detail = "the target changed: run the rollback preflight again"
 
 
-def _replace(approval: Approval, **changes: Any) -> Approval:
-    from dataclasses import replace
-
-    return replace(approval, **changes)
-
-
-def _note(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _note(state: IncidentState, event: Event, p: ev.Note) -> None:
     state.notes += 1
 
 
-def _rate_warning(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    state.warnings.append(_str(p, "message"))
+def _rate_warning(state: IncidentState, event: Event, p: ev.RateWarning) -> None:
+    state.warnings.append(p.message)
 
 
-def _handover(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    state.commander = _str(p, "user", event.actor)
+def _handover(state: IncidentState, event: Event, p: ev.Handover) -> None:
+    state.commander = p.user or event.actor
     state.handovers += 1
 
 
-def _checklist_acked(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _checklist_acked(state: IncidentState, event: Event, p: ev.ChecklistAcked) -> None:
     state.checklist_acked = True
     state.checklist_acked_by = event.actor
 
 
-def _preflight(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _preflight(state: IncidentState, event: Event,
+               p: ev.PreflightPassed | ev.PreflightFailed) -> None:
     if state.rolled_back:
         return  # a preflight after the rollback started does not change its status
     ok = event.kind == Kind.PREFLIGHT_PASSED
     state.preflight_ok = ok
-    state.preflight_detail = _str(p, "detail")
-    state.preflight_checks = [c for c in p.get("checks") or [] if isinstance(c, dict)]
+    state.preflight_detail = p.detail
+    state.preflight_checks = list(p.checks)
     state.preflight_ts = event.ts
-    state.rollback_target = _str(p, "target", state.rollback_target)
+    state.rollback_target = p.target or state.rollback_target
     state.rollback_status = "preflight_passed" if ok else "preflight_failed"
 
 
-def _weight_requested(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    state.pending_weight = Pending(event.kind, event.id, event.ts, dict(p))
-    for item in p.get("overrides") or []:
-        if isinstance(item, dict):
-            state.overrides.append(Override(_str(item, "block"), _str(item, "reason"),
-                                            _str(p, "action", "advance"), event.ts, event.actor))
-    if p.get("action") == "immediate":
+def _weight_requested(state: IncidentState, event: Event, p: ev.WeightRequested) -> None:
+    state.pending_weight = Pending(event.kind, event.id, event.ts, p)
+    for item in p.overrides or []:
+        state.overrides.append(Override(item.block, item.reason, p.action, event.ts, event.actor))
+    if p.action == "immediate":
         state.immediate_used = True
 
 
-def _weight_set(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _weight_set(state: IncidentState, event: Event, p: ev.WeightSet) -> None:
     state.pending_weight = None
     state.last_weight_error = ""
-    percent = int(p.get("percent", 0))
+    percent = p.percent
     if percent == state.canary_percent and state.visits:
         return
     if state.visits and state.visits[-1].left is None:
-        state.visits[-1] = _close_visit(state.visits[-1], event.ts)
+        state.visits[-1] = replace(state.visits[-1], left=event.ts)
     state.canary_percent = percent
-    stage_index = int(p.get("stage_index", -1))
-    state.stage_index = stage_index if percent > 0 else -1
+    state.stage_index = p.stage_index if percent > 0 else -1
     state.stage_entered = event.ts
     if percent > 0:
-        state.visits.append(StageVisit(percent, stage_index, _str(p, "action", "advance"),
-                                       event.ts, event.actor))
+        state.visits.append(StageVisit(percent, p.stage_index, p.action, event.ts, event.actor))
     if percent >= 100 and state.promoted_ts is None:
         state.promoted_ts = event.ts
 
 
-def _close_visit(visit: StageVisit, ts: datetime) -> StageVisit:
-    from dataclasses import replace
-
-    return replace(visit, left=ts)
-
-
-def _weight_failed(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _weight_failed(state: IncidentState, event: Event, p: ev.WeightFailed) -> None:
     state.pending_weight = None
-    state.last_weight_error = _str(p, "error")
+    state.last_weight_error = p.error
 
 
-def _guardrail_changed(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    name = _str(p, "name")
-    old = state.guardrails.get(name) or GuardrailState(name)
-    status = _str(p, "status", "unknown")
-    state.guardrails[name] = GuardrailState(
-        name=name,
-        status=status if status in ("healthy", "breach", "insufficient", "cant_evaluate")  # type: ignore[arg-type]
-        else "unknown",
-        detail=_str(p, "detail"),
-        canary=_float(p.get("canary")),
-        baseline=_float(p.get("baseline")),
-        limit=_float(p.get("limit")),
-        breaches=int(p.get("breaches", 0) or 0),
-        consecutive=int(p.get("consecutive", old.consecutive) or old.consecutive),
+_STATUSES: frozenset[str] = frozenset({"healthy", "breach", "insufficient", "cant_evaluate"})
+
+
+def _guardrail_changed(state: IncidentState, event: Event, p: ev.GuardrailChanged) -> None:
+    old = state.guardrails.get(p.name) or GuardrailState(p.name)
+    status: GuardrailStatus = p.status if p.status in _STATUSES else "unknown"  # type: ignore[assignment]
+    state.guardrails[p.name] = GuardrailState(
+        name=p.name,
+        status=status,
+        detail=p.detail,
+        canary=_figure(p.canary),
+        baseline=_figure(p.baseline),
+        limit=_figure(p.limit),
+        breaches=p.breaches,
+        consecutive=p.consecutive or old.consecutive,
         since=event.ts,
-        on_breach=_str(p, "on_breach", old.on_breach),
+        on_breach=p.on_breach if p.on_breach is not None else old.on_breach,
     )
 
 
-def _float(value: Any) -> float | None:
-    if value is None:
-        return None
+def _figure(value: ev.Figure) -> float | None:
+    """A stored figure as a number: "NaN" and "+Inf" (Prometheus's words) as the floats."""
+    if value is None or isinstance(value, float):
+        return value
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 
-def _rollback_requested(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _rollback_requested(state: IncidentState, event: Event, p: ev.RollbackRequested) -> None:
     state.rollback_status = "requested"
-    state.rollback_target = _str(p, "target", state.rollback_target)
-    state.rollback_automatic = bool(p.get("automatic", False))
-    state.rollback_detail = _str(p, "reason")
+    state.rollback_target = p.target or state.rollback_target
+    state.rollback_automatic = p.automatic
+    state.rollback_detail = p.reason
     state.rollback_requested_ts = event.ts
     state.rollback_completed_ts = None
     state.rollback_finished_ts = None
@@ -482,39 +449,41 @@ def _rollback_requested(state: IncidentState, event: Event, p: dict[str, Any]) -
     state.rollback_progress = []
 
 
-def _rollback_started(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _rollback_started(state: IncidentState, event: Event, p: ev.RollbackStarted) -> None:
     state.rollback_status = "in_progress"
-    state.rollback_detail = _str(p, "detail")
+    state.rollback_detail = p.detail
 
 
-def _rollback_progress(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _rollback_progress(state: IncidentState, event: Event, p: ev.RollbackProgress) -> None:
     if state.rollback_status in ("requested", "in_progress"):
         state.rollback_status = "in_progress"
-    state.rollback_progress.append(_str(p, "message"))
+    state.rollback_progress.append(p.message)
 
 
-def _rollback_completed(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _rollback_completed(state: IncidentState, event: Event, p: ev.RollbackCompleted) -> None:
     state.rollback_status = "in_progress"  # live, but not verified until the hold passes
     state.rollback_completed_ts = event.ts
-    state.rollback_detail = f"{_str(p, 'version')} is live; verifying"
+    state.rollback_detail = f"{p.version} is live; verifying"
 
 
-def _verification_started(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _verification_started(state: IncidentState, event: Event,
+                          p: ev.VerificationStarted) -> None:
     state.rollback_status = "in_progress"
-    state.rollback_detail = f"verifying for {float(p.get('hold_s', 0)):.0f}s"
+    state.rollback_detail = f"verifying for {p.hold_s:.0f}s"
 
 
-def _rollback_failed(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _rollback_failed(state: IncidentState, event: Event, p: ev.RollbackFailed) -> None:
     state.rollback_status = "failed"
-    state.rollback_detail = _str(p, "error")
+    state.rollback_detail = p.error
     state.rollback_finished_ts = event.ts
 
 
-def _rollback_verdict(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    verified = event.kind == Kind.ROLLBACK_VERIFIED
+def _rollback_verdict(state: IncidentState, event: Event,
+                      p: ev.RollbackVerified | ev.RollbackNotVerified) -> None:
+    verified = isinstance(p, ev.RollbackVerified)
     state.rollback_status = "verified" if verified else "not_verified"
-    state.rollback_detail = _str(p, "reason") if not verified else "verified"
-    state.rollback_checks = [c for c in p.get("checks") or [] if isinstance(c, dict)]
+    state.rollback_detail = "verified" if verified else p.reason  # type: ignore[union-attr]
+    state.rollback_checks = list(p.checks)
     state.rollback_finished_ts = event.ts
     if verified:
         # The canary is gone; what the guardrails say now is what the verification saw.
@@ -524,21 +493,19 @@ def _rollback_verdict(state: IncidentState, event: Event, p: dict[str, Any]) -> 
                 consecutive=old.consecutive, since=event.ts, on_breach=old.on_breach)
 
 
-def _gate(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
-    item = _str(p, "item")
-    state.gates[item] = GateResult(item, _str(p, "result"), _str(p, "detail"), event.ts,
-                                   event.actor)
+def _gate(state: IncidentState, event: Event, p: ev.GateRecorded) -> None:
+    state.gates[p.item] = GateResult(p.item, p.result, p.detail, event.ts, event.actor)
 
 
-def _closed(state: IncidentState, event: Event, p: dict[str, Any]) -> None:
+def _closed(state: IncidentState, event: Event, p: ev.Closed) -> None:
     state.closed = True
     state.closed_ts = event.ts
-    state.close_reason = _str(p, "reason")
+    state.close_reason = p.reason
     if state.visits and state.visits[-1].left is None:
-        state.visits[-1] = _close_visit(state.visits[-1], event.ts)
+        state.visits[-1] = replace(state.visits[-1], left=event.ts)
 
 
-_HANDLERS: dict[str, Callable[[IncidentState, Event, dict[str, Any]], None]] = {
+_HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.DECLARED: _declared,
     Kind.RATE_WARNING: _rate_warning,
     Kind.APPROVED: _approved,
@@ -594,7 +561,8 @@ def state_json(state: IncidentState) -> dict[str, Any]:
              "consecutive": g.consecutive}
             for g in state.guardrails.values()
         ],
-        "bypasses": [b.__dict__ for b in state.bypasses],
+        "bypasses": [{"element": b.element, "reason": b.reason, "compensation": b.compensation,
+                      "post_gate": b.post_gate} for b in state.bypasses],
         "overrides": [
             {"block": o.block, "reason": o.reason, "action": o.action, "ts": format_ts(o.ts),
              "actor": o.actor}

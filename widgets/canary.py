@@ -233,9 +233,9 @@ class CanaryPane(Widget):
 
         pending = ""
         if state.pending_weight is not None:
-            payload = state.pending_weight.payload
-            action = safe_text(payload.get("action", "advance"), limit=40)
-            to = safe_text(payload.get("to_percent", "?"), limit=10)
+            request = state.pending_weight.request
+            action = safe_text(request.action, limit=40)
+            to = safe_text(request.to_percent, limit=10)
             pending = {
                 "abort": f"setting {to}% (abort)…",
                 "immediate": f"setting {to}% IMMEDIATELY…",

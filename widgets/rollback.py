@@ -9,15 +9,16 @@ A rollback nobody can confirm must never look like one that worked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual.content import Content
 from textual.widget import Widget
 
 from console.model import RollbackStatus
+from console.state import Check as RecordedCheck
 from console.state import IncidentState
 from widgets.canary import fit_lines, hhmm, loud, set_subtitle
 from widgets.text import safe_text
@@ -30,10 +31,9 @@ _IDLE: frozenset[str] = frozenset({"none", "preflight_passed", "preflight_failed
                                    "failed"})
 
 
-def _checks(raw: Iterable[Mapping[str, Any]]) -> tuple[Check, ...]:
+def _checks(raw: Iterable[RecordedCheck]) -> tuple[Check, ...]:
     return tuple(
-        (bool(check.get("ok")), safe_text(check.get("name", "?"), limit=80),
-         safe_text(check.get("detail", "")))
+        (check.ok, safe_text(check.name or "?", limit=80), safe_text(check.detail))
         for check in raw
     )
 

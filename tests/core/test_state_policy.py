@@ -116,7 +116,7 @@ def test_overrides_need_reasons_and_some_blocks_cannot_be_overridden() -> None:
         policy.check_overrides(blocks, {"approvals": "because"})
     records = policy.check_overrides(blocks, {"approvals": "exec said go on the bridge",
                                               "preflight": "preflight API down, manual check"})
-    assert [r["block"] for r in records] == ["approvals", "preflight"]
+    assert [r.block for r in records] == ["approvals", "preflight"]
     timeline.add(Kind.WEIGHT_REQUESTED, {"to_percent": 1, "action": "advance"})
     blocks = policy.advance_blocks(timeline.state, timeline.now)
     with pytest.raises(policy.Refused, match="in flight"):
