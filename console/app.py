@@ -30,8 +30,8 @@ from console import policy
 from console.config import Config
 from console.engine import Engine
 from console.model import Event, format_incident_id, format_ts
-from console.state import IncidentState, fold
-from console.store import Lease, Store
+from console.state import IncidentState
+from console.store import Lease, Store, TimelineRows
 from widgets.approvals import ApprovalsPane
 from widgets.canary import CanaryPane
 from widgets.checklist import ChecklistPane
@@ -47,16 +47,23 @@ WATCHING = "WATCHING"
 COMMANDER_ACTIONS = frozenset({"advance", "immediate", "abort", "rollback", "note", "ack_checklist",
                                "preflight", "close_incident"})
 STORE_WATCH_S = 0.25
+#: New events pushed to the timeline in one snapshot at most; beyond it the timeline is reset
+#: to its newest rows (a burst of thousands is read as a window, not one by one).
+MAX_PUSH = 500
 
 
 @dataclass
 class StoreSnapshot:
-    """What the store-watch worker read: new events, the graphs' samples, the lease."""
+    """What the store-watch worker read: the state, the timeline's new events (or its newest
+    rows, on the first read), the graphs' samples, the lease."""
 
     events: list[Event]
     state: IncidentState | None  # None: nothing changed since the last snapshot
     samples: dict[str, list[tuple[float, float | None]]]
     lease: Lease | None
+    rows: TimelineRows | None = None
+    generation: int = 0
+    from_loop: bool = True  # the store-watch loop's own read (it schedules the next one)
 
 
 class WarroomApp(App[int]):
@@ -106,7 +113,6 @@ class WarroomApp(App[int]):
         self.export_dir = export_dir
         self.state = IncidentState()
         self._reader: Store | None = None
-        self._reader_state = IncidentState()
         self._seen_version: int | None = None
         self._samples: dict[str, list[tuple[float, float | None]]] = {}
         self._lease_seen: Lease | None = None
@@ -187,19 +193,38 @@ class WarroomApp(App[int]):
 
     # --- reading the store (one path for commander and watchers) ---------------------------------
 
-    @work(thread=True, group="store-watch", exit_on_error=False)
     def _watch_store(self) -> None:
+        """Read what changed in the store (off the UI thread); the timeline's position and filter
+        are taken here, on the UI thread, so the worker reads what the timeline lacks."""
+        timeline = self.timeline
+        self._read_store(timeline.last_event_id, timeline.kinds, timeline.generation)
+
+    def _reader_store(self) -> Store:
         reader = self._reader
         if reader is None:  # (re)open off the UI thread: first start, or after a failure
             reader = self._reader = Store(self.store_path, readonly=True)
             self._seen_version = None
+        return reader
+
+    @work(thread=True, group="store-watch", exit_on_error=False)
+    def _read_store(self, after_id: int | None, kinds: frozenset[str] | None,
+                    generation: int, *, from_loop: bool = True) -> None:
+        reader = self._reader_store()
         version = reader.data_version()
-        changed = version != self._seen_version
+        changed = version != self._seen_version or after_id is None or not from_loop
         events: list[Event] = []
+        rows: TimelineRows | None = None
+        state: IncidentState | None = None
         if changed:
             self._seen_version = version
-            events = reader.events(self.incident_id, after_id=self._reader_state.last_event_id)
-            fold(events, self._reader_state)
+            state = reader.state(self.incident_id)  # a checkpoint and the tail, not the history
+            if after_id is None:
+                rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE)
+            else:
+                events = reader.events(self.incident_id, after_id=after_id, limit=MAX_PUSH + 1)
+                if len(events) > MAX_PUSH:
+                    events = []
+                    rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE)
             since = self.clock.now().timestamp() - self.config.monitoring.graph_window_s
             self._samples = {
                 series: reader.samples(self.incident_id, series, since)
@@ -207,8 +232,9 @@ class WarroomApp(App[int]):
                 for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit")
             }
         snapshot = StoreSnapshot(
-            events=events, state=_copy_state(self._reader_state) if changed else None,
-            samples=dict(self._samples) if changed else {}, lease=reader.lease(self.incident_id))
+            events=events, state=state, samples=dict(self._samples) if changed else {},
+            lease=reader.lease(self.incident_id), rows=rows, generation=generation,
+            from_loop=from_loop)
         self.post_message(self.Snapshot(snapshot))
 
     @on(Snapshot)
@@ -220,14 +246,49 @@ class WarroomApp(App[int]):
         self._lease_seen = snapshot.lease
         if snapshot.state is not None:
             self.state = snapshot.state
-            if snapshot.events:
+            rows = snapshot.rows
+            if rows is not None and snapshot.generation == self.timeline.generation:
+                self.timeline.reset(rows.row_total, rows.event_total, rows.tail,
+                                    up_to_id=rows.up_to_id)
+            elif snapshot.events:
                 self.timeline.append_events(snapshot.events)
             self._samples = snapshot.samples
             self._render_panes()
             self._render_graphs()
         self._render_header()
-        if self.live:
+        if self.live and snapshot.from_loop:
             self.set_timer(STORE_WATCH_S, self._watch_store)
+
+    # --- the timeline's window: pages and filters are queries, read off the UI thread ------------
+
+    @on(Timeline.RowsWanted)
+    def _rows_wanted(self, message: Timeline.RowsWanted) -> None:
+        self._read_rows(message.generation, message.kinds, message.offset, message.limit)
+
+    @work(thread=True, group="timeline-rows", exit_on_error=False)
+    def _read_rows(self, generation: int, kinds: frozenset[str] | None, offset: int,
+                   limit: int) -> None:
+        events = self._reader_store().events_page(self.incident_id, kinds, offset, limit)
+        self.call_from_thread(self.timeline.fill, generation, offset, events)
+
+    @on(Timeline.FilterChanged)
+    def _filter_changed(self, message: Timeline.FilterChanged) -> None:
+        self._read_filter(self.timeline.generation, self.timeline.kinds, message.top_event_id)
+
+    @work(thread=True, group="timeline-rows", exit_on_error=False)
+    def _read_filter(self, generation: int, kinds: frozenset[str] | None,
+                     top_event_id: int | None) -> None:
+        rows = self._reader_store().timeline_rows(self.incident_id, kinds, Timeline.PAGE,
+                                                  anchor_id=top_event_id)
+        self.call_from_thread(self._apply_filter_rows, generation, rows)
+
+    def _apply_filter_rows(self, generation: int, rows: TimelineRows) -> None:
+        if generation != self.timeline.generation:
+            return  # the filter changed again meanwhile
+        self.timeline.reset(rows.row_total, rows.event_total, rows.tail,
+                            anchor_row=rows.anchor_row, up_to_id=rows.up_to_id)
+        # Events pushed after this snapshot was read were dropped with the old rows: read them.
+        self._read_store(rows.up_to_id, self.timeline.kinds, generation, from_loop=False)
 
     def _tick(self) -> None:
         """The clock moves: timers and countdowns change even when no event arrives."""
@@ -617,20 +678,6 @@ class WarroomApp(App[int]):
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 self._reader.close()
-
-
-def _copy_state(state: IncidentState) -> IncidentState:
-    """A snapshot the UI thread can own while the worker keeps folding into the original."""
-    from dataclasses import fields, replace
-
-    values: dict[str, Any] = {}
-    for item in fields(state):
-        value = getattr(state, item.name)
-        if isinstance(value, list):
-            values[item.name] = list(value)
-        elif isinstance(value, dict):
-            values[item.name] = dict(value)
-    return replace(state, **values)
 
 
 def _css_id(name: str) -> str:

@@ -8,15 +8,14 @@ only by ``demo``, ``open`` and ``watch``, so every other command starts fast.
 from __future__ import annotations
 
 import argparse
-import os
-import pwd
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from console.model import Kind, format_incident_id, parse_incident_id, utcnow
+from console.errors import UsageError, os_user
+from console.model import format_incident_id, parse_incident_id, utcnow
 
 if TYPE_CHECKING:
     from console.config import Config
@@ -25,20 +24,11 @@ if TYPE_CHECKING:
 PROG = "warroom"
 
 
-class UsageError(Exception):
-    """Bad input: exit 2 with this one line."""
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2 (no usage dump)."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-def os_user() -> str:
-    """The OS account running this process (never a flag or an environment variable)."""
-    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _common(parser: argparse.ArgumentParser, top: bool = False) -> None:
@@ -174,12 +164,6 @@ def _incident(text: str) -> int:
         raise UsageError(str(error)) from None
 
 
-def _state(store: Store, incident_id: int) -> Any:
-    from console.state import fold
-
-    return fold(store.require_events(incident_id))
-
-
 def _print_err(line: str) -> None:
     print(line, file=sys.stderr)
 
@@ -188,60 +172,49 @@ def _print_err(line: str) -> None:
 
 
 def cmd_declare(args: argparse.Namespace) -> int:
-    from console import policy
-    from console.store import recent_window
+    from console import commands
 
     config, _ = _load_config(args)
     user = os_user()
-    payload = policy.declaration(
-        config, title=args.title, priority=args.priority, category=args.category,
-        service=args.service, from_version=args.from_version, to_version=args.to_version,
-        bypass_specs=args.bypass, affects=args.affects, commander=user, plan_name=args.plan,
-    )
-    now = utcnow()
     with _open_store(args, config) as store:
-        recent = [e for e in store.declarations_since(recent_window(now, policy.RATE_WINDOW_DAYS))
-                  if not e.payload.get("simulated")]
-        warning = policy.emergency_rate_warning(config, len(recent) + 1)
-        extra = [(Kind.RATE_WARNING.value, warning)] if warning else []
-        events = store.create_incident(user, payload, extra, ts=now)
-    incident = format_incident_id(events[0].incident_id)
-    if warning:
-        _print_err(f"warroom: warning: {warning['message']}")
-    print(f"Declared {args.priority} {args.category} emergency on {args.service}: "
-          f"{args.from_version} → {args.to_version}; commander {user}")
-    print(f"Required approvals: {', '.join(payload['required_roles']) or 'none'}")
-    if payload["advice"]:
-        print(payload["advice"])
-    print(incident)
+        declared = commands.declare(
+            store, config, commander=user, title=args.title, priority=args.priority,
+            category=args.category, service=args.service, from_version=args.from_version,
+            to_version=args.to_version, bypass_specs=args.bypass, affects=args.affects,
+            plan_name=args.plan, now=utcnow())
+    if declared.warning:
+        _print_err(f"warroom: warning: {declared.warning.message}")
+    record = declared.record
+    print(f"Declared {record.priority} {record.category} emergency on {record.service}: "
+          f"{record.from_version} → {record.to_version}; commander {user}")
+    print(f"Required approvals: {', '.join(record.required_roles) or 'none'}")
+    if record.advice:
+        print(record.advice)
+    print(format_incident_id(declared.incident_id))
     return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from console import policy
+    from console import commands
 
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
     user = os_user()
     with _open_store(args, config, must_exist=True) as store:
-        state = _state(store, incident_id)
         if args.relayed_from is not None:
-            policy.check_relayed_approval(state, config, args.role, user, args.relayed_from,
-                                          args.evidence)
-            payload = {"role": args.role, "user": args.relayed_from, "kind": "relayed",
-                       "version": state.to_version, "relayed_from": args.relayed_from,
-                       "evidence": args.evidence.strip(), "note": args.note}
+            commands.relay_approval(
+                store, config, incident_id, actor=user, role=args.role,
+                relayed_from=args.relayed_from, evidence=args.evidence, note=args.note)
         else:
             if args.evidence:
                 raise UsageError("--evidence goes with --relayed-from")
-            policy.check_direct_approval(state, config, args.role, user)
-            payload = {"role": args.role, "user": user, "kind": "direct",
-                       "version": state.to_version, "note": args.note}
-        store.append(incident_id, Kind.APPROVED, user, payload)
-        after = _state(store, incident_id)
+            commands.approve(store, config, incident_id, user=user, role=args.role,
+                             note=args.note)
+        after = store.state(incident_id)
+    approval = after.approvals[-1]
     how = "relayed" if args.relayed_from is not None else "direct"
-    print(f"{state.id_text}: {args.role} approval by {payload['user']} ({how}) for "
-          f"{state.to_version} recorded")
+    print(f"{after.id_text}: {args.role} approval by {approval.user} ({how}) for "
+          f"{approval.version} recorded")
     missing = after.missing_roles
     print("All required approvals are in." if not missing else
           f"Still missing: {', '.join(missing)}")
@@ -249,63 +222,46 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_waive(args: argparse.Namespace) -> int:
-    from console import policy
+    from console import commands
 
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
     user = os_user()
     with _open_store(args, config, must_exist=True) as store:
-        state = _state(store, incident_id)
-        policy.check_waiver(state, args.role, user, args.reason)
-        store.append(incident_id, Kind.WAIVED, user,
-                     {"role": args.role, "reason": args.reason.strip(),
-                      "version": state.to_version})
-    print(f"{state.id_text}: approval of {args.role} WAIVED by {user} (shown as a waiver in the "
-          "timeline and the PIR)")
+        commands.waive(store, incident_id, actor=user, role=args.role, reason=args.reason)
+    print(f"{format_incident_id(incident_id)}: approval of {args.role} WAIVED by {user} (shown "
+          "as a waiver in the timeline and the PIR)")
     return 0
 
 
 def cmd_note(args: argparse.Namespace) -> int:
+    from console import commands
+
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
     if not args.text.strip():
         raise UsageError("the note is empty")
     with _open_store(args, config, must_exist=True) as store:
-        store.require_events(incident_id)
-        event = store.append(incident_id, Kind.NOTE, os_user(), {"text": args.text})
+        event = commands.note(store, incident_id, actor=os_user(), text=args.text)
     print(f"{format_incident_id(incident_id)}: note #{event.id} added")
     return 0
 
 
 def cmd_target(args: argparse.Namespace) -> int:
-    from console import policy
+    from console import commands
 
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
-    user = os_user()
     with _open_store(args, config, must_exist=True) as store:
-        state = _state(store, incident_id)
-        if user != state.commander:
-            raise policy.Refused(f"only the commander ({state.commander}) can change the target")
-        if not policy.VERSION_PATTERN.match(args.to_version):
-            raise UsageError(f"--to-version {args.to_version!r}: expected a version like v1.4.4")
-        if args.to_version in (state.to_version, state.from_version):
-            raise policy.Refused(f"{args.to_version} is already the target or the stable version")
-        if state.canary_percent > 0:
-            raise policy.Refused(f"the canary is at {state.canary_percent}%: abort it before "
-                                 "changing the target")
-        if len(args.reason.strip()) < 8:
-            raise UsageError("--reason must say why the target changes")
-        store.append(incident_id, Kind.TARGET_CHANGED, user,
-                     {"from_version": state.to_version, "to_version": args.to_version,
-                      "reason": args.reason.strip()})
-    print(f"{state.id_text}: target is now {args.to_version}; earlier approvals are stale")
+        commands.change_target(store, incident_id, actor=os_user(), to_version=args.to_version,
+                               reason=args.reason)
+    print(f"{format_incident_id(incident_id)}: target is now {args.to_version}; earlier "
+          "approvals are stale")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from console.model import format_duration
-    from console.state import fold
 
     config, _ = _load_config(args)
     path = _db_path(args, config)
@@ -321,7 +277,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{'ID':<8} {'PRI':<3} {'CATEGORY':<17} {'SERVICE':<16} {'CANARY':>6} "
               f"{'ROLLBACK':<16} {'AGE':>8}  TITLE")
         for incident_id in ids:
-            state = fold(store.events(incident_id))
+            state = store.state(incident_id)  # its checkpoint and the few events after it
             status = "closed" if state.closed else f"{state.canary_percent}%"
             title = _one_line(state.title)
             print(f"{state.id_text:<8} {state.priority:<3} {state.category:<17} "

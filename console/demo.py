@@ -9,15 +9,15 @@ resumed instead of declaring another.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from datetime import datetime
 from typing import Any
 
-from console import policy
+from console import commands, policy
 from console.config import Config
-from console.model import Kind
-from console.state import IncidentState, fold
+from console.state import IncidentState
 from console.store import Store
 
 DEMO_SERVICE = "redaction-api"
@@ -99,35 +99,36 @@ def demo_config(base: Config, scenario: str, fast: bool = False,
     return Config.model_validate(raw)
 
 
-def find_open_demo(store: Store) -> int | None:
-    """The newest demo incident in the store that is not closed (close it with `C` to start
-    over), if any."""
+def find_open_demo(store: Store, scenario: str) -> int | None:
+    """The newest open demo incident of ``scenario`` in the store (close it with `C` to start
+    over), if any: `make demo-good` never resumes the bad build's demo, nor the other way."""
     for incident_id in reversed(store.incident_ids()):
-        state = fold(store.events(incident_id))
-        if state.simulated and not state.closed:
+        state = store.state(incident_id)  # a checkpoint and a short tail, not the history
+        if state.simulated and not state.closed and state.scenario == scenario:
             return incident_id
     return None
 
 
-def declare_demo(store: Store, config: Config, commander: str,
+def declare_demo(store: Store, config: Config, commander: str, *, scenario: str = "bad",
                  ts: datetime | None = None) -> int:
-    payload = policy.declaration(
-        config, title=DEMO_TITLE, priority="P0", category="security", service=DEMO_SERVICE,
-        from_version="v1.4.2", to_version="v1.4.3",
+    """Seed 000's story, declared through the write path like any incident (simulated)."""
+    declared = commands.declare(
+        store, config, commander=commander, title=DEMO_TITLE, priority="P0",
+        category="security", service=DEMO_SERVICE, from_version="v1.4.2", to_version="v1.4.3",
         bypass_specs=[
             "canary=PII exposure is ongoing; a multi-day canary cannot match::Compressed canary "
             "1% → 10% → 50% → 100% with intensive monitoring",
             "change-window=22:00 local, outside the change window; the harm is ongoing",
         ],
-        affects=["agent-responses"], commander=commander, simulated=True,
-    )
-    return store.create_incident(commander, payload, ts=ts)[0].incident_id
+        affects=["agent-responses"], simulated=True, scenario=scenario, now=ts)
+    return declared.incident_id
 
 
-def start_simulated_approvers(store: Store, incident_id: int, state: IncidentState,
-                              stop: threading.Event, seed: int = 7,
+def start_simulated_approvers(store: Store, config: Config, incident_id: int,
+                              state: IncidentState, stop: threading.Event, seed: int = 7,
                               max_delay_s: float = 15.0) -> threading.Thread | None:
-    """Sign off the missing roles within ``max_delay_s``, each recorded as simulated."""
+    """Sign off the missing roles within ``max_delay_s``, each through the write path (the same
+    rules as a person's approval) and recorded as simulated."""
     missing = [role for role in state.missing_roles if role in DEMO_APPROVERS]
     if not missing:
         return None
@@ -140,15 +141,10 @@ def start_simulated_approvers(store: Store, incident_id: int, state: IncidentSta
             if stop.wait(delay - waited):
                 return
             waited = delay
-            current = fold(store.events(incident_id))
-            if role in current.current_approvals() or current.closed:
-                continue
-            user = DEMO_APPROVERS[role]
-            store.append(incident_id, Kind.APPROVED, f"{user} (simulated)", {
-                "role": role, "user": user, "kind": "simulated",
-                "version": current.to_version,
-                "note": "simulated approver of the demo",
-            })
+            # Refused when the role was approved meanwhile, or the incident closed: fine.
+            with contextlib.suppress(policy.Refused):
+                commands.simulated_approval(store, config, incident_id,
+                                            user=DEMO_APPROVERS[role], role=role)
 
     thread = threading.Thread(target=run, name="simulated-approvers", daemon=True)
     thread.start()

@@ -26,12 +26,12 @@ from adapters.base import (
     Notifier,
     TrafficController,
 )
+from console import commands, policy
 from console import events as ev
-from console import policy
 from console.config import Config
 from console.guardrails import BreachTracker, GuardrailReading, evaluate_all
 from console.model import SYSTEM_ACTOR, Event, Kind, describe, format_duration
-from console.state import IncidentState, fold
+from console.state import IncidentState
 from console.store import Store
 
 #: Events a notifier announces (with the move to 100%).
@@ -39,8 +39,8 @@ NOTIFY_KINDS = frozenset({Kind.GUARDRAIL_ACTION, Kind.ROLLBACK_REQUESTED, Kind.R
                           Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED})
 
 
-class ActionRefused(policy.Refused):
-    """An action the rules refuse right now; ``str()`` says why in words."""
+#: An action the rules refuse right now (``str()`` says why in words).
+ActionRefused = policy.Refused
 
 
 @dataclass
@@ -103,21 +103,27 @@ class Engine:
     def now(self) -> datetime:
         return self.clock.now()
 
-    def refresh(self) -> list[Event]:
-        """Fold the events appended since the last refresh (by anyone); returns them."""
+    def refresh(self) -> IncidentState:
+        """Catch up with the events appended since the last refresh (by anyone): the store folds
+        them onto its state, which starts from the newest checkpoint, never from the history."""
         with self._lock:
-            new = self.store.events(self.incident_id, after_id=self._state.last_event_id)
-            fold(new, self._state)
-            return new
+            self._state = self.store.state(self.incident_id)
+            return self._state
 
     def _record(self, record: ev.Payload, actor: str | None = None) -> Event:
-        """Append one typed record to the incident, as the commander (or ``actor``)."""
+        """Record what an adapter call or the guardrail loop found, as the commander (or
+        ``actor``)."""
+        return self._command(lambda: self.store.record(self.incident_id, actor or self.actor,
+                                                       record, ts=self.now()))
+
+    def _command(self, append: Callable[[], Event]) -> Event:
+        """Run one append (a command of console.commands, or an outcome), fold it, and tell the
+        chat about it when people must hear."""
         with self._lock:
-            event = self.store.append(self.incident_id, record.KIND, actor or self.actor,
-                                      record.to_payload(), ts=self.now())
+            event = append()
             self.refresh()
-        if record.KIND in NOTIFY_KINDS or (isinstance(record, ev.WeightSet)
-                                           and record.percent == 100):
+        if event.kind in NOTIFY_KINDS or (
+                event.kind == Kind.WEIGHT_SET and ev.read_as(event, ev.WeightSet).percent == 100):
             self._notify(event)
         return event
 
@@ -155,43 +161,26 @@ class Engine:
         return policy.immediate_blocks(self._state, self.now())
 
     # --- notes, checklists -----------------------------------------------------------------------
+    # Each command is checked and appended by console.commands (the one write path), inside the
+    # store's transaction; the engine then folds what it appended.
 
     def note(self, text: str) -> Event:
-        if not text.strip():
-            raise ActionRefused("the note is empty")
-        return self._record(ev.Note(text))
+        return self._command(lambda: commands.note(self.store, self.incident_id, actor=self.actor,
+                                                   text=text, ts=self.now()))
 
     def acknowledge_checklist(self) -> Event:
-        with self._lock:
-            if self._state.checklist_acked:
-                raise ActionRefused("the compatibility checklist is already acknowledged")
-            return self._record(ev.ChecklistAcked(list(self._state.compatibility_checklist)))
+        return self._command(lambda: commands.acknowledge_checklist(
+            self.store, self.incident_id, actor=self.actor, ts=self.now()))
 
     def record_gate(self, item: str, result: str, detail: str = "") -> Event:
-        with self._lock:
-            if not self._state.checklist_active:
-                raise ActionRefused("the post-emergency checklist opens after 100% or a "
-                                    "verified rollback")
-            if item not in self._state.post_checklist():
-                raise ActionRefused(f"not an item of the checklist: {item}")
-            if result not in ("passed", "failed", "waived"):
-                raise ActionRefused(f"result must be passed, failed or waived, not {result}")
-            if result == "waived" and len(detail.strip()) < 8:
-                raise ActionRefused("a waived item needs a specific reason")
-            return self._record(ev.GateRecorded(item, result, detail))
+        return self._command(lambda: commands.record_gate(
+            self.store, self.incident_id, actor=self.actor, item=item, result=result,
+            detail=detail, ts=self.now()))
 
     def close_incident(self, reason: str) -> Event:
-        with self._lock:
-            state = self._state
-            if state.closed:
-                raise ActionRefused("the incident is already closed")
-            open_items = state.checklist_open if state.checklist_active else []
-            if state.rollback_active:
-                raise ActionRefused("a rollback is still running")
-            if open_items and len(reason.strip()) < 8:
-                raise ActionRefused(f"{len(open_items)} checklist item(s) are open: close with a "
-                                    "reason that waives them")
-            return self._record(ev.Closed(reason.strip() or "all items done", open_items))
+        return self._command(lambda: commands.close(self.store, self.incident_id,
+                                                    actor=self.actor, reason=reason,
+                                                    ts=self.now()))
 
     # --- rollback preflight ----------------------------------------------------------------------
 
@@ -218,48 +207,27 @@ class Engine:
 
     def advance(self, overrides: dict[str, str] | None = None) -> Event:
         """Move to the next stage; every block must be overridden with a reason."""
-        with self._lock:
-            self.refresh()
-            state = self._state
-            stage = state.next_stage
-            records = policy.check_overrides(self.advance_blocks(), overrides or {})
-            assert stage is not None  # a missing next stage is a non-overridable block
-            request = self._record(ev.WeightRequested(
-                from_percent=state.canary_percent, to_percent=stage.percent,
-                stage_index=stage.index, action="advance", overrides=records))
-        return self._set_weight(stage.percent, stage.index, "advance", request)
+        request = self._command(lambda: commands.request_advance(
+            self.store, self.incident_id, actor=self.actor, now=self.now(), overrides=overrides))
+        return self._set_weight(request)
 
     def immediate(self, reason: str, overrides: dict[str, str] | None = None) -> Event:
         """The loudly marked "100% now" (seed 000: for the rarest cases); needs a reason."""
-        if len(reason.strip()) < 8:
-            raise ActionRefused("100% immediately needs a specific reason (seed 000: active "
-                                "exfiltration, an immediate regulatory deadline)")
-        with self._lock:
-            self.refresh()
-            state = self._state
-            if state.promoted:
-                raise ActionRefused("the canary is already at 100%")
-            records = policy.check_overrides(self.immediate_blocks(), overrides or {})
-            final = state.plan[-1] if state.plan else None
-            index = final.index if final else 0
-            request = self._record(ev.WeightRequested(
-                from_percent=state.canary_percent, to_percent=100, stage_index=index,
-                action="immediate", overrides=records, reason=reason.strip()))
-        return self._set_weight(100, index, "immediate", request)
+        request = self._command(lambda: commands.request_immediate(
+            self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason,
+            overrides=overrides))
+        return self._set_weight(request)
 
     def abort(self, reason: str = "") -> Event:
         """Send all traffic back to the stable track (weight 0); not a rollback."""
-        with self._lock:
-            self.refresh()
-            blocks = policy.abort_blocks(self._state)
-            if blocks:
-                raise ActionRefused(f"cannot abort: {blocks[0].words}")
-            request = self._record(ev.WeightRequested(
-                from_percent=self._state.canary_percent, to_percent=0, stage_index=-1,
-                action="abort", reason=reason))
-        return self._set_weight(0, -1, "abort", request)
+        request = self._command(lambda: commands.request_abort(
+            self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason))
+        return self._set_weight(request)
 
-    def _set_weight(self, percent: int, stage_index: int, action: str, request: Event) -> Event:
+    def _set_weight(self, request: Event) -> Event:
+        """The traffic call a journalled weight request asked for, and its outcome."""
+        wanted = ev.read_as(request, ev.WeightRequested)
+        percent, stage_index, action = wanted.to_percent, wanted.stage_index, wanted.action
         try:
             self.adapters.traffic.set_weight(percent)
         except Exception as error:
@@ -279,18 +247,11 @@ class Engine:
         """Journal the rollback, call the deployer, set the weight to 0; verification follows
         in :meth:`poll`."""
         with self._lock:
-            self.refresh()
-            blocks = policy.rollback_blocks(self._state)
-            if blocks:
-                raise ActionRefused(f"cannot roll back: {blocks[0].words}")
-            state = self._state
-            target = state.rollback_target
+            request = self._command(lambda: commands.request_rollback(
+                self.store, self.incident_id, now=self.now(), reason=reason,
+                automatic=automatic, actor=SYSTEM_ACTOR if automatic else self.actor))
+            target = self._state.rollback_target
             self._verify_healthy_since = None
-            request = self._record(ev.RollbackRequested(
-                target=target, from_version=state.to_version, weight=state.canary_percent,
-                automatic=automatic,
-                reason=reason or ("sustained guardrail breach" if automatic else "commander")),
-                actor=SYSTEM_ACTOR if automatic else self.actor)
         self._execute_rollback(target)
         return request
 
@@ -449,8 +410,9 @@ class Engine:
             change = transition.record(on_breach=self._on_breach(transition.name))
             result.events.append(self._record(change, actor=SYSTEM_ACTOR))
         for reading in readings:
-            # A breach count that moved without a status change is still worth a line (2/3, ...)
-            known = state.guardrails.get(reading.name)
+            # A breach count that moved without a status change is still worth a line (2/3, ...);
+            # judged against the state with this poll's transitions already folded in.
+            known = self._state.guardrails.get(reading.name)
             count = self.tracker.breaches(reading.name)
             if (reading.status == "breach" and known is not None and known.status == "breach"
                     and known.breaches != count):

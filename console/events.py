@@ -119,6 +119,7 @@ class Declared(Payload):
     checklist: list[str] = field(default_factory=list)
     guardrails: list[DeclaredGuardrail] = field(default_factory=list)
     simulated: bool = False
+    scenario: str | None = None  # a demo's simulated build: good | bad
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
-"""Starts the console for `warroom demo`, `warroom open` and `warroom watch`.
+"""Starts the console for `warroom demo`, `warroom open` and `warroom watch`, in one pipeline.
 
-Everything that can fail before the screen appears (config, database, lease, adapters) fails
-here with one line and exit 2, before Textual takes the terminal.
+config → store → incident (declared, resumed or found) → adapters → engine → app: each step once,
+in that order. Everything that can fail before the screen appears (config, database, lease,
+adapters) fails here with one line and exit 2, before Textual takes the terminal.
 """
 
 from __future__ import annotations
@@ -13,77 +14,77 @@ import threading
 from pathlib import Path
 
 from adapters.base import SystemClock
-from console import paths
+from console import commands, paths
 from console.config import Config
-from console.model import Kind, format_incident_id, parse_incident_id
-from console.state import fold
-from console.store import Store, StoreError
+from console.errors import UsageError, os_user
+from console.model import format_incident_id, parse_incident_id
+from console.store import Store, StoreError, UnknownIncident
 
 #: A commander whose heartbeat is older than this is gone, even on another host.
 LEASE_STALE_S = 30.0
 
 
-def _os_user() -> str:
-    from console.cli import os_user
-
-    return os_user()
-
-
 def run_console(args: argparse.Namespace, config: Config, db_path: Path | None) -> int:
-    from console.cli import UsageError
-
-    if args.command == "watch":
-        return _watch(args, config, db_path)
-    if args.command == "demo":
+    """Open the console the command asks for; returns the exit status."""
+    demo = args.command == "demo"
+    if demo:
         from console.demo import demo_config
 
         config = demo_config(config, args.scenario, fast=getattr(args, "fast", False),
                              prometheus_url=getattr(args, "prometheus", None))
         db_path = db_path or paths.demo_db_path()
-        return _command(args, config, db_path, demo=True)
+    assert db_path is not None
+    if args.command == "watch":
+        return _watch(_incident_id(args.id), config, db_path)
+    if args.command == "open" and getattr(args, "take_over", False) \
+            and not (getattr(args, "reason", "") or "").strip():
+        raise UsageError("--take-over needs --reason: say why command changes hands")
+    incident_id = None if demo else _incident_id(args.id)
+    return _command(args, config, db_path, incident_id)
+
+
+def _incident_id(text: str) -> int:
     try:
-        parse_incident_id(args.id)
+        return parse_incident_id(text)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    assert db_path is not None
-    return _command(args, config, db_path, demo=False)
 
 
-def _watch(args: argparse.Namespace, config: Config, db_path: Path | None) -> int:
+def _watch(incident_id: int, config: Config, db_path: Path) -> int:
     from console.app import make_app
-    from console.cli import UsageError
 
-    assert db_path is not None
-    try:
-        incident_id = parse_incident_id(args.id)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     if not db_path.exists():
         raise StoreError(f"no incident database at {db_path}")
     with Store(db_path, readonly=True) as store:
-        store.require_events(incident_id)
+        if not store.has_incident(incident_id):
+            raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {db_path}")
     app = make_app(config, db_path, incident_id, SystemClock())
     app.run()
     return 0
 
 
-def _command(args: argparse.Namespace, config: Config, db_path: Path, *, demo: bool) -> int:
+def _command(args: argparse.Namespace, config: Config, db_path: Path,
+             incident_id: int | None) -> int:
+    """A commander console: for the incident given, or the demo's (found or declared)."""
     from console.app import make_app
     from console.engine import Engine
     from console.wiring import build_adapters, simulated_service
 
-    user = _os_user()
+    user = os_user()
+    if incident_id is not None and not db_path.exists():
+        raise StoreError(f"no incident database at {db_path} (declare an incident first, or "
+                         "pass --db)")
     store = Store(db_path, group=config.store.group)
     stop_approvers = threading.Event()
     engine: Engine | None = None
     try:
-        if demo:
-            from console.demo import declare_demo, find_open_demo, start_simulated_approvers
+        demo = incident_id is None
+        if incident_id is None:
+            from console.demo import declare_demo, find_open_demo
 
-            incident_id = find_open_demo(store) or declare_demo(store, config, user)
-        else:
-            incident_id = parse_incident_id(args.id)
-        state = fold(store.require_events(incident_id))
+            incident_id = (find_open_demo(store, args.scenario)
+                           or declare_demo(store, config, user, scenario=args.scenario))
+        state = store.state(incident_id)
         if state.closed:
             raise StoreError(f"{format_incident_id(incident_id)} is closed; `warroom watch` "
                              "shows it read-only")
@@ -102,19 +103,14 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path, *, demo: b
         except BaseException:
             store.release_lease(lease)  # nothing was opened: the timeline says nothing either
             raise
-        if previous is not None and (previous.user, previous.pid) != (user, os.getpid()):
-            store.append(incident_id, Kind.HANDOVER, user, {
-                "previous_user": previous.user, "previous_host": previous.host,
-                "previous_pid": previous.pid, "user": user, "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "reason": getattr(args, "reason", "") or ("--take-over" if take_over else
-                                                          "previous commander gone"),
-            })
-        store.append(incident_id, Kind.CONSOLE_OPENED, user, {
-            "user": user, "host": socket.gethostname(), "pid": os.getpid(), "mode": "commander"})
+        commands.open_console(store, incident_id, user=user, host=socket.gethostname(),
+                              pid=os.getpid(), previous=previous, take_over=take_over,
+                              reason=getattr(args, "reason", "") or "")
         engine = Engine(store, incident_id, config, adapters, clock, user)
         if demo:
-            start_simulated_approvers(store, incident_id, engine.state, stop_approvers)
+            from console.demo import start_simulated_approvers
+
+            start_simulated_approvers(store, config, incident_id, engine.state, stop_approvers)
         app = make_app(config, db_path, incident_id, clock, engine=engine, lease=lease)
         app.run()
         if app.lease is not None and app.mode == "COMMANDER":

@@ -10,10 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from console.config import Config
-from console.events import OverrideRecord
+from console.events import (
+    Bypass,
+    Declared,
+    DeclaredGuardrail,
+    OverrideRecord,
+    PlanStage,
+    RateWarning,
+)
 from console.model import (
     BYPASS_ELEMENTS,
     CATEGORIES,
@@ -24,12 +30,20 @@ from console.model import (
 from console.state import IncidentState
 
 RATE_WINDOW_DAYS = 30
+#: The shortest text accepted wherever the rules ask for a *specific* reason: a bypass, an
+#: override, a waiver, relayed evidence, a target change, a waived checklist item, a close.
+REASON_MIN_CHARS = 8
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 SERVICE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
 class Refused(Exception):
     """The rules refuse the request; ``str()`` says why in one line."""
+
+
+def specific(text: str) -> bool:
+    """Whether ``text`` is long enough to be a specific reason (not "ok", not "because")."""
+    return len(text.strip()) >= REASON_MIN_CHARS
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ class Block:
 # --- declaration ---------------------------------------------------------------------------------
 
 
-def parse_bypass(spec: str, config: Config) -> dict[str, str]:
+def parse_bypass(spec: str, config: Config) -> Bypass:
     """``ELEMENT=REASON`` or ``ELEMENT=REASON::COMPENSATION`` → a bypass record."""
     element, sep, rest = spec.partition("=")
     element = element.strip()
@@ -56,16 +70,12 @@ def parse_bypass(spec: str, config: Config) -> dict[str, str]:
                       f"{', '.join(BYPASS_ELEMENTS)})")
     reason, _, compensation = rest.partition("::")
     reason = reason.strip()
-    if len(reason) < 8:
+    if not specific(reason):
         raise Refused(f"--bypass {element}: give a specific reason (seed 000: each bypass is "
                       "documented and the reason is specific)")
     default = config.bypass[element]
-    return {
-        "element": element,
-        "reason": reason,
-        "compensation": compensation.strip() or default.compensation,
-        "post_gate": default.post_gate,
-    }
+    return Bypass(element, reason, compensation.strip() or default.compensation,
+                  default.post_gate)
 
 
 def scenario_advice(affects: list[str]) -> str:
@@ -78,8 +88,8 @@ def scenario_advice(affects: list[str]) -> str:
 def declaration(config: Config, *, title: str, priority: str, category: str, service: str,
                 from_version: str, to_version: str, bypass_specs: list[str],
                 affects: list[str], commander: str, simulated: bool = False,
-                plan_name: str | None = None) -> dict[str, Any]:
-    """Check a declaration against the rules and return the declaration event's payload."""
+                plan_name: str | None = None) -> Declared:
+    """Check a declaration against the rules and return the declaration's record."""
     title = title.strip()
     if not title:
         raise Refused("--title must not be empty")
@@ -97,7 +107,7 @@ def declaration(config: Config, *, title: str, priority: str, category: str, ser
     if from_version == to_version:
         raise Refused("--from-version and --to-version are the same: nothing to ship or roll back")
     bypasses = [parse_bypass(spec, config) for spec in bypass_specs]
-    elements = [b["element"] for b in bypasses]
+    elements = [b.element for b in bypasses]
     for element in elements:
         if elements.count(element) > 1:
             raise Refused(f"--bypass {element} is given twice")
@@ -112,43 +122,31 @@ def declaration(config: Config, *, title: str, priority: str, category: str, ser
     if plan_name not in config.canary.plans:
         raise Refused(f"unknown canary plan {plan_name!r}")
     plan = config.canary.plans[plan_name]
-    return {
-        "title": title,
-        "priority": priority,
-        "category": category,
-        "service": service,
-        "from_version": from_version,
-        "to_version": to_version,
-        "commander": commander,
-        "bypasses": bypasses,
-        "affects": affects,
-        "advice": scenario_advice(affects),
-        "required_roles": config.required_roles(category),  # type: ignore[arg-type]
-        "plan_name": plan_name,
-        "plan": [{"percent": s.percent, "hold_s": s.hold_s} for s in plan.stages],
-        "target_hours": config.priorities.hours(priority),  # type: ignore[arg-type]
-        "checklist": list(config.rollback.compatibility_checklist),
-        "guardrails": [
-            {"name": g.name, "consecutive": g.consecutive, "on_breach": g.on_breach}
-            for g in config.guardrails
-        ],
-        "simulated": simulated,
-    }
+    return Declared(
+        title=title, priority=priority, category=category, service=service,
+        from_version=from_version, to_version=to_version, commander=commander,
+        bypasses=bypasses, affects=list(affects), advice=scenario_advice(affects),
+        required_roles=config.required_roles(category),  # type: ignore[arg-type]
+        plan_name=plan_name,
+        plan=[PlanStage(s.percent, s.hold_s) for s in plan.stages],
+        target_hours=config.priorities.hours(priority),  # type: ignore[arg-type]
+        checklist=list(config.rollback.compatibility_checklist),
+        guardrails=[DeclaredGuardrail(g.name, g.consecutive, g.on_breach)
+                    for g in config.guardrails],
+        simulated=simulated,
+    )
 
 
-def emergency_rate_warning(config: Config, count: int) -> dict[str, Any] | None:
-    """Seed 000, Q3: more emergencies than the bar in 30 days → a warning (payload) or None."""
+def emergency_rate_warning(config: Config, count: int) -> RateWarning | None:
+    """Seed 000, Q3: more emergencies than the bar in 30 days → a warning, or None."""
     bar = config.emergency_rate.max_per_30_days
     if count <= bar:
         return None
-    return {
-        "count": count,
-        "window_days": RATE_WINDOW_DAYS,
-        "bar": bar,
-        "message": (f"{count} emergencies declared in the last {RATE_WINDOW_DAYS} days (bar: "
-                    f"{bar}). True emergencies are rare: the bar may be too low, or upstream "
-                    "issues are creating false urgency (seed 000, Q3)."),
-    }
+    return RateWarning(
+        count=count, window_days=RATE_WINDOW_DAYS, bar=bar,
+        message=(f"{count} emergencies declared in the last {RATE_WINDOW_DAYS} days (bar: "
+                 f"{bar}). True emergencies are rare: the bar may be too low, or upstream "
+                 "issues are creating false urgency (seed 000, Q3)."))
 
 
 # --- approvals -----------------------------------------------------------------------------------
@@ -196,7 +194,7 @@ def check_relayed_approval(state: IncidentState, config: Config, role: str, acto
         raise Refused("--relayed-from must name the approver")
     if relayed_from == state.commander:
         raise Refused("the commander cannot relay their own approval")
-    if len(evidence.strip()) < 8:
+    if not specific(evidence):
         raise Refused("--evidence must say where the approval was given (e.g. 'bridge call "
                       "22:14, Slack #inc-7 link')")
     roster = config.roster.get(role, [])
@@ -212,13 +210,80 @@ def check_waiver(state: IncidentState, role: str, actor: str, reason: str) -> No
     _require_role(state, role)
     if actor != state.commander:
         raise Refused(f"only the commander ({state.commander}) can waive an approval")
-    if len(reason.strip()) < 8:
+    if not specific(reason):
         raise Refused("--reason must say specifically why the approval is waived")
     if role in state.current_approvals():
         raise Refused(f"{role} has already approved {state.to_version}: nothing to waive")
 
 
+def check_target_change(state: IncidentState, actor: str, to_version: str, reason: str) -> None:
+    """Only the commander changes the version being shipped, before the canary carries
+    traffic, to a real new version, for a specific reason."""
+    _require_open(state)
+    if actor != state.commander:
+        raise Refused(f"only the commander ({state.commander}) can change the target")
+    if not VERSION_PATTERN.match(to_version):
+        raise Refused(f"--to-version {to_version!r}: expected a version like v1.4.4")
+    if to_version in (state.to_version, state.from_version):
+        raise Refused(f"{to_version} is already the target or the stable version")
+    if state.canary_percent > 0:
+        raise Refused(f"the canary is at {state.canary_percent}%: abort it before changing the "
+                      "target")
+    if not specific(reason):
+        raise Refused("--reason must say why the target changes")
+
+
+# --- the timeline and the checklists -------------------------------------------------------------
+
+
+def check_note(text: str) -> None:
+    if not text.strip():
+        raise Refused("the note is empty")
+
+
+def check_checklist_ack(state: IncidentState) -> None:
+    _require_open(state)
+    if state.checklist_acked:
+        raise Refused("the compatibility checklist is already acknowledged")
+
+
+def check_gate(state: IncidentState, item: str, result: str, detail: str) -> None:
+    """A post-emergency item's result: after 100 % or a verified rollback, a real item, a known
+    result, and a waiver only with a specific reason."""
+    _require_open(state)
+    if not state.checklist_active:
+        raise Refused("the post-emergency checklist opens after 100% or a verified rollback")
+    if item not in state.post_checklist():
+        raise Refused(f"not an item of the checklist: {item}")
+    if result not in ("passed", "failed", "waived"):
+        raise Refused(f"result must be passed, failed or waived, not {result}")
+    if result == "waived" and not specific(detail):
+        raise Refused("a waived item needs a specific reason")
+
+
+def check_close(state: IncidentState, reason: str) -> list[str]:
+    """Whether the incident may close now; returns the open checklist items the reason
+    waives."""
+    if state.closed:
+        raise Refused("the incident is already closed")
+    if state.rollback_active:
+        raise Refused("a rollback is still running")
+    open_items = state.checklist_open if state.checklist_active else []
+    if open_items and not specific(reason):
+        raise Refused(f"{len(open_items)} checklist item(s) are open: close with a reason that "
+                      "waives them")
+    return open_items
+
+
 # --- the canary ----------------------------------------------------------------------------------
+
+
+def check_immediate_reason(state: IncidentState, reason: str) -> None:
+    if not specific(reason):
+        raise Refused("100% immediately needs a specific reason (seed 000: active exfiltration, "
+                      "an immediate regulatory deadline)")
+    if state.promoted:
+        raise Refused("the canary is already at 100%")
 
 
 def _common_blocks(state: IncidentState) -> list[Block]:
@@ -297,7 +362,7 @@ def check_overrides(blocks: list[Block], overrides: dict[str, str]) -> list[Over
         if not block.overridable:
             raise Refused(f"cannot advance: {block.words}")
         reason = overrides.get(block.code, "").strip()
-        if len(reason) < 8:
+        if not specific(reason):
             raise Refused(f"blocked: {block.words} (override with a specific reason)")
         records.append(OverrideRecord(block.code, block.words, reason))
     return records

@@ -9,7 +9,8 @@ know is kept in the count and otherwise ignored, so an older warroom can still r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from copy import copy
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -137,6 +138,7 @@ class IncidentState:
     declared_ts: datetime | None = None
     declared_by: str = ""
     simulated: bool = False
+    scenario: str = ""
     target_hours: float = 0.0
     bypasses: list[Bypass] = field(default_factory=list)
     affects: list[str] = field(default_factory=list)
@@ -180,6 +182,7 @@ class IncidentState:
     promoted_ts: datetime | None = None
     event_count: int = 0
     last_event_id: int = 0
+    last_hash: str = ""
     last_ts: datetime | None = None
 
     # --- identity and clocks ---------------------------------------------------------------------
@@ -277,10 +280,19 @@ class IncidentState:
 
     # --- the fold --------------------------------------------------------------------------------
 
+    def copy(self) -> IncidentState:
+        """A copy another thread can own while this one keeps folding (the items are immutable
+        records, so copying the lists and dicts that hold them is enough)."""
+        values: dict[str, Any] = {}
+        for name in _CONTAINERS:
+            values[name] = copy(getattr(self, name))
+        return replace(self, **values)
+
     def apply(self, event: Event) -> None:
         """Fold one event into the state (in place)."""
         self.event_count += 1
         self.last_event_id = event.id
+        self.last_hash = event.hash
         self.last_ts = event.ts
         handler = _HANDLERS.get(event.kind)
         if handler is not None:
@@ -304,6 +316,7 @@ def _declared(state: IncidentState, event: Event, p: ev.Declared) -> None:
     state.declared_by = event.actor
     state.declared_ts = event.ts
     state.simulated = p.simulated
+    state.scenario = p.scenario or ("bad" if p.simulated else "")
     state.target_hours = p.target_hours
     state.bypasses = list(p.bypasses)
     state.affects = list(p.affects)
@@ -531,6 +544,12 @@ _HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.GATE_RECORDED: _gate,
     Kind.CLOSED: _closed,
 }
+
+
+_CONTAINERS: tuple[str, ...] = tuple(
+    item.name for item in fields(IncidentState)
+    if str(item.type).startswith(("list[", "dict["))
+)
 
 
 def fold(events: Iterable[Event], state: IncidentState | None = None) -> IncidentState:

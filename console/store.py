@@ -31,11 +31,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from console.events import Payload
 from console.model import Event, Kind, format_incident_id, format_ts, parse_ts, utcnow
+from console.state import IncidentState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 GENESIS_HASH = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
+#: A checkpoint is written after at least this many events since the last one...
+CHECKPOINT_EVERY = 256
+#: ...and after every event that is not one of these (the ones that come in hundreds), so the
+#: state a list or a console opens with is at most a few hundred such events away.
+FREQUENT_KINDS: frozenset[str] = frozenset({
+    Kind.NOTE, Kind.GUARDRAIL_CHANGED, Kind.ROLLBACK_PROGRESS, Kind.NOTIFIED, Kind.NOTIFY_FAILED,
+    Kind.CONSOLE_OPENED,
+})
 
 
 class StoreError(Exception):
@@ -73,6 +83,17 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class TimelineRows:
+    """A filter's rows of an incident's timeline, as of one snapshot (:meth:`timeline_rows`)."""
+
+    row_total: int
+    event_total: int
+    tail: list[Event]
+    up_to_id: int
+    anchor_row: int | None = None
+
+
+@dataclass(frozen=True)
 class ChainProblem:
     """The first place where an incident's chain does not hold."""
 
@@ -99,11 +120,20 @@ def json_safe(value: Any) -> Any:
 
 def event_hash(prev_hash: str, event_id: int, incident_id: int, ts: str, kind: str, actor: str,
                payload_json: str) -> str:
-    body = canonical_json(
-        {"id": event_id, "incident": incident_id, "ts": ts, "kind": kind, "actor": actor,
-         "payload": json.loads(payload_json)}
-    )
+    """``sha256(prev_hash + canonical event)``, hashing the stored payload bytes as they are.
+
+    The canonical event is ``canonical_json`` of ``{actor, id, incident, kind, payload, ts}``;
+    the payload is stored canonical already, so it is spliced in rather than parsed and
+    re-serialised (the same bytes, at a fraction of the cost). A payload that was edited into
+    another spelling of the same JSON therefore no longer matches its hash — as it should not.
+    """
+    body = (f'{{"actor":{_json_string(actor)},"id":{event_id},"incident":{incident_id},'
+            f'"kind":{_json_string(kind)},"payload":{payload_json},"ts":{_json_string(ts)}}}')
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+#: JSON's string encoder without ensure_ascii (what canonical_json uses), in C where available.
+_json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def process_alive(pid: int) -> bool:
@@ -136,6 +166,17 @@ def _create_file(path: Path, group: str | None) -> None:
             raise StoreError(f"store.group {group!r} is not a group on this host") from None
         os.chown(path, -1, gid)
     os.chmod(path, mode)  # the umask may have removed bits we asked for
+
+
+def _schema_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: fold checkpoints (derived, replaceable) and an index for the timeline's
+    filters (events of some kinds, by id)."""
+    conn.execute(
+        "CREATE TABLE checkpoints (incident_id INTEGER PRIMARY KEY REFERENCES incidents(id), "
+        "event_id INTEGER NOT NULL, event_hash TEXT NOT NULL, fold_version TEXT NOT NULL, "
+        "digest TEXT NOT NULL, state TEXT NOT NULL)"
+    )
+    conn.execute("CREATE INDEX events_by_incident_kind ON events (incident_id, kind, id)")
 
 
 def _schema_v1(conn: sqlite3.Connection) -> None:
@@ -174,7 +215,7 @@ def _schema_v1(conn: sqlite3.Connection) -> None:
 
 
 #: version reached → the step that reaches it from the version before.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_v1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_v1, 2: _schema_v2}
 
 
 class Store:
@@ -184,7 +225,12 @@ class Store:
                  group: str | None = None) -> None:
         self.path = Path(path).expanduser()
         self.readonly = readonly
+        self.schema_version = SCHEMA_VERSION
         self._lock = threading.RLock()
+        # The folded state of each incident this store has read or written, as of its newest
+        # event seen here; and the event count at its last checkpoint.
+        self._states: dict[int, IncidentState] = {}
+        self._checkpointed: dict[int, int] = {}
         if readonly:
             if not self.path.exists():
                 raise StoreError(f"no database at {self.path}")
@@ -219,11 +265,11 @@ class Store:
                 f"understands ({SCHEMA_VERSION}): upgrade warroom"
             )
         if self.readonly:
-            if version < SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}; open it once as commander "
-                    "to migrate it"
-                )
+            if version < 1:
+                raise StoreError(f"{self.path} is not a warroom database (no schema)")
+            # An older schema still reads (version 1 only lacks derived tables and an index):
+            # a watcher or an export must not need write access to migrate.
+            self.schema_version = version
             return
         try:
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -262,12 +308,14 @@ class Store:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._forget_states()  # they may hold events that were rolled back
                 raise
             else:
                 try:
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as error:
                     self._conn.execute("ROLLBACK")
+                    self._forget_states()
                     raise StoreError(f"cannot write {self.path}: {error}") from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -289,26 +337,41 @@ class Store:
 
     # --- incidents and events --------------------------------------------------------------------
 
-    def create_incident(self, actor: str, declared: dict[str, Any],
-                        extra: Sequence[tuple[str, dict[str, Any]]] = (),
+    def create_incident(self, actor: str, declared: Payload | dict[str, Any],
+                        extra: Sequence[Payload | tuple[str, dict[str, Any]]] = (),
                         ts: datetime | None = None) -> list[Event]:
-        """Number a new incident and append its declaration (and ``extra`` events) atomically."""
+        """Number a new incident and append its declaration (and ``extra`` facts) atomically."""
         ts = ts or utcnow()
+        facts = [(Kind.DECLARED.value, _payload_dict(declared))]
+        facts += [(item.KIND, item.to_payload()) if isinstance(item, Payload) else item
+                  for item in extra]
         with self._write() as conn:
             number = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents").fetchone()[0]
             conn.execute("INSERT INTO incidents (id, created_ts) VALUES (?, ?)",
                          (number, format_ts(ts)))
-            events = [self._insert(conn, number, Kind.DECLARED, actor, declared, ts)]
-            for kind, payload in extra:
-                events.append(self._insert(conn, number, kind, actor, payload, ts))
-        return events
+            return [self._insert(conn, number, kind, actor, payload, ts)
+                    for kind, payload in facts]
 
     def append(self, incident_id: int, kind: str, actor: str, payload: dict[str, Any] | None = None,
                ts: datetime | None = None) -> Event:
-        """Append one event to an incident's chain."""
+        """Append one event to an incident's chain (raw: code records typed facts with
+        :meth:`record`)."""
         with self._write() as conn:
             self._require_incident(conn, incident_id)
             return self._insert(conn, incident_id, kind, actor, payload or {}, ts or utcnow())
+
+    def record(self, incident_id: int, actor: str,
+               fact: Payload | Callable[[IncidentState], Payload],
+               ts: datetime | None = None) -> Event:
+        """Append one typed fact. Given a function instead, call it with the incident's state as
+        of its newest event, inside the write transaction, and append what it returns — or
+        nothing, if it refuses by raising (``policy.Refused``): the rules are checked against
+        exactly the state the fact is appended to, even with other writers at work."""
+        with self._write() as conn:
+            self._require_incident(conn, incident_id)
+            record = fact if isinstance(fact, Payload) else fact(self._state_in(incident_id).copy())
+            return self._insert(conn, incident_id, record.KIND, actor, record.to_payload(),
+                                ts or utcnow())
 
     def append_many(self, incident_id: int, items: Sequence[tuple[str, str, dict[str, Any]]],
                     ts: datetime | None = None) -> list[Event]:
@@ -318,17 +381,97 @@ class Store:
             self._require_incident(conn, incident_id)
             return [self._insert(conn, incident_id, k, a, p, ts) for k, a, p in items]
 
+    def state(self, incident_id: int) -> IncidentState:
+        """The incident's state as of its newest event: the newest valid checkpoint plus the
+        events after it (never the whole history, once a checkpoint exists). A copy the caller
+        owns. Raises :class:`UnknownIncident` for an incident without events."""
+        with self._lock:
+            try:
+                state = self._state_in(incident_id)
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot read {self.path}: {error}") from None
+            if not state.event_count:
+                raise UnknownIncident(
+                    f"no incident {format_incident_id(incident_id)} in {self.path}")
+            return state.copy()
+
+    # --- the folded state and its checkpoints ----------------------------------------------------
+
+    def _forget_states(self) -> None:
+        self._states.clear()
+        self._checkpointed.clear()
+
+    def _state_in(self, incident_id: int) -> IncidentState:
+        """The cached state of an incident, caught up with its newest committed event (call
+        with the lock held; inside a write transaction the catch-up sees what it will append
+        to)."""
+        state = self._states.get(incident_id)
+        if state is None:
+            state = self._load_checkpoint(incident_id) or IncidentState()
+            self._states[incident_id] = state
+            self._checkpointed[incident_id] = state.event_count
+        rows = self._conn.execute(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE incident_id = ? AND id > ? ORDER BY id", (incident_id, state.last_event_id),
+        ).fetchall()
+        for row in rows:
+            state.apply(_event_from_row(row))
+        return state
+
+    def _load_checkpoint(self, incident_id: int) -> IncidentState | None:
+        """The incident's checkpoint if it is valid (see console/checkpoint.py), else None."""
+        if self.schema_version < 2:
+            return None
+        from console import checkpoint
+
+        row = self._conn.execute(
+            "SELECT c.event_id, c.event_hash, c.fold_version, c.digest, c.state, e.hash "
+            "FROM checkpoints c LEFT JOIN events e ON e.id = c.event_id "
+            "AND e.incident_id = c.incident_id WHERE c.incident_id = ?", (incident_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        event_id, event_hash, fold_version, digest, text, chain_hash = row
+        if (fold_version != checkpoint.FOLD_VERSION or chain_hash != event_hash
+                or digest != checkpoint.digest(event_hash, fold_version, text)):
+            return None
+        try:
+            state = checkpoint.decode(text)
+        except ValueError:
+            return None
+        if state.last_event_id != event_id or state.last_hash != event_hash:
+            return None
+        return state
+
+    def _write_checkpoint(self, conn: sqlite3.Connection, state: IncidentState) -> None:
+        from console import checkpoint
+
+        text = checkpoint.encode(state)
+        version = checkpoint.FOLD_VERSION
+        conn.execute(
+            "INSERT OR REPLACE INTO checkpoints (incident_id, event_id, event_hash, fold_version, "
+            "digest, state) VALUES (?, ?, ?, ?, ?, ?)",
+            (state.incident_id, state.last_event_id, state.last_hash, version,
+             checkpoint.digest(state.last_hash, version, text), text),
+        )
+        self._checkpointed[state.incident_id] = state.event_count
+
+    def checkpoint(self, incident_id: int) -> None:
+        """Write the incident's checkpoint now (a console that closes, a rebuild after a
+        checkpoint was found invalid)."""
+        with self._write() as conn:
+            state = self._state_in(incident_id)
+            if state.event_count:
+                self._write_checkpoint(conn, state)
+
     def _require_incident(self, conn: sqlite3.Connection, incident_id: int) -> None:
         if conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is None:
             raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {self.path}")
 
     def _insert(self, conn: sqlite3.Connection, incident_id: int, kind: str, actor: str,
                 payload: dict[str, Any], ts: datetime) -> Event:
-        row = conn.execute(
-            "SELECT hash FROM events WHERE incident_id = ? ORDER BY id DESC LIMIT 1",
-            (incident_id,),
-        ).fetchone()
-        prev_hash = row[0] if row else GENESIS_HASH
+        state = self._state_in(incident_id)  # caught up: its newest event is the chain's head
+        prev_hash = state.last_hash or GENESIS_HASH
         event_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetchone()[0]
         safe_payload = json_safe(payload)
         payload_json = canonical_json(safe_payload)
@@ -340,8 +483,14 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (event_id, incident_id, ts_text, str(kind), actor, payload_json, prev_hash, digest),
         )
-        return Event(event_id, incident_id, parse_ts(ts_text), str(kind), actor, safe_payload,
-                     prev_hash, digest)
+        event = Event(event_id, incident_id, parse_ts(ts_text), str(kind), actor, safe_payload,
+                      prev_hash, digest)
+        state.apply(event)
+        if self.schema_version >= 2 and (
+                kind not in FREQUENT_KINDS
+                or state.event_count - self._checkpointed.get(incident_id, 0) >= CHECKPOINT_EVERY):
+            self._write_checkpoint(conn, state)
+        return event
 
     def incident_ids(self) -> list[int]:
         return [row[0] for row in self._read("SELECT id FROM incidents ORDER BY id")]
@@ -349,14 +498,82 @@ class Store:
     def has_incident(self, incident_id: int) -> bool:
         return bool(self._read("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)))
 
-    def events(self, incident_id: int, after_id: int = 0) -> list[Event]:
-        """An incident's events with id greater than ``after_id``, oldest first."""
+    def events(self, incident_id: int, after_id: int = 0,
+               limit: int | None = None) -> list[Event]:
+        """An incident's events with id greater than ``after_id``, oldest first (the first
+        ``limit`` of them, if given)."""
         rows = self._read(
             "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            "WHERE incident_id = ? AND id > ? ORDER BY id",
-            (incident_id, after_id),
+            "WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (incident_id, after_id, -1 if limit is None else limit),
         )
         return [_event_from_row(row) for row in rows]
+
+    # --- reading a window of the timeline (its filters are queries) ------------------------------
+
+    def _kinds_clause(self, kinds: frozenset[str] | None) -> tuple[str, list[Any]]:
+        if kinds is None:
+            return "", []
+        ordered = sorted(kinds)
+        return f" AND kind IN ({', '.join('?' for _ in ordered)})", list(ordered)
+
+    def count_events(self, incident_id: int, kinds: frozenset[str] | None = None,
+                     before_id: int | None = None) -> int:
+        """How many of the incident's events (of ``kinds``; with an id below ``before_id``)."""
+        clause, params = self._kinds_clause(kinds)
+        if before_id is not None:
+            clause += " AND id < ?"
+            params.append(before_id)
+        rows = self._read(f"SELECT count(*) FROM events WHERE incident_id = ?{clause}",
+                          (incident_id, *params))
+        return int(rows[0][0])
+
+    def events_page(self, incident_id: int, kinds: frozenset[str] | None, offset: int,
+                    limit: int) -> list[Event]:
+        """Rows ``offset`` … ``offset + limit - 1`` of the incident's events (of ``kinds``),
+        oldest first."""
+        clause, params = self._kinds_clause(kinds)
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            f"WHERE incident_id = ?{clause} ORDER BY id LIMIT ? OFFSET ?",
+            (incident_id, *params, limit, max(0, offset)),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    def events_tail(self, incident_id: int, kinds: frozenset[str] | None,
+                    limit: int) -> list[Event]:
+        """The newest ``limit`` events of the incident (of ``kinds``), oldest first."""
+        clause, params = self._kinds_clause(kinds)
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            f"WHERE incident_id = ?{clause} ORDER BY id DESC LIMIT ?",
+            (incident_id, *params, limit),
+        )
+        return [_event_from_row(row) for row in reversed(rows)]
+
+    def timeline_rows(self, incident_id: int, kinds: frozenset[str] | None, limit: int,
+                      anchor_id: int | None = None) -> TimelineRows:
+        """What a timeline needs to show an incident of any length under a filter, read in one
+        snapshot: the row count, the event count, the newest ``limit`` rows, the newest event
+        id the counts include, and (with ``anchor_id``) the row of the first event at or after
+        it."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN")
+                try:
+                    head = self._conn.execute(
+                        "SELECT COALESCE(MAX(id), 0), count(*) FROM events WHERE incident_id = ?",
+                        (incident_id,)).fetchone()
+                    rows = (head[1] if kinds is None
+                            else self.count_events(incident_id, kinds))
+                    tail = self.events_tail(incident_id, kinds, limit)
+                    anchor = (self.count_events(incident_id, kinds, before_id=anchor_id)
+                              if anchor_id is not None else None)
+                finally:
+                    self._conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot read {self.path}: {error}") from None
+        return TimelineRows(rows, int(head[1]), tail, int(head[0]), anchor)
 
     def require_events(self, incident_id: int) -> list[Event]:
         events = self.events(incident_id)
@@ -520,6 +737,10 @@ class Store:
         with self._write() as conn:
             conn.execute("DELETE FROM leases WHERE incident_id = ? AND token = ?",
                          (lease.incident_id, lease.token))
+
+
+def _payload_dict(payload: Payload | dict[str, Any]) -> dict[str, Any]:
+    return payload.to_payload() if isinstance(payload, Payload) else payload
 
 
 def _event_from_row(row: tuple[Any, ...]) -> Event:

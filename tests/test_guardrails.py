@@ -687,7 +687,6 @@ def test_transition_payload() -> None:
         "canary": 0.0412,
         "baseline": 0.003,
         "limit": 0.02,
-        "evidence": None,
         "detail": "canary 4.12% > limit 2.00% (max)",
         "breaches": 1,
         "consecutive": 1,

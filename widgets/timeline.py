@@ -1,15 +1,22 @@
-"""The incident's running timeline: one line per event, newest last, fast at 100,000 events.
+"""The incident's running timeline: one line per event, newest last, fast at any length.
 
 ``Timeline`` is a Line API widget (``ScrollView.render_line``), after Toolong's ``log_lines``: it
-keeps the events in a list and renders only the rows on screen, each into a ``Strip`` built from
-plain ``Segment`` objects with explicit styles, cached in an ``LRUCache`` keyed by
-``(event id, width, generation)``. There is no widget per row.
+renders only the rows on screen, each into a ``Strip`` built from plain ``Segment`` objects with
+explicit styles, cached in an ``LRUCache`` keyed by ``(event id, width, style generation)``. There
+is no widget per row, and the timeline holds a *window* of rows, not the history:
 
-Costs, with *n* events and *h* visible rows:
+- Rows are numbered under the current filter (0 is the oldest). The widget keeps the rows it has
+  been given in a bounded map (row number → event) and knows how many rows there are in all.
+- A row on screen that it does not hold renders as a placeholder and is asked for with
+  :class:`Timeline.RowsWanted` (a page at a time): the app reads that page from the store in a
+  worker and hands it back with :meth:`Timeline.fill`. No I/O happens on the UI thread.
+- New events arrive at the end with :meth:`Timeline.append_events` (the app pushes them as they
+  commit); the filter is matched here, so counts stay right without a query.
+- :meth:`Timeline.reset` gives the row count and the newest rows under a filter (the app's answer
+  to :class:`Timeline.FilterChanged`, and how it opens an incident of any length).
 
-- ``append_events(batch)``: O(len(batch)) list appends, plus O(h) rendering of the rows on screen.
-- scrolling: O(h) per frame; rows already seen come from the cache.
-- ``set_filter(name)``: one O(n) pass to build the filtered row list, then O(h) rendering.
+Given events directly (``Timeline(events)`` / ``append_events`` without a ``reset``), the timeline
+is its own source: it holds them all and filters them itself (small views and tests).
 
 Every string that reaches the screen (actor, sentence, kind) is user data: it is sanitised by
 :func:`printable` (control characters become visible placeholders) and placed in a ``Segment``,
@@ -131,8 +138,10 @@ _event_id: Callable[[Event], int] = attrgetter("id")
 class Timeline(ScrollView, can_focus=True):
     """The incident's timeline, newest last, with auto-scroll ("follow") and filters.
 
-    Attributes down: the app calls :meth:`append_events` with new events (in id order) and may
-    set :attr:`follow`. Messages up: :class:`Timeline.FilterChanged` when the filter changes.
+    Attributes down: the app calls :meth:`append_events` with new events (in id order),
+    :meth:`reset` and :meth:`fill` with rows it read, and may set :attr:`follow`. Messages up:
+    :class:`Timeline.FilterChanged` when the filter changes, :class:`Timeline.RowsWanted` when
+    rows on screen are not held.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -151,6 +160,7 @@ class Timeline(ScrollView, can_focus=True):
         "timeline--loud",
         "timeline--verified",
         "timeline--alarm",
+        "timeline--pending",
     }
 
     DEFAULT_CSS = """
@@ -176,6 +186,7 @@ class Timeline(ScrollView, can_focus=True):
         & > .timeline--loud { color: $error; text-style: bold; }
         & > .timeline--verified { color: $success; text-style: bold; }
         & > .timeline--alarm { background: $error; color: $text; text-style: bold; }
+        & > .timeline--pending { color: $text-muted; }
     }
     """
 
@@ -187,26 +198,53 @@ class Timeline(ScrollView, can_focus=True):
     NARROW_WIDTH: ClassVar[int] = 44
     #: Strips kept in the render cache (a few screens at any width).
     CACHE_SIZE: ClassVar[int] = 2048
+    #: Rows asked for at a time.
+    PAGE: ClassVar[int] = 200
+    #: Rows held at most (beyond it, rows far from the view are dropped and read again if
+    #: needed): memory is bounded by what is on screen, not by the incident's length.
+    MAX_HELD: ClassVar[int] = 4000
 
     follow: reactive[bool] = reactive(True, init=False)
     """Keep the newest event in view. Scrolling up clears it; End or reaching the bottom sets it."""
 
     @dataclass
     class FilterChanged(Message):
-        """Posted when the timeline's filter changes (by ``f`` or :meth:`Timeline.set_filter`)."""
+        """Posted when the timeline's filter changes (by ``f`` or :meth:`Timeline.set_filter`).
+
+        A timeline fed by the app waits for :meth:`Timeline.reset` with the rows of the new
+        filter; ``top_event_id`` is the event at the top of the view before the change, so the
+        app can keep the view near the same moment (``anchor_row``).
+        """
 
         timeline: Timeline
         """The timeline whose filter changed."""
         filter: str
         """The new filter's name (a key of :data:`FILTERS`)."""
         shown: int
-        """Events shown under the new filter."""
+        """Events shown under the new filter (known once the rows are reset)."""
         total: int
-        """All events held by the timeline."""
+        """All events of the incident."""
+        top_event_id: int | None = None
+        """The event at the top of the view before the change, if any."""
 
         @property
         def control(self) -> Timeline:
             """The timeline that sent the message (for ``@on(..., "#selector")``)."""
+            return self.timeline
+
+    @dataclass
+    class RowsWanted(Message):
+        """Rows ``offset`` … ``offset + limit - 1`` under ``kinds`` are on screen but not held:
+        read them and hand them back with :meth:`Timeline.fill` (quoting ``generation``)."""
+
+        timeline: Timeline
+        generation: int
+        kinds: frozenset[str] | None
+        offset: int
+        limit: int
+
+        @property
+        def control(self) -> Timeline:
             return self.timeline
 
     def __init__(
@@ -220,14 +258,20 @@ class Timeline(ScrollView, can_focus=True):
     ) -> None:
         """Create a timeline, optionally with its first events (in id order)."""
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
-        self._events: list[Event] = []
-        # The rows on screen under the current filter; the very same list as ``_events`` for "all".
-        self._rows: list[Event] = self._events
+        # Held rows: row number under the current filter → event.
+        self._held: dict[int, Event] = {}
+        self._row_total = 0
+        self._event_total = 0
         self._filter = "all"
         self._kinds: frozenset[str] | None = None
         self._last_id: int | None = None
         self._new_count = 0
-        self._generation = 0
+        self._generation = 0  # of the filter: answers for an older filter are ignored
+        self._style_generation = 0  # of the styles: part of every cached strip's key
+        self._asked: set[int] = set()  # pages asked for and not filled yet
+        # Fed by the app (reset was called) or its own source (every event held below).
+        self._fed = False
+        self._own: list[Event] = []
         self._line_cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(self.CACHE_SIZE)
         self._styles: dict[str, Style] | None = None
         if events:
@@ -241,14 +285,24 @@ class Timeline(ScrollView, can_focus=True):
         return self._filter
 
     @property
+    def kinds(self) -> frozenset[str] | None:
+        """The kinds the current filter shows (``None``: every kind)."""
+        return self._kinds
+
+    @property
     def event_count(self) -> int:
-        """All events held, whatever the filter."""
-        return len(self._events)
+        """All events of the incident, whatever the filter."""
+        return self._event_total
 
     @property
     def row_count(self) -> int:
         """Rows under the current filter."""
-        return len(self._rows)
+        return self._row_total
+
+    @property
+    def held_count(self) -> int:
+        """Rows held in memory (bounded by :attr:`MAX_HELD` when fed by the app)."""
+        return len(self._held)
 
     @property
     def new_count(self) -> int:
@@ -257,56 +311,101 @@ class Timeline(ScrollView, can_focus=True):
 
     @property
     def last_event_id(self) -> int | None:
-        """The id of the newest event held, or ``None`` when empty."""
+        """The id of the newest event seen, or ``None`` when empty."""
         return self._last_id
 
+    @property
+    def generation(self) -> int:
+        """Changes with the filter: answers to older :class:`RowsWanted` are ignored."""
+        return self._generation
+
     def row_event(self, row: int) -> Event | None:
-        """The event shown on ``row`` (0 is the oldest under the current filter)."""
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        """The event shown on ``row`` (0 is the oldest under the current filter), if held."""
+        return self._held.get(row)
 
     def append_events(self, events: Sequence[Event]) -> None:
-        """Add events, which arrive in id order; an id already held is ignored.
+        """Add events, which arrive in id order; an id already seen is ignored.
 
         While :attr:`follow` is set the view stays on the newest event; otherwise it stays put and
         the border shows how many new rows are below.
         """
-        all_events = self._events
-        rows = self._rows
         kinds = self._kinds
-        filtered = rows is not all_events
-        added = 0
-        reordered = False
         last_id = self._last_id
+        added = 0
+        late = False
         for event in events:
             event_id = event.id
-            if last_id is None or event_id > last_id:
-                all_events.append(event)
-                last_id = event_id
-                if filtered and (kinds is None or event.kind in kinds):
-                    rows.append(event)
-                    added += 1
-                elif not filtered:
-                    added += 1
-            else:
-                # Older than the newest: a duplicate (ignored) or, against the contract, a late
-                # event, which is put in its place by id.
-                index = bisect_left(all_events, event_id, key=_event_id)
-                if index < len(all_events) and all_events[index].id == event_id:
-                    continue
-                all_events.insert(index, event)
-                reordered = True
+            if last_id is not None and event_id <= last_id:
+                if not self._fed:
+                    late |= self._insert_own(event)
+                continue
+            last_id = event_id
+            self._event_total += 1
+            if not self._fed:
+                self._own.append(event)
+            if kinds is None or event.kind in kinds:
+                self._held[self._row_total] = event
+                self._row_total += 1
+                added += 1
         self._last_id = last_id
-        if reordered:
-            self._rebuild_rows()
+        if late:
+            self._rebuild_own()
             self._after_rows_changed(0)
         elif added:
+            self._trim()
             self._after_rows_changed(added)
+
+    def reset(self, row_total: int, event_total: int, tail: Sequence[Event],
+              anchor_row: int | None = None, up_to_id: int | None = None) -> None:
+        """Rows under the current filter, read by the app: how many there are, how many events
+        in all, and the newest rows (oldest first). From now on rows the view needs and does not
+        hold are asked for with :class:`RowsWanted`. ``anchor_row``: scroll there (a filter
+        change that keeps the view near the same moment) unless following. ``up_to_id``: the
+        newest event the counts include (later events are added by :meth:`append_events`)."""
+        following = self.follow
+        self._fed = True
+        self._own = []
+        self._held.clear()
+        self._asked.clear()
+        self._row_total = max(row_total, len(tail))
+        self._event_total = event_total
+        first = self._row_total - len(tail)
+        for index, event in enumerate(tail):
+            self._held[first + index] = event
+        newest = up_to_id if up_to_id is not None else (tail[-1].id if tail else None)
+        if newest is not None:
+            self._last_id = newest
+        self._new_count = 0
+        self._line_cache.clear()
+        self.virtual_size = Size(0, self._row_total)  # may clamp the view (and so follow)
+        if following:
+            self.follow = True
+            self._scroll_to_newest()
+        elif self.is_mounted:
+            if anchor_row is not None:
+                self.scroll_to(y=anchor_row, animate=False, force=True)
+            self.follow = False
+            self._sync_follow()
+        self._update_subtitle()
+        self.refresh()
+
+    def fill(self, generation: int, offset: int, events: Sequence[Event]) -> None:
+        """Rows the app read for a :class:`RowsWanted` (ignored if the filter changed since)."""
+        if generation != self._generation:
+            return
+        self._asked.discard(offset // self.PAGE)
+        for index, event in enumerate(events):
+            self._held[offset + index] = event
+        self._trim()
+        self.refresh()
 
     def clear_events(self) -> None:
         """Forget every event (the filter and follow mode are kept)."""
-        self._events.clear()
-        if self._rows is not self._events:
-            self._rows = []
+        self._held.clear()
+        self._own = []
+        self._asked.clear()
+        self._row_total = 0
+        self._event_total = 0
         self._last_id = None
         self._new_count = 0
         self._line_cache.clear()
@@ -319,7 +418,8 @@ class Timeline(ScrollView, can_focus=True):
     def set_filter(self, name: str) -> None:
         """Show only the events of filter ``name`` and post :class:`Timeline.FilterChanged`.
 
-        One O(n) pass over the events. Raises ``ValueError`` for an unknown name.
+        A timeline fed by the app waits for :meth:`reset`; one that holds its own events
+        filters them in one pass. Raises ``ValueError`` for an unknown name.
         """
         if name not in FILTERS:
             raise ValueError(f"unknown timeline filter {name!r}; expected one of {list(FILTERS)}")
@@ -329,19 +429,28 @@ class Timeline(ScrollView, can_focus=True):
         self._filter = name
         self._kinds = FILTERS[name]
         self._generation += 1
-        self._rebuild_rows()
+        self._line_cache.clear()
+        self._asked.clear()
         self._new_count = 0
-        self.virtual_size = Size(0, len(self._rows))
-        if self.follow:
-            self._scroll_to_newest()
-        elif top is not None and self.is_mounted:
-            # Stay near the same moment: the first shown event at or after the old top row.
-            row = bisect_left(self._rows, top.id, key=_event_id)
-            self.scroll_to(y=row, animate=False, force=True)
-            self._sync_follow()
-        self._update_subtitle()
-        self.refresh()
-        self.post_message(self.FilterChanged(self, name, len(self._rows), len(self._events)))
+        if self._fed:
+            # Keep what is known until the app's reset: nothing is held for the new filter.
+            self._held.clear()
+            self.refresh()
+        else:
+            self._rebuild_own()
+            self.virtual_size = Size(0, self._row_total)
+            if self.follow:
+                self._scroll_to_newest()
+            elif top is not None and self.is_mounted:
+                # Stay near the same moment: the first shown event at or after the old top row.
+                rows = [self._held[i] for i in range(self._row_total)]
+                row = bisect_left(rows, top.id, key=_event_id)
+                self.scroll_to(y=row, animate=False, force=True)
+                self._sync_follow()
+            self._update_subtitle()
+            self.refresh()
+        self.post_message(self.FilterChanged(self, name, self._row_total, self._event_total,
+                                             top.id if top is not None else None))
 
     def next_filter(self) -> str:
         """The filter after the current one, in the order ``f`` cycles."""
@@ -389,16 +498,6 @@ class Timeline(ScrollView, can_focus=True):
         elif new_value < old_value and self.follow:
             self.follow = False
 
-    def _sync_follow(self) -> None:
-        """Turn follow on when the view is at the bottom without having scrolled there."""
-        if (
-            not self.follow
-            and self.is_mounted
-            and self.size
-            and self.scroll_offset.y >= self.max_scroll_y
-        ):
-            self.follow = True
-
     def watch_show_vertical_scrollbar(self, shown: bool) -> None:
         """Put the thumb where the view is when the bar appears.
 
@@ -408,6 +507,16 @@ class Timeline(ScrollView, can_focus=True):
         """
         if shown:
             self.vertical_scrollbar.position = self.scroll_y
+
+    def _sync_follow(self) -> None:
+        """Turn follow on when the view is at the bottom without having scrolled there."""
+        if (
+            not self.follow
+            and self.is_mounted
+            and self.size
+            and self.scroll_offset.y >= self.max_scroll_y
+        ):
+            self.follow = True
 
     def on_resize(self) -> None:
         """A shorter view must still end on the newest event while following."""
@@ -433,16 +542,34 @@ class Timeline(ScrollView, can_focus=True):
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _rebuild_rows(self) -> None:
+    def _insert_own(self, event: Event) -> bool:
+        """A late event (older than the newest) given to a self-fed timeline: put it in its
+        place by id; a duplicate is ignored. Whether it was inserted."""
+        index = bisect_left(self._own, event.id, key=_event_id)
+        if index < len(self._own) and self._own[index].id == event.id:
+            return False
+        self._own.insert(index, event)
+        self._event_total += 1
+        return True
+
+    def _rebuild_own(self) -> None:
         kinds = self._kinds
-        if kinds is None:
-            self._rows = self._events
-        else:
-            self._rows = [event for event in self._events if event.kind in kinds]
+        rows = self._own if kinds is None else [e for e in self._own if e.kind in kinds]
+        self._held = dict(enumerate(rows))
+        self._row_total = len(rows)
+
+    def _trim(self) -> None:
+        """Fed by the app, hold at most :attr:`MAX_HELD` rows: drop those farthest from the
+        view (they are read again if the view comes back to them)."""
+        if not self._fed or len(self._held) <= self.MAX_HELD:
+            return
+        centre = self.scroll_offset.y + self.size.height // 2
+        keep = sorted(self._held, key=lambda row: abs(row - centre))[: self.MAX_HELD // 2]
+        self._held = {row: self._held[row] for row in sorted(keep)}
 
     def _after_rows_changed(self, added: int) -> None:
         self._sync_follow()  # at the bottom (e.g. all rows fit) means following
-        self.virtual_size = Size(0, len(self._rows))
+        self.virtual_size = Size(0, self._row_total)
         if self.follow:
             self._scroll_to_newest()
         else:
@@ -453,7 +580,7 @@ class Timeline(ScrollView, can_focus=True):
     def _update_subtitle(self) -> None:
         parts: list[str] = []
         if self._filter != "all":
-            parts.append(f"{self._filter} {len(self._rows):,}/{len(self._events):,}")
+            parts.append(f"{self._filter} {self._row_total:,}/{self._event_total:,}")
         if self._new_count and not self.follow:
             parts.append(f"{self._new_count:,} new ↓ (End)")
         self.border_subtitle = " · ".join(parts) if parts else None
@@ -462,7 +589,7 @@ class Timeline(ScrollView, can_focus=True):
         """Styles changed (theme, focus, CSS): drop the cached styles and strips."""
         super().notify_style_update()
         self._styles = None
-        self._generation += 1
+        self._style_generation += 1
         self._line_cache.clear()
 
     def _line_styles(self) -> dict[str, Style]:
@@ -479,16 +606,37 @@ class Timeline(ScrollView, can_focus=True):
         """Render row ``y`` of the view: the event at ``scroll_y + y`` under the current filter."""
         index = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
-        rows = self._rows
-        if not 0 <= index < len(rows):
+        if not 0 <= index < self._row_total:
             return Strip.blank(width, self.rich_style)
-        event = rows[index]
-        key = (event.id, width, self._generation)
+        event = self._held.get(index)
+        if event is None:
+            self._want(index // self.PAGE)
+            return self._placeholder(width)
+        key = (event.id, width, self._style_generation)
         strip = self._line_cache.get(key)
         if strip is None:
             strip = self._render_event(event, width)
             self._line_cache[key] = strip
         return strip
+
+    def _want(self, page: int) -> None:
+        if page in self._asked or not self._fed:
+            return
+        self._asked.add(page)
+        # Not posted from here: render_line runs in the screen's context, which would make the
+        # screen the message's sender, and Textual stops a message at its sender's level.
+        self.call_later(self._ask, self._generation, page)
+
+    def _ask(self, generation: int, page: int) -> None:
+        if generation != self._generation or page not in self._asked:
+            return  # the filter changed since
+        offset = page * self.PAGE
+        self.post_message(self.RowsWanted(self, generation, self._kinds, offset,
+                                          max(0, min(self.PAGE, self._row_total - offset))))
+
+    def _placeholder(self, width: int) -> Strip:
+        style = self._line_styles()["timeline--pending"]
+        return Strip([Segment("⋯", style)], 1).adjust_cell_length(width, self._line_styles()[""])
 
     def _render_event(self, event: Event, width: int) -> Strip:
         """One event as a line ``HH:MM:SS actor  sentence``, cut to ``width`` cells."""

@@ -153,7 +153,7 @@ def make_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RigFac
         directory.mkdir()
         db = directory / "warroom.db"
         store = Store(db)
-        incident_id = declare_demo(store, config, COMMANDER)
+        incident_id = declare_demo(store, config, COMMANDER, ts=clock.now())
         state = fold(store.events(incident_id))
         sim = SimulatedService.from_settings(
             config.metrics, config.deploy, clock,  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from console.demo import demo_config
 from console.model import Kind
 from console.policy import declaration
 from console.store import Store
+from tests.app.conftest import still
 
 T0 = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
 MARKUP = "[bold]x[/] [link=http://evil]y[/link] [/] [red]"
@@ -60,8 +61,7 @@ async def test_hostile_text_is_literal_in_every_pane(tmp_path: Path) -> None:
     # header, canary, rollback, approvals, guardrails and timeline all carry hostile text
     for size, at_least in (((80, 24), 4), ((200, 50), 10)):
         async with app.run_test(size=size) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await still(pilot)
             screen = app.export_screenshot()
             text = "".join(strip.text for strip in app.screen._compositor.render_strips())
             # Literal brackets reach the screen; nothing was interpreted as a link or style.

@@ -133,6 +133,11 @@ def test_bad_build_breaches_and_rolls_back_automatically_then_verifies(tmp_path:
     requested = next(e for e in world.store.events(world.incident)
                  if e.kind == Kind.ROLLBACK_REQUESTED)
     assert requested.payload["automatic"] is True and requested.payload["weight"] == 10
+    # The breach count climbs one line per poll, each count once (1/3, 2/3, 3/3), never twice.
+    counts = [e.payload["breaches"] for e in world.store.events(world.incident)
+              if e.kind == Kind.GUARDRAIL_CHANGED and e.payload["name"] == "error-ratio"
+              and e.payload["status"] == "breach" and e.payload.get("mode") != "stable"]
+    assert len(counts) >= 2 and counts == list(range(1, len(counts) + 1))
     assert world.service.current_weight() == 0
     world.run(30)
     assert world.state.rollback_status == "verified", world.state.rollback_detail

@@ -24,7 +24,7 @@ def declared(**overrides: Any) -> dict[str, Any]:
         CONFIG, title="PII exposed", priority="P0", category="security", service="redaction-api",
         from_version="v1.4.2", to_version="v1.4.3",
         bypass_specs=["canary=harm is ongoing; canary cannot match"], affects=[],
-        commander="alice")
+        commander="alice").to_payload()
     payload.update(overrides)
     return payload
 
@@ -219,14 +219,14 @@ def test_declaration_refusals() -> None:
                                  service="svc", from_version="v1", to_version="v2",
                                  bypass_specs=["eval-gate=eval takes 3h::run eval at 09:00"],
                                  affects=["login"], commander="alice")
-    assert payload["bypasses"][0]["compensation"] == "run eval at 09:00"
-    assert "prefer a rollback" in payload["advice"]
+    assert payload.bypasses[0].compensation == "run eval at 09:00"
+    assert "prefer a rollback" in payload.advice
 
 
 def test_emergency_rate_warning() -> None:
     assert policy.emergency_rate_warning(CONFIG, 1) is None
     warning = policy.emergency_rate_warning(CONFIG, 3)
-    assert warning is not None and "bar may be too low" in warning["message"]
+    assert warning is not None and "bar may be too low" in warning.message
 
 
 def test_rollback_status_follows_the_journal() -> None:

@@ -133,8 +133,8 @@ class IncidentBuilder:
             affects=["support-transcripts"], commander=commander, simulated=simulated,
         )
         warning = emergency_rate_warning(self.config, rate_count)
-        extra = [(Kind.RATE_WARNING.value, warning)] if warning else []
-        events = self.store.create_incident(commander, payload, extra, ts=self._clock(clock))
+        events = self.store.create_incident(commander, payload, [warning] if warning else [],
+                                            ts=self._clock(clock))
         self.incident_id = events[0].incident_id
 
     def add(self, clock: str, kind: Kind, actor: str, /, **payload: Any) -> Event:

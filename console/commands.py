@@ -1,0 +1,253 @@
+"""The one write path: a function per command that checks the rules and appends the fact.
+
+Every fact a person or the console decides reaches the record through here: the commander's
+console (through :class:`~console.engine.Engine`), the CLI verbs (``declare``, ``approve``,
+``waive``, ``note``, ``target``), the demo's simulated approvers and the launcher (a console
+opened, a command handover). Each function checks :mod:`console.policy` *inside* the store's write
+transaction (:meth:`Store.record <console.store.Store.record>`), against the state the fact is
+appended to, so two people acting at once cannot both pass a check only one of them may pass.
+
+What adapters report (a weight set, a rollback started, a guardrail's status) is recorded by the
+engine as the outcome of a command journalled here, not as a command of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from console import events as ev
+from console import policy
+from console.config import Config
+from console.model import Event, utcnow
+from console.state import IncidentState
+from console.store import Lease, Store, recent_window
+
+# --- declaring -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A declared incident: its first events, and the emergency-rate warning if there was one."""
+
+    events: list[Event]
+    record: ev.Declared
+    warning: ev.RateWarning | None
+
+    @property
+    def incident_id(self) -> int:
+        return self.events[0].incident_id
+
+
+def declare(store: Store, config: Config, *, commander: str, title: str, priority: str,
+            category: str, service: str, from_version: str, to_version: str,
+            bypass_specs: Sequence[str] = (), affects: Sequence[str] = (),
+            plan_name: str | None = None, simulated: bool = False, scenario: str | None = None,
+            now: datetime | None = None) -> Declaration:
+    """Declare an emergency change; a real declaration over the 30-day bar carries a warning
+    (seed 000, Q3). Demo declarations are simulated and never count towards the bar."""
+    record = policy.declaration(
+        config, title=title, priority=priority, category=category, service=service,
+        from_version=from_version, to_version=to_version, bypass_specs=list(bypass_specs),
+        affects=list(affects), commander=commander, simulated=simulated, plan_name=plan_name)
+    record.scenario = scenario
+    now = now or utcnow()
+    warning: ev.RateWarning | None = None
+    if not simulated:
+        recent = store.declarations_since(recent_window(now, policy.RATE_WINDOW_DAYS))
+        real = [e for e in recent if not ev.read_as(e, ev.Declared).simulated]
+        warning = policy.emergency_rate_warning(config, len(real) + 1)
+    events = store.create_incident(commander, record, [warning] if warning else [], ts=now)
+    return Declaration(events, record, warning)
+
+
+# --- approvals -----------------------------------------------------------------------------------
+
+
+def approve(store: Store, config: Config, incident_id: int, *, user: str, role: str,
+            note: str = "", ts: datetime | None = None) -> Event:
+    """A direct approval by ``user``, the OS account that ran ``warroom approve``."""
+
+    def decide(state: IncidentState) -> ev.Approved:
+        policy.check_direct_approval(state, config, role, user)
+        return ev.Approved(role=role, user=user, kind="direct", version=state.to_version,
+                           note=note)
+
+    return store.record(incident_id, user, decide, ts)
+
+
+def relay_approval(store: Store, config: Config, incident_id: int, *, actor: str, role: str,
+                   relayed_from: str, evidence: str, note: str = "",
+                   ts: datetime | None = None) -> Event:
+    """An approval given elsewhere (a bridge call, a chat message), recorded by the commander
+    with who gave it and the evidence, and marked as relayed forever."""
+
+    def decide(state: IncidentState) -> ev.Approved:
+        policy.check_relayed_approval(state, config, role, actor, relayed_from, evidence)
+        return ev.Approved(role=role, user=relayed_from, kind="relayed",
+                           version=state.to_version, note=note, relayed_from=relayed_from,
+                           evidence=evidence.strip())
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def simulated_approval(store: Store, config: Config, incident_id: int, *, user: str, role: str,
+                       ts: datetime | None = None) -> Event:
+    """The demo's simulated approver ``user`` signs off: the rules of a direct approval (on the
+    roster, not the commander, one role each), recorded as simulated, never as direct."""
+
+    def decide(state: IncidentState) -> ev.Approved:
+        if not state.simulated:
+            raise policy.Refused(f"{state.id_text} is not a demo incident: only people approve "
+                                 "real changes")
+        policy.check_direct_approval(state, config, role, user)
+        return ev.Approved(role=role, user=user, kind="simulated", version=state.to_version,
+                           note="simulated approver of the demo")
+
+    return store.record(incident_id, f"{user} (simulated)", decide, ts)
+
+
+def waive(store: Store, incident_id: int, *, actor: str, role: str, reason: str,
+          ts: datetime | None = None) -> Event:
+    """The commander waives a required approval, with a specific reason, shown forever."""
+
+    def decide(state: IncidentState) -> ev.Waived:
+        policy.check_waiver(state, role, actor, reason)
+        return ev.Waived(role=role, reason=reason.strip(), version=state.to_version)
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def change_target(store: Store, incident_id: int, *, actor: str, to_version: str, reason: str,
+                  ts: datetime | None = None) -> Event:
+    """The commander changes the version being shipped; earlier approvals go stale."""
+
+    def decide(state: IncidentState) -> ev.TargetChanged:
+        policy.check_target_change(state, actor, to_version, reason)
+        return ev.TargetChanged(state.to_version, to_version, reason.strip())
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+# --- the timeline and the console ----------------------------------------------------------------
+
+
+def note(store: Store, incident_id: int, *, actor: str, text: str,
+         ts: datetime | None = None) -> Event:
+    """A note on the timeline, kept exactly as typed."""
+
+    def decide(state: IncidentState) -> ev.Note:
+        policy.check_note(text)
+        return ev.Note(text)
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def open_console(store: Store, incident_id: int, *, user: str, host: str, pid: int,
+                 previous: Lease | None, take_over: bool, reason: str,
+                 ts: datetime | None = None) -> list[Event]:
+    """A commander console opened: the command handover first when it replaced another
+    commander's lease (with the reason a take-over must give), then the opening itself."""
+    events: list[Event] = []
+    if previous is not None and (previous.user, previous.pid) != (user, pid):
+        why = reason.strip() if take_over else "previous commander gone"
+        events.append(store.record(incident_id, user, ev.Handover(
+            previous.user, previous.host, previous.pid, user, host, pid, why), ts))
+    events.append(store.record(incident_id, user, ev.ConsoleOpened(user, host, pid), ts))
+    return events
+
+
+def acknowledge_checklist(store: Store, incident_id: int, *, actor: str,
+                          ts: datetime | None = None) -> Event:
+    """The commander confirms the rollback compatibility checklist (seed 002)."""
+
+    def decide(state: IncidentState) -> ev.ChecklistAcked:
+        policy.check_checklist_ack(state)
+        return ev.ChecklistAcked(list(state.compatibility_checklist))
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def record_gate(store: Store, incident_id: int, *, actor: str, item: str, result: str,
+                detail: str = "", ts: datetime | None = None) -> Event:
+    """A post-emergency checklist item passed, failed or waived."""
+
+    def decide(state: IncidentState) -> ev.GateRecorded:
+        policy.check_gate(state, item, result, detail)
+        return ev.GateRecorded(item, result, detail)
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def close(store: Store, incident_id: int, *, actor: str, reason: str,
+          ts: datetime | None = None) -> Event:
+    """Close the incident; open checklist items are waived by the (required) reason."""
+
+    def decide(state: IncidentState) -> ev.Closed:
+        open_items = policy.check_close(state, reason)
+        return ev.Closed(reason.strip() or "all items done", open_items)
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+# --- the canary and the rollback (journalled before the adapter call) ----------------------------
+
+
+def request_advance(store: Store, incident_id: int, *, actor: str, now: datetime,
+                    overrides: dict[str, str] | None = None) -> Event:
+    """Journal a move to the next stage; every block must be overridden with a reason."""
+
+    def decide(state: IncidentState) -> ev.WeightRequested:
+        records = policy.check_overrides(policy.advance_blocks(state, now), overrides or {})
+        stage = state.next_stage
+        assert stage is not None  # a missing next stage is a block no override lifts
+        return ev.WeightRequested(from_percent=state.canary_percent, to_percent=stage.percent,
+                                  stage_index=stage.index, action="advance", overrides=records)
+
+    return store.record(incident_id, actor, decide, now)
+
+
+def request_immediate(store: Store, incident_id: int, *, actor: str, now: datetime, reason: str,
+                      overrides: dict[str, str] | None = None) -> Event:
+    """Journal the loudly marked "100 % now" (seed 000: for the rarest cases)."""
+
+    def decide(state: IncidentState) -> ev.WeightRequested:
+        policy.check_immediate_reason(state, reason)
+        records = policy.check_overrides(policy.immediate_blocks(state, now), overrides or {})
+        final = state.plan[-1].index if state.plan else 0
+        return ev.WeightRequested(from_percent=state.canary_percent, to_percent=100,
+                                  stage_index=final, action="immediate", overrides=records,
+                                  reason=reason.strip())
+
+    return store.record(incident_id, actor, decide, now)
+
+
+def request_abort(store: Store, incident_id: int, *, actor: str, now: datetime,
+                  reason: str = "") -> Event:
+    """Journal sending all traffic back to the stable track (weight 0; not a rollback)."""
+
+    def decide(state: IncidentState) -> ev.WeightRequested:
+        blocks = policy.abort_blocks(state)
+        if blocks:
+            raise policy.Refused(f"cannot abort: {blocks[0].words}")
+        return ev.WeightRequested(from_percent=state.canary_percent, to_percent=0,
+                                  stage_index=-1, action="abort", reason=reason)
+
+    return store.record(incident_id, actor, decide, now)
+
+
+def request_rollback(store: Store, incident_id: int, *, actor: str, now: datetime, reason: str,
+                     automatic: bool = False) -> Event:
+    """Journal a rollback to the stable version before the deployer is called."""
+
+    def decide(state: IncidentState) -> ev.RollbackRequested:
+        blocks = policy.rollback_blocks(state)
+        if blocks:
+            raise policy.Refused(f"cannot roll back: {blocks[0].words}")
+        return ev.RollbackRequested(
+            target=state.rollback_target, from_version=state.to_version,
+            weight=state.canary_percent, automatic=automatic,
+            reason=reason or ("sustained guardrail breach" if automatic else "commander"))
+
+    return store.record(incident_id, actor, decide, now)
