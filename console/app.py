@@ -31,7 +31,7 @@ from console.config import Config
 from console.engine import Engine
 from console.model import Event, format_incident_id, format_ts
 from console.state import IncidentState
-from console.store import Lease, Store, TimelineRows
+from console.store import ChainProblem, ChainWalk, Lease, Store, TimelineRows
 from widgets.approvals import ApprovalsPane
 from widgets.canary import CanaryPane
 from widgets.checklist import ChecklistPane
@@ -92,6 +92,17 @@ class WarroomApp(App[int]):
             super().__init__()
             self.snapshot = snapshot
 
+    class ChainChecked(Message):
+        """The background verification got this far (``problem``: where the chain broke)."""
+
+        def __init__(self, verified_to: int, checked: int, at_head: bool,
+                     problem: ChainProblem | None) -> None:
+            super().__init__()
+            self.verified_to = verified_to
+            self.checked = checked
+            self.at_head = at_head
+            self.problem = problem
+
     class PollDone(Message):
         def __init__(self, readings: list[dict[str, Any]], lost_lease: bool) -> None:
             super().__init__()
@@ -119,6 +130,10 @@ class WarroomApp(App[int]):
         self._readings: list[dict[str, Any]] = []
         self._last_export: Path | None = None
         self._store_trouble = False
+        self._chain_walk: ChainWalk | None = None
+        self._chain_at_head = False
+        self._chain_verifying = False
+        self._chain_problem: ChainProblem | None = None
         self.title = f"warroom {format_incident_id(incident_id)}"
 
     # --- layout ----------------------------------------------------------------------------------
@@ -252,12 +267,69 @@ class WarroomApp(App[int]):
                                     up_to_id=rows.up_to_id)
             elif snapshot.events:
                 self.timeline.append_events(snapshot.events)
+            # Verification starts once the first rows are on screen (opening never waits for
+            # it), then follows the new events as they arrive.
+            if self._chain_walk is None or (self._chain_at_head and not self._chain_verifying):
+                self._verify_chain()
             self._samples = snapshot.samples
             self._render_panes()
             self._render_graphs()
         self._render_header()
         if self.live and snapshot.from_loop:
             self.set_timer(STORE_WATCH_S, self._watch_store)
+
+    # --- the chain, verified in the background: opening never waits for it ---------------------
+
+    def _verify_chain(self) -> None:
+        if self._chain_problem is not None or self._chain_verifying:
+            return
+        self._chain_verifying = True
+        if not self._chain_at_head:
+            self.timeline.chain = "verifying chain…"
+        self._walk_chain()
+
+    @work(thread=True, group="chain-verify", exit_on_error=False)
+    def _walk_chain(self) -> None:
+        walk = self._chain_walk
+        if walk is None:  # its own connection: a long walk never holds up the store-watch
+            walk = self._chain_walk = ChainWalk(Store(self.store_path, readonly=True),
+                                                self.incident_id)
+        while True:
+            at_head = walk.step()
+            self.post_message(self.ChainChecked(walk.last_id, walk.checked, at_head,
+                                                walk.problem))
+            if at_head:
+                return
+
+    @on(ChainChecked)
+    def _chain_checked(self, message: ChainChecked) -> None:
+        problem = message.problem
+        if message.at_head:
+            self._chain_verifying = False
+            self._chain_at_head = True
+        if problem is None:
+            self.timeline.chain = (f"chain ✓ verified to #{message.verified_to:,}"
+                                   if message.at_head else
+                                   f"verifying chain… {message.checked:,} events ✓")
+            return
+        if self._chain_problem is not None:
+            return
+        self._chain_problem = problem
+        where = f"#{problem.event_id}" if problem.event_id is not None else "the record"
+        self.timeline.chain = f"CHAIN BROKEN at {where} — the record was edited"
+        self.header.chain_broken_at = where
+        self.notify(f"CHAIN BROKEN at {where} — the record was edited: {problem.message}. "
+                    "The console keeps working (a rollback is never blocked); the break is "
+                    "recorded.", title="Record integrity", severity="error", timeout=60,
+                    markup=False)
+        if self.engine is not None:
+            self._record_chain_break(problem, message.verified_to)
+
+    @work(thread=True, group="canary-action", exit_on_error=False)
+    def _record_chain_break(self, problem: ChainProblem, verified_to: int) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.record_chain_break(problem.event_id, problem.message, verified_to)
 
     # --- the timeline's window: pages and filters are queries, read off the UI thread ------------
 
@@ -419,6 +491,16 @@ class WarroomApp(App[int]):
                 self._reader = None
             if self.live:
                 self.set_timer(1.0, self._watch_store)
+            return
+        if group == "chain-verify":
+            # Verification could not read (a locked or vanished file): say so, start over later.
+            self._chain_verifying = False
+            self._chain_at_head = True
+            if self._chain_walk is not None:
+                with contextlib.suppress(Exception):
+                    self._chain_walk.store.close()
+                self._chain_walk = None
+            self.timeline.chain = "chain not verified (the database could not be read)"
             return
         if isinstance(error, policy.Refused):
             self.notify(str(error), severity="warning", timeout=10, markup=False)
@@ -675,9 +757,10 @@ class WarroomApp(App[int]):
                               timeout=20, markup=False)
 
     def on_unmount(self) -> None:
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                self._reader.close()
+        for store in (self._reader, self._chain_walk.store if self._chain_walk else None):
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.close()
 
 
 def _css_id(name: str) -> str:

@@ -8,6 +8,7 @@ only by ``demo``, ``open`` and ``watch``, so every other command starts fast.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("id")
     export.add_argument("--format", choices=["pir", "comms", "json"], default="pir")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    export.add_argument("--allow-broken", action="store_true",
+                        help="export a record whose chain fails verification (the export says so)")
 
     verify = command("verify", "re-walk an incident's hash chain")
     verify.add_argument("id")
@@ -292,20 +295,43 @@ def _one_line(text: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from console.export import render
+    import tempfile
+
+    from console.export import BrokenChain, export
 
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
+    name = format_incident_id(incident_id)
+    target = Path(args.output) if args.output else None
+    # Written whole or not at all: to a temporary file first (beside the target, so the final
+    # rename is atomic), because the chain is verified while the export is written.
+    directory = target.resolve().parent if target else None
+    handle, partial_name = tempfile.mkstemp(dir=directory, prefix=".warroom-export-")
+    partial = Path(partial_name)
     with _open_store(args, config, readonly=True) as store:
-        events = store.require_events(incident_id)
-        samples = {name: store.samples(incident_id, name)
-                   for name in store.series_names(incident_id)}
-    text = render(args.format, events, config=config, samples=samples, now=utcnow())
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"{format_incident_id(incident_id)}: {args.format} written to {args.output}")
-    else:
-        sys.stdout.write(text)
+        try:
+            with open(handle, "w", encoding="utf-8") as out:
+                checked, problem = export(args.format, store, incident_id, out, config=config,
+                                          now=utcnow(), allow_broken=args.allow_broken)
+            if target is not None:
+                partial.replace(target)
+            else:
+                with partial.open(encoding="utf-8") as written:
+                    shutil.copyfileobj(written, sys.stdout)
+        except BrokenChain as broken:
+            where = (f"#{broken.problem.event_id}" if broken.problem.event_id is not None
+                     else "the record")
+            raise UsageError(f"{name}: chain BROKEN at {where}: {broken.problem.message}; "
+                             "export refused (--allow-broken exports it with the break printed "
+                             "in it)") from None
+        finally:
+            partial.unlink(missing_ok=True)
+    if problem is not None:
+        _print_err(f"warroom: warning: {name}: chain BROKEN: {problem.message} (exported with "
+                   "--allow-broken; the export says so)")
+    if target is not None:
+        print(f"{name}: {args.format} written to {target} ({checked:,} events, chain "
+              f"{'BROKEN' if problem else 'verified'})")
     return 0
 
 

@@ -182,6 +182,16 @@ class Engine:
                                                     actor=self.actor, reason=reason,
                                                     ts=self.now()))
 
+    def record_chain_break(self, event_id: int | None, message: str, verified_to: int) -> None:
+        """Verification found the record edited: put the break in the record itself, once
+        (never blocking anything: a damaged record must not stop the emergency)."""
+        where = f"#{event_id}" if event_id is not None else "the record"
+        with self._lock:
+            self.refresh()
+            if any(b.startswith(f"{where}:") for b in self._state.chain_breaks):
+                return
+            self._record(ev.ChainBroken(event_id, message, verified_to), actor=SYSTEM_ACTOR)
+
     # --- rollback preflight ----------------------------------------------------------------------
 
     def preflight(self) -> Event:

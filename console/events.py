@@ -381,6 +381,17 @@ class NotifyFailed(Payload):
 
 
 @dataclass(slots=True)
+class ChainBroken(Payload):
+    """Verification found the record edited (where, and how far it held): recorded once, so
+    the break is part of the record itself."""
+
+    KIND: ClassVar[str] = Kind.CHAIN_BROKEN
+    event_id: int | None = None
+    message: str = ""
+    verified_to: int = 0
+
+
+@dataclass(slots=True)
 class Unknown(Payload):
     """A kind this code does not know (a newer warroom wrote it): kept, counted, shown raw."""
 
@@ -396,7 +407,7 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     WeightSet, WeightFailed, GuardrailChanged, GuardrailAction, RollbackRequested,
     RollbackStarted, RollbackProgress, RollbackCompleted, RollbackFailed, VerificationStarted,
     RollbackVerified, RollbackNotVerified, GateRecorded, Reconciled, Closed, Notified,
-    NotifyFailed,
+    NotifyFailed, ChainBroken,
 )
 BY_KIND: dict[str, type[Payload]] = {cls.KIND: cls for cls in PAYLOAD_TYPES}
 

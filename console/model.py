@@ -112,6 +112,8 @@ class Kind(StrEnum):
     NOTIFIED = "notification_sent"
     # {message, error}
     NOTIFY_FAILED = "notification_failed"
+    # {event_id, message, verified_to}  verification found the record edited; recorded once
+    CHAIN_BROKEN = "chain_broken"
 
 
 #: Events a person reads as warnings in the timeline.
@@ -126,6 +128,7 @@ LOUD_KINDS = frozenset(
         Kind.GUARDRAIL_ACTION,
         Kind.HANDOVER,
         Kind.NOTIFY_FAILED,
+        Kind.CHAIN_BROKEN,
     }
 )
 
@@ -333,4 +336,7 @@ def describe(event: Event) -> str:
         return f"Chat notified: {_p(p, 'message')}"
     if kind == Kind.NOTIFY_FAILED:
         return f"Chat notification FAILED ({_p(p, 'error')}): {_p(p, 'message')}"
+    if kind == Kind.CHAIN_BROKEN:
+        return (f"CHAIN BROKEN at #{_p(p, 'event_id', '?')} — the record was edited: "
+                f"{_p(p, 'message')}")
     return f"{kind}: {p}"

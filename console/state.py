@@ -175,6 +175,7 @@ class IncidentState:
     gates: dict[str, GateResult] = field(default_factory=dict)
     notes: int = 0
     warnings: list[str] = field(default_factory=list)
+    chain_breaks: list[str] = field(default_factory=list)  # as recorded: "#N: what was found"
     handovers: int = 0
     closed: bool = False
     closed_ts: datetime | None = None
@@ -510,6 +511,11 @@ def _gate(state: IncidentState, event: Event, p: ev.GateRecorded) -> None:
     state.gates[p.item] = GateResult(p.item, p.result, p.detail, event.ts, event.actor)
 
 
+def _chain_broken(state: IncidentState, event: Event, p: ev.ChainBroken) -> None:
+    where = f"#{p.event_id}" if p.event_id is not None else "the record"
+    state.chain_breaks.append(f"{where}: {p.message}")
+
+
 def _closed(state: IncidentState, event: Event, p: ev.Closed) -> None:
     state.closed = True
     state.closed_ts = event.ts
@@ -543,6 +549,7 @@ _HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.ROLLBACK_NOT_VERIFIED: _rollback_verdict,
     Kind.GATE_RECORDED: _gate,
     Kind.CLOSED: _closed,
+    Kind.CHAIN_BROKEN: _chain_broken,
 }
 
 

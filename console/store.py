@@ -575,6 +575,22 @@ class Store:
                 raise StoreError(f"cannot read {self.path}: {error}") from None
         return TimelineRows(rows, int(head[1]), tail, int(head[0]), anchor)
 
+    def iter_rows(self, incident_id: int, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Every event of the incident as its stored row (id, incident_id, ts, kind, actor,
+        payload JSON, prev_hash, hash), oldest first, read ``chunk`` rows at a time."""
+        after = 0
+        while True:
+            rows = self._chain_rows(incident_id, after, chunk)
+            yield from rows
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
+
+    def iter_events(self, incident_id: int, chunk: int = 5000) -> Iterator[Event]:
+        """Every event of the incident, oldest first, without holding them all."""
+        for row in self.iter_rows(incident_id, chunk):
+            yield _event_from_row(row)
+
     def require_events(self, incident_id: int) -> list[Event]:
         events = self.events(incident_id)
         if not events:
@@ -603,45 +619,25 @@ class Store:
 
     def verify(self, incident_id: int) -> tuple[int, ChainProblem | None]:
         """Re-walk an incident's chain; returns (events checked, first problem or None)."""
-        rows = self._read(
+        walk = ChainWalk(self, incident_id)
+        while not walk.step():
+            pass
+        return walk.checked, walk.problem
+
+    def _chain_rows(self, incident_id: int, after_id: int,
+                    limit: int) -> list[tuple[Any, ...]]:
+        return self._read(
             "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            "WHERE incident_id = ? ORDER BY id",
-            (incident_id,),
+            "WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (incident_id, after_id, limit),
         )
-        if not rows:
-            if self.has_incident(incident_id):
-                return 0, ChainProblem(None, "the incident has no events: its declaration was "
-                                             "removed")
-            raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {self.path}")
-        expected_prev = GENESIS_HASH
-        for index, (event_id, inc, ts, kind, actor, payload, prev_hash, digest) in enumerate(rows):
-            where = f"event #{event_id} ({kind} at {ts})"
-            if index == 0 and kind != Kind.DECLARED:
-                return index, ChainProblem(event_id, f"{where} is first, but the chain must start "
-                                                     "with the declaration: events were removed")
-            if prev_hash != expected_prev:
-                return index, ChainProblem(
-                    event_id,
-                    f"{where} does not follow the event before it: an event was removed or "
-                    "inserted just before it",
-                )
-            try:
-                recomputed = event_hash(prev_hash, event_id, inc, ts, kind, actor, payload)
-            except ValueError:
-                recomputed = ""
-            if recomputed != digest:
-                return index, ChainProblem(
-                    event_id, f"{where} was edited: its content no longer matches its hash"
-                )
-            expected_prev = digest
+
+    def _triggers_intact(self) -> bool:
         triggers = self._read(
             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
             "AND name LIKE 'events_are_append_only_%'"
         )[0][0]
-        if triggers != 2:
-            return len(rows), ChainProblem(None, "the append-only triggers were removed from "
-                                                 "the database")
-        return len(rows), None
+        return bool(triggers == 2)
 
     # --- samples ---------------------------------------------------------------------------------
 
@@ -737,6 +733,95 @@ class Store:
         with self._write() as conn:
             conn.execute("DELETE FROM leases WHERE incident_id = ? AND token = ?",
                          (lease.incident_id, lease.token))
+
+
+class ChainChecker:
+    """Checks an incident's stored rows one by one, oldest first: each follows the one before
+    and still matches its hash. Stops at the first problem (:attr:`problem`)."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+        self.last_id = 0
+        self.last_hash = GENESIS_HASH
+        self.problem: ChainProblem | None = None
+
+    def check(self, row: tuple[Any, ...]) -> bool:
+        """Check the next stored row; False once the chain is broken (at this row or before)."""
+        if self.problem is not None:
+            return False
+        event_id, inc, ts, kind, actor, payload, prev_hash, digest = row
+        if (self.checked and prev_hash == self.last_hash
+                and event_hash(prev_hash, event_id, inc, ts, kind, actor, payload) == digest):
+            self.checked += 1  # the common case, first and cheapest
+            self.last_id = event_id
+            self.last_hash = digest
+            return True
+        where = f"event #{event_id} ({kind} at {ts})"
+        if self.checked == 0 and kind != Kind.DECLARED:
+            self.problem = ChainProblem(event_id, f"{where} is first, but the chain must start "
+                                                  "with the declaration: events were removed")
+        elif prev_hash != self.last_hash:
+            self.problem = ChainProblem(event_id, f"{where} does not follow the event before "
+                                                  "it: an event was removed or inserted just "
+                                                  "before it")
+        elif event_hash(prev_hash, event_id, inc, ts, kind, actor, payload) != digest:
+            self.problem = ChainProblem(event_id, f"{where} was edited: its content no longer "
+                                                  "matches its hash")
+        else:
+            self.checked += 1
+            self.last_id = event_id
+            self.last_hash = digest
+            return True
+        return False
+
+    def finish(self, store: Store, incident_id: int) -> ChainProblem | None:
+        """At the head: what is wrong beyond the rows (no events at all, triggers removed)."""
+        if self.problem is None and self.checked == 0:
+            if not store.has_incident(incident_id):
+                raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in "
+                                      f"{store.path}")
+            self.problem = ChainProblem(None, "the incident has no events: its declaration was "
+                                              "removed")
+        if self.problem is None and not store._triggers_intact():
+            self.problem = ChainProblem(None, "the append-only triggers were removed from the "
+                                              "database")
+        return self.problem
+
+
+class ChainWalk:
+    """Verifies an incident's chain a step at a time, so a console can verify a long record in
+    the background (and then each new event as it arrives) and say how far it got."""
+
+    def __init__(self, store: Store, incident_id: int) -> None:
+        self.store = store
+        self.incident_id = incident_id
+        self._checker = ChainChecker()
+
+    @property
+    def checked(self) -> int:
+        return self._checker.checked
+
+    @property
+    def last_id(self) -> int:
+        return self._checker.last_id
+
+    @property
+    def problem(self) -> ChainProblem | None:
+        return self._checker.problem
+
+    def step(self, limit: int = 20_000) -> bool:
+        """Check up to ``limit`` more events; True once the walk is at the head (or broken)."""
+        checker = self._checker
+        if checker.problem is not None:
+            return True
+        rows = self.store._chain_rows(self.incident_id, checker.last_id, limit)
+        for row in rows:
+            if not checker.check(row):
+                return True
+        if len(rows) < limit:
+            checker.finish(self.store, self.incident_id)
+            return True
+        return False
 
 
 def _payload_dict(payload: Payload | dict[str, Any]) -> dict[str, Any]:

@@ -111,6 +111,7 @@ class IncidentHeader(Widget):
         "incident-header--mode-commander",
         "incident-header--mode-watching",
         "incident-header--closed",
+        "incident-header--chain-broken",
     }
 
     DEFAULT_CSS = """
@@ -140,6 +141,9 @@ class IncidentHeader(Widget):
             background: $warning; color: $text; text-style: bold;
         }
         & > .incident-header--closed { background: $success-muted; color: $text; text-style: bold; }
+        & > .incident-header--chain-broken {
+            background: $error; color: $text; text-style: bold;
+        }
     }
     """
 
@@ -156,6 +160,9 @@ class IncidentHeader(Widget):
     """``COMMANDER`` or ``WATCHING``."""
     heartbeat_age_s: reactive[float | None] = reactive(None)
     """Seconds since the commander's last heartbeat (shown to watchers), or ``None``."""
+    chain_broken_at: reactive[str | None] = reactive(None)
+    """Where verification found the record edited (``#N``), shown loudly; ``None`` while the
+    chain holds."""
 
     def __init__(
         self,
@@ -228,6 +235,10 @@ class IncidentHeader(Widget):
         style = "mode-watching" if mode == "WATCHING" else "mode-commander"
         short = {"COMMANDER": "CMDR", "WATCHING": "WATCH"}.get(mode, mode[:5])
         badges = [_Part("mode", f" {mode} ", style, short=f" {short} ")]
+        if self.chain_broken_at is not None:
+            where = printable(self.chain_broken_at)
+            badges.append(_Part("chain", f" CHAIN BROKEN at {where} ", "chain-broken",
+                                short=f" CHAIN BROKEN {where} "))
         if self.state is not None and self.state.closed:
             badges.append(_Part("closed", " CLOSED ", "closed"))
         return badges

@@ -177,6 +177,11 @@ class Timeline(ScrollView, can_focus=True):
         &:focus {
             border: round $border;
         }
+        &.-chain-broken {
+            border: heavy $error;
+            border-title-color: $error;
+            border-title-style: bold;
+        }
         & > .timeline--time { color: $text-muted; }
         & > .timeline--actor { color: $text-accent; }
         & > .timeline--action { color: $text-primary; }
@@ -206,6 +211,9 @@ class Timeline(ScrollView, can_focus=True):
 
     follow: reactive[bool] = reactive(True, init=False)
     """Keep the newest event in view. Scrolling up clears it; End or reaching the bottom sets it."""
+    chain: reactive[str] = reactive("", init=False)
+    """How far the record's hash chain is verified, for the border title (``chain ✓ to #N``,
+    ``verifying chain…``, ``CHAIN BROKEN at #N``); empty: not shown."""
 
     @dataclass
     class FilterChanged(Message):
@@ -532,6 +540,10 @@ class Timeline(ScrollView, can_focus=True):
         # ``force``: the scrollbar that allows scrolling appears only at the next layout.
         if self.is_mounted:
             self.scroll_to(y=self.max_scroll_y, animate=False, force=True)
+
+    def watch_chain(self, chain: str) -> None:
+        self.border_title = f"Timeline · {chain}" if chain else self.BORDER_TITLE
+        self.set_class(chain.startswith("CHAIN BROKEN"), "-chain-broken")
 
     def on_mount(self) -> None:
         """Start on the newest event when following."""

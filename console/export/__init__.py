@@ -1,34 +1,107 @@
 """Exports of an incident: the PIR (markdown), communication drafts, and JSON.
 
-``render(fmt, events, ...)`` is the one entry point the CLI and the console use.
+``export(fmt, store, incident_id, out, ...)`` writes one incident from the store while reading it
+(the CLI and the console use it); ``render(fmt, events, ...)`` renders events held in memory
+(tests, and the PIR and comms renderers underneath).
+
+A record that failed verification is exported only when asked (``warroom export
+--allow-broken``), and then says so where nobody can miss it: at the top of the PIR and the
+comms, and as ``chain`` in the JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from console.config import Config
     from console.model import Event
+    from console.store import ChainProblem, Store
 
 Samples = dict[str, list[tuple[float, float | None]]]
+FORMATS = ("pir", "comms", "json")
 
 
 def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
-           samples: Samples | None = None, now: datetime | None = None) -> str:
+           samples: Samples | None = None, now: datetime | None = None,
+           chain_problem: ChainProblem | None = None) -> str:
     """Render ``events`` (one incident, oldest first) as ``pir``, ``comms`` or ``json``."""
-    if fmt == "pir":
-        from console.export.pir import render_pir
-
-        return render_pir(events, config=config, samples=samples or {}, now=now)
-    if fmt == "comms":
-        from console.export.comms import render_comms
-
-        return render_comms(events, config=config, samples=samples or {}, now=now)
     if fmt == "json":
         from console.export.jsonexport import render_json
 
-        return render_json(events)
-    raise ValueError(f"unknown export format {fmt!r} (pir, comms, json)")
+        return render_json(events, chain_problem)
+    if fmt == "pir":
+        from console.export.pir import render_pir
+
+        text = render_pir(events, config=config, samples=samples or {}, now=now)
+    elif fmt == "comms":
+        from console.export.comms import render_comms
+
+        text = render_comms(events, config=config, samples=samples or {}, now=now)
+    else:
+        raise ValueError(f"unknown export format {fmt!r} (pir, comms, json)")
+    return text if chain_problem is None else _with_break(text, chain_problem)
+
+
+def export(fmt: str, store: Store, incident_id: int, out: TextIO, *,
+           config: Config | None = None, now: datetime | None = None,
+           allow_broken: bool = False) -> tuple[int, ChainProblem | None]:
+    """Write one incident from ``store`` to ``out`` as ``fmt``, verifying its chain as it is
+    read; returns (events checked, the first problem or None).
+
+    A broken chain raises :class:`BrokenChain` unless ``allow_broken`` (the caller discards what
+    was written: export to a temporary file); allowed, the export says where it broke.
+    """
+    from console.store import ChainChecker
+
+    checker = ChainChecker()
+    if fmt == "json":
+        from console.export.jsonexport import write_json
+
+        def verified(rows: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+            for row in rows:
+                checker.check(row)
+                yield row
+
+        def chain() -> ChainProblem | None:
+            problem = checker.finish(store, incident_id)
+            if problem is not None and not allow_broken:
+                raise BrokenChain(problem)
+            return problem
+
+        write_json(out, store.state(incident_id), verified(store.iter_rows(incident_id)), chain)
+        return checker.checked, checker.problem
+    for row in store.iter_rows(incident_id):
+        if not checker.check(row):
+            break
+    problem = checker.finish(store, incident_id)
+    if problem is not None and not allow_broken:
+        raise BrokenChain(problem)
+    events = store.require_events(incident_id)
+    samples = {name: store.samples(incident_id, name) for name in store.series_names(incident_id)}
+    out.write(render(fmt, events, config=config, samples=samples, now=now,
+                     chain_problem=problem))
+    return checker.checked, problem
+
+
+class BrokenChain(Exception):
+    """The record failed verification and the export was not asked for anyway."""
+
+    def __init__(self, problem: ChainProblem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _with_break(text: str, problem: ChainProblem) -> str:
+    """The loud notice of a broken chain, right under the document's title."""
+    from console.export.pir import md_inline
+
+    where = f"#{problem.event_id}" if problem.event_id is not None else "the record"
+    notice = (f"> **⚠ CHAIN BROKEN at {where} — the record was edited.** "
+              f"{md_inline(problem.message, '> ')}. "
+              "This document was exported with `--allow-broken` from a record that failed "
+              "verification: facts after the break cannot be trusted.")
+    title, _, rest = text.partition("\n")
+    return f"{title}\n\n{notice}\n{rest}"

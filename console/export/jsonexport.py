@@ -1,33 +1,43 @@
 """The JSON export of an incident: the contract scripts and status bars rely on (DESIGN.md).
 
-One object, indented by 2, UTF-8 kept as is, ending with a newline:
+One object, UTF-8 kept as is, ending with a newline:
 
 - ``incident``: ``id`` (``INC-n``), ``title``, ``priority``, ``category``, ``service``,
   ``from_version``, ``to_version``, ``commander`` (the commander at the last event);
 - ``state``: :func:`console.state.state_json` of the fold — at least ``canary_percent`` (int),
   ``rollback_status`` (one of :data:`console.model.ROLLBACK_STATUSES`), ``approvals`` (list of
   ``{role, user, kind, stale, ...}``) and ``guardrails`` (list of ``{name, status, ...}``);
-- ``events``: every event as :meth:`console.model.Event.to_json` gives it (``id``, ``ts``,
-  ``kind``, ``actor``, ``payload``, ``hash``, ...), oldest first.
+- ``events``: every event with ``id``, ``incident``, ``ts``, ``kind``, ``actor``, ``payload``,
+  ``prev_hash`` and ``hash``, oldest first, **one per line** (``grep`` and ``jq`` friendly);
+- ``chain``, last (only when the record failed verification and the export was asked for anyway
+  with ``--allow-broken``): ``{intact: false, event_id, problem}``.
 
-Numbers JSON cannot carry (NaN, ±Inf) become ``null``, so the output is always valid JSON.
+``incident`` and ``state`` are indented by 2. The events are written while they are read from
+the store, each from its stored bytes: the payload is the stored canonical JSON, spliced in, never
+parsed and re-serialised, so exporting 100,000 events costs little more than reading them.
+Numbers JSON cannot carry (NaN, ±Inf) are never stored; in the state they become ``null``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
 
-from console.model import Event
-from console.state import fold, state_json
-from console.store import json_safe
+from console.model import Event, format_incident_id, format_ts
+from console.state import IncidentState, fold, state_json
+from console.store import ChainProblem, canonical_json, json_safe
+
+#: JSON's string encoder without ensure_ascii (C where available): UTF-8 kept as is.
+_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+#: An event as stored: id, incident id, ts, kind, actor, payload JSON, prev_hash, hash.
+Row = tuple[int, int, str, str, str, str, str, str]
 
 
-def export_document(events: Sequence[Event]) -> dict[str, Any]:
-    """The export as a dict (what :func:`render_json` serialises)."""
-    state = fold(events)
-    return {
+def head_document(state: IncidentState) -> dict[str, Any]:
+    """Everything but the events: the incident and the folded state."""
+    document: dict[str, Any] = {
         "incident": {
             "id": state.id_text,
             "title": state.title,
@@ -39,11 +49,59 @@ def export_document(events: Sequence[Event]) -> dict[str, Any]:
             "commander": state.commander,
         },
         "state": state_json(state),
-        "events": [event.to_json() for event in events],
     }
+    return json_safe(document)  # type: ignore[no-any-return]
 
 
-def render_json(events: Sequence[Event]) -> str:
+def event_line(row: Row) -> str:
+    """One event as its export line, from its stored columns (the payload spliced in)."""
+    event_id, incident_id, ts, kind, actor, payload, prev_hash, digest = row
+    return (f'    {{"id":{event_id},"incident":"{format_incident_id(incident_id)}",'
+            f'"ts":{_string(ts)},"kind":{_string(kind)},"actor":{_string(actor)},'
+            f'"payload":{payload},"prev_hash":{_string(prev_hash)},"hash":{_string(digest)}}}')
+
+
+def write_json(out: TextIO, state: IncidentState, rows: Iterable[Row],
+               chain: Callable[[], ChainProblem | None] | ChainProblem | None = None) -> None:
+    """Write the export: the head, each event as it comes, then — when the chain is broken —
+    where (``chain``: the problem, or what says it once every row was read and checked)."""
+    head = json.dumps(head_document(state), indent=2, ensure_ascii=False, allow_nan=False)
+    out.write(head[:-2])  # without the closing "\n}"
+    out.write(',\n  "events": [\n')
+    batch: list[str] = []
+    first = True
+    for row in rows:
+        batch.append(event_line(row))
+        if len(batch) == 2000:  # a few large writes rather than 200,000 small ones
+            out.write(("" if first else ",\n") + ",\n".join(batch))
+            batch, first = [], False
+    if batch:
+        out.write(("" if first else ",\n") + ",\n".join(batch))
+    out.write("\n  ]")
+    problem = chain() if callable(chain) else chain
+    if problem is not None:
+        broken = {"intact": False, "event_id": problem.event_id, "problem": problem.message}
+        out.write(',\n  "chain": ' + json.dumps(broken, ensure_ascii=False))
+    out.write("\n}\n")
+
+
+def event_row(event: Event) -> Row:
+    """An event held in memory as the row it is stored as."""
+    return (event.id, event.incident_id, format_ts(event.ts), str(event.kind), event.actor,
+            canonical_json(json_safe(event.payload)), event.prev_hash, event.hash)
+
+
+def export_document(events: Sequence[Event]) -> dict[str, Any]:
+    """The export as a dict (the events as :meth:`Event.to_json` gives them)."""
+    document = head_document(fold(events))
+    document["events"] = [json_safe(event.to_json()) for event in events]
+    return document
+
+
+def render_json(events: Sequence[Event], chain_problem: ChainProblem | None = None) -> str:
     """One incident (its events, oldest first) as the JSON export."""
-    document = json_safe(export_document(events))
-    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    import io
+
+    out = io.StringIO()
+    write_json(out, fold(events), (event_row(event) for event in events), chain_problem)
+    return out.getvalue()

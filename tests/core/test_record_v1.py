@@ -75,10 +75,14 @@ def test_old_record_folds_to_the_states_it_had(db: Path) -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_old_record_exports_exactly_as_before(db: Path, incident_id: int, fmt: str) -> None:
     golden = _golden(incident_id, fmt)
+    # The JSON's layout changed on purpose (one event per line, written while it is read): its
+    # contract is the names and the values, which must be exactly what they were.
+    same = ((lambda text: json.loads(text) == json.loads(golden)) if fmt == "json"
+            else (lambda text: text == golden))
     with Store(db) as store:  # opened as a commander would: migrated if the schema moved on
-        assert _render(store, incident_id, fmt) == golden
+        assert same(_render(store, incident_id, fmt))
     with Store(db, readonly=True) as reader:  # and read-only after that, as a watcher
-        assert _render(reader, incident_id, fmt) == golden
+        assert same(_render(reader, incident_id, fmt))
 
 
 def test_old_record_json_export_through_the_command(db: Path, run_warroom) -> None:  # type: ignore[no-untyped-def]
