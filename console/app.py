@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from adapters.base import Clock
 from console import policy
+from console.actions import ACTIONS, COMMANDER_ONLY, palette_order
 from console.config import Config
 from console.engine import Engine
 from console.model import Event, format_incident_id, format_ts
@@ -43,9 +44,8 @@ from widgets.timeline import Timeline
 
 COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
-#: Actions only a commander may take; a watcher's console neither shows nor runs them.
-COMMANDER_ACTIONS = frozenset({"advance", "immediate", "abort", "rollback", "note", "ack_checklist",
-                               "preflight", "close_incident"})
+#: The worker groups that run a commander's action (a dialog waits for them to land).
+ACTION_GROUPS = frozenset({"canary-action", "rollback"})
 STORE_WATCH_S = 0.25
 #: New events pushed to the timeline in one snapshot at most; beyond it the timeline is reset
 #: to its newest rows (a burst of thousands is read as a window, not one by one).
@@ -72,19 +72,11 @@ class WarroomApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "warroom"
     ENABLE_COMMAND_PALETTE = True
+    # Made from the one table of actions (console/actions.py): footer, palette and help too.
     BINDINGS: ClassVar[list[Any]] = [
-        Binding("a", "advance", "Advance"),
-        Binding("x", "abort", "Abort"),
-        Binding("R", "rollback", "ROLLBACK"),
-        Binding("n", "note", "Note"),
-        Binding("e", "export", "Export", tooltip="Write the post-incident review (PIR) to a file"),
-        Binding("c", "ack_checklist", "Ack checklist", show=False),
-        Binding("p", "preflight", "Preflight", show=False),
-        Binding("exclamation_mark", "immediate", "100% now", show=False),
-        Binding("g", "detail", "Guardrail detail", show=False),
-        Binding("C", "close_incident", "Close", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
+        Binding(action.key, action.name, action.label, show=action.footer,
+                tooltip=action.description)
+        for action in ACTIONS
     ]
 
     class Snapshot(Message):
@@ -134,6 +126,10 @@ class WarroomApp(App[int]):
         self._chain_at_head = False
         self._chain_verifying = False
         self._chain_problem: ChainProblem | None = None
+        # Commander actions under way (in workers), and keys pressed meanwhile: a dialog is
+        # built only once the action before it has landed, from the state it left.
+        self._in_flight: set[Worker[None]] = set()
+        self._deferred: list[str] = []
         self.title = f"warroom {format_incident_id(incident_id)}"
 
     # --- layout ----------------------------------------------------------------------------------
@@ -182,29 +178,25 @@ class WarroomApp(App[int]):
         self.screen.set_class(height < 30, "-short")
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """The command palette offers the console's actions too (the commander's only to them)."""
+        """The command palette offers the console's actions too, from the table (the
+        commander's only to them), the safe ones first and the dangerous last."""
+        for action in palette_order():
+            if action.name != "quit" and self.check_action(action.name, ()):
+                title = f"⚠ {action.label}" if action.danger else action.label
+                yield SystemCommand(title, action.description,
+                                    getattr(self, f"action_{action.name}"))
         yield from super().get_system_commands(screen)
-        commands = [
-            ("advance", "Advance the canary", "To the next stage; blocks are stated, overrides "
-             "need a reason"),
-            ("rollback", "Roll back", "To the stable version, with a confirmation; then verified"),
-            ("abort", "Abort the canary", "Weight to 0% (not a rollback)"),
-            ("immediate", "100% immediately", "Skip the remaining stages: the rarest cases only"),
-            ("note", "Add a note", "To the timeline"),
-            ("ack_checklist", "Acknowledge the compatibility checklist", "Seed 002, before the "
-             "first stage"),
-            ("preflight", "Run the rollback preflight", "Read-only check of the deployer"),
-            ("close_incident", "Close the incident", "After the post-emergency checklist"),
-            ("export", "Export the PIR", "Write the post-incident review to a file"),
-            ("detail", "Guardrail detail", "Resolved queries, raw values, last errors"),
-            ("help", "Help", "Every key and what it does"),
-        ]
-        for action, title, help_text in commands:
-            if self.check_action(action, ()):
-                yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in COMMANDER_ACTIONS and self.mode != COMMANDER)
+        return not (action in COMMANDER_ONLY and self.mode != COMMANDER)
+
+    def _when_idle(self, name: str) -> bool:
+        """False, and the key kept for later, while a commander action is still landing: the
+        dialog it opens must be built from the state that action leaves, not from before it."""
+        if self._in_flight:
+            self._deferred.append(name)
+            return False
+        return True
 
     # --- reading the store (one path for commander and watchers) ---------------------------------
 
@@ -401,10 +393,13 @@ class WarroomApp(App[int]):
         self.approvals.display = not checklist_on
         if checklist_on:
             self.checklist.show(state, now, can_act=can_act)
-        if appears and can_act:
-            # Its ↑/↓ and p/f/w work only when it has focus; unfocused, `p` would re-run the
-            # rollback preflight instead of marking the item passed.
-            self.call_after_refresh(self.checklist.focus)
+            from console.screens.checklist import ChecklistModal
+
+            if isinstance(self.screen, ChecklistModal):
+                self.screen.show(state, now)
+        if appears and can_act and state.checklist_open:
+            self.notify("The post-emergency checklist is open: press k to record each item "
+                        "(passed / failed / waived).", title="Checklist", timeout=15)
 
     def _render_graphs(self) -> None:
         for guardrail in self.config.guardrails:
@@ -473,9 +468,30 @@ class WarroomApp(App[int]):
                     severity="error", timeout=30, markup=False)
 
     @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group in ACTION_GROUPS and event.state in (
+                WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self._action_landed(event.worker)
+        if event.state == WorkerState.ERROR:
+            self._worker_failed(event)
+
+    def _action_landed(self, worker: Worker[Any]) -> None:
+        """A commander action finished: show what it recorded now (its events are committed),
+        not at the next store read; then run the keys pressed while it was under way."""
+        self._in_flight.discard(worker)
+        engine = self.engine
+        if engine is not None and engine.state.last_event_id >= self.state.last_event_id:
+            self.state = engine.state
+            self._render_panes()
+            self._render_header()
+        self._read_store(self.timeline.last_event_id, self.timeline.kinds,
+                         self.timeline.generation, from_loop=False)
+        if not self._in_flight:
+            deferred, self._deferred = self._deferred, []
+            for name in deferred:
+                getattr(self, f"action_{name}")()
+
     def _worker_failed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
         error = event.worker.error
         group = event.worker.group
         if group == "store-watch":
@@ -521,6 +537,8 @@ class WarroomApp(App[int]):
         from console.screens.confirm import ConfirmModal
         from console.screens.forms import BlockToOverride, OverrideModal
 
+        if not self._when_idle("advance"):
+            return
         state = self.state
         blocks = self._blocks()
         fixed = [b for b in blocks if not b.overridable]
@@ -554,16 +572,21 @@ class WarroomApp(App[int]):
     def action_immediate(self) -> None:
         from console.screens.forms import BlockToOverride, OverrideModal
 
-        blocks = policy.immediate_blocks(self.state, self._now())
+        if not self._when_idle("immediate"):
+            return
+        state = self.state
+        blocks = policy.immediate_blocks(state, self._now())
         fixed = [b for b in blocks if not b.overridable]
         if fixed:
             self._refuse("go to 100%", fixed[0])
             return
         modal = OverrideModal(
-            "⚠ 100% IMMEDIATELY — skips the remaining stages (seed 000: only for active "
-            "exfiltration or an immediate regulatory deadline)",
+            f"⚠ 100% IMMEDIATELY — {state.to_version} to ALL traffic of {state.service} now, "
+            f"skipping the remaining stages (from {state.canary_percent}%). Seed 000: only for "
+            "active exfiltration or an immediate regulatory deadline.",
             [BlockToOverride(b.code, b.words) for b in blocks], loud=True,
-            extra_reason="Why must this ship to 100% now?")
+            extra_reason="Why must this ship to 100% now?",
+            confirm_words=(state.service, "100"))
 
         def chosen(reasons: dict[str, str] | None) -> None:
             if reasons:
@@ -572,9 +595,41 @@ class WarroomApp(App[int]):
 
         self.push_screen(modal, chosen)
 
+    def action_pause(self) -> None:
+        from console.screens.confirm import ConfirmModal
+
+        if not self._when_idle("pause"):
+            return
+        state = self.state
+        if state.paused:
+            lines = [f"Canary at {state.canary_percent}%, paused by {state.paused_by}"
+                     + (f": {state.pause_reason}" if state.pause_reason else "") + ".",
+                     "Resuming lets advance go ahead again (under its other rules)."]
+            title, words, name = f"Resume the canary of {state.service}?", "resume", "resume"
+        else:
+            try:
+                policy.check_pause(state, pause=True)
+            except policy.Refused as refused:
+                self.notify(f"Cannot pause: {refused}", severity="warning", timeout=8,
+                            markup=False)
+                return
+            lines = [f"The canary stays at {state.canary_percent}% — traffic is not changed.",
+                     "Advance waits until you resume (p again). Abort (x) and rollback (R) "
+                     "still work."]
+            title, words, name = (f"Pause the canary of {state.service} at "
+                                  f"{state.canary_percent}%?", "pause", "pause")
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._run_action(name)
+
+        self.push_screen(ConfirmModal(title, lines, words), confirmed)
+
     def action_abort(self) -> None:
         from console.screens.confirm import ConfirmModal
 
+        if not self._when_idle("abort"):
+            return
         state = self.state
         blocks = policy.abort_blocks(state)
         if blocks:
@@ -595,6 +650,8 @@ class WarroomApp(App[int]):
     def action_rollback(self) -> None:
         from console.screens.confirm import ConfirmRollbackModal
 
+        if not self._when_idle("rollback"):
+            return
         state = self.state
         blocks = policy.rollback_blocks(state)
         if blocks:
@@ -627,6 +684,8 @@ class WarroomApp(App[int]):
     def action_ack_checklist(self) -> None:
         from console.screens.confirm import ConfirmModal
 
+        if not self._when_idle("ack_checklist"):
+            return
         state = self.state
         if state.checklist_acked:
             self.notify("The compatibility checklist is already acknowledged.", timeout=4)
@@ -647,6 +706,8 @@ class WarroomApp(App[int]):
     def action_close_incident(self) -> None:
         from console.screens.forms import ReasonModal
 
+        if not self._when_idle("close_incident"):
+            return
         open_items = self.state.checklist_open if self.state.checklist_active else []
         prompt = ("Why close now? Open checklist items will be recorded as waived: "
                   + "; ".join(open_items)) if open_items else "Closing note (optional):"
@@ -687,7 +748,58 @@ class WarroomApp(App[int]):
     def action_help(self) -> None:
         from console.screens.info import HelpScreen
 
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(watching=self.mode != COMMANDER))
+
+    def action_checklist(self) -> None:
+        from console.screens.checklist import ChecklistModal
+
+        if not self._when_idle("checklist"):
+            return
+        if not self.state.checklist_active:
+            self.notify("The post-emergency checklist opens after 100% or a verified "
+                        "rollback.", timeout=6)
+            return
+        self.push_screen(ChecklistModal(self.state, self._now()))
+
+    async def action_quit(self) -> None:
+        """Quit, but not silently while something is under way: say what goes on without the
+        console and ask first."""
+        from console.screens.confirm import ConfirmModal
+
+        under_way = self._under_way()
+        if not under_way:
+            self.exit()
+            return
+        lines = [*under_way, "",
+                 "Quitting releases command: nobody watches the guardrails or finishes the "
+                 "verification until a commander opens this incident again (warroom open "
+                 f"{self.state.id_text}). Nothing recorded is lost."]
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.exit()
+
+        self.push_screen(ConfirmModal("Quit while this is under way?", lines, "quit anyway",
+                                      danger=True), confirmed)
+
+    def _under_way(self) -> list[str]:
+        """What would go on, or stop, without this console."""
+        if self.mode != COMMANDER:
+            return []
+        state = self.state
+        lines: list[str] = []
+        if self._in_flight or state.pending_weight is not None:
+            lines.append("• An action is in flight: its outcome is recorded when the console "
+                         "opens again (reconciled from the deploy system).")
+        if state.rollback_active:
+            lines.append(f"• The rollback to {state.rollback_target} is being verified "
+                         f"({state.rollback_status}): the deploy system goes on; the "
+                         "verification stops until the console is back.")
+        elif state.canary_percent > 0 and not state.promoted and not state.rolled_back:
+            lines.append(f"• The canary carries {state.canary_percent}% of traffic: the "
+                         "guardrails stop being watched, and a sustained breach would not "
+                         "roll it back automatically.")
+        return lines
 
     def action_export(self) -> None:
         self._export_pir()
@@ -710,8 +822,11 @@ class WarroomApp(App[int]):
                                      "Result detail (optional: a link, a figure):",
                                      required=required), save)
 
-    @work(thread=True, group="canary-action", exit_on_error=False)
     def _run_action(self, name: str, *args: Any) -> None:
+        self._in_flight.add(self._engine_action(name, *args))
+
+    @work(thread=True, group="canary-action", exit_on_error=False)
+    def _engine_action(self, name: str, *args: Any) -> None:
         engine = self.engine
         if engine is None:
             return
@@ -731,9 +846,16 @@ class WarroomApp(App[int]):
             engine.record_gate(args[0], args[1], args[2])
         elif name == "close":
             engine.close_incident(args[0])
+        elif name == "pause":
+            engine.pause()
+        elif name == "resume":
+            engine.resume()
+
+    def _run_rollback(self) -> None:
+        self._in_flight.add(self._rollback_worker())
 
     @work(thread=True, group="rollback", exit_on_error=False)
-    def _run_rollback(self) -> None:
+    def _rollback_worker(self) -> None:
         engine = self.engine
         if engine is not None:
             engine.request_rollback("commander pressed R")

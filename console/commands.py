@@ -237,6 +237,28 @@ def request_abort(store: Store, incident_id: int, *, actor: str, now: datetime,
     return store.record(incident_id, actor, decide, now)
 
 
+def pause(store: Store, incident_id: int, *, actor: str, reason: str = "",
+          ts: datetime | None = None) -> Event:
+    """Hold the canary at its current weight; advance waits for :func:`resume`."""
+
+    def decide(state: IncidentState) -> ev.Paused:
+        policy.check_pause(state, pause=True)
+        return ev.Paused(state.canary_percent, reason.strip())
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def resume(store: Store, incident_id: int, *, actor: str, reason: str = "",
+           ts: datetime | None = None) -> Event:
+    """Lift a pause: advance is possible again (subject to its other rules)."""
+
+    def decide(state: IncidentState) -> ev.Resumed:
+        policy.check_pause(state, pause=False)
+        return ev.Resumed(state.canary_percent, reason.strip())
+
+    return store.record(incident_id, actor, decide, ts)
+
+
 def request_rollback(store: Store, incident_id: int, *, actor: str, now: datetime, reason: str,
                      automatic: bool = False) -> Event:
     """Journal a rollback to the stable version before the deployer is called."""

@@ -84,7 +84,11 @@ class Engine:
         self.actor = actor
         self._lock = threading.RLock()
         self._state = IncidentState()
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="guardrail")
+        # Every query of a poll in flight at once (a canary, a baseline and an evidence query
+        # per track and guardrail), so a cycle costs about its slowest query; plus room for the
+        # chat notifications that share the pool.
+        self._pool = ThreadPoolExecutor(max_workers=4 * len(config.guardrails) + 4,
+                                        thread_name_prefix="guardrail")
         self.tracker = BreachTracker(config.guardrails)
         self.last_readings: list[GuardrailReading] = []
         self.last_stable_readings: list[GuardrailReading] = []
@@ -227,6 +231,17 @@ class Engine:
             self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason,
             overrides=overrides))
         return self._set_weight(request)
+
+    def pause(self, reason: str = "") -> Event:
+        """Hold the canary where it is (advance waits); no traffic call is made."""
+        return self._command(lambda: commands.pause(self.store, self.incident_id,
+                                                    actor=self.actor, reason=reason,
+                                                    ts=self.now()))
+
+    def resume(self, reason: str = "") -> Event:
+        return self._command(lambda: commands.resume(self.store, self.incident_id,
+                                                     actor=self.actor, reason=reason,
+                                                     ts=self.now()))
 
     def abort(self, reason: str = "") -> Event:
         """Send all traffic back to the stable track (weight 0); not a rollback."""

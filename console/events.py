@@ -392,6 +392,22 @@ class ChainBroken(Payload):
 
 
 @dataclass(slots=True)
+class Paused(Payload):
+    """The commander holds the canary at its weight (not an abort): advance waits for resume."""
+
+    KIND: ClassVar[str] = Kind.PAUSED
+    percent: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Resumed(Payload):
+    KIND: ClassVar[str] = Kind.RESUMED
+    percent: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
 class Unknown(Payload):
     """A kind this code does not know (a newer warroom wrote it): kept, counted, shown raw."""
 
@@ -407,7 +423,7 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     WeightSet, WeightFailed, GuardrailChanged, GuardrailAction, RollbackRequested,
     RollbackStarted, RollbackProgress, RollbackCompleted, RollbackFailed, VerificationStarted,
     RollbackVerified, RollbackNotVerified, GateRecorded, Reconciled, Closed, Notified,
-    NotifyFailed, ChainBroken,
+    NotifyFailed, ChainBroken, Paused, Resumed,
 )
 BY_KIND: dict[str, type[Payload]] = {cls.KIND: cls for cls in PAYLOAD_TYPES}
 

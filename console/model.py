@@ -114,6 +114,10 @@ class Kind(StrEnum):
     NOTIFY_FAILED = "notification_failed"
     # {event_id, message, verified_to}  verification found the record edited; recorded once
     CHAIN_BROKEN = "chain_broken"
+    # {percent, reason}  the commander holds the canary where it is: advance waits for resume
+    PAUSED = "canary_paused"
+    # {percent, reason}
+    RESUMED = "canary_resumed"
 
 
 #: Events a person reads as warnings in the timeline.
@@ -336,6 +340,12 @@ def describe(event: Event) -> str:
         return f"Chat notified: {_p(p, 'message')}"
     if kind == Kind.NOTIFY_FAILED:
         return f"Chat notification FAILED ({_p(p, 'error')}): {_p(p, 'message')}"
+    if kind == Kind.PAUSED:
+        reason = f": {_p(p, 'reason')}" if p.get("reason") else ""
+        return f"Canary PAUSED at {_p(p, 'percent')}%{reason}"
+    if kind == Kind.RESUMED:
+        reason = f": {_p(p, 'reason')}" if p.get("reason") else ""
+        return f"Canary resumed at {_p(p, 'percent')}%{reason}"
     if kind == Kind.CHAIN_BROKEN:
         return (f"CHAIN BROKEN at #{_p(p, 'event_id', '?')} — the record was edited: "
                 f"{_p(p, 'message')}")

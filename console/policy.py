@@ -299,6 +299,14 @@ def _common_blocks(state: IncidentState) -> list[Block]:
     return blocks
 
 
+def _pause_block(state: IncidentState) -> Block | None:
+    if not state.paused:
+        return None
+    why = f": {state.pause_reason}" if state.pause_reason else ""
+    return Block("paused", f"paused by {state.paused_by}{why} — press p to resume",
+                 overridable=False)
+
+
 def _approval_block(state: IncidentState) -> Block | None:
     if state.approvals_complete:
         return None
@@ -336,7 +344,7 @@ def advance_blocks(state: IncidentState, now: datetime) -> list[Block]:
     if state.next_stage is None:
         blocks.append(Block("final", "the canary is at 100%: nothing to advance",
                             overridable=False))
-    for block in (_approval_block(state), _preflight_block(state)):
+    for block in (_pause_block(state), _approval_block(state), _preflight_block(state)):
         if block is not None:
             blocks.append(block)
     remaining = state.hold_remaining_s(now)
@@ -366,6 +374,20 @@ def check_overrides(blocks: list[Block], overrides: dict[str, str]) -> list[Over
             raise Refused(f"blocked: {block.words} (override with a specific reason)")
         records.append(OverrideRecord(block.code, block.words, reason))
     return records
+
+
+def check_pause(state: IncidentState, pause: bool) -> None:
+    """Pausing holds a live canary where it is; resuming lifts a pause."""
+    _require_open(state)
+    if pause:
+        if state.paused:
+            raise Refused(f"the canary is already paused (by {state.paused_by})")
+        if state.canary_percent == 0 or state.rolled_back:
+            raise Refused("there is no canary traffic to pause")
+        if state.promoted:
+            raise Refused("the canary is at 100%: nothing to hold")
+    elif not state.paused:
+        raise Refused("the canary is not paused")
 
 
 def abort_blocks(state: IncidentState) -> list[Block]:

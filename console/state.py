@@ -155,6 +155,10 @@ class IncidentState:
     stage_entered: datetime | None = None
     visits: list[StageVisit] = field(default_factory=list)
     immediate_used: bool = False
+    paused: bool = False
+    paused_by: str = ""
+    paused_ts: datetime | None = None
+    pause_reason: str = ""
     overrides: list[Override] = field(default_factory=list)
     pending_weight: Pending | None = None
     last_weight_error: str = ""
@@ -511,6 +515,20 @@ def _gate(state: IncidentState, event: Event, p: ev.GateRecorded) -> None:
     state.gates[p.item] = GateResult(p.item, p.result, p.detail, event.ts, event.actor)
 
 
+def _paused(state: IncidentState, event: Event, p: ev.Paused) -> None:
+    state.paused = True
+    state.paused_by = event.actor
+    state.paused_ts = event.ts
+    state.pause_reason = p.reason
+
+
+def _resumed(state: IncidentState, event: Event, p: ev.Resumed) -> None:
+    state.paused = False
+    state.paused_by = ""
+    state.paused_ts = None
+    state.pause_reason = ""
+
+
 def _chain_broken(state: IncidentState, event: Event, p: ev.ChainBroken) -> None:
     where = f"#{p.event_id}" if p.event_id is not None else "the record"
     state.chain_breaks.append(f"{where}: {p.message}")
@@ -550,6 +568,8 @@ _HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.GATE_RECORDED: _gate,
     Kind.CLOSED: _closed,
     Kind.CHAIN_BROKEN: _chain_broken,
+    Kind.PAUSED: _paused,
+    Kind.RESUMED: _resumed,
 }
 
 
@@ -598,6 +618,7 @@ def state_json(state: IncidentState) -> dict[str, Any]:
             {"item": item, "result": state.gates[item].result if item in state.gates else None}
             for item in state.post_checklist()
         ] if state.checklist_active else [],
+        "paused": state.paused,
         "promoted": state.promoted,
         "closed": state.closed,
         "warnings": state.warnings,

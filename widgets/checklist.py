@@ -1,9 +1,11 @@
 """The post-emergency checklist: verify the fix, run every bypassed gate, schedule the PIR.
 
 It appears once the change is at 100% (or a rollback is verified) and stays until each item is
-recorded. The selected row moves with up/down (or k/j); ``p``, ``f`` and ``w`` post
-:class:`ChecklistPane.ItemChosen` with ``passed``, ``failed`` or ``waived`` for that item. The pane
-records nothing itself: the app asks for a detail or a reason if it wants one and appends the event.
+recorded. On the main screen it only shows; marking is a mode of its own (``k`` opens the
+checklist screen, console/screens/checklist.py), where the pane is ``interactive``: the selected
+row moves with up/down (or j); ``p``, ``f`` and ``w`` post :class:`ChecklistPane.ItemChosen`
+with ``passed``, ``failed`` or ``waived`` for that item. The pane records nothing itself: the app
+asks for a detail or a reason if it wants one and appends the event.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class ChecklistPane(Widget, can_focus=True):
     BORDER_TITLE = "Post-emergency checklist"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Previous item", show=False),
+        Binding("up", "cursor_up", "Previous item", show=False),
         Binding("down,j", "cursor_down", "Next item", show=False),
         Binding("p", "choose('passed')", "Passed"),
         Binding("f", "choose('failed')", "Failed"),
@@ -96,9 +98,13 @@ class ChecklistPane(Widget, can_focus=True):
         """``passed``, ``failed`` or ``waived``."""
 
     def __init__(
-        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+        self, *, interactive: bool = False, name: str | None = None, id: str | None = None,
+        classes: str | None = None
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        # Only the checklist mode marks items: on the main screen p and f keep their meaning.
+        self.can_focus = interactive
+        self._interactive = interactive
         self._rows: tuple[ChecklistRow, ...] = ()
         self._can_act = True
         self._top = 0  # first item drawn, so the cursor stays in view in a small box
@@ -160,7 +166,8 @@ class ChecklistPane(Widget, can_focus=True):
     def action_choose(self, result: str) -> None:
         """Post :class:`ItemChosen` for the selected item (not in watch mode)."""
         row = self.selected
-        if row is None or not self._can_act or result not in ("passed", "failed", "waived"):
+        if (row is None or not self._can_act or not self._interactive
+                or result not in ("passed", "failed", "waived")):
             return
         self.post_message(self.ItemChosen(row.item, result))
 

@@ -73,6 +73,8 @@ ACTION_KINDS: Final = frozenset(
         Kind.VERIFICATION_STARTED,
         Kind.ROLLBACK_VERIFIED,
         Kind.ROLLBACK_NOT_VERIFIED,
+        Kind.PAUSED,
+        Kind.RESUMED,
     }
 )
 GUARDRAIL_KINDS: Final = frozenset({Kind.GUARDRAIL_CHANGED, Kind.GUARDRAIL_ACTION})

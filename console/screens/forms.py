@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-MIN_REASON = 8
+from console.policy import REASON_MIN_CHARS as MIN_REASON
 
 FORM_CSS = """
 {name} {{
@@ -50,6 +50,10 @@ FORM_CSS = """
 {name}.-loud .form--title {{
     background: $error;
     color: $text;
+}}
+{name} .form--confirm {{
+    color: $error;
+    text-style: bold;
 }}
 """
 
@@ -90,11 +94,14 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
     AUTO_FOCUS = "Input"
 
     def __init__(self, title: str, blocks: list[BlockToOverride], *, loud: bool = False,
-                 extra_reason: str | None = None) -> None:
+                 extra_reason: str | None = None,
+                 confirm_words: tuple[str, ...] = ()) -> None:
         super().__init__(classes="-loud" if loud else "")
         self._title = title
         self._blocks = blocks
         self._extra_reason = extra_reason
+        # A typed confirmation (DESIGN.md): the last field must read one of these exactly.
+        self._confirm_words = confirm_words
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -107,6 +114,10 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
                     yield Label(Content(f"OVERRIDE: {block.words}"))
                     yield Input(placeholder="why it is safe to proceed anyway (recorded)",
                                 id=f"reason-{block.code}")
+                if self._confirm_words:
+                    words = " or ".join(self._confirm_words)
+                    yield Label(Content(f"To confirm, type {words}:"), classes="form--confirm")
+                    yield Input(placeholder=words, id="confirm")
             yield Static("", classes="form--error", id="error")
             yield Static("Enter = next / proceed    Escape = cancel", classes="form--hint")
 
@@ -120,6 +131,13 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
         reasons: dict[str, str] = {}
         for field in inputs:
             value = field.value.strip()
+            if field.id == "confirm":
+                if value not in self._confirm_words:
+                    self.query_one("#error", Static).update(Content(
+                        f"Not confirmed: type {' or '.join(self._confirm_words)} exactly."))
+                    field.focus()
+                    return
+                continue
             if len(value) < MIN_REASON:
                 self.query_one("#error", Static).update(
                     "Each reason must be specific (at least 8 characters).")

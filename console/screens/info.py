@@ -11,44 +11,30 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-HELP_TEXT = """\
+HELP_INTRO = """\
 warroom — running an emergency change
 (seed 000: handle emergencies without abandoning discipline)
+"""
 
-KEYS (commander)
-  a   advance the canary to the next stage (1% → 10% → 50% → 100%).
-      Blocked until approvals are complete, the rollback preflight
-      passed and the compatibility checklist is acknowledged, the
-      stage's hold has elapsed and the guardrails are healthy. Every
-      block is stated in words; each can be overridden only with a
-      typed reason, which is recorded.
-  !   100% IMMEDIATELY — for the rarest cases (active exfiltration, a
-      regulatory deadline): needs a reason; loudly recorded.
-  x   abort: canary weight to 0% (the spec stays on the new version —
-      not a rollback)
-  R   ROLLBACK to the stable version: a confirmation says what will
-      happen; y confirms, any other key cancels. The console then
-      VERIFIES it: deployer reports the target, weight 0%, guardrails
-      healthy on the stable track for the verification hold.
-  c   acknowledge the rollback compatibility checklist (seed 002)
-  p   run the rollback preflight again
-  n   add a note to the timeline
-  e   export the post-incident review (PIR) to a file and show its path
-  g   guardrail details: resolved queries, raw values, last errors
-  C   close the incident (after the post-emergency checklist, or waive
-      it with a reason)
-  f   cycle the timeline filter (all / actions / guardrails / notes /
-      loud)
-  ?   this help     ctrl+p  command palette     q  quit (releases command)
-
-POST-EMERGENCY CHECKLIST (after 100% or a verified rollback)
-  ↑/↓ choose an item, then p passed / f failed / w waived (with a reason)
+HELP_OUTRO = """\
+TIMELINE
+  f   cycle the filter (all / actions / guardrails / notes / loud)
+  end / home   the newest / the oldest event;  ↑ ↓ PgUp PgDn  scroll
+  ctrl+p       the command palette (every action by name)
 
 WATCHING (`warroom watch ID`): the same screen, read-only; no action keys.
 Approvals are given from the approvers' own shells:
   warroom approve ID --role ROLE
 
 Press Escape or ? to close this help."""
+
+
+def help_text(watching: bool = False) -> str:
+    """The help, made from the table of actions (console/actions.py)."""
+    from console.actions import help_lines
+
+    heading = "KEYS" + (" (the ones marked 'also watching' work here)" if watching else "")
+    return "\n".join([HELP_INTRO, heading, *help_lines(), "", HELP_OUTRO])
 
 
 class HelpScreen(ModalScreen[None]):
@@ -68,9 +54,13 @@ class HelpScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
+    def __init__(self, *, watching: bool = False) -> None:
+        super().__init__()
+        self._watching = watching
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(Content(HELP_TEXT))
+            yield Static(Content(help_text(self._watching)))
 
     def action_close(self) -> None:
         self.dismiss(None)

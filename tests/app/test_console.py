@@ -17,8 +17,10 @@ from textual.containers import Vertical, VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from console.app import COMMANDER_ACTIONS, WATCHING, WarroomApp
+from console.actions import COMMANDER_ONLY as COMMANDER_ACTIONS
+from console.app import WATCHING, WarroomApp
 from console.model import Kind
+from console.screens.checklist import ChecklistModal
 from console.screens.confirm import ConfirmModal, ConfirmRollbackModal
 from console.screens.forms import NoteModal, OverrideModal, ReasonModal
 from console.screens.info import GuardrailDetailModal, HelpScreen
@@ -560,12 +562,22 @@ async def test_immediate_needs_a_reason_and_is_recorded_as_immediate(rig: Rig) -
         assert rig.kinds(before) == []
         await pilot.press("!")
         await type_text(pilot, "asap")
+        await pilot.press("enter")  # on to the typed confirmation
+        await type_text(pilot, "100")
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, OverrideModal)
         assert "at least 8 characters" in shown(app)
         assert rig.kinds(before) == []
-        await type_text(pilot, " - regulator deadline at midnight")
+        # Back in the reason field, its text selected: typing replaces it.
+        await type_text(pilot, "asap - regulator deadline at midnight")
+        app.screen.query_one("#confirm", Input).value = "yes"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "Not confirmed: type redaction-api or 100 exactly" in shown(app)
+        assert rig.kinds(before) == []
+        await pilot.press("ctrl+a", "ctrl+k")  # the confirmation field has the focus
+        await type_text(pilot, "redaction-api")
         await pilot.press("enter")
         await settle(pilot)
         assert rig.kinds(before) == [Kind.WEIGHT_REQUESTED, Kind.WEIGHT_SET]
@@ -591,7 +603,7 @@ async def test_help_opens_and_closes(rig: Rig) -> None:
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
         text = shown(app)
-        assert "KEYS (commander)" in text and "ROLLBACK to the stable version" in text
+        assert "KEYS" in text and "Roll back to the stable version" in text
         await pilot.press("?")
         await settle(pilot)
         assert len(app.screen_stack) == 1
@@ -648,10 +660,19 @@ async def test_good_build_to_100_then_the_post_emergency_checklist(make_rig: Rig
         assert app.checklist.display and not app.approvals.display
         checklist = squash(region_text(app, app.checklist, border=True))
         assert "Post-emergency checklist" in checklist and "0/4 recorded" in checklist
-        assert app.focused is app.checklist, "the checklist takes the keys when it appears"
+        assert "press k to record each item" in toasts_text(app)
         items = rig.state().post_checklist()
 
         before = rig.last_id()
+        # On the main screen p keeps its meaning (pause): it never marks an item passed.
+        await pilot.press("p")
+        await settle(pilot)
+        assert "Cannot pause: the canary is at 100%" in toasts_text(app)
+        assert rig.kinds(before) == []
+        await pilot.press("k")  # the checklist mode, with its own keys on screen
+        await settle(pilot)
+        assert isinstance(app.screen, ChecklistModal), toasts_text(app)
+        assert "p passed" in shown(app) and "f failed" in shown(app)
         await pilot.press("p")  # the first item passed, with a detail
         await settle(pilot)
         assert isinstance(app.screen, ReasonModal)
@@ -675,6 +696,9 @@ async def test_good_build_to_100_then_the_post_emergency_checklist(make_rig: Rig
             (items[1], "failed", ""),
             (items[2], "waived", "covered by the weekly freeze review"),
         ]
+        assert isinstance(app.screen, ChecklistModal)
+        await pilot.press("escape")
+        await settle(pilot)
         assert "3/4 recorded" in squash(region_text(app, app.checklist, border=True))
 
 

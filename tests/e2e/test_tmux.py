@@ -242,10 +242,10 @@ def test_watcher_shows_the_incident_and_its_R_does_nothing(
     # processed in order), so the absence of the modal is not a race.
     watcher.send("R")
     watcher.send("?")
-    screen = watcher.wait_for("KEYS (commander)", 10, "the help screen")
+    screen = watcher.wait_for("warroom — running an emergency change", 10, "the help screen")
     assert "ROLL BACK" not in screen
     watcher.send("Escape")
-    watcher.wait_for(lambda s: "KEYS (commander)" not in s, 5, "the help to close")
+    watcher.wait_for(lambda s: "running an emergency change" not in s, 5, "the help to close")
 
     # What the commander records reaches the watcher.
     commander.send("n")

@@ -550,13 +550,26 @@ async def test_checklist_is_hidden_until_it_applies() -> None:
         assert "☐ Verify resolution" in Shot.of(app).text
 
 
+async def test_the_main_screen_checklist_only_shows() -> None:
+    """Outside the checklist mode the pane takes no keys: p and f never mark an item."""
+    state = promoted().state()
+    pane = ChecklistPane()
+    app = Host(pane)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane.show(state, T0, can_act=True)
+        assert not pane.can_focus
+        pane.action_choose("passed")
+        await pilot.pause()
+        assert app.chosen == []
+
+
 @both_sizes()
 async def test_checklist_keys_post_item_chosen(size: tuple[int, int]) -> None:
     events = promoted().add(Kind.GATE_RECORDED, {"item": "Schedule the post-incident review",
                                                  "result": "waived", "detail": HOSTILE},
                             minutes=31)
     state = events.state()
-    pane = ChecklistPane()
+    pane = ChecklistPane(interactive=True)  # the checklist mode's pane
     app = Host(pane)
     async with app.run_test(size=size) as pilot:
         pane.show(state, T0, can_act=True)

@@ -1,0 +1,117 @@
+"""The console's actions, in one table: key, label, how each is confirmed, who may run it.
+
+The key bindings, the footer, the command palette, the ``?`` help and the commander-only check
+are all made from :data:`ACTIONS`, so a new action is one row here and one ``action_<name>``
+method on the app. The confirmation kinds (DESIGN.md, "The screen"):
+
+``none``
+    View keys and forms that are their own confirmation (a note is saved with Enter).
+``y``
+    A dialog says what will happen; ``y`` confirms, any other key cancels (advance, pause, abort,
+    acknowledge, and the rollback: ``R`` then ``y``, a contract).
+``typed``
+    The irreversible or dangerous: the person types the service name (or ``100``) to confirm,
+    in a dialog drawn in the error colour (100 % immediately).
+
+No Textual import here: the table is data, and the app turns it into bindings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+Confirm = Literal["none", "y", "typed"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a person can do from the console."""
+
+    name: str  # the app's ``action_<name>`` method
+    key: str  # Textual key name
+    shown_key: str  # how the key is written in the help
+    label: str  # the footer's word
+    description: str  # the palette's and the help's sentence
+    confirm: Confirm
+    commander_only: bool
+    footer: bool = True  # shown in the footer (the rest: help and palette)
+    danger: bool = False  # drawn loud; listed last in the palette
+    priority: bool = False  # the binding works even when a pane has the focus
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("advance", "a", "a", "Advance",
+           "Advance the canary to the next stage (1% → 10% → 50% → 100%). Blocked until the "
+           "approvals are complete, the rollback preflight passed and the compatibility "
+           "checklist is acknowledged, the stage's hold has elapsed and the guardrails are "
+           "healthy; each block is stated in words and can be overridden only with a typed "
+           "reason, which is recorded.", "y", True),
+    Action("pause", "p", "p", "Pause",
+           "Pause the canary at its current weight (or resume it): advance is held until "
+           "resumed. Not an abort — traffic stays where it is. Recorded.", "y", True,
+           footer=False),
+    Action("abort", "x", "x", "Abort",
+           "Abort: the canary weight to 0%. The deploy spec stays on the new version — not a "
+           "rollback.", "y", True),
+    Action("rollback", "R", "R", "ROLLBACK",
+           "Roll back to the stable version: a confirmation says exactly what will happen; y "
+           "confirms, any other key cancels. The console then VERIFIES it: the deployer reports "
+           "the target, the weight reads 0%, and the guardrails stay healthy on the stable "
+           "track for the verification hold — or it says ROLLBACK NOT VERIFIED, and why.",
+           "y", True, danger=True),
+    Action("note", "n", "n", "Note", "Add a note to the timeline.", "none", True),
+    Action("ack_checklist", "c", "c", "Ack checklist",
+           "Acknowledge the rollback compatibility checklist (seed 002), before the first "
+           "stage.", "y", True, footer=False),
+    Action("preflight", "P", "P", "Preflight",
+           "Run the rollback preflight again (read-only on the deployer; it runs by itself "
+           "when the console opens).", "none", True, footer=False),
+    Action("checklist", "k", "k", "Checklist",
+           "Record the post-emergency checklist (after 100% or a verified rollback): a mode "
+           "with its own keys — ↑/↓ choose, p passed, f failed, w waived (with a reason), "
+           "Escape leaves.", "none", True, footer=False),
+    Action("close_incident", "C", "C", "Close",
+           "Close the incident (open checklist items need a reason and are recorded as "
+           "waived).", "none", True, footer=False),
+    Action("export", "e", "e", "Export",
+           "Export the post-incident review (PIR) to a file and show its path.", "none", False),
+    Action("detail", "g", "g", "Detail",
+           "Guardrail detail: each guardrail's queries as sent, its figures, the rule that "
+           "decided and its last error.", "none", False, footer=False),
+    Action("help", "question_mark", "?", "Help", "Every key and what it does.", "none", False),
+    Action("quit", "q", "q", "Quit",
+           "Quit (releases command). While an action or a rollback verification is in flight, "
+           "asks first and says what goes on without the console.", "none", False),
+    Action("immediate", "exclamation_mark", "!", "100% now",
+           "100% IMMEDIATELY: skips the remaining stages (seed 000: active exfiltration, an "
+           "immediate regulatory deadline). Needs a reason and the service name typed to "
+           "confirm; loudly recorded.", "typed", True, footer=False, danger=True),
+)
+
+BY_NAME: dict[str, Action] = {action.name: action for action in ACTIONS}
+
+#: Actions only a commander may take: a watcher's console neither shows nor runs them.
+COMMANDER_ONLY: frozenset[str] = frozenset(a.name for a in ACTIONS if a.commander_only)
+
+
+def palette_order() -> Iterator[Action]:
+    """The actions as the command palette lists them: the safe first, the dangerous last."""
+    yield from (action for action in ACTIONS if not action.danger)
+    yield from (action for action in ACTIONS if action.danger)
+
+
+def help_lines(width: int = 72) -> list[str]:
+    """The ``?`` help's key lines, wrapped to ``width`` columns after the key."""
+    import textwrap
+
+    lines: list[str] = []
+    for action in ACTIONS:
+        how = {"y": " [y to confirm]", "typed": " [type to confirm]", "none": ""}[action.confirm]
+        who = "" if action.commander_only else " (also watching)"
+        text = f"{action.description}{how}{who}"
+        wrapped = textwrap.wrap(text, width - 6) or [""]
+        lines.append(f"  {action.shown_key:<3} {wrapped[0]}")
+        lines.extend(f"      {rest}" for rest in wrapped[1:])
+    return lines

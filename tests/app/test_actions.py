@@ -1,0 +1,135 @@
+"""The console's actions as one table (console/actions.py): every key safe, each confirmed as
+its kind says, nothing built from a stale state, and no silent quit mid-action (issue 11)."""
+
+from __future__ import annotations
+
+from textual.command import CommandPalette
+
+from console.actions import ACTIONS, BY_NAME, COMMANDER_ONLY, palette_order
+from console.model import Kind
+from console.screens.confirm import ConfirmModal
+from console.screens.forms import OverrideModal
+from tests.app.conftest import Rig, screen_text, settle, squash, toasts_text
+
+SIZE = (80, 24)
+
+
+def test_the_table_is_the_one_source_of_the_bindings() -> None:
+    from console.app import WarroomApp
+
+    bound = {(b.key, b.action) for b in WarroomApp.BINDINGS}
+    assert bound == {(a.key, a.name) for a in ACTIONS}
+    assert {a.name for a in ACTIONS} <= {name.removeprefix("action_")
+                                         for name in dir(WarroomApp)
+                                         if name.startswith("action_")}
+    # The dangerous come last in the palette; 100% now is typed-confirmed and never first.
+    order = [a.name for a in palette_order()]
+    assert order[-1] == "immediate" and BY_NAME["immediate"].confirm == "typed"
+    assert order.index("rollback") > order.index("note")
+    assert BY_NAME["rollback"].key == "R" and BY_NAME["rollback"].confirm == "y"
+
+
+async def test_the_palette_lists_100_percent_last(rig: Rig) -> None:
+    rig.ready()
+    app = rig.app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        labels = {a.label for a in ACTIONS if a.name != "quit"}
+        warroom = [t for t in titles if t.removeprefix("⚠ ") in labels]
+        assert warroom[0] == "Advance" and warroom[-1] == "⚠ 100% now"
+        app.action_command_palette()
+        await settle(pilot)
+        assert isinstance(app.screen, CommandPalette)
+
+
+async def test_a_watcher_has_no_commander_keys(rig: Rig) -> None:
+    app = rig.app(watch=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert all(not app.check_action(name, ()) for name in COMMANDER_ONLY)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert "Advance" not in titles and "⚠ ROLLBACK" not in titles and "Export" in titles
+
+
+async def test_pause_holds_the_canary_and_resume_lifts_it(rig: Rig) -> None:
+    rig.ready()
+    rig.engine.advance()
+    rig.past_hold()
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        before = rig.last_id()
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal)
+        assert "traffic is not changed" in squash(screen_text(app))
+        await pilot.press("y")
+        await settle(pilot)
+        assert rig.kinds(before) == [Kind.PAUSED]
+        assert rig.sim.current_weight() == 1  # held where it was, not aborted
+        await pilot.press("a")
+        await settle(pilot)
+        assert "Cannot advance: paused by alice" in toasts_text(app)
+        assert "paused by alice" in squash(screen_text(app))
+        await pilot.press("p")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert rig.kinds(before) == [Kind.PAUSED, Kind.RESUMED]
+        assert rig.engine.advance_blocks() == []
+
+
+async def test_keys_typed_fast_never_act_on_a_stale_state(rig: Rig) -> None:
+    """c y a y typed at once: the advance dialog is built only after the acknowledgement has
+    landed, so it is the plain confirmation (no override form for the `y` to fall into)."""
+    rig.approve_all()
+    rig.engine.preflight()
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        before = rig.last_id()
+        await pilot.press("c", "y", "a")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal), "built from the state after the ack"
+        assert not isinstance(app.screen, OverrideModal)
+        await pilot.press("y")
+        await settle(pilot)
+        assert rig.kinds(before) == [Kind.CHECKLIST_ACKED, Kind.WEIGHT_REQUESTED,
+                                     Kind.WEIGHT_SET]
+
+
+async def test_quitting_mid_rollback_asks_and_says_what_goes_on(make_rig) -> None:  # type: ignore[no-untyped-def]
+    rig = make_rig("bad", fail_rollback=True)
+    rig.ready()
+    rig.engine.advance()
+    rig.engine.request_rollback("drill")
+    app = rig.app()
+    exits: list[object] = []
+    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal) and not exits
+        text = squash(screen_text(app))
+        assert "Quit while this is under way?" in text and "being verified" in text
+        await pilot.press("n")  # any other key: stay
+        await settle(pilot)
+        assert len(app.screen_stack) == 1 and not exits
+        await pilot.press("q")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert exits == [()]
+
+
+async def test_quitting_an_idle_console_asks_nothing(rig: Rig) -> None:
+    app = rig.app()
+    exits: list[object] = []
+    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        assert exits == [()] and len(app.screen_stack) == 1
