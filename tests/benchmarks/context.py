@@ -56,6 +56,7 @@ class Context:
         cache = incidents.cache_dir()
         runs = cache / "runs"
         runs.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_runs(runs)
         run_dir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=runs))
         return cls(run_dir=run_dir, deadline=time.monotonic() + budget_s, cache=cache)
 
@@ -154,6 +155,20 @@ class Context:
             yield term
         finally:
             term.stop()
+
+
+def _remove_abandoned_runs(runs: Path) -> None:
+    """Run directories (copies of 100k incidents among them) left by runs that were killed."""
+    for path in runs.glob("run-*-*"):
+        try:
+            pid = int(path.name.split("-")[1])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            continue  # another user's live run
 
 
 def interleave(repetitions: int, measures: Sequence[tuple[Series, Callable[[int], float]]]

@@ -22,8 +22,8 @@ from tests.benchmarks.terminal import Capped
 
 EXPORT_CAP_S = 30.0
 VERIFY_CAP_S = 30.0
-APPENDS_PER_BLOCK = 40
-APPEND_BLOCKS = 7
+APPENDS_PER_BLOCK = 60
+APPEND_BLOCKS = 9
 
 
 def run_timed(ctx: Context, argv: Sequence[str], cap: float, what: str) -> float:
