@@ -59,8 +59,12 @@ test-fast: $(STAMP)
 snapshots: $(STAMP)
 	$(PY) -m pytest tests/app -q --snapshot-update
 
+# Every performance goal, measured on the real program beside a baseline from the same run: a table
+# on stdout and bench-results.json (tests/benchmarks/README.md). At most 10 minutes. A subset:
+# `make bench ONLY=startup_ratio,exports` (figure or group names; `$(PY) -m tests.benchmarks.run --list`).
 bench: $(STAMP)
-	$(PY) tests/benchmarks/run.py
+	@scripts/ensure-prometheus >/dev/null 2>&1 || echo "note: prometheus not installed; guardrail_cycle_vs_slowest_ratio will say it was skipped"
+	$(PY) -m tests.benchmarks.run $(if $(ONLY),--only '$(ONLY)')
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -3,7 +3,8 @@
 It makes a slow Prometheus out of a real one: a client's connection is accepted at once (so a
 connect timeout does not fire), and every chunk the client sends (a GET request, on a new or a
 kept-alive connection) is held for ``delay`` seconds before it is forwarded; answers flow back
-unchanged. ``delay`` may be changed while the proxy runs. It also keeps the first bytes
+unchanged. ``delay`` may be changed while the proxy runs. With ``only``, just the chunks that
+contain those bytes are held (one slow query among fast ones). It also keeps the first bytes
 of what clients sent (``requests_seen``, the latest 100 chunks), so a test can check the headers
 that went out.
 
@@ -45,11 +46,14 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class DelayProxy:
-    """Forwards 127.0.0.1:``port`` to ``upstream``, each request ``delay`` seconds late."""
+    """Forwards 127.0.0.1:``port`` to ``upstream``, each request (or each one containing
+    ``only``) ``delay`` seconds late."""
 
-    def __init__(self, upstream: tuple[str, int], delay: float = 0.0) -> None:
+    def __init__(self, upstream: tuple[str, int], delay: float = 0.0,
+                 only: bytes | None = None) -> None:
         self.upstream = upstream
         self.delay = delay
+        self.only = only
         self.stopping = threading.Event()
         self.requests_seen: list[bytes] = []
         self._lock = threading.Lock()
@@ -107,7 +111,8 @@ class DelayProxy:
                         self.requests_seen.append(data[:RECORD_BYTES])
                         del self.requests_seen[:-RECORD_CHUNKS]
                     # Hold the request; a stopping proxy cuts the wait short.
-                    if self.delay > 0 and self.stopping.wait(self.delay):
+                    held = self.only is None or self.only in data
+                    if held and self.delay > 0 and self.stopping.wait(self.delay):
                         return
                 other = upstream if sock is client else client
                 with contextlib.suppress(OSError):
