@@ -10,6 +10,7 @@ exactly where it was.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from adapters.base import Clock
 from console import policy
@@ -46,7 +47,8 @@ COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
 #: The worker groups that run a commander's action (a dialog waits for them to land).
 ACTION_GROUPS = frozenset({"canary-action", "rollback"})
-STORE_WATCH_S = 0.25
+#: How often a console asks SQLite whether another connection committed (PRAGMA data_version).
+STORE_WATCH_S = 0.1
 #: New events pushed to the timeline in one snapshot at most; beyond it the timeline is reset
 #: to its newest rows (a burst of thousands is read as a window, not one by one).
 MAX_PUSH = 500
@@ -63,7 +65,6 @@ class StoreSnapshot:
     lease: Lease | None
     rows: TimelineRows | None = None
     generation: int = 0
-    from_loop: bool = True  # the store-watch loop's own read (it schedules the next one)
 
 
 class WarroomApp(App[int]):
@@ -83,6 +84,13 @@ class WarroomApp(App[int]):
         def __init__(self, snapshot: StoreSnapshot) -> None:
             super().__init__()
             self.snapshot = snapshot
+
+    class StoreTrouble(Message):
+        """The store-watch could not read the database (``error``), or can again (None)."""
+
+        def __init__(self, error: Exception | None) -> None:
+            super().__init__()
+            self.error = error
 
     class ChainChecked(Message):
         """The background verification got this far (``problem``: where the chain broke)."""
@@ -121,7 +129,7 @@ class WarroomApp(App[int]):
         self._lease_seen: Lease | None = None
         self._readings: list[dict[str, Any]] = []
         self._last_export: Path | None = None
-        self._store_trouble = False
+        self._stopping = threading.Event()  # set when the console closes: the loops end
         self._chain_walk: ChainWalk | None = None
         self._chain_at_head = False
         self._chain_verifying = False
@@ -165,6 +173,7 @@ class WarroomApp(App[int]):
         self.timeline.focus()
         self._watch_store()
         if self.live:
+            self._store_watch_loop()
             self.set_interval(1.0, self._tick)
         if self.engine is not None and self.live:
             self._startup()
@@ -201,8 +210,9 @@ class WarroomApp(App[int]):
     # --- reading the store (one path for commander and watchers) ---------------------------------
 
     def _watch_store(self) -> None:
-        """Read what changed in the store (off the UI thread); the timeline's position and filter
-        are taken here, on the UI thread, so the worker reads what the timeline lacks."""
+        """Read what changed in the store now, off the UI thread (after an action lands, after a
+        filter reset, and in tests). The timeline's position and filter are taken here, on the
+        UI thread, so the read fetches exactly what the timeline lacks."""
         timeline = self.timeline
         self._read_store(timeline.last_event_id, timeline.kinds, timeline.generation)
 
@@ -215,43 +225,77 @@ class WarroomApp(App[int]):
 
     @work(thread=True, group="store-watch", exit_on_error=False)
     def _read_store(self, after_id: int | None, kinds: frozenset[str] | None,
-                    generation: int, *, from_loop: bool = True) -> None:
-        reader = self._reader_store()
-        version = reader.data_version()
-        changed = version != self._seen_version or after_id is None or not from_loop
+                    generation: int) -> None:
+        self._read_once(self._reader_store(), after_id, kinds, generation)
+
+    @work(thread=True, group="store-watch-loop", exit_on_error=False)
+    def _store_watch_loop(self) -> None:
+        """The live console's watch on the store: ``PRAGMA data_version`` every
+        :data:`STORE_WATCH_S` (microseconds of work); only a commit by another connection leads
+        to a read and a message, so an idle console reads, sends and renders nothing."""
+        worker = get_current_worker()
+        trouble = False
+        while not worker.is_cancelled and not self._stopping.wait(STORE_WATCH_S):
+            try:
+                reader = self._reader_store()
+                if reader.data_version() == self._seen_version:
+                    continue
+                timeline = self.timeline  # plain attributes: read as they are now
+                self._read_once(reader, timeline.last_event_id, timeline.kinds,
+                                timeline.generation)
+                if trouble:
+                    trouble = False
+                    self.post_message(self.StoreTrouble(None))
+            except Exception as error:  # a locked or briefly unreadable file: keep trying
+                if not trouble:
+                    trouble = True
+                    self.post_message(self.StoreTrouble(error))
+                if self._reader is not None:  # start over with a fresh connection
+                    with contextlib.suppress(Exception):
+                        self._reader.close()
+                    self._reader = None
+                self._stopping.wait(1.0)
+
+    def _read_once(self, reader: Store, after_id: int | None, kinds: frozenset[str] | None,
+                   generation: int) -> None:
+        """Read the state, the timeline's new events (or its newest rows, the first time), the
+        graphs' samples and the lease, and post them as one snapshot."""
+        self._seen_version = reader.data_version()
+        state = reader.state(self.incident_id)  # a checkpoint and the tail, not the history
         events: list[Event] = []
         rows: TimelineRows | None = None
-        state: IncidentState | None = None
-        if changed:
-            self._seen_version = version
-            state = reader.state(self.incident_id)  # a checkpoint and the tail, not the history
-            if after_id is None:
+        if after_id is None:
+            rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE)
+        else:
+            events = reader.events(self.incident_id, after_id=after_id, limit=MAX_PUSH + 1)
+            if len(events) > MAX_PUSH:
+                events = []
                 rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE)
-            else:
-                events = reader.events(self.incident_id, after_id=after_id, limit=MAX_PUSH + 1)
-                if len(events) > MAX_PUSH:
-                    events = []
-                    rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE)
-            since = self.clock.now().timestamp() - self.config.monitoring.graph_window_s
-            self._samples = {
-                series: reader.samples(self.incident_id, series, since)
-                for g in self.config.guardrails
-                for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit")
-            }
-        snapshot = StoreSnapshot(
-            events=events, state=state, samples=dict(self._samples) if changed else {},
-            lease=reader.lease(self.incident_id), rows=rows, generation=generation,
-            from_loop=from_loop)
-        self.post_message(self.Snapshot(snapshot))
+        since = self.clock.now().timestamp() - self.config.monitoring.graph_window_s
+        samples = {
+            series: reader.samples(self.incident_id, series, since)
+            for g in self.config.guardrails
+            for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit")
+        }
+        self.post_message(self.Snapshot(StoreSnapshot(
+            events=events, state=state, samples=samples, lease=reader.lease(self.incident_id),
+            rows=rows, generation=generation)))
+
+    @on(StoreTrouble)
+    def _store_trouble_changed(self, message: StoreTrouble) -> None:
+        if message.error is None:
+            self.notify("The incident database is readable again.", timeout=5)
+        else:  # said once, not every tenth of a second
+            self.notify(f"Cannot read the incident database: {message.error}; retrying.",
+                        severity="error", timeout=20, markup=False)
 
     @on(Snapshot)
     def _on_snapshot(self, message: Snapshot) -> None:
         snapshot = message.snapshot
-        if self._store_trouble:
-            self._store_trouble = False
-            self.notify("The incident database is readable again.", timeout=5)
         self._lease_seen = snapshot.lease
-        if snapshot.state is not None:
+        # Snapshots are read by several workers: never go back to an older state.
+        if snapshot.state is not None and (
+                snapshot.state.last_event_id >= self.state.last_event_id):
             self.state = snapshot.state
             rows = snapshot.rows
             if rows is not None and snapshot.generation == self.timeline.generation:
@@ -267,8 +311,6 @@ class WarroomApp(App[int]):
             self._render_panes()
             self._render_graphs()
         self._render_header()
-        if self.live and snapshot.from_loop:
-            self.set_timer(STORE_WATCH_S, self._watch_store)
 
     # --- the chain, verified in the background: opening never waits for it ---------------------
 
@@ -352,7 +394,7 @@ class WarroomApp(App[int]):
         self.timeline.reset(rows.row_total, rows.event_total, rows.tail,
                             anchor_row=rows.anchor_row, up_to_id=rows.up_to_id)
         # Events pushed after this snapshot was read were dropped with the old rows: read them.
-        self._read_store(rows.up_to_id, self.timeline.kinds, generation, from_loop=False)
+        self._read_store(rows.up_to_id, self.timeline.kinds, generation)
 
     def _tick(self) -> None:
         """The clock moves: timers and countdowns change even when no event arrives."""
@@ -484,8 +526,7 @@ class WarroomApp(App[int]):
             self.state = engine.state
             self._render_panes()
             self._render_header()
-        self._read_store(self.timeline.last_event_id, self.timeline.kinds,
-                         self.timeline.generation, from_loop=False)
+        self._watch_store()
         if not self._in_flight:
             deferred, self._deferred = self._deferred, []
             for name in deferred:
@@ -495,18 +536,13 @@ class WarroomApp(App[int]):
         error = event.worker.error
         group = event.worker.group
         if group == "store-watch":
-            # The store is the truth every pane shows: keep trying (a locked or briefly
-            # unreadable file), and say so once rather than every quarter of a second.
-            if not self._store_trouble:
-                self.notify(f"Cannot read the incident database: {error}; retrying.",
-                            severity="error", timeout=20, markup=False)
-            self._store_trouble = True
-            if self._reader is not None:  # start over with a fresh connection
+            # A one-off read failed (the loop keeps watching and says when it recovers).
+            if self._reader is not None:
                 with contextlib.suppress(Exception):
                     self._reader.close()
                 self._reader = None
-            if self.live:
-                self.set_timer(1.0, self._watch_store)
+            self.notify(f"Cannot read the incident database: {error}; retrying.",
+                        severity="error", timeout=10, markup=False)
             return
         if group == "chain-verify":
             # Verification could not read (a locked or vanished file): say so, start over later.
@@ -879,6 +915,7 @@ class WarroomApp(App[int]):
                               timeout=20, markup=False)
 
     def on_unmount(self) -> None:
+        self._stopping.set()
         for store in (self._reader, self._chain_walk.store if self._chain_walk else None):
             if store is not None:
                 with contextlib.suppress(Exception):

@@ -190,10 +190,10 @@ async def settle(pilot: Pilot[Any], *, deadline_s: float = SETTLE_DEADLINE_S) ->
     """
     app = pilot.app
     await pilot.pause()
-    await app.workers.wait_for_complete()
+    await finished(app)
     assert isinstance(app, WarroomApp)
     app._watch_store()
-    await app.workers.wait_for_complete()
+    await finished(app)
     await pilot.pause()
     app._tick()  # the clock may have moved: timers and countdowns
     await still(pilot, deadline_s=deadline_s)
@@ -212,17 +212,32 @@ async def still(pilot: Pilot[Any], *, deadline_s: float = SETTLE_DEADLINE_S) -> 
     previous = ""
     same = 0
     while True:
-        await app.workers.wait_for_complete()
+        await finished(app)
         await app.animator.wait_until_complete()
         await pilot.pause()
         frame = _frame(app)
-        busy = any(worker.is_running for worker in app.workers)
+        busy = any(worker.is_running for worker in _finite(app))
         same = same + 1 if frame == previous and not busy else 0
         if same >= 2:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"the screen did not settle within {deadline_s:g}s")
         previous = frame
+
+
+#: Worker groups that run as long as the console: nothing waits for them to finish.
+LOOPS = frozenset({"store-watch-loop"})
+
+
+def _finite(app: App[Any]) -> list[Any]:
+    return [worker for worker in app.workers if worker.group not in LOOPS]
+
+
+async def finished(app: App[Any]) -> None:
+    """Wait for the workers already started, but the console's endless loops."""
+    workers = _finite(app)
+    if workers:  # (given none, Textual waits for every worker, the loops included)
+        await app.workers.wait_for_complete(workers)
 
 
 def _frame(app: App[Any]) -> str:

@@ -3,29 +3,44 @@ so once, keeps trying, and catches up — it never silently stops following the 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
 from console.model import Kind
 from tests.app.conftest import Rig, settle, toasts_text
 
 
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str,
+                     deadline_s: float = 20.0) -> None:
+    """Let the live console run until ``condition`` holds (a real-time loop is under test)."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"after {deadline_s:g}s still waiting for {what}"
+        await pilot.pause(0.05)
+
+
 async def test_an_unreadable_store_is_said_once_retried_and_caught_up(rig: Rig) -> None:
-    app = rig.app(watch=True)
+    app = rig.app(watch=True, live=True)  # the real store-watch loop, in real time
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         reader = app._reader
         assert reader is not None
         reader.close()  # the file goes away under the watcher's feet
-        app._watch_store()
-        for _ in range(200):  # the failed worker's state change reaches the app (bounded)
-            await pilot.pause(0.01)
-            if app._store_trouble:
-                break
-        assert app._store_trouble
-        await pilot.pause()
-        assert "Cannot read the incident database" in toasts_text(app)
-        # Meanwhile the commander goes on; then the file is readable again.
+        rig.store.append(rig.incident_id, Kind.NOTE, "alice", {"text": "during the outage"},
+                         ts=rig.clock.now())
+        await wait_until(pilot, lambda: "Cannot read the incident database" in toasts_text(app),
+                         "the console to say it cannot read")
+        # It reopens the file by itself, says so, and catches up with what it missed.
+        await wait_until(pilot, lambda: "readable again" in toasts_text(app),
+                         "the console to read again")
+        await wait_until(pilot, lambda: app.timeline.last_event_id == rig.last_id(),
+                         "the missed note on the timeline")
+        assert toasts_text(app).count("Cannot read the incident database") == 1
+        # And it follows new events as they commit.
         rig.store.append(rig.incident_id, Kind.NOTE, "alice", {"text": "still here"},
                          ts=rig.clock.now())
-        await settle(pilot)  # the next store-watch cycle reopens the file
-        assert not app._store_trouble
-        assert "readable again" in toasts_text(app)
-        assert app.timeline.last_event_id == rig.last_id()
+        await wait_until(pilot, lambda: app.timeline.last_event_id == rig.last_id(),
+                         "the next note")

@@ -275,8 +275,10 @@ def shows(*texts: str) -> ScreenTest:
 
 
 def titled(*titles: str) -> ScreenTest:
-    """Every title appears in a pane's top border (``─ Title ─`` / ``━ Title ━``)."""
-    patterns = [re.compile(r"[─━╭┏]\s?" + re.escape(title) + r"\s?[─━╮┓]") for title in titles]
+    """Every title appears in a pane's top border (``─ Title ─`` / ``━ Title ━``, or with more
+    after it: ``─ Timeline · chain ✓ verified to #4 ─``)."""
+    patterns = [re.compile(r"[─━╭┏]\s?" + re.escape(title) + r"(\s?[─━╮┓]|\s·\s)")
+                for title in titles]
     return lambda lines: all(any(p.search(line) for line in lines) for p in patterns)
 
 
@@ -285,7 +287,7 @@ TIME_OF_DAY = re.compile(r"\b\d\d:\d\d:\d\d\b")
 
 def pane_rows(lines: list[str], title: str) -> list[str]:
     """The inside lines of the pane whose top border carries ``title`` (empty if none)."""
-    top = re.compile(r"[─━]\s?" + re.escape(title) + r"\s?[─━]")
+    top = re.compile(r"[─━]\s?" + re.escape(title) + r"(\s?[─━]|\s·\s)")
     for index, line in enumerate(lines):
         match = top.search(line)
         if match is None:
