@@ -254,6 +254,13 @@ class NotifySettings(Strict):
     webhook_url_env: str | None = Field(
         default=None, description="Environment variable holding a chat webhook URL."
     )
+    timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="Timeout of one connect and of one read."
+    )
+    deadline_s: float = Field(
+        default=10.0, gt=0, le=120,
+        description="Total deadline of one post: a webhook that trickles its answer is cut here.",
+    )
 
 
 def _default_approval_path() -> dict[Category, list[str]]:

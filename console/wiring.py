@@ -107,7 +107,9 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
     if config.notify.webhook_url_env:
         from adapters.notify import WebhookNotifier
 
-        notifier = WebhookNotifier(config.notify.webhook_url_env)
+        notifier = WebhookNotifier(config.notify.webhook_url_env,
+                                   timeout_s=config.notify.timeout_s,
+                                   deadline_s=config.notify.deadline_s)
 
     def close() -> None:
         for stopper in stoppers:
