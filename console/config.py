@@ -205,6 +205,11 @@ class MonitoringSettings(Strict):
 
     poll_interval_s: float = Field(default=5.0, gt=0, le=300, description="Seconds between polls.")
     graph_window_s: float = Field(default=900.0, gt=0, description="Seconds of history graphed.")
+    clock_skew_s: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="A sample stamped further than this in the future is not trusted (a clock "
+        "is wrong): the guardrail can't evaluate.",
+    )
 
 
 class RollbackSettings(Strict):
