@@ -6,7 +6,7 @@ STAMP := $(VENV)/.bootstrap-stamp
 export PYTHONDONTWRITEBYTECODE :=
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo demo-good demo-prometheus test test-fast test-repeat test-under-load bench snapshots lint prometheus clean
+.PHONY: demo demo-good demo-prometheus test test-fast test-repeat test-under-load faults bench snapshots lint prometheus clean
 
 # The venv is rebuilt when pyproject.toml changes. uv (with bytecode compilation) when present,
 # else python3 -m venv and pip.
@@ -52,6 +52,12 @@ test-under-load: $(STAMP)
 		echo "test-under-load: run $$i of $${TIMES:-3}"; \
 		scripts/under-load $(MAKE) --no-print-directory test || { echo "test-under-load: run $$i FAILED"; exit 1; }; \
 	done; echo "test-under-load: $${TIMES:-3} runs passed"
+
+# The fault suite's long version (tests/faults; `make test` runs its short version): every fault
+# on every adapter call, every hostile string through the real command, every broken config
+# through the real command, 30 racing commanders. Ends with the counts (what must be 0 is 0).
+faults: $(STAMP)
+	WARROOM_FAULTS=long $(PY) -m pytest -q -p no:cacheprovider tests/faults
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not prometheus and not tmux"

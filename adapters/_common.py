@@ -110,6 +110,14 @@ def describe_preflight_value(value: object, target: str) -> tuple[bool, str]:
     return False, f"reported {kind_of(value)} (expected the target {target!r} or true)"
 
 
+_HTML_START = re.compile(r"^\s*(?:<!doctype\s+html|<html|<head|<body|<\?xml|<!--)", re.IGNORECASE)
+
+
+def looks_like_html(text: str) -> bool:
+    """Whether an answer is an HTML page (a login page, a proxy's error page) rather than data."""
+    return _HTML_START.match(text[:512]) is not None
+
+
 def clean_text(text: str, limit: int = EXCERPT_CHARS) -> str:
     """One line of at most ``limit`` characters: escapes and control characters removed."""
     text = _ANSI.sub("", text)

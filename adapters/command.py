@@ -10,7 +10,12 @@ pasted from a chat): they are data, and must never become options, globs or shel
 
 A command gets the parent environment plus ``env`` from the settings (secrets read from the named
 variables at call time), runs in its own process group, and is killed as a group (SIGTERM, then
-SIGKILL) when its timeout passes: :class:`~adapters.base.AdapterTimeout`. A non-zero exit is a
+SIGKILL) when its ``timeout_s`` passes: :class:`~adapters.base.AdapterTimeout` ("no complete answer
+within N s"). ``timeout_s`` is a total deadline, wall-clock from start to exit: a command that
+prints forever, or trickles its answer, is cut there just the same. What it prints is bounded too:
+at most :data:`MAX_OUTPUT_CHARS` of stdout are kept (more fails the call: a partial answer is not
+parsed), the tail of stderr, and at most :data:`MAX_PROGRESS_LINES` progress lines per call (the
+rest are counted, not recorded one by one). A non-zero exit is a
 DeployError with the exit code and the last line(s) of stderr; output that does not match
 ``result_regex`` / ``result_json_path`` is a DeployError saying what was expected. Secret values are
 scrubbed from every message and progress line.
@@ -66,6 +71,14 @@ __all__ = ["CommandDeployer", "CommandTraffic", "check_value"]
 
 # How long a command gets to exit after SIGTERM before the group is sent SIGKILL.
 _TERM_GRACE_S = 1.0
+#: The most stdout kept from one command; more is a failure ("printed more than ...").
+MAX_OUTPUT_CHARS = 4 * 1024 * 1024
+#: The most stderr kept (its tail: the last lines say why a command failed).
+_MAX_STDERR_CHARS = 64 * 1024
+#: Progress lines passed on per call; a command that prints thousands must not flood the timeline.
+MAX_PROGRESS_LINES = 50
+# One read of a pipe: a "line" without a newline is cut into pieces of this size.
+_READ_CHARS = 64 * 1024
 _PROGRESS_LINE_CHARS = 300
 _ARGV_SHOWN_CHARS = 160
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.(/|$)")
@@ -171,9 +184,19 @@ class _CommandActions:
             shown = shown[: _ARGV_SHOWN_CHARS - 3] + "..."
         where = scrub(f"{name}: `{shown}`", secrets)
 
+        shown_lines = 0
+
         def on_line(line: str) -> None:
-            if progress is not None:
+            nonlocal shown_lines
+            if progress is None or not line.strip():
+                return
+            shown_lines += 1
+            if shown_lines <= MAX_PROGRESS_LINES:
                 progress(excerpt(line, secrets, _PROGRESS_LINE_CHARS))
+
+        def unshown() -> None:
+            if progress is not None and shown_lines > MAX_PROGRESS_LINES:
+                progress(f"... {shown_lines - MAX_PROGRESS_LINES} more lines of output not shown")
 
         try:
             code, stdout, stderr = _run(argv, env, timeout_s, on_line)
@@ -182,10 +205,18 @@ class _CommandActions:
         except PermissionError:
             raise DeployError(f"{where}: program {argv[0]!r} is not executable") from None
         except _Timeout:
+            unshown()
             raise AdapterTimeout(
-                f"{where} did not finish within {timeout_s:g}s and was killed; "
-                "its outcome is unknown: read the state back"
+                f"{where}: no complete answer within {timeout_s:g} s; it was killed and its "
+                "outcome is unknown: read the state back"
             ) from None
+        except _TooMuchOutput:
+            unshown()
+            raise DeployError(
+                f"{where} printed more than {MAX_OUTPUT_CHARS // 1024 // 1024} MiB; it was "
+                "killed and its answer not read"
+            ) from None
+        unshown()
         if code != 0:
             status = f"exited {code}" if code > 0 else f"was killed by signal {-code}"
             # scrubbed before _tail cuts them, so no cut leaves part of a secret
@@ -239,6 +270,10 @@ class _Timeout(Exception):
     pass
 
 
+class _TooMuchOutput(Exception):
+    pass
+
+
 def _run(
     argv: list[str], env: dict[str, str], timeout_s: float, on_line: Callable[[str], None]
 ) -> tuple[int, str, str]:
@@ -259,11 +294,13 @@ def _run(
     lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
     out: list[str] = []
     err: list[str] = []
+    out_chars = err_chars = 0
 
     def pump(stream: IO[str] | None, kind: str) -> None:
         try:
-            for line in stream or ():
-                lines.put((kind, line))
+            if stream is not None:
+                for line in iter(lambda: stream.readline(_READ_CHARS), ""):
+                    lines.put((kind, line))
         except (OSError, ValueError):
             pass
         finally:
@@ -289,10 +326,16 @@ def _run(
             if line is None:
                 open_streams -= 1
             elif kind == "out":
+                out_chars += len(line)
+                if out_chars > MAX_OUTPUT_CHARS:
+                    raise _TooMuchOutput
                 out.append(line)
                 on_line(line.rstrip("\n"))
             else:
                 err.append(line)
+                err_chars += len(line)
+                while err_chars > _MAX_STDERR_CHARS and len(err) > 1:
+                    err_chars -= len(err.pop(0))
         try:
             code = proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
         except subprocess.TimeoutExpired:

@@ -17,9 +17,18 @@ Rules this module keeps, because an emergency change is the worst moment to lear
 * Secrets are read from the environment at call time; a missing variable fails before anything is
   sent, naming the variable (never a value).
 
+* Every call has a total deadline (``deadline_s``, per section and per action): the whole exchange,
+  retries and their pauses included, ends by then, however slowly the server trickles its answer.
+  Past it the connection is cut and the call fails with "no complete answer within N s". A
+  ``timeout_s`` bounds each connect and each read inside that. Connections are not kept alive
+  between calls, so a fault that ends leaves nothing stuck behind: the next call starts clean.
+* A 429 or 503 with ``Retry-After`` is retried after that pause when the call may be retried and
+  the pause fits in the deadline; otherwise the failure says how long the API asked to wait.
+* An answer larger than :data:`MAX_BODY_BYTES` is refused, not read into memory.
+
 httpx is imported when the first request is made, so importing this module costs almost nothing.
-Every call is synchronous and may block for about ``timeout_s × (retries + 1)``: the console runs
-adapters in worker threads.
+Every call is synchronous and blocks for at most its deadline: the console runs adapters in worker
+threads.
 
 The small parsing helpers (:func:`lookup_path`, :func:`parse_weight`, ...) live in
 :mod:`adapters._common`, shared with :mod:`adapters.command`; they stay importable from here.
@@ -45,6 +54,7 @@ from adapters._common import (
     describe_preflight_value,
     excerpt,
     kind_of,
+    looks_like_html,
     lookup_path,
     parse_version,
     parse_weight,
@@ -53,6 +63,7 @@ from adapters._common import (
     should_advance,
     version_check,
 )
+from adapters._deadline import Deadline
 from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
 from adapters.settings import (
     HttpAction,
@@ -81,6 +92,8 @@ __all__ = [
 # HTTP statuses that say "try again later" rather than "no": only these are retried.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _BACKOFF_CAP_S = 2.0
+#: The largest answer read; a bigger one is a failure (a deploy API's answers are small).
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _T = TypeVar("_T")
 
@@ -105,6 +118,9 @@ class _Answer:
         try:
             return json.loads(self.text)
         except ValueError:
+            if looks_like_html(self.text):
+                raise self.fail("the body is an HTML page, not JSON (a login page or a proxy?)") \
+                    from None
             raise self.fail("the body is not JSON") from None
 
     def result(self, path: str) -> object:
@@ -163,6 +179,9 @@ class _HttpActions:
                     timeout=httpx.Timeout(self.settings.timeout_s),
                     verify=self.settings.verify_tls,
                     follow_redirects=False,  # a redirect could carry our headers elsewhere
+                    # a new connection per call: a connection a past fault left behind is never
+                    # reused, and each one's socket is known to the call's Deadline
+                    limits=httpx.Limits(max_keepalive_connections=0),
                     # trust_env stays on: a bastion's HTTPS_PROXY / SSL_CERT_FILE must apply
                 )
             return self._client
@@ -254,44 +273,131 @@ class _HttpActions:
         client = self.client()
         method = action.method
         secret_tuple = tuple(secrets)
-        tried = ""
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            tried = f" (after {attempt} attempts)" if attempt > 1 else ""
-            try:
-                response = client.request(method, url, headers=headers, json=body)
-            except httpx.InvalidURL as error:
-                raise DeployError(f"{where} -> not a usable URL ({error})") from None
-            except httpx.TimeoutException as error:
-                if not last:
-                    self._pause(attempt)
-                    continue
-                phase = "connect" if isinstance(error, httpx.ConnectTimeout) else "answer"
-                # the server may have acted on a write it never answered: say so
-                unsafe = "" if method == "GET" else (
-                    "; it may have been applied: read the state back before trying again"
-                )
-                raise AdapterTimeout(
-                    f"{where} -> no {phase} within {self.settings.timeout_s:g}s{tried}{unsafe}"
-                ) from None
-            except httpx.HTTPError as error:
-                if not last:
-                    self._pause(attempt)
-                    continue
-                reason = excerpt(str(error) or type(error).__name__, secret_tuple, 120)
-                raise DeployError(f"{where} -> {reason}{tried}") from None
-            text = response.text
-            if response.status_code in action.expect_status:
-                return _Answer(where, response.status_code, text, secret_tuple)
-            if response.status_code in _RETRY_STATUSES and not last:
-                self._pause(attempt)
-                continue
-            body = excerpt(text, secret_tuple) or "(empty body)"
-            raise DeployError(f"{where} -> HTTP {response.status_code}{tried}: {body}")
+        deadline_s = action.deadline_s or self.settings.deadline_s
+        # the server may have acted on a write it never answered: say so
+        unsafe = "" if method == "GET" else (
+            "; it may have been applied: read the state back before trying again"
+        )
+
+        def too_late(tried: str) -> AdapterTimeout:
+            return AdapterTimeout(
+                f"{where} -> no complete answer within {deadline_s:g} s{tried}{unsafe}"
+            )
+
+        with Deadline(deadline_s) as deadline:
+            for attempt in range(1, attempts + 1):
+                last = attempt == attempts
+                tried = f" (after {attempt} attempts)" if attempt > 1 else ""
+                timeout = httpx.Timeout(deadline.bound(self.settings.timeout_s))
+                try:
+                    status, text = self._exchange(
+                        client, method, url, headers, body, timeout, deadline
+                    )
+                except httpx.InvalidURL as error:
+                    raise DeployError(f"{where} -> not a usable URL ({error})") from None
+                except _TooLarge:
+                    raise DeployError(
+                        f"{where} -> the answer is larger than {MAX_BODY_BYTES // 1024 // 1024} "
+                        f"MiB; it was not read{tried}"
+                    ) from None
+                except httpx.HTTPError as error:
+                    if deadline.expired:
+                        raise too_late(tried) from None
+                    if not last and self._pause(attempt, deadline):
+                        continue
+                    if isinstance(error, httpx.TimeoutException):
+                        phase = "connect" if isinstance(error, httpx.ConnectTimeout) else "answer"
+                        raise AdapterTimeout(
+                            f"{where} -> no {phase} within {self.settings.timeout_s:g} s"
+                            f"{tried}{unsafe}"
+                        ) from None
+                    reason = excerpt(str(error) or type(error).__name__, secret_tuple, 120)
+                    raise DeployError(f"{where} -> {reason}{tried}") from None
+                if status.code in action.expect_status:
+                    return _Answer(where, status.code, text, secret_tuple)
+                if status.code in _RETRY_STATUSES and not last:
+                    if status.retry_after is None and self._pause(attempt, deadline):
+                        continue
+                    if status.retry_after is not None and self._wait(status.retry_after,
+                                                                     deadline):
+                        continue
+                shown = excerpt(text, secret_tuple) or "(empty body)"
+                if looks_like_html(text):
+                    shown = f"an HTML page (a login page or a proxy?): {shown}"
+                asked = ""
+                if status.retry_after is not None:
+                    asked = f" (the API asks to retry after {status.retry_after:g} s)"
+                raise DeployError(f"{where} -> HTTP {status.code}{tried}{asked}: {shown}")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _pause(self, attempt: int) -> None:
-        time.sleep(min(self.backoff_s * 2 ** (attempt - 1), _BACKOFF_CAP_S))
+    @staticmethod
+    def _exchange(
+        client: httpx.Client,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: object,
+        timeout: httpx.Timeout,
+        deadline: Deadline,
+    ) -> tuple[_Status, str]:
+        """One request and its whole answer, read under ``deadline`` and the size cap."""
+        with client.stream(
+            method, url, headers=headers, json=body, timeout=timeout,
+            extensions={"trace": deadline.trace},
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _TooLarge
+                chunks.append(chunk)
+            encoding = response.encoding or "utf-8"
+            text = b"".join(chunks).decode(encoding, errors="replace")
+            return _Status(response.status_code, _retry_after(response.headers)), text
+
+    def _pause(self, attempt: int, deadline: Deadline) -> bool:
+        """Back off before another attempt; False when no attempt fits in the deadline."""
+        return self._wait(min(self.backoff_s * 2 ** (attempt - 1), _BACKOFF_CAP_S), deadline)
+
+    @staticmethod
+    def _wait(seconds: float, deadline: Deadline) -> bool:
+        # another attempt needs some of the deadline left after the pause, or it is pointless
+        if seconds >= deadline.remaining() - 0.05:
+            return False
+        time.sleep(seconds)
+        return True
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Status:
+    code: int
+    retry_after: float | None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The pause a Retry-After header asks for, in seconds (delay-seconds or an HTTP date)."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    from datetime import UTC, datetime
+
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _fill_body(node: object, values: dict[str, str]) -> object:

@@ -4,11 +4,14 @@ Importing this module is cheap: ``prometheus_api_client`` and ``requests`` (≈ 
 are imported when a :class:`PrometheusMetrics` is built, so the CLI and config loading never pay
 for them.
 
-Every call is synchronous, bounded and may block for about ``timeout_s`` (times ``retries + 1`` for
-connection failures and 502/503/504 answers, plus a short backoff): the console calls it from worker
-threads, never from the UI thread. Every failure is one short line in a :class:`MetricsError` (a
-timeout is a :class:`MetricsTimeout`, both a MetricsError and an AdapterTimeout) that never contains
-a credential.
+Every call is synchronous and ends within ``deadline_s``, the total deadline of the whole exchange
+(retries included): a server that trickles its answer a byte at a time, which never trips the
+per-read ``timeout_s``, is cut at the deadline ("no complete answer within N s"), and its connection
+is closed, so the next poll starts clean. The console calls it from worker threads, never from the
+UI thread. Every failure is one short line in a :class:`MetricsError` (a timeout is a
+:class:`MetricsTimeout`, both a MetricsError and an AdapterTimeout) that never contains a
+credential. An answer that is not Prometheus's ``{"status": "success", "data": ...}`` (an HTML
+login page, ``status: error`` with HTTP 200) is a MetricsError that says so.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from adapters._common import scrub
+from adapters._common import looks_like_html, scrub
+from adapters._deadline import Deadline, deadline_http_adapter
 from adapters.base import AdapterTimeout, InstantValue, MetricsError, RangeSeries
 
 if TYPE_CHECKING:
@@ -75,7 +79,7 @@ def _seconds(value: float) -> str:
 
 def _parse_value(raw: object) -> float:
     """A Prometheus sample value ("1.5", "NaN", "+Inf", "-Inf") as a float."""
-    if not isinstance(raw, str | int | float):
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise MetricsError(f"Prometheus sent a sample value that is not a number: {raw!r:.40}")
     try:
         # float() reads Prometheus's spellings of the special values: "NaN", "+Inf", "-Inf".
@@ -92,9 +96,13 @@ def _parse_point(raw: object) -> tuple[float, float]:
         raise MetricsError(f"Prometheus sent an unreadable sample: {raw!r:.60}")
     ts, value = raw
     try:
+        if isinstance(ts, bool):
+            raise TypeError
         stamp = float(ts)
     except (TypeError, ValueError):
         raise MetricsError(f"Prometheus sent an unreadable timestamp: {ts!r:.40}") from None
+    if not math.isfinite(stamp):
+        raise MetricsError(f"Prometheus sent an unreadable timestamp: {ts!r:.40}")
     return stamp, _parse_value(value)
 
 
@@ -229,6 +237,7 @@ class PrometheusMetrics:
         session = requests.Session()
         # TLS verification is on unless turned off; a CA bundle, when given, is what verifies.
         session.verify = (settings.ca_file or True) if settings.verify_tls else False
+        session.hooks["response"].append(_check_answer)
         self._client: PrometheusConnect = PrometheusConnect(
             url=settings.url,
             headers=headers,
@@ -239,6 +248,8 @@ class PrometheusMetrics:
             timeout=settings.timeout_s,  # type: ignore[arg-type]  # the library says int; float works
             method="GET",
         )
+        # PrometheusConnect mounted a plain adapter for the URL: ours obeys the call's deadline
+        session.mount(settings.url, deadline_http_adapter(max_retries=retry))
         self._requests = requests
 
     # --- MetricsSource -------------------------------------------------------------------------
@@ -248,7 +259,9 @@ class PrometheusMetrics:
 
         A scalar answer (``scalar(...)``, a number literal) is one value with empty labels.
         """
-        result = self._call(lambda client: client.custom_query(query=query))
+        result = self._call(
+            lambda client, timeout: client.custom_query(query=query, timeout=timeout)
+        )
         return instant_values(result)
 
     def query_range(
@@ -267,8 +280,9 @@ class PrometheusMetrics:
             raise MetricsError("range query ends before it starts")
         step_text = repr(float(step)) if step != int(step) else str(int(step))
         result = self._call(
-            lambda client: client.custom_query_range(
-                query=query, start_time=start_utc, end_time=end_utc, step=step_text
+            lambda client, timeout: client.custom_query_range(
+                query=query, start_time=start_utc, end_time=end_utc, step=step_text,
+                timeout=timeout,
             )
         )
         return range_series(result)
@@ -337,8 +351,9 @@ class PrometheusMetrics:
     def _scrub(self, message: str) -> str:
         return _one_line(scrub(message, self._secrets()))
 
-    def _call(self, request: Callable[[PrometheusConnect], object]) -> object:
-        """Run ``request(client)`` with fresh credentials; turn every failure into one line."""
+    def _call(self, request: Callable[[PrometheusConnect, float], object]) -> object:
+        """Run ``request(client, timeout)`` with fresh credentials within the deadline; turn
+        every failure into one line."""
         headers, auth = self._credentials()
         with self._lock:
             # Replace, never mutate: a request in flight on another thread keeps a whole value.
@@ -346,12 +361,19 @@ class PrometheusMetrics:
                 self._client.headers = headers
             if self._client.auth != auth:
                 self._client.auth = auth
-        try:
-            return request(self._client)
-        except MetricsError:
-            raise
-        except Exception as error:  # one place turns every failure into one short line
-            raise self._translate(error) from None
+        deadline_s = self.settings.deadline_s
+        with Deadline(deadline_s) as deadline:
+            try:
+                return request(self._client, deadline.bound(self.settings.timeout_s))
+            except MetricsError:
+                raise
+            except Exception as error:  # one place turns every failure into one short line
+                if deadline.expired:
+                    raise MetricsTimeout(
+                        f"Prometheus at {self._display_url}: no complete answer within "
+                        f"{_seconds(deadline_s)} s"
+                    ) from None
+                raise self._translate(error) from None
 
     def _translate(self, error: Exception) -> MetricsError:
         """The one-line MetricsError (or MetricsTimeout) that says what went wrong."""
@@ -378,6 +400,10 @@ class PrometheusMetrics:
             isinstance(cause, urllib3_exc.ReadTimeoutError | TimeoutError) for cause in chain
         ):
             return MetricsTimeout(f"Prometheus did not answer within {timeout} s")
+        if isinstance(error, exc.ChunkedEncodingError | exc.ContentDecodingError):
+            return MetricsError(
+                self._scrub(f"{where} broke off its answer: {_connection_reason(error)}")
+            )
         if isinstance(error, exc.SSLError):
             return MetricsError(self._scrub(f"{where}: TLS failed: {_ssl_reason(error)}"))
         if isinstance(error, exc.ConnectionError):
@@ -407,6 +433,39 @@ class PrometheusMetrics:
         if isinstance(error, exc.RequestException):
             return MetricsError(self._scrub(f"{where}: {type(error).__name__}: {error}"))
         return MetricsError(self._scrub(f"{where}: unexpected {type(error).__name__}: {error}"))
+
+
+def _check_answer(response: Any, *_: Any, **__: Any) -> None:
+    """A requests response hook: a 200 that is not Prometheus's success answer is an error.
+
+    prometheus-api-client reads ``data.result`` of any 200 and would report a login page or a
+    ``status: error`` answer as a bare KeyError or JSON error; this says what came back.
+    """
+    if response.status_code != 200:
+        return
+    text = response.text
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        if looks_like_html(text):
+            raise MetricsError(
+                "Prometheus answered with an HTML page, not its JSON API (a login page or a "
+                "proxy?)"
+            ) from None
+        raise MetricsError(
+            "Prometheus sent an answer that is not JSON (cut short, or not Prometheus?)"
+        ) from None
+    if not isinstance(answer, dict):
+        raise MetricsError("Prometheus sent an answer that is not a JSON object")
+    status = answer.get("status")
+    if status != "success":
+        error = _one_line(str(answer.get("error") or "no error given"), 160)
+        kind = answer.get("errorType")
+        of = f" ({_one_line(str(kind), 40)})" if kind else ""
+        raise MetricsError(f"Prometheus answered status={_one_line(str(status), 20)}{of}: {error}")
+    data = answer.get("data")
+    if not isinstance(data, dict) or "result" not in data:
+        raise MetricsError("Prometheus sent an answer without data.result")
 
 
 def _chain(error: BaseException) -> list[BaseException]:

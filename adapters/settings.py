@@ -54,10 +54,30 @@ def fill_template(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, template)
 
 
-class Strict(BaseModel):
-    """Base of every settings model: unknown keys are refused, values are not coerced silently."""
+class KeyedError(ValueError):
+    """A refusal that names the key it is about, below the model that raised it.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    A model-level validator has no key of its own; ``console.config`` joins ``key`` to the
+    model's place in the file, so the one-line error names the key a person must fix.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def quote_key(name: str) -> str:
+    """A TOML key as it is written: bare when it can be, else in double quotes."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Strict(BaseModel):
+    """Base of every settings model: unknown keys are refused, values are not coerced silently,
+    and NaN or ±inf (which TOML allows) is no number of seconds or limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SecretFromEnv(Strict):
@@ -104,7 +124,14 @@ class PrometheusSettings(Strict):
 
     kind: Literal["prometheus"] = "prometheus"
     url: str = Field(description="Base URL of the Prometheus HTTP API, e.g. http://127.0.0.1:9090.")
-    timeout_s: float = Field(default=3.0, gt=0, le=60, description="Timeout of one query.")
+    timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="Timeout of one connect and of one read."
+    )
+    deadline_s: float = Field(
+        default=6.0, gt=0, le=120,
+        description="Total deadline of one query, retries included: a server that trickles its "
+        "answer is cut here ('no complete answer within N s').",
+    )
     retries: int = Field(
         default=1, ge=0, le=5, description="Retries of a failed query (bounded, with backoff)."
     )
@@ -138,9 +165,11 @@ class PrometheusSettings(Strict):
     @model_validator(mode="after")
     def _auth(self) -> PrometheusSettings:
         if (self.basic_user is None) != (self.basic_password is None):
-            raise ValueError("basic_user and basic_password must be given together")
+            missing = "basic_password" if self.basic_password is None else "basic_user"
+            raise KeyedError(missing, "basic_user and basic_password must be given together")
         if self.bearer_token is not None and self.basic_user is not None:
-            raise ValueError("give bearer_token or basic_user/basic_password, not both")
+            raise KeyedError("bearer_token",
+                             "give bearer_token or basic_user/basic_password, not both")
         return self
 
 
@@ -191,6 +220,10 @@ class HttpAction(Strict):
         description="Whether retrying is safe. Default: true for GET, and for writes whose URL, "
         "body or headers carry {idempotency_key}; false otherwise.",
     )
+    deadline_s: float | None = Field(
+        default=None, gt=0, le=3600,
+        description="Total deadline of this call, retries included (default: the section's).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -219,7 +252,14 @@ class HttpSettings(Strict):
 
     kind: Literal["http"] = "http"
     base_url: str = Field(description="Base URL that action URLs may use as {base_url}.")
-    timeout_s: float = Field(default=5.0, gt=0, le=300, description="Timeout of one request.")
+    timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="Timeout of one connect and of one read."
+    )
+    deadline_s: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="Total deadline of one call: the whole exchange, retries and pauses "
+        "included. Past it the call is abandoned and fails ('no complete answer within N s').",
+    )
     retries: int = Field(
         default=2, ge=0, le=10, description="Retries (with backoff) of requests safe to retry."
     )
@@ -232,6 +272,28 @@ class HttpSettings(Strict):
     actions: dict[str, HttpAction] = Field(
         default_factory=dict, description="The calls, by action name."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str | SecretFromEnv]) -> dict[str, str | SecretFromEnv]:
+        for name, spec in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+                raise KeyedError(quote_key(name), "not an HTTP header name")
+            if isinstance(spec, str):
+                if re.search(r"[\x00-\x1f\x7f]", spec):
+                    raise KeyedError(quote_key(name), "the value contains control characters")
+                try:
+                    _check_template(spec)
+                except ValueError as error:
+                    raise KeyedError(quote_key(name), str(error)) from None
+        return value
 
 
 class CommandAction(Strict):
@@ -271,7 +333,7 @@ class CommandAction(Strict):
     @model_validator(mode="after")
     def _one_parser(self) -> CommandAction:
         if self.result_regex is not None and self.result_json_path is not None:
-            raise ValueError("give result_regex or result_json_path, not both")
+            raise KeyedError("result_json_path", "give result_regex or result_json_path, not both")
         return self
 
 
@@ -291,6 +353,25 @@ class CommandSettings(Strict):
         default_factory=dict, description="The commands, by action name."
     )
 
+    @field_validator("value_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a valid regex: {error}") from None
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str | SecretFromEnv]) -> dict[str, str | SecretFromEnv]:
+        for name, spec in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise KeyedError(quote_key(name), "not an environment variable name")
+            if isinstance(spec, str) and "\x00" in spec:
+                raise KeyedError(name, "the value contains a NUL character")
+        return value
+
 
 DeploySettings = Annotated[
     SimDeploySettings | HttpSettings | CommandSettings, Field(discriminator="kind")
@@ -304,7 +385,9 @@ def check_actions(settings: SimDeploySettings | HttpSettings | CommandSettings,
         return
     unknown = sorted(set(settings.actions) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown action {unknown[0]!r} (known: {', '.join(allowed)})")
+        raise KeyedError(f"actions.{unknown[0]}",
+                         f"unknown action (known: {', '.join(allowed)})")
     missing = [name for name in required if name not in settings.actions]
     if missing:
-        raise ValueError(f"missing action {missing[0]!r} (required: {', '.join(required)})")
+        raise KeyedError(f"actions.{missing[0]}",
+                         f"required action is missing (required: {', '.join(required)})")

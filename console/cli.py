@@ -8,6 +8,8 @@ only by ``demo``, ``open`` and ``watch``, so every other command starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sys
 import traceback
@@ -168,7 +170,10 @@ def _incident(text: str) -> int:
 
 
 def _print_err(line: str) -> None:
-    print(line, file=sys.stderr)
+    """One line on stderr: user text quoted in a message (a name, a role) is shown, never
+    obeyed: no line break, escape sequence or bidi control reaches the terminal."""
+    with contextlib.suppress(OSError):  # stderr closed too: nobody is left to tell
+        print(_one_line(line), file=sys.stderr)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -349,7 +354,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from console.config import ConfigError, environment_problems
+
     config, path = _load_config(args, args.file)
+    # what `open` would refuse on this host is refused here too, before anyone relies on it
+    problems = environment_problems(config)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(first.path, first.key, first.message + more)
     print(f"Config: {path if path else 'none found: built-in defaults'}")
     print(f"Database: {_db_path(args, config)}"
           + (f" (group {config.store.group}, mode 0660)" if config.store.group else " (mode 0600)"))
@@ -373,15 +386,31 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         if g.max_ratio_to_baseline is not None:
             limits.append(f"≤ {g.max_ratio_to_baseline:g}× baseline")
         print(f"  {g.name}: {', '.join(limits)}; {g.consecutive} in a row → {g.on_breach}")
-    print(f"Metrics: {config.metrics.kind}" + (f" at {config.metrics.url}"
-                                               if config.metrics.kind == "prometheus" else ""))
-    print(f"Traffic: {config.traffic.kind}; Deploy: {config.deploy.kind}")
+    print(f"Metrics: {_adapter_line(config.metrics)}")
+    print(f"Traffic: {_adapter_line(config.traffic)}")
+    print(f"Deploy: {_adapter_line(config.deploy)}")
+    for name in config.simulated_sections():
+        print(f"Note: [{name}] is the simulator while another section is real (a drill only)")
     print(f"Rollback: verification hold {config.rollback.verification_hold_s:g}s, "
           f"{len(config.rollback.compatibility_checklist)} compatibility checks")
     print("Mission-critical scenarios: "
           + (", ".join(config.scenarios.mission_critical) or "none configured"))
     print(f"Emergency-rate bar: {config.emergency_rate.max_per_30_days} per 30 days")
     return 0
+
+
+def _adapter_line(settings: Any) -> str:
+    """One adapter section for check-config: its kind and how long a call may take."""
+    kind = settings.kind
+    if kind == "prometheus":
+        return (f"prometheus at {settings.url} (each query: {settings.timeout_s:g} s per read, "
+                f"{settings.deadline_s:g} s in all)")
+    if kind == "http":
+        return (f"http at {settings.base_url} (each call: {settings.timeout_s:g} s per read, "
+                f"{settings.deadline_s:g} s in all unless the action says otherwise)")
+    if kind == "command":
+        return f"command (each command: {settings.timeout_s:g} s in all unless the action says)"
+    return "sim (the embedded simulator)"
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -408,12 +437,66 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+#: Options whose value names a file: refused when not valid UTF-8 (made visible, it would name
+#: another file), instead of made visible like every other text.
+_PATH_OPTIONS = ("config", "db", "output", "file")
+
+
+def _visible_text(text: str) -> str:
+    """``text`` as it can be stored: bytes that were not UTF-8 (Python hands them over as lone
+    surrogates) become visible escapes, ``b'ok\\x80'`` → ``'ok\\\\x80'``; anything else is
+    unchanged."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that was not a byte: show its code point
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _clean_arguments(args: argparse.Namespace) -> None:
+    """Every text argument storable as UTF-8; a path that is not UTF-8 is refused (exit 2)."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and _visible_text(value) != value:
+            if name in _PATH_OPTIONS:
+                flag = name if name == "file" else f"--{name}"
+                raise UsageError(f"{flag}: {_visible_text(value)!r} is not valid UTF-8; "
+                                 "rename the file")
+            setattr(args, name, _visible_text(value))
+        elif isinstance(value, list):
+            setattr(args, name, [_visible_text(v) if isinstance(v, str) else v for v in value])
+
+
+def _stdout_gone() -> None:
+    """The reader of our output went away (`warroom list | head -1`): not an error. Point
+    stdout at /dev/null so the interpreter's last flush does not complain either."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    for stream in (sys.stdout, sys.stderr):
+        # a title in any script must print even where the locale's encoding cannot show it
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        _clean_arguments(args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _stdout_gone()
+        return 0
     except KeyboardInterrupt:
         _print_err("warroom: interrupted")
         return 130

@@ -14,24 +14,42 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from adapters.settings import (
     DEPLOY_ACTIONS,
     TRAFFIC_ACTIONS,
+    CommandSettings,
     DeploySettings,
+    HttpSettings,
+    KeyedError,
     MetricsSettings,
+    PrometheusSettings,
+    SecretFromEnv,
     SimDeploySettings,
     SimMetricsSettings,
     Strict,
     check_actions,
+    quote_key,
 )
 from console import paths
 from console.model import BYPASS_ELEMENTS, CATEGORIES, PRIORITIES, Category, Priority
 
 ROLE_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+#: Deepest nesting of tables and arrays a config may have; no setting needs more than a handful.
+MAX_DEPTH = 16
+#: The placeholders a guardrail query may use ($name or ${name}).
+GUARDRAIL_PLACEHOLDERS = ("service", "track")
+_DOLLAR_NAME = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """One line: control characters shown as escapes, so an error can never span two lines."""
+    text = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ConfigError(Exception):
@@ -41,7 +59,8 @@ class ConfigError(Exception):
         self.path = path
         self.key = key
         self.message = message
-        where = str(path) if path is not None else "<defaults>"
+        where = _printable(str(path), 500) if path is not None else "<defaults>"
+        key, message = _printable(key, 200), _printable(message)
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
@@ -127,10 +146,13 @@ class PlanSettings(Strict):
     @model_validator(mode="after")
     def _rising_to_100(self) -> PlanSettings:
         percents = [stage.percent for stage in self.stages]
-        if any(b <= a for a, b in itertools.pairwise(percents)):
-            raise ValueError(f"stage percents must rise, got {percents}")
+        for index, (a, b) in enumerate(itertools.pairwise(percents), 1):
+            if b <= a:
+                raise KeyedError(f"stages[{index}].percent",
+                                 f"stage percents must rise, got {percents}")
         if percents[-1] != 100:
-            raise ValueError(f"the last stage must be 100%, got {percents[-1]}%")
+            raise KeyedError(f"stages[{len(percents) - 1}].percent",
+                             f"the last stage must be 100%, got {percents[-1]}%")
         return self
 
 
@@ -158,7 +180,7 @@ class CanarySettings(Strict):
     @model_validator(mode="after")
     def _default_exists(self) -> CanarySettings:
         if self.default_plan not in self.plans:
-            raise ValueError(f"default_plan {self.default_plan!r} is not in plans")
+            raise KeyedError("default_plan", f"{self.default_plan!r} is not in plans")
         return self
 
 
@@ -191,12 +213,23 @@ class GuardrailSettings(Strict):
         default="hold", description="What a sustained breach does."
     )
 
+    @field_validator("query", "evidence_query")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        for match in _DOLLAR_NAME.finditer(value or ""):
+            name = match.group(1) if match.group(1) is not None else match.group(2)
+            if name not in GUARDRAIL_PLACEHOLDERS:
+                known = ", ".join("$" + n for n in GUARDRAIL_PLACEHOLDERS)
+                raise ValueError(f"unknown placeholder {match.group()!r} (known: {known})")
+        return value
+
     @model_validator(mode="after")
     def _has_limit(self) -> GuardrailSettings:
         if self.max is None and self.max_ratio_to_baseline is None:
-            raise ValueError("give max, max_ratio_to_baseline, or both")
+            raise KeyedError("max", "give max, max_ratio_to_baseline, or both")
         if "$track" not in self.query and "${track}" not in self.query:
-            raise ValueError("query must use $track so canary and baseline can be compared")
+            raise KeyedError("query",
+                             "must use $track so canary and baseline can be compared")
         return self
 
 
@@ -205,6 +238,11 @@ class MonitoringSettings(Strict):
 
     poll_interval_s: float = Field(default=5.0, gt=0, le=300, description="Seconds between polls.")
     graph_window_s: float = Field(default=900.0, gt=0, description="Seconds of history graphed.")
+    clock_skew_s: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="A sample stamped further than this in the future is not trusted (a clock "
+        "is wrong): the guardrail can't evaluate.",
+    )
 
 
 class RollbackSettings(Strict):
@@ -252,7 +290,15 @@ class NotifySettings(Strict):
     """A chat webhook told about breaches, rollbacks and their verdicts (optional)."""
 
     webhook_url_env: str | None = Field(
-        default=None, description="Environment variable holding a chat webhook URL."
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding a chat webhook URL.",
+    )
+    timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="Timeout of one connect and of one read."
+    )
+    deadline_s: float = Field(
+        default=10.0, gt=0, le=120,
+        description="Total deadline of one post: a webhook that trickles its answer is cut here.",
     )
 
 
@@ -267,6 +313,8 @@ def _default_approval_path() -> dict[Category, list[str]]:
 
 class Config(Strict):
     """Everything warroom can be told; every field has the seeds' default."""
+
+    _source: Path | None = PrivateAttr(default=None)
 
     store: StoreSettings = Field(default_factory=StoreSettings)
     roster: dict[str, list[str]] = Field(
@@ -294,19 +342,20 @@ class Config(Strict):
     def _roster(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for role, users in value.items():
             if not re.match(ROLE_PATTERN, role):
-                raise ValueError(f"role {role!r} must be lower-case letters, digits and dashes")
-            for user in users:
+                raise KeyedError(quote_key(role),
+                                 "a role must be lower-case letters, digits and dashes")
+            for index, user in enumerate(users):
                 if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", user):
-                    raise ValueError(f"{role}: {user!r} is not an OS user name")
+                    raise KeyedError(f"{role}[{index}]", f"{user!r} is not an OS user name")
         return value
 
     @field_validator("approvals")
     @classmethod
     def _approvals(cls, value: dict[Category, list[str]]) -> dict[Category, list[str]]:
         for category, roles in value.items():
-            for role in roles:
+            for index, role in enumerate(roles):
                 if not re.match(ROLE_PATTERN, role):
-                    raise ValueError(f"{category}: role {role!r} is not a role name")
+                    raise KeyedError(f"{category}[{index}]", f"{role!r} is not a role name")
         return {**_default_approval_path(), **value}
 
     @field_validator("bypass")
@@ -314,8 +363,9 @@ class Config(Strict):
     def _bypass(cls, value: dict[str, BypassDefault]) -> dict[str, BypassDefault]:
         unknown = sorted(set(value) - set(BYPASS_ELEMENTS))
         if unknown:
-            raise ValueError(
-                f"unknown element {unknown[0]!r} (known: {', '.join(BYPASS_ELEMENTS)})"
+            raise KeyedError(
+                quote_key(unknown[0]),
+                f"unknown element {unknown[0]!r} (known: {', '.join(BYPASS_ELEMENTS)})",
             )
         return {**_default_bypasses(), **value}
 
@@ -323,19 +373,70 @@ class Config(Strict):
     @classmethod
     def _unique_guardrails(cls, value: list[GuardrailSettings]) -> list[GuardrailSettings]:
         names = [g.name for g in value]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"guardrail name {name!r} is used twice")
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise KeyedError(f"[{index}].name", f"guardrail name {name!r} is used twice")
         return value
 
     @model_validator(mode="after")
     def _actions(self) -> Config:
-        check_actions(self.traffic, TRAFFIC_ACTIONS, TRAFFIC_ACTIONS)
-        check_actions(self.deploy, DEPLOY_ACTIONS, ("current_version", "rollback"))
+        for section, allowed, required in (
+            ("traffic", TRAFFIC_ACTIONS, TRAFFIC_ACTIONS),
+            ("deploy", DEPLOY_ACTIONS, ("current_version", "rollback")),
+        ):
+            try:
+                check_actions(getattr(self, section), allowed, required)
+            except KeyedError as error:
+                raise KeyedError(f"{section}.{error.key}", str(error)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _roster_roles_are_used(self) -> Config:
+        # a roster role no category requires is a typo ("securty-lead"): its people could never
+        # approve anything, and nobody would notice until 22:00
+        used = {role for roles in self.approvals.values() for role in roles}
+        for role in self.roster:
+            if role not in used:
+                raise KeyedError(
+                    f"roster.{role}",
+                    f"no category in [approvals] requires this role (required roles: "
+                    f"{', '.join(sorted(used)) or 'none'})",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _no_silent_simulator(self) -> Config:
+        # A real deploy system judged on simulated metrics (or real metrics while the canary is
+        # only simulated) is the worst kind of silent: the console would look right and be wrong.
+        # A section left out is the simulator; with any real section, each must be explicit.
+        real = [name for name in ("metrics", "traffic", "deploy")
+                if getattr(self, name).kind != "sim"]
+        if not real:
+            return self
+        for name in ("metrics", "traffic", "deploy"):
+            if name not in self.model_fields_set:
+                kinds = ", ".join(f"[{r}] is {getattr(self, r).kind}" for r in real)
+                raise KeyedError(
+                    name,
+                    f"not configured, so it would be the simulator while {kinds}; configure it "
+                    f"(kind = \"sim\" only for a drill)",
+                )
         return self
 
     def required_roles(self, category: Category) -> list[str]:
         return list(self.approvals.get(category, []))
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was loaded from (None: the built-in defaults)."""
+        return self._source
+
+    def simulated_sections(self) -> list[str]:
+        """The adapter sections that are the simulator while another one is real (a drill)."""
+        kinds = {name: getattr(self, name).kind for name in ("metrics", "traffic", "deploy")}
+        if all(kind == "sim" for kind in kinds.values()):
+            return []
+        return [name for name, kind in kinds.items() if kind == "sim"]
 
 
 def config_candidates(explicit: str | os.PathLike[str] | None) -> list[Path]:
@@ -362,16 +463,133 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
+_TAGS = frozenset({"sim", "prometheus", "http", "command"})
+
+
+_key_part = quote_key  # a key with dots, spaces or quotes is quoted, as TOML writes it
+
+
 def _key_of(location: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in location:
         if isinstance(part, int):
             parts.append(f"[{part}]")
-        elif part in {"sim", "prometheus", "http", "command"} and parts:
+        elif part in _TAGS and parts:
             continue  # discriminated-union tags, not keys the user wrote
+        elif part.startswith(("function-", "union[")) or part in ("str", "SecretFromEnv",
+                                                                  "[key]"):
+            continue  # pydantic's names for union branches and dict keys, not keys either
         else:
-            parts.append(("." if parts else "") + str(part))
+            parts.append(("." if parts else "") + _key_part(str(part)))
     return "".join(parts)
+
+
+def _join(key: str, sub: str) -> str:
+    if not key:
+        return sub
+    return f"{key}{sub}" if sub.startswith("[") else f"{key}.{sub}"
+
+
+def _deepest(raw: object, limit: int) -> str | None:
+    """The key at which ``raw`` nests deeper than ``limit`` tables/arrays, if it does."""
+    pending: list[tuple[object, tuple[int | str, ...]]] = [(raw, ())]
+    while pending:
+        node, location = pending.pop()
+        if len(location) > limit:
+            return _key_of(location)
+        if isinstance(node, dict):
+            pending.extend((child, (*location, str(key))) for key, child in node.items())
+        elif isinstance(node, list):
+            pending.extend((child, (*location, index)) for index, child in enumerate(node))
+    return None
+
+
+def _line_key(text: str, line_number: int) -> str:
+    """The key (with its table) written on ``line_number`` of a TOML text, or ''."""
+    lines = text.splitlines()
+    if not 1 <= line_number <= len(lines):
+        return ""
+    table = ""
+    for line in lines[:line_number - 1]:
+        header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]", line)
+        if header:
+            table = header.group(1)
+    line = lines[line_number - 1]
+    header = re.match(r"^\s*\[\[?\s*([^\]#]*?)\s*(?:\]|#|$)", line)
+    if header and header.group(1):
+        return header.group(1)
+    assignment = re.match(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=", line)
+    if assignment:
+        name = assignment.group(1).strip()
+        return f"{table}.{name}" if table else name
+    return ""
+
+
+def _nesting_line(text: str) -> tuple[int, str]:
+    """Where a TOML text nests deepest: (line number, the key being assigned there)."""
+    depth = deepest = 0
+    deepest_line = 1
+    key = found_key = ""
+    quote = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not quote and depth == 0:
+            assignment = re.match(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=", line)
+            if assignment:
+                key = assignment.group(1).strip()
+        index = 0
+        while index < len(line):
+            char = line[index]
+            if quote:
+                if char == "\\" and quote in ('"', '"""'):
+                    index += 2
+                    continue
+                if line.startswith(quote, index):
+                    index += len(quote)
+                    quote = ""
+                    continue
+            elif char == "#":
+                break
+            elif line.startswith(('"""', "'''"), index):
+                quote = line[index:index + 3]
+                index += 3
+                continue
+            elif char in "\"'":
+                quote = char
+            elif char in "[{":
+                depth += 1
+                if depth > deepest:
+                    deepest, deepest_line, found_key = depth, number, key
+            elif char in "]}":
+                depth = max(0, depth - 1)
+            index += 1
+        if quote in ('"', "'"):
+            quote = ""  # single-line strings end with their line
+    return deepest_line, found_key
+
+
+def _validation_error(error: ValidationError, path: Path | None) -> ConfigError:
+    first = error.errors()[0]
+    key = _key_of(tuple(first["loc"]))
+    message = str(first["msg"]).removeprefix("Value error, ")
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedError):
+        key = _join(key, cause.key)
+        message = str(cause)
+    elif first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        key = _join(key, "kind")
+        if first["type"] == "union_tag_not_found":
+            message = "required key is missing"
+        else:
+            expected = (first.get("ctx") or {}).get("expected_tags", "")
+            message = f"unknown kind {first['input'].get('kind')!r} (known: " \
+                f"{str(expected).replace(chr(39), '')})"
+    elif first["type"] == "finite_number":
+        message = "must be a finite number (not nan or inf)"
+    return ConfigError(path, key or "(top level)", message)
 
 
 def parse_config(text: str, path: Path | None = None) -> Config:
@@ -379,18 +597,28 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "", f"not valid TOML: {error}") from None
+        message = str(error)
+        at = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        key = ""
+        if at:
+            line = int(at.group(1))
+            key = _line_key(text, line) or f"line {line}"
+        raise ConfigError(path, key, f"not valid TOML: {message}") from None
+    except RecursionError:
+        line, key = _nesting_line(text)
+        raise ConfigError(path, key or f"line {line}",
+                          f"nested too deeply (line {line}); at most {MAX_DEPTH} levels") from None
+    too_deep = _deepest(raw, MAX_DEPTH)
+    if too_deep is not None:
+        raise ConfigError(path, too_deep, f"nested too deeply; at most {MAX_DEPTH} levels")
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = _key_of(tuple(first["loc"]))
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif first["type"] == "missing":
-            message = "required key is missing"
-        raise ConfigError(path, key, message) from None
+        raise _validation_error(error, path) from None
+    except RecursionError:  # pragma: no cover - the depth check above should make this impossible
+        raise ConfigError(path, "", f"nested too deeply; at most {MAX_DEPTH} levels") from None
+    config._source = path
+    return config
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:
@@ -399,14 +627,79 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> tuple[Config,
     if path is None:
         return Config(), None
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", "is a directory, not a config file") from None
     except OSError as error:
-        raise ConfigError(path, "", f"cannot read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, "", "not UTF-8 text") from None
+        raise ConfigError(path, "", f"cannot read: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ConfigError(path, f"line {line}", "not UTF-8 text") from None
     return parse_config(text, path), path
+
+
+# --- what only the running host can tell ------------------------------------------------------
+
+
+def _secrets(config: Config) -> list[tuple[str, SecretFromEnv]]:
+    """Every secret the config names, with its key."""
+    found: list[tuple[str, SecretFromEnv]] = []
+    metrics = config.metrics
+    if isinstance(metrics, PrometheusSettings):
+        for name in ("bearer_token", "basic_user", "basic_password"):
+            secret = getattr(metrics, name)
+            if secret is not None:
+                found.append((f"metrics.{name}", secret))
+    for section in ("traffic", "deploy"):
+        settings: Any = getattr(config, section)
+        if isinstance(settings, HttpSettings):
+            found += [(f"{section}.headers.{_key_part(name)}", spec)
+                      for name, spec in settings.headers.items()
+                      if isinstance(spec, SecretFromEnv)]
+        elif isinstance(settings, CommandSettings):
+            found += [(f"{section}.env.{name}", spec) for name, spec in settings.env.items()
+                      if isinstance(spec, SecretFromEnv)]
+    return found
+
+
+def environment_problems(config: Config, *, store: bool = True) -> list[ConfigError]:
+    """What this host lacks for the config to work: each one line naming the file and key.
+
+    Unset (or empty) secret variables, a missing CA file, an unset webhook variable, and (with
+    ``store``) a ``[store] group`` that is not a group here. ``warroom check-config`` reports
+    them, and a commander's console refuses to open with any of them: a configured adapter that
+    cannot authenticate must fail now, not at the first advance.
+    """
+    path = config.source
+    problems: list[ConfigError] = []
+    for key, secret in _secrets(config):
+        if not (os.environ.get(secret.env) or "").strip():
+            problems.append(ConfigError(
+                path, key, f"environment variable {secret.env} is not set or empty (it holds a "
+                           "secret)"))
+    metrics = config.metrics
+    if (isinstance(metrics, PrometheusSettings) and metrics.verify_tls and metrics.ca_file
+            and not os.path.isfile(metrics.ca_file)):
+        problems.append(ConfigError(path, "metrics.ca_file",
+                                    f"no such file: {metrics.ca_file}"))
+    webhook = config.notify.webhook_url_env
+    if webhook and not (os.environ.get(webhook) or "").strip():
+        problems.append(ConfigError(path, "notify.webhook_url_env",
+                                    f"environment variable {webhook} is not set or empty (it "
+                                    "holds the chat webhook URL)"))
+    if store and config.store.group:
+        import grp
+
+        try:
+            grp.getgrnam(config.store.group)
+        except KeyError:
+            problems.append(ConfigError(path, "store.group",
+                                        f"{config.store.group!r} is not a group on this host"))
+    return problems
 
 
 __all__ = [
@@ -417,6 +710,7 @@ __all__ = [
     "GuardrailSettings",
     "PlanSettings",
     "StageSettings",
+    "environment_problems",
     "load_config",
     "parse_config",
 ]

@@ -348,7 +348,8 @@ class Engine:
             problems.append(f"canary weight reads {weight}%, not 0%")
         readings = evaluate_all(self.adapters.metrics, self.config.guardrails, state.service,
                                 now, self._max_age_s(), mode="stable", executor=self._pool,
-                                timeout_s=self._query_timeout_s())
+                                timeout_s=self._query_timeout_s(),
+                                max_skew_s=self.config.monitoring.clock_skew_s)
         self.last_stable_readings = readings
         self._record_samples(now, readings, canary_live=False)
         self._record_stable_statuses(readings)
@@ -425,7 +426,8 @@ class Engine:
         mode_live = state.canary_percent > 0 and not state.rolled_back
         readings = evaluate_all(self.adapters.metrics, self.config.guardrails, state.service,
                                 now, self._max_age_s(), mode="canary", executor=self._pool,
-                                timeout_s=self._query_timeout_s())
+                                timeout_s=self._query_timeout_s(),
+                                max_skew_s=self.config.monitoring.clock_skew_s)
         result.readings = readings
         self.last_readings = readings
         self._record_samples(now, readings, canary_live=mode_live)

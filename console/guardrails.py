@@ -6,23 +6,26 @@ and/or ``max_ratio_to_baseline``. :func:`evaluate` turns one evaluation into a
 :class:`GuardrailReading` with one of four statuses:
 
 ``cant_evaluate``
-    We do not know. A query failed or timed out, returned nothing, returned NaN or ±Inf, returned
-    a sample older than ``max_age_s``, or a ratio limit needs a baseline we do not have. A
-    can't-evaluate reading is never healthy: the console must treat it as a blocker.
+    We do not know, because the data cannot be trusted. A query failed or timed out; the canary
+    series is missing (the query matched nothing); a value query gave more than one series (which
+    one would be judged? aggregate it, e.g. ``sum(...)``); a value is NaN or ±Inf, or did not
+    parse; a sample is older than ``max_age_s``, or stamped in the future beyond ``max_skew_s``
+    (a clock is wrong, so its age means nothing); or a ratio limit needs a baseline that is
+    missing or untrustworthy in the same ways. A can't-evaluate reading is never healthy and never
+    a breach: the console treats it as a blocker of ``advance`` and never acts on it.
 ``insufficient``
     The values are readable but rest on fewer than ``min_evidence`` requests (the evidence query,
-    run for the same track as the value, summed over its series).
+    run for the same track as the value, summed over its series: counts add up, so several
+    series are not ambiguous there).
 ``breach``
     The canary exceeds the effective limit: the lower of ``max`` and
-    ``max_ratio_to_baseline × baseline``. A canary above ``max`` is a breach even when the baseline
-    (and so the ratio limit) is unknown: what we know is already bad.
+    ``max_ratio_to_baseline × baseline``. A trustworthy canary value above ``max`` is a breach
+    even when the baseline (and so the ratio limit) cannot be trusted: what we know is already
+    bad, and the absolute limit does not depend on the baseline.
 ``healthy``
-    Every applicable limit was checked and the canary is within it.
+    Every applicable limit was checked against trustworthy data and the canary is within it.
 
-The checks run in that order, so the first problem found is the one reported. Several series in
-an answer: the canary's worst (highest) value is judged, and the detail says so; the baseline's
-lowest value sets a ratio limit (the strictest, so a noisy baseline pod cannot hide a breach);
-evidence is summed.
+The checks run in that order, so the first problem found is the one reported.
 
 ``mode="stable"`` verifies a rollback: the same guardrails, on the baseline track, against the
 absolute ``max`` only (a ratio to itself means nothing).
@@ -50,6 +53,10 @@ from console.events import GuardrailChanged
 from console.model import GuardrailStatus, format_ts, format_value
 
 Mode = Literal["canary", "stable"]
+
+#: How far in the future a sample may be stamped before it is not trusted (``[monitoring]
+#: clock_skew_s`` sets it for the console).
+DEFAULT_CLOCK_SKEW_S = 30.0
 
 #: Error text kept in a reading: one line, this long at most.
 MAX_ERROR_CHARS = 200
@@ -170,9 +177,14 @@ def _read(
     track: str,
     now: datetime,
     max_age_s: float,
-    combine: Literal["max", "min", "sum"],
+    max_skew_s: float,
+    several: Literal["refuse", "sum"] = "refuse",
 ) -> _Value:
-    """Check one answer for the can't-evaluate cases, then reduce its series to one value."""
+    """Check one answer for the can't-evaluate cases, then reduce it to one value.
+
+    A value query must give exactly one series (``several="refuse"``); an evidence query's
+    series are counts and are summed (``several="sum"``).
+    """
     # The evidence's messages name it; a value's or baseline's name the track, which is enough.
     role = "evidence " if what == "evidence" else ""
     if isinstance(answer, BaseException):
@@ -180,25 +192,41 @@ def _read(
         return _Value(None, f"{role}query failed: {error}", error=error)
     if not answer:
         return _Value(None, f"no {role}data for track={track}")
+    count = len(answer)
+    if count > 1 and several == "refuse":
+        return _Value(
+            None,
+            f"{role}query gives {count} series for track={track}, not one "
+            f"({_describe_labels(answer[0].labels).strip() or 'no labels'}, "
+            f"{_describe_labels(answer[1].labels).strip() or 'no labels'}"
+            f"{', ...' if count > 2 else ''}): aggregate it, e.g. sum(...)",
+            series=count,
+        )
     bad = [item for item in answer if not math.isfinite(item.value)]
     if bad:
         word = format_value(bad[0].value)
-        of = f" ({len(bad)} of {len(answer)} series)" if len(answer) > 1 else ""
-        return _Value(None, f"{role}value is {word} for track={track}{of}", series=len(answer))
+        of = f" ({len(bad)} of {count} series)" if count > 1 else ""
+        return _Value(None, f"{role}value is {word} for track={track}{of}", series=count)
+    newest = max(item.ts for item in answer)
+    ahead = newest - now.timestamp()
+    if ahead > max_skew_s:
+        return _Value(
+            None,
+            f"{role}data is stamped {ahead:.0f} s in the future (allowed clock skew "
+            f"{max_skew_s:.0f} s) for track={track}: a clock is wrong",
+            series=count,
+        )
     oldest = min(item.ts for item in answer)
     age = now.timestamp() - oldest
     if age > max_age_s:
-        label = f"{role}data"
         return _Value(
             None,
-            f"{label} is {age:.0f} s old (limit {max_age_s:.0f} s) for track={track}",
-            series=len(answer),
+            f"{role}data is {age:.0f} s old (limit {max_age_s:.0f} s) for track={track}",
+            series=count,
         )
-    if combine == "sum":
-        return _Value(math.fsum(item.value for item in answer), None, series=len(answer))
-    pick = max if combine == "max" else min
-    chosen = pick(answer, key=lambda item: item.value)
-    return _Value(chosen.value, None, series=len(answer), labels=dict(chosen.labels))
+    if several == "sum":
+        return _Value(math.fsum(item.value for item in answer), None, series=count)
+    return _Value(answer[0].value, None, series=1, labels=dict(answer[0].labels))
 
 
 def _raw(answer: Answer | None) -> list[float]:
@@ -238,6 +266,7 @@ def judge(
     now: datetime,
     max_age_s: float,
     mode: Mode = "canary",
+    max_skew_s: float = DEFAULT_CLOCK_SKEW_S,
 ) -> GuardrailReading:
     """Turn the answers to a guardrail's queries (by role) into a reading. Pure; never raises."""
     g = guardrail
@@ -266,13 +295,13 @@ def judge(
     if mode == "canary" and "baseline" in answers:
         baseline = _read(
             answers["baseline"], what="baseline", track="baseline", now=now,
-            max_age_s=max_age_s, combine="min",
+            max_age_s=max_age_s, max_skew_s=max_skew_s,
         )
 
     # 1. The judged value: errors, empty, NaN/Inf, stale → can't evaluate.
     subject = _read(
         answers[subject_role], what="value", track=subject_track, now=now,
-        max_age_s=max_age_s, combine="max",
+        max_age_s=max_age_s, max_skew_s=max_skew_s,
     )
     if subject.value is None:
         return reading(
@@ -282,11 +311,6 @@ def judge(
             baseline=baseline.value if baseline else None,
         )
     value = subject.value
-    several = (
-        f"; worst of {subject.series} series{_describe_labels(subject.labels)}"
-        if subject.series > 1
-        else ""
-    )
     known: dict[str, Any] = {
         "canary": value if mode == "canary" else None,
         "baseline": (baseline.value if baseline else None) if mode == "canary" else value,
@@ -297,7 +321,7 @@ def judge(
     if "evidence" in queries:
         read = _read(
             answers["evidence"], what="evidence", track=subject_track, now=now,
-            max_age_s=max_age_s, combine="sum",
+            max_age_s=max_age_s, max_skew_s=max_skew_s, several="sum",
         )
         if read.value is None:
             problem = read.problem or "no evidence"
@@ -318,16 +342,16 @@ def judge(
         if g.max is None:
             return reading(
                 "healthy",
-                f"baseline {fmt(value)}; ratio limits do not apply to the stable track{several}",
+                f"baseline {fmt(value)}; ratio limits do not apply to the stable track",
                 **known,
             )
         if value > g.max:
             return reading(
-                "breach", f"baseline {fmt(value)} > limit {fmt(g.max)} (max){several}",
+                "breach", f"baseline {fmt(value)} > limit {fmt(g.max)} (max)",
                 limit=g.max, **known,
             )
         return reading(
-            "healthy", f"baseline {fmt(value)} ≤ limit {fmt(g.max)} (max){several}",
+            "healthy", f"baseline {fmt(value)} ≤ limit {fmt(g.max)} (max)",
             limit=g.max, **known,
         )
 
@@ -364,7 +388,7 @@ def judge(
         unknown = "; baseline unknown" if ratio_problem else ""
         return reading(
             "breach",
-            f"canary {fmt(value)} > limit {fmt(limit)} ({why}){na_note}{unknown}{several}",
+            f"canary {fmt(value)} > limit {fmt(limit)} ({why}){na_note}{unknown}",
             limit=limit,
             **known,
         )
@@ -375,7 +399,7 @@ def judge(
         )
     return reading(
         "healthy",
-        f"canary {fmt(value)} ≤ limit {fmt(limit)} ({why}){na_note}{several}",
+        f"canary {fmt(value)} ≤ limit {fmt(limit)} ({why}){na_note}",
         limit=limit,
         **known,
     )
@@ -393,6 +417,7 @@ def evaluate_all(
     mode: Mode = "canary",
     executor: Executor | None = None,
     timeout_s: float | None = None,
+    max_skew_s: float = DEFAULT_CLOCK_SKEW_S,
 ) -> list[GuardrailReading]:
     """Evaluate every guardrail, all queries at once; readings in config order. Never raises.
 
@@ -439,7 +464,8 @@ def evaluate_all(
         answer_set = {role: results[query] for role, query in plan.queries.items()}
         try:
             readings.append(
-                judge(plan.guardrail, answer_set, plan.queries, now, max_age_s, plan.mode)
+                judge(plan.guardrail, answer_set, plan.queries, now, max_age_s, plan.mode,
+                      max_skew_s=max_skew_s)
             )
         except Exception as error:  # a bug here must not stop the guardrail loop
             readings.append(
@@ -465,10 +491,12 @@ def evaluate(
     mode: Mode = "canary",
     executor: Executor | None = None,
     timeout_s: float | None = None,
+    max_skew_s: float = DEFAULT_CLOCK_SKEW_S,
 ) -> GuardrailReading:
     """Evaluate one guardrail (its queries concurrently). Never raises for source failures."""
     return evaluate_all(
-        source, [guardrail], service, now, max_age_s, mode, executor=executor, timeout_s=timeout_s
+        source, [guardrail], service, now, max_age_s, mode, executor=executor,
+        timeout_s=timeout_s, max_skew_s=max_skew_s,
     )[0]
 
 

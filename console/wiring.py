@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.base import Clock
 from adapters.settings import SimDeploySettings, SimMetricsSettings
-from console.config import Config
+from console.config import Config, environment_problems
 from console.engine import Adapters
 
 if TYPE_CHECKING:
@@ -49,7 +49,14 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
 
     ``serve_port`` exports the simulated service's conventional metrics over HTTP (for a real
     Prometheus to scrape); ``[metrics] serve_port`` does the same when metrics are simulated.
+
+    Raises :class:`~console.config.ConfigError` when this host lacks what a configured adapter
+    needs (an unset secret variable, a missing CA file): a console must not open on adapters
+    that will fail at the first advance, nor quietly on anything else.
     """
+    problems = environment_problems(config, store=False)
+    if problems:
+        raise problems[0]
     needs_sim = "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind)
     if needs_sim and sim_service is None:
         sim_service = simulated_service(config, state, clock)
@@ -107,7 +114,9 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
     if config.notify.webhook_url_env:
         from adapters.notify import WebhookNotifier
 
-        notifier = WebhookNotifier(config.notify.webhook_url_env)
+        notifier = WebhookNotifier(config.notify.webhook_url_env,
+                                   timeout_s=config.notify.timeout_s,
+                                   deadline_s=config.notify.deadline_s)
 
     def close() -> None:
         for stopper in stoppers:

@@ -237,13 +237,14 @@ def test_non_finite_values_cannot_evaluate(bad: float, word: str) -> None:
     assert payload["raw"]["canary"] == [word]
 
 
-def test_one_nan_among_several_series_cannot_evaluate() -> None:
+def test_several_canary_series_cannot_evaluate_and_name_two() -> None:
     source = FakeSource(
         {CANARY_ERR: [iv(0.001, pod="a"), iv(math.nan, pod="b")], BASELINE_ERR: [iv(0.003)]}
     )
     reading = run(source, err_rate(max=0.02))
     assert reading.status == "cant_evaluate"
-    assert reading.detail == "value is NaN for track=canary (1 of 2 series)"
+    assert reading.detail == ("query gives 2 series for track=canary, not one ({pod=a}, {pod=b}): "
+                              "aggregate it, e.g. sum(...)")
 
 
 def test_stale_sample_cannot_evaluate() -> None:
@@ -271,26 +272,65 @@ def test_unexpected_exception_cannot_evaluate_and_names_its_type() -> None:
     assert reading.detail == "query failed: RuntimeError: boom second line"
 
 
-def test_several_series_judge_the_worst_and_say_so() -> None:
-    source = FakeSource(
-        {
-            CANARY_ERR: [iv(0.001, pod="a"), iv(0.05, pod="b"), iv(0.002, pod="c")],
+def test_several_series_are_never_a_breach_nor_healthy() -> None:
+    """Which of three series would be judged? None: the query must aggregate."""
+    for values in ([0.001, 0.05, 0.002], [0.001, 0.001, 0.002]):
+        source = FakeSource({
+            CANARY_ERR: [iv(v, pod=p) for v, p in zip(values, "abc", strict=True)],
             BASELINE_ERR: [iv(0.003)],
-        }
-    )
-    reading = run(source, err_rate(max=0.02))
-    assert reading.status == "breach"
-    assert reading.canary == 0.05
-    assert reading.detail == "canary 5.00% > limit 2.00% (max); worst of 3 series {pod=b}"
+        })
+        reading = run(source, err_rate(max=0.02))
+        assert reading.status == "cant_evaluate"
+        assert reading.detail.startswith("query gives 3 series for track=canary, not one "
+                                         "({pod=a}, {pod=b}, ...)")
+        assert reading.canary is None
 
 
-def test_baseline_with_several_series_uses_the_lowest() -> None:
+def test_baseline_with_several_series_cannot_set_a_ratio_limit() -> None:
     source = FakeSource(
-        {CANARY_P99: [iv(0.4)], BASELINE_P99: [iv(0.12, pod="a"), iv(0.3, pod="b")]}
+        {CANARY_P99: [iv(0.2)], BASELINE_P99: [iv(0.12, pod="a"), iv(0.3, pod="b")]}
     )
     reading = run(source, latency())
-    assert reading.status == "breach"
-    assert reading.limit == pytest.approx(0.36)
+    assert reading.status == "cant_evaluate"
+    assert "query gives 2 series for track=baseline" in reading.detail
+    assert reading.detail.endswith("the ratio limit can't be checked")
+
+
+def test_samples_from_the_future_cannot_evaluate() -> None:
+    """Stamped ten minutes ahead: a clock is wrong, so the sample's age means nothing."""
+    source = FakeSource({CANARY_ERR: [iv(0.003, ts=TS + 600)], BASELINE_ERR: [iv(0.003)]})
+    reading = run(source, err_rate(max=0.02))
+    assert reading.status == "cant_evaluate"
+    assert reading.detail == ("data is stamped 600 s in the future (allowed clock skew 30 s) for "
+                              "track=canary: a clock is wrong")
+    # a breaching value from the future is not a breach either
+    source.answers[CANARY_ERR] = [iv(0.5, ts=TS + 600)]
+    assert run(source, err_rate(max=0.02)).status == "cant_evaluate"
+    # within the allowance it is judged
+    source.answers[CANARY_ERR] = [iv(0.003, ts=TS + 30)]
+    assert run(source, err_rate(max=0.02)).status == "healthy"
+
+
+def test_the_clock_skew_allowance_is_a_setting() -> None:
+    from console.guardrails import evaluate
+
+    source = FakeSource({CANARY_ERR: [iv(0.003, ts=TS + 5)], BASELINE_ERR: [iv(0.003)]})
+    reading = evaluate(source, err_rate(max=0.02), SERVICE, NOW, 30, max_skew_s=2)
+    assert reading.status == "cant_evaluate"
+    assert "allowed clock skew 2 s" in reading.detail
+
+
+def test_evidence_or_baseline_from_the_future_is_not_trusted() -> None:
+    evidence_q = 'reqs{service="$service", track="$track"}'
+    source = FakeSource({CANARY_ERR: [iv(0.003)], BASELINE_ERR: [iv(0.003)],
+                         EVIDENCE: [iv(100, ts=TS + 600)]})
+    reading = run(source, err_rate(max=0.02, evidence_query=evidence_q, min_evidence=50))
+    assert reading.status == "cant_evaluate"
+    assert reading.detail.startswith("evidence data is stamped 600 s in the future")
+    source = FakeSource({CANARY_P99: [iv(0.2)], BASELINE_P99: [iv(0.12, ts=TS + 600)]})
+    reading = run(source, latency())
+    assert reading.status == "cant_evaluate"
+    assert reading.detail.endswith("the ratio limit can't be checked")
 
 
 def test_ratio_without_baseline_cannot_evaluate() -> None:

@@ -90,10 +90,36 @@ _BLOCK_MARKER = re.compile(r"^[#>+*=`~|:<_-]")
 _ORDERED = re.compile(r"^(\d{1,9})([.)])")
 
 
+# Characters that change how text around them reads without being seen: bidi embeddings,
+# overrides and isolates (text that reads differently from what it is: "Trojan Source"), zero-width
+# and invisible characters, line/paragraph separators, and lone surrogates (bytes that were not
+# UTF-8). Zero-width joiner (U+200D) stays: emoji sequences use it, and it reorders nothing.
+_INVISIBLE = re.compile(
+    "[\u061c\u180e\u200b\u200c\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u2069\ufeff\ud800-\udfff]"
+)
+# HTML a renderer would obey: a tag, a comment, a declaration, a processing instruction or an
+# autolink (``<`` before a letter, ``/``, ``!`` or ``?``), and character references (``&lt;``).
+_HTML_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+# Markdown that would fetch or link: an image (``![alt](url)``) loads a URL when the PIR is merely
+# viewed; a link can point anywhere. Both stay readable as text.
+_IMAGE = re.compile(r"!(?=\[)")
+_LINK_TARGET = re.compile(r"\]\(")
+
+
 def visible(text: str) -> str:
-    """Newlines normalised to ``\\n``; other control characters shown (``\\x1b``), not obeyed."""
+    """User text made safe to render, and literal: newlines normalised to ``\\n``; control,
+    bidi and invisible characters shown as escapes (``\\x1b``, ``\\u202e``), not obeyed; HTML
+    tags and character references escaped (``&lt;script>``); images and link targets made plain
+    text."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    text = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    text = _INVISIBLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    text = _ENTITY.sub("&amp;", text)
+    text = _HTML_OPEN.sub("&lt;", text)
+    text = _IMAGE.sub("\\!", text)
+    return _LINK_TARGET.sub("]\\(", text)
 
 
 def _safe_line_start(line: str) -> str:

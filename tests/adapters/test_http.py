@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from adapters.base import AdapterTimeout, Deployer, DeployError, TrafficController
 from adapters.http import HttpDeployer, HttpTraffic, lookup_path, parse_weight
@@ -237,7 +238,7 @@ def test_hang_on_a_write_times_out_once_and_says_the_outcome_is_unknown(api: Dep
         deployer(api).rollback("v1.4.1")
     elapsed = time.monotonic() - started
     assert elapsed < 2.0, elapsed
-    assert "no answer within 0.5s" in str(caught.value)
+    assert "no answer within 0.5 s" in str(caught.value)
     assert "may have been applied" in str(caught.value)
     assert api.count("POST", f"{SVC}/rollbacks") == 1  # never retried
 
@@ -416,7 +417,11 @@ def test_list_index_out_of_range_is_explained(api: DeployApi) -> None:
 
 def test_non_json_body_is_explained(api: DeployApi) -> None:
     api.script("GET", f"{SVC}/version", Canned(200, "<html>proxy login</html>"))
-    with pytest.raises(DeployError, match="HTTP 200, but the body is not JSON: <html>proxy login"):
+    with pytest.raises(DeployError, match="HTTP 200, but the body is an HTML page, not JSON "
+                       r"\(a login page or a proxy\?\): <html>proxy login"):
+        deployer(api).current_version()
+    api.script("GET", f"{SVC}/version", Canned(200, "version: v1"))
+    with pytest.raises(DeployError, match="HTTP 200, but the body is not JSON: version: v1"):
         deployer(api).current_version()
 
 
@@ -462,10 +467,9 @@ def test_connection_refused_is_a_deploy_error(api: DeployApi) -> None:
         deploy.current_version()
 
 
-def test_base_url_without_scheme_is_a_deploy_error(api: DeployApi) -> None:
-    deploy = deployer(api, base_url="deploy.internal.example.com", retries=0)
-    with pytest.raises(DeployError, match="current_version: GET "):
-        deploy.current_version()
+def test_base_url_without_scheme_is_refused_with_the_config(api: DeployApi) -> None:
+    with pytest.raises(ValidationError, match="must be an http:// or https:// URL"):
+        deployer(api, base_url="deploy.internal.example.com", retries=0)
 
 
 def test_importing_the_module_does_not_import_httpx() -> None:

@@ -295,13 +295,14 @@ def test_console_commands_refuse_bad_input_before_taking_the_terminal(cli: Run) 
 def test_an_adapter_that_cannot_start_is_one_line(run_warroom: Run, tmp_path: Path) -> None:
     (tmp_path / "warroom.toml").write_text(
         '[metrics]\nkind = "prometheus"\nurl = "http://127.0.0.1:9"\n'
-        'bearer_token = { env = "WARROOM_TEST_UNSET_TOKEN" }\n')
+        'bearer_token = { env = "WARROOM_TEST_UNSET_TOKEN" }\n'
+        '[traffic]\nkind = "sim"\n[deploy]\nkind = "sim"\n')
     declared = run_warroom("declare", "--db", "w.db", "--title", "t", "--priority", "P1",
                            "--category", "incident", "--service", "svc", "--from-version", "v1",
                            "--to-version", "v2")
     assert declared.code == 0, declared.err
     result = run_warroom("open", "1", "--db", "w.db")
     assert result.code == 2
-    assert result.err.strip() == ("warroom: cannot start the adapters: environment variable "
-                                  "WARROOM_TEST_UNSET_TOKEN (bearer token for Prometheus) is not "
-                                  "set or empty")
+    assert result.err.strip() == (
+        f"warroom: config error: {tmp_path / 'warroom.toml'}: metrics.bearer_token: environment "
+        "variable WARROOM_TEST_UNSET_TOKEN is not set or empty (it holds a secret)")

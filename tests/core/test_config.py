@@ -42,16 +42,16 @@ def test_good_fixture_loads() -> None:
 @pytest.mark.parametrize(
     ("name", "key", "words"),
     [
-        ("bad_plan_missing.toml", "canary", "default_plan 'slow' is not in plans"),
+        ("bad_plan_missing.toml", "canary.default_plan", "'slow' is not in plans"),
         ("bad_roster_type.toml", "roster.security-lead", "valid list"),
         ("bad_metrics_no_url.toml", "metrics.url", "required key is missing"),
         ("bad_priority.toml", "priorities.P0", "greater than 0"),
         ("bad_unknown_key.toml", "store.password", "unknown key"),
-        ("bad_stages.toml", "canary.plans.compressed", "must rise"),
-        ("bad_toml.toml", "", "not valid TOML"),
+        ("bad_stages.toml", "canary.plans.compressed.stages[1].percent", "must rise"),
+        ("bad_toml.toml", "roster", "not valid TOML"),
         ("bad_placeholder.toml", "deploy.actions.rollback.url", "unknown placeholder {nope}"),
-        ("bad_bypass_element.toml", "bypass", "unknown element 'coffee'"),
-        ("bad_guardrail_no_limit.toml", "guardrails[0]", "give max"),
+        ("bad_bypass_element.toml", "bypass.coffee", "unknown element 'coffee'"),
+        ("bad_guardrail_no_limit.toml", "guardrails[0].max", "give max"),
         ("bad_metrics_port.toml", "metrics.url", "not a usable port"),
     ],
 )

@@ -308,7 +308,15 @@ def test_rollbacks_and_breaches_are_announced_in_chat(tmp_path: Path, status: in
                               "guardrails": "not evaluated yet in this drill"})
         world.run(8)
         wanted = Kind.NOTIFIED if status == 200 else Kind.NOTIFY_FAILED
-        wait_for(lambda: len([k for k in world.kinds() if k == wanted]) >= 2)
+
+        def both_posted() -> bool:
+            # each post is sent from its own thread: wait for these two, not any two
+            texts = " ".join(m["text"] for m in chat.received)
+            return ("Sustained breach of error-ratio" in texts
+                    and "ROLLBACK to v1.4.2 requested (automatic)" in texts)
+
+        wait_for(lambda: both_posted() and
+                 len([k for k in world.kinds() if k == wanted]) >= 2)
         texts = [m["text"] for m in chat.received]
         assert any("Sustained breach of error-ratio" in t for t in texts)
         assert any("ROLLBACK to v1.4.2 requested (automatic)" in t for t in texts)

@@ -165,8 +165,8 @@ def test_hostile_title_stays_on_its_lines(tmp_path: Path) -> None:
     builder.declare("22:04:05", title="Leak | pipe\n# not a heading [bold]x[/] <script>")
     text = comms(builder.finish())
     assert text.split("\n")[0] == ("# Communication drafts: INC-1 — Leak | pipe # not a heading "
-                                   "[bold]x[/] <script>")
-    assert "**Issue**: Leak | pipe\n\\# not a heading [bold]x[/] <script>\n" in text
+                                   "[bold]x[/] &lt;script>")
+    assert "**Issue**: Leak | pipe\n\\# not a heading [bold]x[/] &lt;script>\n" in text
     assert [line for line in text.split("\n") if line.startswith("#")] == [
         text.split("\n")[0], *HEADINGS]
 

@@ -23,6 +23,7 @@ from console.export.pir import (
     build_record,
     md_cell,
     md_inline,
+    md_line,
     render_pir,
     series_figures,
 )
@@ -177,9 +178,9 @@ def test_hostile_text_is_literal_and_harmless(tmp_path: Path) -> None:
     # The note: its first line on the bullet, the rest indented inside it, the # escaped.
     assert ("- 22:09:30 — sam: Note: Support forwarded a customer report | pipe\n"
             "  \\# not a heading\n"
-            "  [bold]markup[/] and <script>alert(1)</script>\n") in timeline
+            "  [bold]markup[/] and &lt;script>alert(1)&lt;/script>\n") in timeline
     assert "\n# not a heading" not in text
-    assert "&lt;" not in text and "&amp;" not in text  # nothing HTML-escaped
+    assert "<script>" not in text  # no tag a renderer would obey
     # In a table cell the pipe is escaped, and the row keeps its width.
     assert "evidence: bridge call 22:08 \\| confirmed in Slack #inc-redaction |" in text
     assert RELAY_EVIDENCE in text  # and literal in the timeline
@@ -202,12 +203,28 @@ def test_markdown_parser_agrees(tmp_path: Path) -> None:
     assert not any(t.type.startswith("html_block") for t in tokens)
 
 
+def test_bidi_and_invisible_characters_are_shown_not_obeyed() -> None:
+    # "Trojan Source": an override makes text read differently from what it is
+    text = "approved by \u202eyppah\u202c \u2066iso\u2069 zero\u200bwidth \ufeffbom \u2028sep"
+    cell = md_cell(text)
+    assert cell == ("approved by \\u202eyppah\\u202c \\u2066iso\\u2069 zero\\u200bwidth "
+                    "\\ufeffbom \\u2028sep")
+    assert md_inline("emoji 👩\u200d💻 stays") == "emoji 👩\u200d💻 stays"
+    assert md_line("bytes \udcc3(") == "bytes \\udcc3("
+
+
 def test_md_helpers() -> None:
     assert md_cell("a | b\nc") == "a \\| b<br>c"
     assert md_cell("") == "—"
-    assert md_cell("[bold]x[/] <b>") == "[bold]x[/] <b>"
+    assert md_cell("[bold]x[/] <b>") == "[bold]x[/] &lt;b>"
     assert md_inline("one\n# two\n\n- three\n1. four\n<div>\n---") == (
-        "one\n  \\# two\n  \\- three\n  1\\. four\n  \\<div>\n  \\---")
+        "one\n  \\# two\n  \\- three\n  1\\. four\n  &lt;div>\n  \\---")
+    # what is not markup stays as typed: a comparison, an arrow, an ampersand
+    assert md_cell("p99 < 2 s -> ok & fine") == "p99 < 2 s -> ok & fine"
+    assert md_cell("&lt; is an entity") == "&amp;lt; is an entity"
+    # images (fetched when merely viewed) and link targets become plain text
+    assert md_cell("![x](http://t/p.gif) [y](javascript:alert(1))") == (
+        "\\![x]\\(http://t/p.gif) [y]\\(javascript:alert(1))")
     assert md_inline("esc \x1b[31mred\r\nnext") == "esc \\x1b[31mred\n  next"
 
 
@@ -215,7 +232,8 @@ _FRAGMENTS = st.sampled_from([
     "#", "# x", "\n", "\r\n", "|", "---", "===", "- item", "* star", "+ plus", "1. one",
     "2) two", "> quote", "<script>", "<div>", "<!--", "```", "~~~", "[bold]", "[/]",
     "\x1b[31m", "\x00", "\t", "    code", ":--|--", "| a | b |", "_", "**", "\\", " ", "text",
-    "—", "é", "[link](x)",
+    "—", "é", "[link](x)", "![img](http://t/x.gif)", "<http://auto.link>", "&lt;", "&#60;",
+    "\u202e", "\u2066", "\u200b", "\ufeff", "<img src=x onerror=alert(1)>",
 ])
 HOSTILE = st.one_of(
     st.lists(_FRAGMENTS, min_size=1, max_size=25).map("".join),
@@ -257,6 +275,10 @@ def test_no_user_text_breaks_the_structure(verified_incident: BuiltIncident, tex
     assert heads[1:] == [*SECTIONS[:6], *RECORD_PARTS, *SECTIONS[6:]]
     assert heads[0].startswith("Post-Incident Review: INC-1 — ")
     assert not any(t.type == "html_block" for t in tokens)
+    inline = [child for t in tokens for child in (t.children or [])]
+    assert not any(child.type in ("image", "link_open") for child in inline)
+    # the only HTML is the export's own line break in a table cell
+    assert {child.content for child in inline if child.type == "html_inline"} <= {"<br>"}
     # The timeline is still one list with one item per event.
     body = sections(out)["Timeline (UTC)"]
     timeline = markdown_it.MarkdownIt("commonmark").parse(body)

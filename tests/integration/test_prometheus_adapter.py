@@ -455,5 +455,5 @@ def test_a_500_is_not_retried_and_long_bodies_are_cut(fake_prometheus: FakeProme
 
 def test_an_html_login_page_is_not_prometheus(fake_prometheus: FakePrometheus) -> None:
     fake_prometheus.answer = FakeAnswer(body="<html>Sign in</html>", content_type="text/html")
-    with pytest.raises(MetricsError, match="not Prometheus JSON"):
+    with pytest.raises(MetricsError, match="an HTML page, not its JSON API"):
         metrics_for(fake_prometheus.url).query("up")
