@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -31,7 +32,7 @@ from console import policy
 from console.actions import ACTIONS, COMMANDER_ONLY, palette_order
 from console.config import Config
 from console.engine import Engine
-from console.model import Event, format_incident_id, format_ts
+from console.model import Event, Figures, format_incident_id, format_ts
 from console.state import IncidentState
 from console.store import ChainProblem, ChainWalk, Lease, Store, TimelineRows
 from widgets.approvals import ApprovalsPane
@@ -167,7 +168,8 @@ class WarroomApp(App[int]):
         self.timeline = self.query_one(Timeline)
         self.graphs = {g.name: self.query_one(f"#graph-{_css_id(g.name)}", MetricGraph)
                        for g in self.config.guardrails}
-        self.query_one("#graphs").display = bool(self.graphs)
+        # A class, not an inline style: the layout's own rules (console/app.tcss) must win.
+        self.screen.set_class(not self.graphs, "-no-graphs")
         self._units = {g.name: (g.unit, g.scale) for g in self.config.guardrails}
         self._apply_size_class()
         self.timeline.focus()
@@ -178,13 +180,19 @@ class WarroomApp(App[int]):
         if self.engine is not None and self.live:
             self._startup()
 
-    def on_resize(self) -> None:
-        self._apply_size_class()
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_size_class(event.size)
 
-    def _apply_size_class(self) -> None:
-        width, height = self.size
-        self.screen.set_class(width >= 120 and height >= 36, "-large")
-        self.screen.set_class(height < 30, "-short")
+    def _apply_size_class(self, size: Size | None = None) -> None:
+        """One height band and the width class on the main screen (console/app.tcss), from the
+        new size (the event's: ``self.size`` still says the old one while it is handled)."""
+        width, height = size or self.size
+        band = ("-h-tiny" if height < 24 else "-h-small" if height < 30
+                else "-h-medium" if height < 40 else "-h-large")
+        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        for name in ("-h-tiny", "-h-small", "-h-medium", "-h-large"):
+            screen.set_class(name == band, name)
+        screen.set_class(width >= 120, "-wide")
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette offers the console's actions too, from the table (the
@@ -426,9 +434,13 @@ class WarroomApp(App[int]):
         can_act = self.mode == COMMANDER
         blocks = [(b.code, b.words, b.overridable) for b in self._blocks()]
         self.canary.show(state, now, blocks, can_act=can_act)
-        self.rollback_pane.show(state, now, can_act=can_act)
+        self.rollback_pane.show(state, now, can_act=can_act,
+                                verify_timeout_s=self.config.rollback.verify_timeout_s)
         self.approvals.show(state, now)
-        self.guardrails_pane.show(state, now, units=self._units)
+        judged = state.canary_percent > 0 and not state.rolled_back and not state.closed
+        self.guardrails_pane.show(state, now, units=self._units, figures=self._figures(),
+                                  poll_interval_s=self.config.monitoring.poll_interval_s
+                                  if judged else None)
         checklist_on = state.checklist_active
         appears = checklist_on and not self.checklist.display
         self.checklist.display = checklist_on
@@ -443,7 +455,18 @@ class WarroomApp(App[int]):
             self.notify("The post-emergency checklist is open: press k to record each item "
                         "(passed / failed / waived).", title="Checklist", timeout=15)
 
+    def _figures(self) -> dict[str, Figures]:
+        """Each guardrail's newest samples: the one road every pane, graph and detail view
+        takes to a figure (the status comes from the recorded events)."""
+        return {
+            g.name: Figures.newest(self._samples.get(f"{g.name}/canary", []),
+                                   self._samples.get(f"{g.name}/baseline", []),
+                                   self._samples.get(f"{g.name}/limit", []), g.max)
+            for g in self.config.guardrails
+        }
+
     def _render_graphs(self) -> None:
+        figures = self._figures()
         for guardrail in self.config.guardrails:
             graph = self.graphs[guardrail.name]
             scale = guardrail.scale
@@ -452,13 +475,11 @@ class WarroomApp(App[int]):
                        factor: float = scale) -> list[tuple[float, float | None]]:
                 return [(ts, None if v is None else v * factor) for ts, v in points]
 
-            limits = [v for _, v in self._samples.get(f"{guardrail.name}/limit", []) if v]
-            limit = limits[-1] * scale if limits else (
-                guardrail.max * scale if guardrail.max is not None else None)
+            limit = figures[guardrail.name].limit
             graph.set_series(guardrail.name, guardrail.unit,
                              scaled(self._samples.get(f"{guardrail.name}/canary", [])),
                              scaled(self._samples.get(f"{guardrail.name}/baseline", [])),
-                             limit)
+                             None if limit is None else limit * scale)
 
     # --- the commander's loop --------------------------------------------------------------------
 
@@ -756,10 +777,32 @@ class WarroomApp(App[int]):
                          save)
 
     def action_detail(self) -> None:
+        from console.model import GUARDRAIL_STATUS_WORDS
         from console.screens.info import GuardrailDetailModal
+        from widgets.guardrails import figures_line
 
-        readings = list(self._readings) or self._recorded_readings()
-        self.push_screen(GuardrailDetailModal(readings))
+        # One road: the status as recorded and the newest figures, exactly as the panes show
+        # them; the last live evaluation (the commander's) adds its queries and raw values.
+        live = {str(r.get("name")): r for r in self._readings}
+        figures = self._figures()
+        entries: list[dict[str, Any]] = []
+        for recorded in self._recorded_readings():
+            name = str(recorded["name"])
+            entry = {**recorded, **live.get(name, {})}
+            guard = self.state.guardrails.get(name)
+            status = guard.status if guard else "unknown"
+            entry["status"] = GUARDRAIL_STATUS_WORDS.get(status, status)
+            entry["detail"] = recorded["detail"]
+            unit, scale = self._units.get(name, ("", 1.0))
+            entry["figures"] = figures_line(figures.get(name, Figures()), unit, scale)
+            evaluated = live.get(name)
+            if evaluated is not None and evaluated.get("status") != status:
+                entry["last"] = (f"{GUARDRAIL_STATUS_WORDS.get(evaluated.get('status', ''), '')}"
+                                 f" — {evaluated.get('detail')} (not recorded: "
+                                 + ("no canary traffic to judge)" if self.state.canary_percent == 0
+                                    or self.state.rolled_back else "the status did not change)"))
+            entries.append(entry)
+        self.push_screen(GuardrailDetailModal(entries))
 
     def _recorded_readings(self) -> list[dict[str, Any]]:
         """Without live readings (a watcher, or before the first poll): what the timeline

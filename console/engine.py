@@ -366,12 +366,17 @@ class Engine:
                                            f"{target} went live: {reason}", checks)
             elif reason != self._verify_waiting_for:
                 self._verify_waiting_for = reason
-                self._record(ev.RollbackProgress(target, f"verification waits: {reason}"[:300]),
-                             actor=SYSTEM_ACTOR)
+                self._record(ev.RollbackProgress(target, f"verification waits: {reason}"[:300],
+                                                 phase="waiting"), actor=SYSTEM_ACTOR)
             return
         if self._verify_healthy_since is None:
-            self._verify_healthy_since = now
+            # A console restarted mid-hold goes on from the recorded start of the hold.
+            self._verify_healthy_since = state.verify_holding_since or now
             self._verify_waiting_for = ""
+            if state.verify_holding_since is None:
+                self._record(ev.RollbackProgress(
+                    target, f"stable track healthy: holding {format_duration(hold)} before "
+                            "VERIFIED", phase="holding"), actor=SYSTEM_ACTOR)
         held = (now - self._verify_healthy_since).total_seconds()
         if held >= hold:
             checks.append(ev.Check(

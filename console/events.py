@@ -299,6 +299,7 @@ class RollbackProgress(Payload):
     KIND: ClassVar[str] = Kind.ROLLBACK_PROGRESS
     target: str = ""
     message: str = ""
+    phase: str | None = None  # while verifying: "holding" (healthy, the hold runs) | "waiting"
 
 
 @dataclass(slots=True)

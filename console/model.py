@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -224,6 +225,38 @@ def format_value(value: float | None, unit: str = "", scale: float = 1.0) -> str
     if not unit:
         return text
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+@dataclass(frozen=True)
+class Figures:
+    """A guardrail's figures as a person sees them: each the newest sample of its series
+    (``None`` when that sample has no value — no canary traffic, a failed query — so a figure
+    from before never passes for a current one). One road for every pane, graph and detail view:
+    the status comes from the recorded events, the figures from here, and both are formatted by
+    :func:`format_value`."""
+
+    canary: float | None = None
+    baseline: float | None = None
+    limit: float | None = None
+    ts: float | None = None  # unix time of the newest sample
+
+    @classmethod
+    def newest(cls, canary: Sequence[tuple[float, float | None]],
+               baseline: Sequence[tuple[float, float | None]],
+               limit: Sequence[tuple[float, float | None]],
+               default_limit: float | None = None) -> Figures:
+        """From three series of ``(unix_ts, value)``, oldest first."""
+
+        def last(series: Sequence[tuple[float, float | None]]) -> float | None:
+            if not series:
+                return None
+            value = series[-1][1]
+            return value if value is not None and math.isfinite(value) else None
+
+        limits = [v for _, v in limit if v is not None and math.isfinite(v)]
+        stamps = [series[-1][0] for series in (canary, baseline) if series]
+        return cls(last(canary), last(baseline), limits[-1] if limits else default_limit,
+                   max(stamps) if stamps else None)
 
 
 def format_duration(seconds: float) -> str:

@@ -291,8 +291,9 @@ def _common_blocks(state: IncidentState) -> list[Block]:
     if state.closed:
         blocks.append(Block("closed", "the incident is closed", overridable=False))
     if state.rolled_back:
-        blocks.append(Block("rolled-back", f"a rollback was requested ({state.rollback_status}): "
-                                           "this change can no longer advance", overridable=False))
+        status = state.rollback_status.replace("_", " ")
+        blocks.append(Block("rolled-back", f"a rollback was requested ({status}): this change "
+                                           "can no longer advance", overridable=False))
     if state.pending_weight is not None:
         blocks.append(Block("in-flight", "a traffic change is in flight; wait for its result",
                             overridable=False))

@@ -171,6 +171,9 @@ class IncidentState:
     rollback_completed_ts: datetime | None = None
     rollback_finished_ts: datetime | None = None
     rollback_progress: list[str] = field(default_factory=list)
+    verify_hold_s: float = 0.0  # how long the stable track must stay healthy
+    verify_holding_since: datetime | None = None  # the verification hold runs since then
+    verify_waiting: str = ""  # why the verification hold does not run
     preflight_ok: bool | None = None
     preflight_detail: str = ""
     preflight_checks: list[Check] = field(default_factory=list)
@@ -465,6 +468,8 @@ def _rollback_requested(state: IncidentState, event: Event, p: ev.RollbackReques
     state.rollback_finished_ts = None
     state.rollback_checks = []
     state.rollback_progress = []
+    state.verify_holding_since = None
+    state.verify_waiting = ""
 
 
 def _rollback_started(state: IncidentState, event: Event, p: ev.RollbackStarted) -> None:
@@ -476,6 +481,12 @@ def _rollback_progress(state: IncidentState, event: Event, p: ev.RollbackProgres
     if state.rollback_status in ("requested", "in_progress"):
         state.rollback_status = "in_progress"
     state.rollback_progress.append(p.message)
+    if p.phase == "holding":
+        state.verify_holding_since = event.ts
+        state.verify_waiting = ""
+    elif p.phase == "waiting":
+        state.verify_holding_since = None
+        state.verify_waiting = p.message.removeprefix("verification waits: ")
 
 
 def _rollback_completed(state: IncidentState, event: Event, p: ev.RollbackCompleted) -> None:
@@ -488,6 +499,7 @@ def _verification_started(state: IncidentState, event: Event,
                           p: ev.VerificationStarted) -> None:
     state.rollback_status = "in_progress"
     state.rollback_detail = f"verifying for {p.hold_s:.0f}s"
+    state.verify_hold_s = p.hold_s
 
 
 def _rollback_failed(state: IncidentState, event: Event, p: ev.RollbackFailed) -> None:

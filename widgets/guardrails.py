@@ -21,9 +21,9 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from console.model import GUARDRAIL_STATUS_WORDS
+from console.model import GUARDRAIL_STATUS_WORDS, Figures
 from console.model import format_value as format_figure
-from console.state import IncidentState
+from console.state import GuardrailState, IncidentState
 from widgets.canary import fit_lines, loud, set_subtitle
 from widgets.text import safe_text
 
@@ -49,6 +49,36 @@ class GuardrailRow:
     budget: str
     figures: str
     detail: str
+
+
+def figures_line(figures: Figures, unit: str, scale: float) -> str:
+    """``canary 2.69% > limit 2.00% · base 0.30%``: the newest samples, one formatter."""
+    canary = format_figure(figures.canary, unit, scale)
+    base = format_figure(figures.baseline, unit, scale)
+    limit = format_figure(figures.limit, unit, scale)
+    over = (figures.canary is not None and figures.limit is not None
+            and figures.canary > figures.limit)
+    if over:
+        return f"canary {canary} > limit {limit} · base {base}"
+    return f"canary {canary} · base {base} · limit {limit}"
+
+
+def budget_words(guard: GuardrailState, poll_interval_s: float | None = None) -> str:
+    """The failure budget in words: ``breaches 2/8 → rollback in 6 polls (~12s)``, or
+    ``sustained (9 in a row) → rollback`` once the count reached ``consecutive``."""
+    breaches, needed = guard.breaches, max(1, guard.consecutive)
+    acts = guard.on_breach in ("rollback", "hold")
+    if breaches >= needed and guard.status == "breach":
+        return f"sustained ({breaches} in a row)" + (f" → {guard.on_breach}" if acts else "")
+    words = f"breaches {breaches}/{needed}"
+    if not acts:
+        return words
+    left = needed - breaches
+    # The countdown runs only while a canary is judged (the app passes no interval otherwise).
+    if guard.on_breach == "rollback" and guard.status == "breach" and poll_interval_s:
+        polls = "poll" if left == 1 else "polls"
+        return f"{words} → rollback in {left} {polls} (~{left * poll_interval_s:.0f}s)"
+    return f"{words} → {guard.on_breach}"
 
 
 class GuardrailsPane(Widget):
@@ -98,28 +128,25 @@ class GuardrailsPane(Widget):
         return self._rows or ()
 
     def show(
-        self, state: IncidentState, now: datetime | None = None, *, units: Units | None = None
+        self, state: IncidentState, now: datetime | None = None, *, units: Units | None = None,
+        figures: Mapping[str, Figures] | None = None, poll_interval_s: float | None = None,
     ) -> None:
-        """Show ``state.guardrails``; ``units`` gives each guardrail's ``(unit, scale)``."""
+        """Show ``state.guardrails``: each status as recorded (the events), each figure the
+        newest sample (``figures``, :class:`console.model.Figures` — the same the graphs show),
+        in its ``(unit, scale)`` from ``units``. With ``poll_interval_s``, a breach that will
+        roll back by itself says in how many polls."""
         units = units or {}
+        figures = figures or {}
         rows: list[GuardrailRow] = []
         for name, guard in state.guardrails.items():
             unit, scale = units.get(name, ("", 1.0))
             unit = safe_text(unit, limit=20)
-            figures = (
-                f"canary {format_figure(guard.canary, unit, scale)} · "
-                f"base {format_figure(guard.baseline, unit, scale)} · "
-                f"limit {format_figure(guard.limit, unit, scale)}"
-            )
-            budget = guard.budget
-            if guard.on_breach in ("rollback", "hold"):
-                budget += f" → {guard.on_breach}"
             rows.append(GuardrailRow(
                 name=safe_text(name, limit=40),
                 status=guard.status,
                 word=GUARDRAIL_STATUS_WORDS.get(guard.status, safe_text(guard.status, limit=40)),
-                budget=safe_text(budget, limit=40),
-                figures=figures,
+                budget=safe_text(budget_words(guard, poll_interval_s), limit=60),
+                figures=figures_line(figures.get(name, Figures()), unit, scale),
                 detail=safe_text(guard.detail),
             ))
         new = tuple(rows)
@@ -181,22 +208,28 @@ class GuardrailsPane(Widget):
                     word, " " * (word_w - len(row.word) + 2),
                     (row.budget.ljust(budget_w), ".guardrails-pane--muted"),
                 )
-            budget = row.budget.split(" → ")[0]  # narrow: what a breach does goes first
-            line = Content.assemble(
-                (_MARKS.get(row.status, "…") + " ", style), row.name, "  ", word,
-                "  ", (budget, ".guardrails-pane--muted"),
-            )
-            if 0 < width < line.cell_length:  # tighter still: keep the count, drop the word
-                line = Content.assemble(
-                    (_MARKS.get(row.status, "…") + " ", style), row.name, " ", word,
-                    " ", (budget.removeprefix("breaches "), ".guardrails-pane--muted"),
-                )
+            mark = (_MARKS.get(row.status, "…") + " ", style)
+            short = row.budget.removeprefix("breaches ")
+            # Narrower and narrower: the count and what a breach does (an automatic rollback
+            # coming must stay in view), then the count alone, then without the gaps.
+            candidates = [
+                (row.budget, "  "), (short, "  "), (short.split(" (~")[0], "  "),
+                (row.budget.split(" → ")[0], "  "), (short.split(" → ")[0], " "),
+            ]
+            for budget, gap in candidates:
+                line = Content.assemble(mark, row.name, gap, word, gap,
+                                        (budget, ".guardrails-pane--muted"))
+                if width <= 0 or line.cell_length <= width:
+                    break
             return line
 
         def tail(row: GuardrailRow) -> Content:
-            healthy = row.status == "healthy"
-            text = row.figures if healthy or not row.detail else row.detail
-            return Content.styled(text, ".guardrails-pane--muted" if healthy else "")
+            # Figures when there are figures to judge by (healthy or in breach: the newest
+            # sample); the recorded reason when there are none to trust (can't evaluate…).
+            figured = row.status in ("healthy", "breach") or not row.detail
+            text = row.figures if figured else row.detail
+            return Content.styled(text, ".guardrails-pane--muted"
+                                  if row.status == "healthy" else "")
 
         if width <= 0:
             return [Content.assemble(head(row, True), "  ", tail(row)) for row in rows]

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from console.model import RollbackStatus
 from console.state import Check as RecordedCheck
 from console.state import IncidentState
-from widgets.canary import fit_lines, hhmm, loud, set_subtitle
+from widgets.canary import fit_lines, hhmm, loud, set_subtitle, short_duration
 from widgets.text import safe_text
 
 Check = tuple[bool, str, str]
@@ -36,6 +36,33 @@ def _checks(raw: Iterable[RecordedCheck]) -> tuple[Check, ...]:
         (check.ok, safe_text(check.name or "?", limit=80), safe_text(check.detail))
         for check in raw
     )
+
+
+def verification_clock(state: IncidentState, now: datetime | None,
+                       timeout_s: float | None) -> str:
+    """The clocks of a rollback under way, in words that tick: how long the stable track has
+    held and how long it still must, or what it waits for — and when it becomes NOT VERIFIED."""
+    if not state.rollback_active or now is None:
+        return ""
+    target = safe_text(state.rollback_target, limit=40)
+    parts: list[str] = []
+    started = state.rollback_completed_ts or state.rollback_requested_ts
+    if state.rollback_completed_ts is None:
+        parts.append(f"waiting for the deployer to report {target}")
+    elif state.verify_holding_since is not None:
+        held = max(0.0, (now - state.verify_holding_since).total_seconds())
+        left = max(0.0, state.verify_hold_s - held)
+        # Lower case: the loud words are kept for the verdict itself.
+        parts.append(f"stable track healthy {short_duration(held)} of "
+                     f"{short_duration(state.verify_hold_s)}: verified in {short_duration(left)}"
+                     " if it holds")
+    else:
+        waiting = safe_text(state.verify_waiting, limit=160) or "the stable track to be healthy"
+        parts.append(f"verification waits: {waiting}")
+    if timeout_s is not None and started is not None and state.verify_holding_since is None:
+        left = timeout_s - (now - started).total_seconds()
+        parts.append(f"not verified in {short_duration(max(0.0, left))} unless it does")
+    return " — ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -56,6 +83,7 @@ class RollbackView:
     checklist_acked_by: str
     checklist_items: int
     hint: str
+    countdown: str  # the verification's clocks, in words ("" when none runs)
 
 
 class RollbackPane(Widget):
@@ -118,8 +146,9 @@ class RollbackPane(Widget):
         return self._view
 
     def show(self, state: IncidentState, now: datetime | None = None, *,
-             can_act: bool = False) -> None:
-        """Show the rollback of ``state``; ``can_act`` is True in commander mode."""
+             can_act: bool = False, verify_timeout_s: float | None = None) -> None:
+        """Show the rollback of ``state``; ``can_act`` is True in commander mode;
+        ``verify_timeout_s`` (the config's) turns into the NOT VERIFIED countdown."""
         target = safe_text(state.rollback_target, limit=80)
         hint = ""
         if can_act and not state.closed and target and state.rollback_status in _IDLE:
@@ -140,6 +169,7 @@ class RollbackPane(Widget):
             checklist_acked_by=safe_text(state.checklist_acked_by, limit=60),
             checklist_items=len(state.compatibility_checklist),
             hint=hint,
+            countdown=verification_clock(state, now, verify_timeout_s),
         )
         if view == self._view:
             return
@@ -202,7 +232,9 @@ class RollbackPane(Widget):
             verb = "requested" if view.status == "requested" else "in progress"
             lines.append(Content.styled(f"⟳ rollback to {view.target} {verb}{how}",
                                         ".rollback-pane--active"))
-            if view.detail:
+            if view.countdown:
+                lines.append(Content.styled(f"  {view.countdown}", ".rollback-pane--warn"))
+            elif view.detail:
                 lines.append(Content.styled(f"  {view.detail}", ".rollback-pane--warn"))
         if view.progress:
             lines.extend(Content.styled(f"  • {line}", ".rollback-pane--muted")

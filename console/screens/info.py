@@ -96,13 +96,19 @@ class GuardrailDetailModal(ModalScreen[None]):
 
 
 def render_detail(readings: list[dict[str, Any]]) -> str:
+    """Each guardrail: its status as recorded and its newest figures (what the panes show),
+    then how it was last evaluated: the queries as sent, the raw values, the last error."""
     if not readings:
         return ("No evaluation yet (guardrails are evaluated once the canary carries "
                 "traffic).\n\nEscape closes.")
     lines: list[str] = []
     for reading in readings:
-        lines.append(f"■ {reading.get('name')}: {reading.get('status')} ({reading.get('mode')})")
+        lines.append(f"■ {reading.get('name')}: {reading.get('status')}")
+        if reading.get("figures"):
+            lines.append(f"  figures:  {reading.get('figures')}")
         lines.append(f"  why:      {reading.get('detail')}")
+        if reading.get("last"):
+            lines.append(f"  last evaluation ({reading.get('mode')}): {reading.get('last')}")
         for role, query in (reading.get("queries") or {}).items():
             lines.append(f"  {role + ' query:':<16}{query}")
         for role, values in (reading.get("raw") or {}).items():

@@ -261,7 +261,7 @@ async def test_a_non_overridable_block_only_notifies(make_rig: RigFactory, situa
     else:
         rig.engine.advance()
         rig.engine.request_rollback("the bridge decided")
-        expected = "Cannot advance: a rollback was requested (in_progress)"
+        expected = "Cannot advance: a rollback was requested (in progress)"
     app = rig.app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
@@ -630,7 +630,8 @@ async def test_guardrail_detail_shows_queries_and_values_literally(rig: Rig) -> 
         await pilot.press("g")
         await settle(pilot)
         text = shown(app)
-        assert "■ error-ratio: breach (canary)" in text
+        assert "■ error-ratio: BREACH █ █ figures: canary 2.03% > limit 2.00%" in text
+        assert "last evaluation (canary)" not in text  # live and recorded agree
         assert 'sim:error_ratio{service="redaction-api", track="canary"}' in text
         assert "■ p99-latency:" in text
         await pilot.press("g")

@@ -1,4 +1,4 @@
-"""Snapshots of the console at 80×24 (the smallest a war room gets) and 160×48.
+"""Snapshots of the console at 80×24 (the smallest a war room gets), 120×36, 150×40 and 200×50.
 
 Deterministic by construction: the incident is declared and run on a ManualClock fixed at
 2026-03-14 22:00 UTC, the simulator is seeded, the app is built with ``live=False`` (nothing ticks)
@@ -19,7 +19,8 @@ from textual.pilot import Pilot
 
 from tests.app.conftest import Rig, RigFactory, settle
 
-SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+SIZES = [pytest.param(size, id=f"{size[0]}x{size[1]}")
+         for size in ((80, 24), (120, 36), (150, 40), (200, 50))]
 SnapCompare = Callable[..., bool]
 
 
@@ -91,3 +92,25 @@ def test_rollback_not_verified(make_rig: RigFactory, snap_compare: SnapCompare,
     rig.tick(rig.config.rollback.verify_timeout_s + 4)
     assert rig.state().rollback_status == "not_verified"
     assert snap_compare(rig.app(), terminal_size=size, run_before=_settled)
+
+
+async def test_a_resize_round_trip_loses_nothing(make_rig: RigFactory) -> None:
+    """200×50 → 80×24 → 60×20 → 200×50: the same screen at the end as at the start (the
+    header on top, every pane back, the graphs drawn again), and the header at every size."""
+    from tests.app.conftest import _frame, screen_text
+
+    rig = make_rig("bad")
+    blocked_at_ten(rig)
+    app = rig.app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        start = _frame(app)
+        for size in ((80, 24), (60, 20), (120, 36), (200, 50)):
+            await pilot.resize_terminal(*size)
+            await settle(pilot)
+            lines = screen_text(app).splitlines()
+            assert "COMMANDER" in lines[0] and "INC-1" in lines[0], size
+            timeline = app.timeline.region.height - 2
+            assert timeline >= (5 if size[1] >= 24 else 3), (size, timeline)
+        assert _frame(app) == start
+        assert all(graph.region.height >= 5 for graph in app.graphs.values())

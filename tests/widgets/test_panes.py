@@ -21,7 +21,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Sparkline
 
-from console.model import Event, Kind
+from console.model import Event, Figures, Kind
 from console.state import IncidentState, fold
 from widgets.approvals import ApprovalsPane
 from widgets.canary import CanaryPane, fit_lines
@@ -424,8 +424,11 @@ def guardrail_state() -> IncidentState:
 async def test_guardrails_status_words_figures_and_budget(size: tuple[int, int]) -> None:
     state = guardrail_state()
     units = {"error_rate": ("%", 100.0), "p99_latency": ("s", 1.0)}
+    # The figures are the newest samples (not the status change's): the same the graphs show.
+    figures = {"error_rate": Figures(0.043, 0.003, 0.02), "p99_latency": Figures(0.31, 0.29, 0.5)}
     pane = GuardrailsPane()
-    shot = await shown(pane, size, lambda p: p.show(state, T0, units=units))
+    shot = await shown(pane, size, lambda p: p.show(state, T0, units=units, figures=figures,
+                                                    poll_interval_s=2.0))
     words = shot.words
     assert "error_rate" in words and "BREACH" in words
     assert "breaches 1/3" in words
@@ -437,9 +440,9 @@ async def test_guardrails_status_words_figures_and_budget(size: tuple[int, int])
     assert "\x1b" not in shot.text
     if size == LARGE:
         assert "canary 0.31 s · base 0.29 s · limit 0.50 s" in words
-        assert "canary 4.1% > limit 2.0%" in words
+        assert "canary 4.30% > limit 2.00% · base 0.30%" in words  # newest, not the event's 4.1
         assert f"query failed: {HOSTILE_SHOWN}" in words
-        assert "breaches 1/3 → rollback" in words
+        assert "breaches 1/3 → rollback in 2 polls (~4s)" in words
 
 
 async def test_guardrail_detail_renders_queries_and_errors_literally() -> None:
