@@ -547,7 +547,6 @@ class WarroomApp(App[int]):
             self.state = engine.state
             self._render_panes()
             self._render_header()
-        self._watch_store()
         if not self._in_flight:
             deferred, self._deferred = self._deferred, []
             for name in deferred:
@@ -909,6 +908,20 @@ class WarroomApp(App[int]):
         engine = self.engine
         if engine is None:
             return
+        try:
+            self._dispatch(engine, name, *args)
+        finally:
+            self._show_what_landed()
+
+    def _show_what_landed(self) -> None:
+        """From the action's own thread, as soon as its events committed: read what the panes
+        and the timeline lack and post it (no second worker, no wait for the watch loop)."""
+        timeline = self.timeline
+        with contextlib.suppress(Exception):  # the watch loop reads it soon anyway
+            self._read_once(self._reader_store(), timeline.last_event_id, timeline.kinds,
+                            timeline.generation)
+
+    def _dispatch(self, engine: Engine, name: str, *args: Any) -> None:
         if name == "advance":
             engine.advance(args[0])
         elif name == "immediate":
@@ -937,7 +950,10 @@ class WarroomApp(App[int]):
     def _rollback_worker(self) -> None:
         engine = self.engine
         if engine is not None:
-            engine.request_rollback("commander pressed R")
+            try:
+                engine.request_rollback("commander pressed R")
+            finally:
+                self._show_what_landed()
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export_pir(self) -> None:

@@ -433,6 +433,10 @@ def read(event: Event) -> Payload:
     """The typed payload of a stored event (never raises; see the module docstring)."""
     payload = event.payload
     reader = _READERS.get(event.kind)
+    if reader is None:
+        cls = BY_KIND.get(event.kind)
+        if cls is not None:  # compiled on first use: a command pays only for what it reads
+            reader = _READERS[event.kind] = _reader(cls)
     if reader is None or not isinstance(payload, dict):
         return Unknown(dict(payload) if isinstance(payload, dict) else {})
     return reader(payload)
@@ -594,6 +598,4 @@ def _writer(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
     return write
 
 
-_READERS: dict[str, Callable[[Mapping[str, Any]], Payload]] = {
-    kind: _reader(cls) for kind, cls in BY_KIND.items()
-}
+_READERS: dict[str, Callable[[Mapping[str, Any]], Payload]] = {}
