@@ -144,7 +144,11 @@ class WarroomApp(App[int]):
     # --- layout ----------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield IncidentHeader(mode=self.mode, now=self.clock.now(), id="header")
+        header = IncidentHeader(mode=self.mode, now=self.clock.now(), id="header")
+        header.simulated = tuple(self.config.simulated())
+        header.environment = (self.config.console.environment,
+                              self.config.console.badge_colour())
+        yield header
         with Horizontal(id="row-top"):
             yield CanaryPane(id="canary")
             yield RollbackPane(id="rollback")

@@ -389,8 +389,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"Metrics: {_adapter_line(config.metrics)}")
     print(f"Traffic: {_adapter_line(config.traffic)}")
     print(f"Deploy: {_adapter_line(config.deploy)}")
+    simulated = config.simulated()
+    if len(simulated) == 3:
+        print("WARNING: every adapter is the simulator ([metrics], [traffic] and [deploy] kind = "
+              "\"sim\"): nothing real is deployed or measured; the console shows SIM")
     for name in config.simulated_sections():
-        print(f"Note: [{name}] is the simulator while another section is real (a drill only)")
+        print(f"WARNING: [{name}] is the simulator while another section is real (a drill "
+              "only); the console shows SIM")
+    if config.console.environment:
+        print(f"Environment: {config.console.environment} (header colour "
+              f"{config.console.badge_colour()})")
     print(f"Rollback: verification hold {config.rollback.verification_hold_s:g}s, "
           f"{len(config.rollback.compatibility_checklist)} compatibility checks")
     print("Mission-critical scenarios: "

@@ -302,6 +302,28 @@ class NotifySettings(Strict):
     )
 
 
+class ConsoleSettings(Strict):
+    """Where this console runs, always on screen: the header carries the environment's name in
+    its colour, so nobody mistakes production for staging at 22:00."""
+
+    environment: str = Field(
+        default="", max_length=24, pattern=r"^[A-Za-z0-9 ._-]*$",
+        description="The environment's name in the header (e.g. production, staging); "
+                    "empty: not shown.",
+    )
+    colour: Literal["auto", "red", "amber", "green", "blue", "none"] = Field(
+        default="auto",
+        description="The environment badge's colour; auto: red when the name says prod, "
+                    "else none.",
+    )
+
+    def badge_colour(self) -> str:
+        """The colour the header draws the environment in (``none``: no colour)."""
+        if self.colour != "auto":
+            return self.colour
+        return "red" if "prod" in self.environment.lower() else "none"
+
+
 def _default_approval_path() -> dict[Category, list[str]]:
     return {
         "security": ["security-lead", "platform-lead"],
@@ -333,6 +355,7 @@ class Config(Strict):
     scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
     emergency_rate: EmergencyRateSettings = Field(default_factory=EmergencyRateSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     metrics: MetricsSettings = Field(default_factory=SimMetricsSettings)
     traffic: DeploySettings = Field(default_factory=SimDeploySettings)
     deploy: DeploySettings = Field(default_factory=SimDeploySettings)
@@ -430,6 +453,11 @@ class Config(Strict):
     def source(self) -> Path | None:
         """The file this config was loaded from (None: the built-in defaults)."""
         return self._source
+
+    def simulated(self) -> list[str]:
+        """Every adapter section that is the simulator (the header says SIM while any is)."""
+        return [name for name in ("metrics", "traffic", "deploy")
+                if getattr(self, name).kind == "sim"]
 
     def simulated_sections(self) -> list[str]:
         """The adapter sections that are the simulator while another one is real (a drill)."""

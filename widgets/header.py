@@ -112,6 +112,12 @@ class IncidentHeader(Widget):
         "incident-header--mode-watching",
         "incident-header--closed",
         "incident-header--chain-broken",
+        "incident-header--sim",
+        "incident-header--env-red",
+        "incident-header--env-amber",
+        "incident-header--env-green",
+        "incident-header--env-blue",
+        "incident-header--env-none",
     }
 
     DEFAULT_CSS = """
@@ -144,6 +150,12 @@ class IncidentHeader(Widget):
         & > .incident-header--chain-broken {
             background: $error; color: $text; text-style: bold;
         }
+        & > .incident-header--sim { background: $warning; color: $text; text-style: bold; }
+        & > .incident-header--env-red { background: $error; color: $text; text-style: bold; }
+        & > .incident-header--env-amber { background: $warning; color: $text; text-style: bold; }
+        & > .incident-header--env-green { background: $success; color: $text; text-style: bold; }
+        & > .incident-header--env-blue { background: $primary; color: $text; text-style: bold; }
+        & > .incident-header--env-none { color: $text; text-style: bold; }
     }
     """
 
@@ -160,6 +172,11 @@ class IncidentHeader(Widget):
     """``COMMANDER`` or ``WATCHING``."""
     heartbeat_age_s: reactive[float | None] = reactive(None)
     """Seconds since the commander's last heartbeat (shown to watchers), or ``None``."""
+    simulated: reactive[tuple[str, ...]] = reactive(())
+    """The adapters that are the simulator (``metrics``, ``traffic``, ``deploy``): a SIM badge
+    says so while any is."""
+    environment: reactive[tuple[str, str]] = reactive(("", "none"))
+    """``(name, colour)`` of the environment (config ``[console]``): a badge in that colour."""
     chain_broken_at: reactive[str | None] = reactive(None)
     """Where verification found the record edited (``#N``), shown loudly; ``None`` while the
     chain holds."""
@@ -235,6 +252,13 @@ class IncidentHeader(Widget):
         style = "mode-watching" if mode == "WATCHING" else "mode-commander"
         short = {"COMMANDER": "CMDR", "WATCHING": "WATCH"}.get(mode, mode[:5])
         badges = [_Part("mode", f" {mode} ", style, short=f" {short} ")]
+        name, colour = self.environment
+        if name:
+            badges.append(_Part("env", f" {printable(name).upper()} ", f"env-{colour}"))
+        if self.simulated:
+            everything = len(self.simulated) == 3
+            badges.append(_Part("sim", " SIM " if everything else
+                                f" SIM {'+'.join(self.simulated)} ", "sim", short=" SIM "))
         if self.chain_broken_at is not None:
             where = printable(self.chain_broken_at)
             badges.append(_Part("chain", f" CHAIN BROKEN at {where} ", "chain-broken",

@@ -306,3 +306,14 @@ def test_an_adapter_that_cannot_start_is_one_line(run_warroom: Run, tmp_path: Pa
     assert result.err.strip() == (
         f"warroom: config error: {tmp_path / 'warroom.toml'}: metrics.bearer_token: environment "
         "variable WARROOM_TEST_UNSET_TOKEN is not set or empty (it holds a secret)")
+
+
+def test_check_config_warns_when_anything_is_simulated(run_warroom, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A config copied from the example without its adapters is the simulator: said out loud."""
+    result = run_warroom("check-config")
+    assert result.code == 0, result.err
+    assert "WARNING: every adapter is the simulator" in result.out
+    config = tmp_path / "warroom.toml"
+    config.write_text('[console]\nenvironment = "prod-eu"\n')
+    result = run_warroom("check-config", str(config))
+    assert "Environment: prod-eu (header colour red)" in result.out

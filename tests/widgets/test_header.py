@@ -244,3 +244,28 @@ async def test_naive_now_and_lowercase_mode_are_accepted() -> None:
         await pilot.pause()
         assert " WATCHING " in line(header)
         assert "P0 target 1h 30m left" in line(header)
+
+
+async def test_sim_and_the_environment_are_always_on_the_header() -> None:
+    """Where you are, always on screen: a SIM badge while any adapter is simulated, and the
+    environment's name in its colour (production red) — kept even at 80 columns."""
+    header = IncidentHeader(incident(title="T" * 300, commander="c" * 40),
+                            now=T0 + timedelta(minutes=30))
+    header.simulated = ("traffic", "deploy")
+    header.environment = ("production", "red")
+    app = HeaderApp(header)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = line(header)
+        assert "PRODUCTION" in text and "SIM" in text and "1h 30m left" in text, text
+        from textual.color import Color as _Color
+
+        badge = segment_with(header, "PRODUCTION")
+        assert badge.style is not None and badge.style.bgcolor is not None
+        assert _Color.from_rich_color(badge.style.bgcolor).hex == theme_hex(app, "error")
+    everything = IncidentHeader(incident(), now=T0)
+    everything.simulated = ("metrics", "traffic", "deploy")
+    app = HeaderApp(everything)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        assert " SIM " in line(everything)
