@@ -409,9 +409,25 @@ class WarroomApp(App[int]):
         self._read_store(rows.up_to_id, self.timeline.kinds, generation)
 
     def _tick(self) -> None:
-        """The clock moves: timers and countdowns change even when no event arrives."""
-        self._render_header()
-        self._render_panes()
+        """The clock moves: only what shows a clock is refreshed — the header (elapsed, time
+        left, the heartbeat's age), the hold countdown while a stage holds, the verification's
+        clocks while a rollback runs. Every other pane waits for an event."""
+        state = self.state
+        if state.declared_ts is None:
+            return
+        now = self._now()
+        header = self.header
+        header.now = now
+        lease = self._lease_seen
+        if self.mode == WATCHING and lease is not None:
+            header.heartbeat_age_s = max(0.0, (now - lease.heartbeat_ts).total_seconds())
+        can_act = self.mode == COMMANDER
+        if state.current_stage is not None and not state.rolled_back and not state.closed:
+            blocks = [(b.code, b.words, b.overridable) for b in self._blocks()]
+            self.canary.show(state, now, blocks, can_act=can_act)
+        if state.rollback_active:
+            self.rollback_pane.show(state, now, can_act=can_act,
+                                    verify_timeout_s=self.config.rollback.verify_timeout_s)
 
     def _now(self) -> datetime:
         return self.clock.now()
