@@ -198,11 +198,14 @@ class GuardrailsPane(Widget):
         word_w = max(len(row.word) for row in rows)
         budget_w = max(len(row.budget) for row in rows)
 
+        aligned_heads: dict[str, bool] = {}  # whether a head carried the rollback countdown
+
         def head(row: GuardrailRow, aligned: bool) -> Content:
             style = cls._style(row.status)
             word = (loud(row.word, style) if row.status == "breach"
                     else Content.styled(row.word, style))
             if aligned:  # a table: names and words in columns, the full budget
+                aligned_heads[row.name] = True
                 return Content.assemble(
                     (_MARKS.get(row.status, "…") + " ", style), row.name.ljust(name_w), "  ",
                     word, " " * (word_w - len(row.word) + 2),
@@ -221,6 +224,7 @@ class GuardrailsPane(Widget):
                                         (budget, ".guardrails-pane--muted"))
                 if width <= 0 or line.cell_length <= width:
                     break
+            aligned_heads[row.name] = " → rollback in" in budget
             return line
 
         def tail(row: GuardrailRow) -> Content:
@@ -228,6 +232,10 @@ class GuardrailsPane(Widget):
             # sample); the recorded reason when there are none to trust (can't evaluate…).
             figured = row.status in ("healthy", "breach") or not row.detail
             text = row.figures if figured else row.detail
+            coming = row.budget.partition(" → ")[2]
+            if coming.startswith("rollback in") and not aligned_heads.get(row.name, False):
+                # The head had no room for it: an automatic rollback must not come unannounced.
+                text = f"{coming.split(' (~')[0]} · {text}"
             return Content.styled(text, ".guardrails-pane--muted"
                                   if row.status == "healthy" else "")
 
