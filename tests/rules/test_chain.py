@@ -108,7 +108,6 @@ def test_an_unknown_incident_is_not_a_broken_chain(db: Path) -> None:
     f"ts = '{at(90)}'",
     "kind = 'approval_given'",
     "hash = 'f00'",
-    "payload = '{not json'",
     "incident_id = 2",
 ])
 def test_an_edited_event_is_named(db: Path, change: str) -> None:
@@ -136,6 +135,16 @@ def test_an_edited_declaration_is_caught(db: Path) -> None:
     count, problem = verify(db)
     assert count == 0 and problem is not None and problem.event_id == 1
     assert problem.message.endswith("was edited: its content no longer matches its hash")
+
+
+@pytest.mark.parametrize("digest", ["", "f00"])
+def test_an_event_that_is_not_json_is_caught_whatever_its_hash_says(db: Path,
+                                                                    digest: str) -> None:
+    """An unreadable payload is never a verified event, not even with an empty hash (the value
+    verify once used for 'could not recompute')."""
+    tamper(db, f"UPDATE events SET payload = '{{not json', hash = '{digest}' WHERE id = 5")
+    assert verify(db) == (3, ChainProblem(
+        5, f"event #5 (note_added at {at(4)}) was edited: its content no longer matches its hash"))
 
 
 @ISSUE_12
