@@ -78,9 +78,11 @@ def test_the_first_reading_is_a_change_from_unknown() -> None:
     tracker = BreachTracker({"g": 3})
     assert (tracker.status("g"), tracker.breaches("g"), tracker.budget("g")) == (
         "unknown", 0, "breaches 0/3")
-    [t] = tracker.update([reading("healthy")])
+    first = reading("healthy")
+    [t] = tracker.update([first])
     assert (t.previous, t.status, t.breaches, t.sustained, t.changed) == (
         "unknown", "healthy", 0, False, True)
+    assert t.reading is first
     assert tracker.update([reading("healthy")]) == []
 
 
@@ -96,6 +98,8 @@ def test_the_tracker_reads_the_budget_from_the_config() -> None:
                                                 "max": 1, "consecutive": 4})]
     tracker = BreachTracker(config)
     assert tracker.consecutive("g") == 4 and tracker.budget("g") == "breaches 0/4"
+    statuses(tracker, "breach", "breach")
+    assert tracker.budget("g") == "breaches 2/4"
 
 
 def test_restore_resumes_the_count_and_never_below_zero() -> None:
@@ -141,11 +145,13 @@ class Source:
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
         self.asked: list[str] = []
+        self.threads: set[str] = set()
         self._lock = threading.Lock()
 
     def query(self, query: str) -> list[InstantValue]:
         with self._lock:
             self.asked.append(query)
+            self.threads.add(threading.current_thread().name)
         answer = self.answers.get(query, [])
         if isinstance(answer, Exception):
             raise answer
@@ -172,25 +178,32 @@ def q(metric: str, track: str) -> str:
 def test_a_cycle_asks_each_distinct_query_once_and_answers_in_config_order() -> None:
     source = Source({q("err", "canary"): value(0.03), q("err", "baseline"): value(0.001),
                      q("p99", "canary"): value(0.1), q("p99", "baseline"): value(0.1),
-                     'reqs{track="canary"}': value(500)})
+                     q("reqs", "canary"): value(500)})
     guardrails = [
         g("p99", "p99", max_ratio_to_baseline=2.0),
-        g("err", "err", max=0.02, evidence_query='reqs{track="$track"}', min_evidence=100),
+        g("err", "err", max=0.02, evidence_query='reqs{service="$service",track="$track"}',
+          min_evidence=100),
         g("err-again", "err", max=0.05),
     ]
     readings = evaluate_all(source, guardrails, "api", NOW, 30)
     assert [(r.name, r.status) for r in readings] == [
         ("p99", "healthy"), ("err", "breach"), ("err-again", "healthy")]
+    assert readings[1].evidence == 500
     assert sorted(source.asked) == sorted(set(source.asked))
     assert len(source.asked) == 5
+    # the private pool's threads say what they are (a stack dump of a stuck console names them)
+    assert source.threads and all(name.startswith("guardrail") for name in source.threads)
 
 
 def test_stable_mode_asks_only_the_baseline_track() -> None:
-    source = Source({q("err", "baseline"): value(0.001), 'reqs{track="baseline"}': value(50)})
-    [r] = evaluate_all(source, [g("err", "err", max=0.02, evidence_query='reqs{track="$track"}',
-                                  min_evidence=10)], "api", NOW, 30, mode="stable")
+    source = Source({q("err", "baseline"): value(0.001), q("reqs", "baseline"): value(50)})
+    guardrail = g("err", "err", max=0.02, evidence_query='reqs{service="$service",track="$track"}',
+                  min_evidence=10)
+    [r] = evaluate_all(source, [guardrail], "api", NOW, 30, mode="stable")
     assert (r.status, r.mode, r.evidence) == ("healthy", "stable", 50)
-    assert sorted(source.asked) == [q("err", "baseline"), 'reqs{track="baseline"}']
+    assert sorted(source.asked) == [q("err", "baseline"), q("reqs", "baseline")]
+    one = evaluate(source, guardrail, "api", NOW, 30, mode="stable")
+    assert (one.status, one.mode, one.baseline) == ("healthy", "stable", 0.001)
 
 
 def test_no_guardrails_no_queries() -> None:
@@ -211,16 +224,18 @@ def test_a_hung_query_times_out_into_cant_evaluate_without_holding_the_cycle() -
     try:
         err, p99 = evaluate_all(source, [g("err", "err", max=0.02), g("p99", "p99", max=1)],
                                 "api", NOW, 30, timeout_s=0.2)
+        one = evaluate(source, g("err", "err", max=0.02), "api", NOW, 30, timeout_s=0.2)
     finally:
         release.set()
     assert (err.status, err.detail, err.error) == (
         "cant_evaluate", "query failed: query timed out after 0.2 s",
         "query timed out after 0.2 s")
     assert p99.status == "healthy"
+    assert one.detail == "query failed: query timed out after 0.2 s"
 
 
 def test_queries_beyond_the_private_pool_that_never_started_are_cancelled() -> None:
-    """33 distinct queries, 32 threads: the last one is still queued when the cycle gives up."""
+    """34 distinct queries, 32 threads: the last two are still queued when the cycle gives up."""
     release = threading.Event()
 
     def hang() -> list[InstantValue]:
@@ -231,13 +246,15 @@ def test_queries_beyond_the_private_pool_that_never_started_are_cancelled() -> N
     source = Source({q(f"m{i}", track): hang for i in range(17)
                      for track in ("canary", "baseline")})
     try:
-        readings = evaluate_all(source, guardrails, "api", NOW, 30, timeout_s=0.5)
+        readings = evaluate_all(source, guardrails, "api", NOW, 30, timeout_s=1.0)
     finally:
         release.set()
     details = [r.detail for r in readings]
     assert all(r.status == "cant_evaluate" for r in readings)
-    assert "query failed: query was cancelled" in details
-    assert "query failed: query timed out after 0.5 s" in details
+    # a reading shows its first problem: the canary's (timed out), except for the last
+    # guardrail, whose canary query was the 33rd submitted
+    assert details.count("query failed: query was cancelled") == 1
+    assert details.count("query failed: query timed out after 1 s") == 16
 
 
 def test_a_shared_executor_is_used_and_left_running() -> None:
@@ -274,3 +291,6 @@ def test_a_bug_while_judging_gives_cant_evaluate_not_an_exception() -> None:
     assert broken.queries == {"canary": q("err", "canary"), "baseline": q("err", "baseline")}
     assert (broken.ts, broken.mode, broken.name) == (NOW, "canary", "err")
     assert other.name == "p99"
+    stable = Source({q("err", "baseline"): weird})
+    [broken] = evaluate_all(stable, [g("err", "err", max=0.02)], "api", NOW, 30, mode="stable")
+    assert (broken.status, broken.mode) == ("cant_evaluate", "stable")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from console import policy
 from console.config import Config
 from console.policy import Refused
+from console.store import Store, recent_window
 
 from .support import CONFIG
 
@@ -271,3 +274,15 @@ def test_a_bar_of_zero_warns_on_the_first_emergency() -> None:
     assert policy.emergency_rate_warning(config, 0) is None
     warning = policy.emergency_rate_warning(config, 1)
     assert warning is not None and warning["bar"] == 0 and warning["count"] == 1
+
+
+def test_the_30_day_window_counts_a_declaration_exactly_30_days_old(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
+    since = recent_window(now, policy.RATE_WINDOW_DAYS)
+    assert since == now - timedelta(days=30)
+    with Store(tmp_path / "w.db") as store:
+        store.create_incident("alice", {"title": "older"}, ts=since - timedelta(milliseconds=1))
+        store.create_incident("alice", {"title": "at the edge"}, ts=since)
+        store.create_incident("alice", {"title": "recent"}, ts=now)
+        assert [e.payload["title"] for e in store.declarations_since(since)] == [
+            "at the edge", "recent"]

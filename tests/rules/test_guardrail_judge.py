@@ -113,10 +113,10 @@ def test_canary_a_hair_below_the_ratio_is_healthy() -> None:
 
 
 @pytest.mark.parametrize(("ratio", "shown"), [(3.0, "3.0×"), (1.25, "1.25×"), (2.5, "2.5×"),
-                                              (10.0, "10.0×")])
+                                              (10.0, "10.0×"), (1234567.5, "1234567.5×")])
 def test_the_ratio_is_shown_as_a_person_reads_it(ratio: float, shown: str) -> None:
     reading = run(latency(max_ratio_to_baseline=ratio), [iv(0.1)], [iv(0.1)])
-    assert reading.detail == f"canary 0.10 s ≤ limit {0.1 * ratio:.2f} s ({shown} baseline 0.10 s)"
+    assert reading.detail.endswith(f" ({shown} baseline 0.10 s)")
 
 
 def test_the_lower_of_the_two_limits_judges() -> None:
@@ -133,9 +133,10 @@ def test_the_lower_of_the_two_limits_judges() -> None:
     assert (reading.status, reading.detail) == ("healthy", "canary 0.50 s ≤ limit 0.50 s (max)")
 
 
-def test_equal_limits_are_one_limit() -> None:
+def test_equal_limits_are_one_limit_named_as_the_max() -> None:
     reading = run(latency(max=0.25, max_ratio_to_baseline=2.0), [iv(0.25)], [iv(0.125)])
     assert (reading.status, reading.limit) == ("healthy", 0.25)
+    assert reading.detail == "canary 0.25 s ≤ limit 0.25 s (max)"
 
 
 # --- zero, negative and missing baselines ---------------------------------------------------------
@@ -161,7 +162,7 @@ def test_a_zero_baseline_without_a_max_cannot_evaluate() -> None:
     assert reading.status == "cant_evaluate"
     assert reading.detail == (
         "baseline is 0.00 s: a ratio limit of 3.0× is undefined and there is no absolute max")
-    assert reading.limit is None
+    assert (reading.limit, reading.error, reading.canary, reading.baseline) == (None, None, 0.2, 0)
 
 
 def test_the_smallest_positive_baseline_still_sets_a_ratio_limit() -> None:
@@ -177,7 +178,8 @@ def test_a_missing_baseline_within_max_cannot_evaluate_and_says_what_was_checked
     assert reading.detail == (
         "canary 1.00% ≤ max 2.00%, but no data for track=baseline: the ratio limit can't be "
         "checked")
-    assert reading.limit == 0.02 and reading.error is None
+    assert (reading.limit, reading.error, reading.canary, reading.baseline) == (
+        0.02, None, 0.01, None)
 
 
 def test_a_missing_baseline_above_max_is_still_a_breach() -> None:
@@ -262,6 +264,11 @@ def test_evidence_a_fraction_short_is_insufficient() -> None:
     assert reading.detail == "only 4.5 requests on canary in window, need 5 (canary 1.00%)"
     reading = run(evidence_guardrail(min_evidence=12.5), [iv(0.01)], [iv(0.0)], [iv(12.25)])
     assert reading.detail == "only 12 requests on canary in window, need 12 (canary 1.00%)"
+    # from 10 requests up, whole numbers: a person counts requests, not tenths of them
+    reading = run(evidence_guardrail(min_evidence=11), [iv(0.01)], [iv(0.0)], [iv(10.25)])
+    assert reading.detail == "only 10 requests on canary in window, need 11 (canary 1.00%)"
+    reading = run(evidence_guardrail(min_evidence=11), [iv(0.01)], [iv(0.0)], [iv(9.75)])
+    assert reading.detail == "only 9.8 requests on canary in window, need 11 (canary 1.00%)"
 
 
 def test_evidence_is_summed_over_its_series() -> None:
@@ -321,6 +328,8 @@ def test_one_non_finite_series_among_several_says_how_many() -> None:
     reading = run(guardrail(max=0.02), [iv(0.01), iv(math.nan, pod="b"), iv(0.0, pod="c")],
                   [iv(0.0)])
     assert reading.detail == "value is NaN for track=canary (1 of 3 series)"
+    reading = run(guardrail(max=0.02), [iv(math.inf), iv(0.0, pod="b")], [iv(0.0)])
+    assert reading.detail == "value is +Inf for track=canary (1 of 2 series)"
 
 
 def test_an_empty_answer_cannot_evaluate() -> None:
@@ -362,9 +371,10 @@ def test_an_error_of_exactly_200_characters_is_kept_and_201_is_cut() -> None:
 # --- several series: the worst canary, the lowest baseline ---------------------------------------
 
 
-def test_the_worst_canary_series_is_judged_and_named() -> None:
+def test_the_worst_canary_series_is_judged_and_named_by_its_telling_labels() -> None:
     reading = run(guardrail(max=0.02),
-                  [iv(0.01, pod="a", track="canary", __name__="err"), iv(0.03, pod="b"),
+                  [iv(0.01, pod="a"), iv(0.03, pod="b", track="canary", service="api",
+                                         __name__="err"),
                    iv(0.02, pod="c")],
                   [iv(0.0)])
     assert (reading.status, reading.canary) == ("breach", 0.03)
@@ -405,11 +415,13 @@ def test_stable_mode_exactly_at_max_is_healthy_and_a_hair_above_breaches() -> No
     reading = run(g, baseline=[iv(up(0.02)), iv(0.0, pod="b")], mode="stable")
     assert (reading.status, reading.detail) == (
         "breach", "baseline 2.00% > limit 2.00% (max); worst of 2 series")
+    assert (reading.limit, reading.canary, reading.baseline) == (0.02, None, up(0.02))
 
 
 def test_stable_mode_ignores_ratio_limits() -> None:
     reading = run(latency(max_ratio_to_baseline=2.0), baseline=[iv(9.0)], mode="stable")
-    assert (reading.status, reading.limit) == ("healthy", None)
+    assert (reading.status, reading.limit, reading.canary, reading.baseline) == (
+        "healthy", None, None, 9.0)
     assert reading.detail == "baseline 9.00 s; ratio limits do not apply to the stable track"
 
 
@@ -421,6 +433,13 @@ def test_stable_mode_cannot_evaluate_without_the_baseline() -> None:
 
 
 # --- what a reading carries ----------------------------------------------------------------------
+
+
+def test_judging_is_in_canary_mode_unless_told() -> None:
+    reading = judge(guardrail(max=0.02), {"canary": [iv(0.01)], "baseline": [iv(0.5)]},
+                    {"canary": "c", "baseline": "b"}, NOW, MAX_AGE)
+    assert (reading.mode, reading.canary, reading.baseline, reading.status) == (
+        "canary", 0.01, 0.5, "healthy")
 
 
 def test_a_reading_carries_its_queries_raw_values_time_and_mode() -> None:
