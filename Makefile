@@ -62,9 +62,10 @@ faults: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not prometheus and not tmux"
 
-# Mutation testing of the rules (policy, guardrails, Store.verify) against tests/rules: scores per
-# module, prints the survivors; every survivor is killed or explained in tests/MUTANTS.md. Not part
-# of `make test` (minutes, not seconds). `scripts/mutate --report` re-reads the last run.
+# Mutation testing of the rules (policy, guardrails, chain verification) against tests/rules:
+# scores per module, prints the survivors; every survivor is killed or explained in
+# tests/MUTANTS.md. Not part of `make test` (minutes, not seconds). `scripts/mutate --report`
+# re-reads the last run.
 mutate: $(STAMP)
 	$(PY) scripts/mutate
 

@@ -51,7 +51,7 @@ def declaration(config: Config = CONFIG, **overrides: Any) -> dict[str, Any]:
     }
     payload_overrides = {k: v for k, v in overrides.items() if k not in args}
     args.update({k: v for k, v in overrides.items() if k in args})
-    payload = policy.declaration(config, **args)
+    payload = policy.declaration(config, **args).to_payload()
     payload.update(payload_overrides)
     return payload
 

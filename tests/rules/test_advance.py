@@ -265,12 +265,11 @@ def test_immediate_skips_the_hold_and_nothing_else() -> None:
 def test_overrides_need_a_reason_of_eight_characters() -> None:
     timeline = declared()
     found = blocks(timeline)
-    assert policy.check_overrides(found, {"approvals": "12345678",
-                                          "preflight": "  manual check done  "}) == [
-        {"block": "approvals", "words": "approvals missing: security-lead, platform-lead",
-         "reason": "12345678"},
-        {"block": "preflight", "words": "rollback preflight has not run yet",
-         "reason": "manual check done"},
+    records = policy.check_overrides(found, {"approvals": "12345678",
+                                             "preflight": "  manual check done  "})
+    assert [(r.block, r.words, r.reason) for r in records] == [
+        ("approvals", "approvals missing: security-lead, platform-lead", "12345678"),
+        ("preflight", "rollback preflight has not run yet", "manual check done"),
     ]
 
 

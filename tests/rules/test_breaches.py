@@ -130,9 +130,11 @@ def test_a_transition_payload_carries_the_figures_and_the_count() -> None:
         "detail": "canary 5.00% > limit 2.00% (max)", "name": "g", "status": "breach",
         "previous": "healthy", "breaches": 3, "consecutive": 3, "sustained": True,
     }
+    assert t.record("rollback").to_payload() == {**t.to_payload(), "on_breach": "rollback"}
     bare = Transition("g", "breach", "breach", 4, 3, False)
     assert bare.to_payload() == {"name": "g", "status": "breach", "previous": "breach",
-                                 "breaches": 4, "consecutive": 3, "sustained": False}
+                                 "detail": "", "breaches": 4, "consecutive": 3,
+                                 "sustained": False}
     assert not bare.changed
 
 

@@ -9,6 +9,8 @@ published head (the newest events removed, or the newest rewritten and re-hashed
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +18,16 @@ from pathlib import Path
 import pytest
 
 from console.model import Kind, format_ts
-from console.store import GENESIS_HASH, ChainProblem, Store, UnknownIncident, event_hash
+from console.store import (
+    GENESIS_HASH,
+    ChainChecker,
+    ChainProblem,
+    ChainWalk,
+    Store,
+    UnknownIncident,
+    canonical_json,
+    event_hash,
+)
 
 T0 = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
 ISSUE_12 = pytest.mark.xfail(strict=True, reason="issue 12: a published chain head")
@@ -217,11 +228,22 @@ def test_two_events_swapped_are_caught_at_the_first(db: Path) -> None:
     assert "does not follow the event before it" in problem.message
 
 
-def test_an_event_moved_before_the_declaration_is_caught(db: Path) -> None:
-    tamper(db, "UPDATE events SET id = 0 WHERE id = 3")
-    assert verify(db) == (0, ChainProblem(0, (
-        f"event #0 (note_added at {at(2)}) is first, but the chain must start with the "
+def test_the_declaration_swapped_with_the_next_event_is_caught(db: Path) -> None:
+    tamper(db, "UPDATE events SET id = 100 WHERE id = 1",
+           "UPDATE events SET id = 1 WHERE id = 2",
+           "UPDATE events SET id = 2 WHERE id = 100")
+    assert verify(db) == (0, ChainProblem(1, (
+        f"event #1 (note_added at {at(1)}) is first, but the chain must start with the "
         "declaration: events were removed")))
+
+
+def test_an_event_moved_out_of_the_numbered_record_leaves_a_gap(db: Path) -> None:
+    """Ids start at 1; a row moved to id 0 is outside the record that is read (and folded), and
+    the place it left is a gap."""
+    tamper(db, "UPDATE events SET id = 0 WHERE id = 3")
+    assert verify(db) == (2, ChainProblem(5, (
+        f"event #5 (note_added at {at(4)}) does not follow the event before it: an event was "
+        "removed or inserted just before it")))
 
 
 # --- the first event must be the declaration, at the genesis hash --------------------------------
@@ -256,3 +278,104 @@ def test_a_chain_problem_is_reported_before_missing_triggers(db: Path) -> None:
     tamper(db, "DELETE FROM events WHERE id = 2", restore=())
     count, problem = verify(db)
     assert (count, problem is not None and problem.event_id) == (1, 3)
+
+
+# --- the hash: sha256(prev_hash + the canonical event), as DESIGN.md defines it ------------------
+
+
+@pytest.mark.parametrize(("actor", "payload"), [
+    ("bob", {"text": "note 1"}),
+    ("zoë \"the\" \\ admin\n", {"text": "naïve ✓ \u0007 \u2028", "n": [1, 2.5, None, True]}),
+    ("", {}),
+])
+def test_the_hash_is_sha256_of_the_previous_hash_and_the_canonical_event(
+        actor: str, payload: dict[str, object]) -> None:
+    stored = canonical_json(payload)
+    expected = hashlib.sha256((GENESIS_HASH + canonical_json({
+        "id": 7, "incident": 2, "ts": at(5), "kind": "note_added", "actor": actor,
+        "payload": json.loads(stored)})).encode("utf-8")).hexdigest()
+    assert event_hash(GENESIS_HASH, 7, 2, at(5), "note_added", actor, stored) == expected
+
+
+def test_every_stored_event_carries_that_hash(db: Path) -> None:
+    with Store(db) as store:
+        previous = GENESIS_HASH
+        for event in store.events(1):
+            expected = hashlib.sha256((previous + canonical_json({
+                "id": event.id, "incident": 1, "ts": format_ts(event.ts), "kind": event.kind,
+                "actor": event.actor, "payload": event.payload})).encode("utf-8")).hexdigest()
+            assert (event.prev_hash, event.hash) == (previous, expected)
+            previous = event.hash
+
+
+def test_a_payload_rewritten_into_another_spelling_of_the_same_json_is_an_edit(db: Path) -> None:
+    tamper(db, "UPDATE events SET payload = '{ \"text\": \"note 1\" }' WHERE id = 2")
+    count, problem = verify(db)
+    assert (count, problem is not None and problem.event_id) == (1, 2)
+
+
+# --- verifying a step at a time (the console's background walk) -----------------------------------
+
+
+def test_a_walk_reaches_the_head_only_after_a_step_that_finds_fewer_rows_than_its_limit(
+        db: Path) -> None:
+    with Store(db) as store:
+        walk = ChainWalk(store, 1)
+        assert (walk.step(limit=2), walk.checked, walk.last_id) == (False, 2, 2)
+        assert (walk.step(limit=2), walk.checked, walk.last_id) == (False, 4, 5)
+        assert (walk.step(limit=2), walk.checked, walk.problem) == (True, 4, None)
+        whole = ChainWalk(store, 1)
+        assert (whole.step(limit=5), whole.checked, whole.last_id) == (True, 4, 5)
+
+
+def test_a_walk_of_one_event_a_step_goes_on_from_each_event_it_checked(db: Path) -> None:
+    with Store(db) as store:
+        walk = ChainWalk(store, 1)
+        seen = []
+        while not walk.step(limit=1):
+            seen.append(walk.last_id)
+        assert seen == [1, 2, 3, 5]
+        assert (walk.checked, walk.last_id, walk.problem) == (4, 5, None)
+
+
+def test_a_walk_at_the_head_checks_each_new_event_as_it_arrives(db: Path) -> None:
+    with Store(db) as store:
+        walk = ChainWalk(store, 1)
+        assert walk.step() is True
+        store.append(1, Kind.NOTE, "bob", {"text": "later"}, ts=T0 + timedelta(seconds=9))
+        assert (walk.step(), walk.checked, walk.last_id, walk.problem) == (True, 5, 6, None)
+
+
+def test_a_walk_stops_at_the_first_problem_and_stays_there(db: Path) -> None:
+    tamper(db, "UPDATE events SET actor = 'mallory' WHERE id = 3")
+    with Store(db) as store:
+        walk = ChainWalk(store, 1)
+        assert (walk.step(limit=2), walk.problem) == (False, None)
+        assert walk.step(limit=2) is True
+        problem = walk.problem
+        assert problem is not None and problem.event_id == 3 and walk.checked == 2
+        assert walk.step() is True and walk.problem is problem and walk.checked == 2
+
+
+def test_a_walk_at_the_head_reports_removed_triggers_and_unknown_incidents(db: Path) -> None:
+    tamper(db, restore=("UPDATE",))
+    with Store(db) as store:
+        walk = ChainWalk(store, 1)
+        assert walk.step() is True
+        assert walk.problem == ChainProblem(
+            None, "the append-only triggers were removed from the database")
+        with pytest.raises(UnknownIncident):
+            ChainWalk(store, 9).step()
+
+
+def test_a_checker_keeps_its_first_problem() -> None:
+    checker = ChainChecker()
+    note = (1, 1, at(0), "note_added", "bob", "{}", GENESIS_HASH, "f00")
+    assert checker.check(note) is False
+    first = checker.problem
+    assert first is not None and first.message.endswith("is first, but the chain must start "
+                                                        "with the declaration: events were removed")
+    declared_row = (2, 1, at(1), "incident_declared", "alice", "{}", GENESIS_HASH,
+                    event_hash(GENESIS_HASH, 2, 1, at(1), "incident_declared", "alice", "{}"))
+    assert checker.check(declared_row) is False
+    assert checker.problem is first and (checker.checked, checker.last_id) == (0, 0)

@@ -10,6 +10,7 @@ import pytest
 
 from console import policy
 from console.config import Config
+from console.events import Bypass
 from console.policy import Refused
 from console.store import Store, recent_window
 
@@ -19,13 +20,14 @@ ELEMENTS = "eval-gate, canary, change-window, freeze, multi-change"
 
 
 def declare(config: Config = CONFIG, **overrides: Any) -> dict[str, Any]:
+    """The declaration's record as stored (its payload)."""
     args: dict[str, Any] = {
         "title": "PII exposed", "priority": "P0", "category": "security",
         "service": "redaction-api", "from_version": "v1.4.2", "to_version": "v1.4.3",
         "bypass_specs": [], "affects": [], "commander": "alice",
     }
     args.update(overrides)
-    return policy.declaration(config, **args)
+    return policy.declaration(config, **args).to_payload()
 
 
 def refusal(call: Any, *args: Any, **kwargs: Any) -> str:
@@ -38,12 +40,12 @@ def refusal(call: Any, *args: Any, **kwargs: Any) -> str:
 
 
 def test_bypass_reason_of_exactly_eight_characters_is_specific_enough() -> None:
-    assert policy.parse_bypass("canary=12345678", CONFIG) == {
-        "element": "canary",
-        "reason": "12345678",
-        "compensation": "Compress canary (faster steps) or skip; intensive monitoring at 100%",
-        "post_gate": "Watch every metric at 100% for 15-30 minutes",
-    }
+    assert policy.parse_bypass("canary=12345678", CONFIG) == Bypass(
+        element="canary",
+        reason="12345678",
+        compensation="Compress canary (faster steps) or skip; intensive monitoring at 100%",
+        post_gate="Watch every metric at 100% for 15-30 minutes",
+    )
 
 
 @pytest.mark.parametrize("spec", ["canary=1234567", "canary=   1234567   ", "canary=",
@@ -70,27 +72,27 @@ def test_bypass_of_an_unknown_element_is_refused(element: str) -> None:
 
 def test_bypass_element_and_reason_are_trimmed_and_split_at_the_first_separators() -> None:
     record = policy.parse_bypass(" eval-gate =  eval=3h, too slow ::  run eval a::b  ", CONFIG)
-    assert record == {
-        "element": "eval-gate",
-        "reason": "eval=3h, too slow",
-        "compensation": "run eval a::b",
-        "post_gate": "Run the skipped eval against the promoted version",
-    }
+    assert record == Bypass(
+        element="eval-gate",
+        reason="eval=3h, too slow",
+        compensation="run eval a::b",
+        post_gate="Run the skipped eval against the promoted version",
+    )
 
 
 @pytest.mark.parametrize("spec", ["freeze=release freeze until Monday::",
                                   "freeze=release freeze until Monday::   "])
 def test_an_empty_compensation_falls_back_to_the_default(spec: str) -> None:
     record = policy.parse_bypass(spec, CONFIG)
-    assert record["compensation"] == "Document the bypass; senior approval"
-    assert record["post_gate"] == "Record the senior approval with the freeze owner"
+    assert record.compensation == "Document the bypass; senior approval"
+    assert record.post_gate == "Record the senior approval with the freeze owner"
 
 
 def test_configured_compensation_and_post_gate_are_used() -> None:
     config = Config.model_validate({"bypass": {"canary": {
         "justification": "j", "compensation": "our compensation", "post_gate": "our gate"}}})
     record = policy.parse_bypass("canary=harm is ongoing", config)
-    assert (record["compensation"], record["post_gate"]) == ("our compensation", "our gate")
+    assert (record.compensation, record.post_gate) == ("our compensation", "our gate")
 
 
 def test_the_same_element_bypassed_twice_is_refused() -> None:
@@ -228,7 +230,10 @@ def test_the_declaration_payload_records_every_rule_it_was_declared_under() -> N
         "from_version": "v1.4.2",
         "to_version": "v1.4.3",
         "commander": "alice",
-        "bypasses": [policy.parse_bypass("canary=harm is ongoing", CONFIG)],
+        "bypasses": [{
+            "element": "canary", "reason": "harm is ongoing",
+            "compensation": "Compress canary (faster steps) or skip; intensive monitoring at 100%",
+            "post_gate": "Watch every metric at 100% for 15-30 minutes"}],
         "affects": [],
         "advice": "",
         "required_roles": ["security-lead", "platform-lead"],
@@ -259,7 +264,8 @@ def test_rate_exactly_at_the_bar_is_not_a_warning_and_one_above_is() -> None:
     assert CONFIG.emergency_rate.max_per_30_days == 1
     assert policy.emergency_rate_warning(CONFIG, 0) is None
     assert policy.emergency_rate_warning(CONFIG, 1) is None
-    assert policy.emergency_rate_warning(CONFIG, 2) == {
+    warning = policy.emergency_rate_warning(CONFIG, 2)
+    assert warning is not None and warning.to_payload() == {
         "count": 2,
         "window_days": 30,
         "bar": 1,
@@ -273,7 +279,7 @@ def test_a_bar_of_zero_warns_on_the_first_emergency() -> None:
     config = Config.model_validate({"emergency_rate": {"max_per_30_days": 0}})
     assert policy.emergency_rate_warning(config, 0) is None
     warning = policy.emergency_rate_warning(config, 1)
-    assert warning is not None and warning["bar"] == 0 and warning["count"] == 1
+    assert warning is not None and (warning.bar, warning.count) == (0, 1)
 
 
 def test_the_30_day_window_counts_a_declaration_exactly_30_days_old(tmp_path: Path) -> None:
