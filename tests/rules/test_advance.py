@@ -197,6 +197,17 @@ def test_in_flight_alone_cannot_be_overridden() -> None:
     assert codes(timeline) == []
 
 
+def test_paused_alone_cannot_be_overridden_and_resuming_lifts_it() -> None:
+    timeline = at_first_stage()
+    timeline.add(Kind.PAUSED, {"percent": 1, "reason": "p99 drifting"}, actor="alice")
+    assert only(timeline) == Block(
+        "paused", "paused by alice: p99 drifting — press p to resume", overridable=False)
+    timeline.add(Kind.RESUMED, {"percent": 1})
+    assert codes(timeline) == []
+    timeline.add(Kind.PAUSED, {"percent": 1}, actor="bob")
+    assert only(timeline).words == "paused by bob — press p to resume"
+
+
 def test_closed_alone_cannot_be_overridden() -> None:
     timeline = at_first_stage()
     timeline.add(Kind.CLOSED, {"reason": "superseded"})
@@ -227,10 +238,11 @@ def test_final_alone_cannot_be_overridden() -> None:
 
 
 def all_blocked() -> Timeline:
-    """At 1% inside its hold, breaching, approvals missing, preflight not run, a request in
-    flight, a rollback requested, and closed."""
+    """At 1% inside its hold, paused, breaching, approvals missing, preflight not run, a request
+    in flight, a rollback requested, and closed."""
     timeline = declared()
     timeline.weight(1, 0)
+    timeline.add(Kind.PAUSED, {"percent": 1, "reason": "p99 drifting"})
     timeline.guardrail("error-ratio", "breach")
     timeline.add(Kind.ROLLBACK_REQUESTED, {"target": "v1.4.2"})
     timeline.add(Kind.WEIGHT_REQUESTED, {"to_percent": 0, "action": "rollback"})
@@ -239,7 +251,7 @@ def all_blocked() -> Timeline:
 
 
 def test_every_block_at_once_in_order() -> None:
-    assert codes(all_blocked()) == ["closed", "rolled-back", "in-flight", "approvals",
+    assert codes(all_blocked()) == ["closed", "rolled-back", "in-flight", "paused", "approvals",
                                     "preflight", "hold", "guardrails"]
 
 
@@ -253,7 +265,7 @@ def test_final_with_the_others() -> None:
 def test_immediate_skips_the_hold_and_nothing_else() -> None:
     timeline = all_blocked()
     assert [b.code for b in policy.immediate_blocks(timeline.state, timeline.now)] == [
-        "closed", "rolled-back", "in-flight", "approvals", "preflight", "guardrails"]
+        "closed", "rolled-back", "in-flight", "paused", "approvals", "preflight", "guardrails"]
     held = at_first_stage(held=False)
     assert codes(held) == ["hold"]
     assert policy.immediate_blocks(held.state, held.now) == []

@@ -189,3 +189,33 @@ def test_100_now_needs_a_reason_of_eight_characters() -> None:
 def test_100_now_at_100_is_refused() -> None:
     assert refusal(policy.check_immediate_reason, promoted().state,
                    "active exfiltration of PII") == "the canary is already at 100%"
+
+
+# --- pausing the canary ---------------------------------------------------------------------------
+
+
+def test_a_live_canary_may_be_paused_once_and_resumed_once() -> None:
+    timeline = at_first_stage()
+    policy.check_pause(timeline.state, True)
+    assert refusal(policy.check_pause, timeline.state, False) == "the canary is not paused"
+    timeline.add(Kind.PAUSED, {"percent": 1, "reason": "p99 drifting"}, actor="priya")
+    assert refusal(policy.check_pause, timeline.state, True) == (
+        "the canary is already paused (by priya)")
+    policy.check_pause(timeline.state, False)
+
+
+def test_there_is_nothing_to_pause_at_zero_after_a_rollback_or_at_100() -> None:
+    assert refusal(policy.check_pause, ready().state, True) == "there is no canary traffic to pause"
+    rolled = at_first_stage()
+    rolled.add(Kind.ROLLBACK_REQUESTED, {"target": "v1.4.2"})
+    assert refusal(policy.check_pause, rolled.state, True) == "there is no canary traffic to pause"
+    assert refusal(policy.check_pause, promoted().state, True) == (
+        "the canary is at 100%: nothing to hold")
+
+
+def test_a_closed_incident_is_neither_paused_nor_resumed() -> None:
+    timeline = at_first_stage()
+    timeline.add(Kind.PAUSED, {"percent": 1})
+    timeline.add(Kind.CLOSED, {"reason": "abandoned"})
+    for pause in (True, False):
+        assert refusal(policy.check_pause, timeline.state, pause) == "INC-1 is closed"

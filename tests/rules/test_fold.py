@@ -335,6 +335,8 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     Kind.ROLLBACK_NOT_VERIFIED: st.fixed_dictionaries({"reason": text}),
     Kind.GATE_RECORDED: st.fixed_dictionaries({"item": text, "result": st.just("passed")}),
     Kind.CLOSED: st.fixed_dictionaries({"reason": text}),
+    Kind.PAUSED: st.fixed_dictionaries({"percent": st.just(1), "reason": text}),
+    Kind.RESUMED: st.just({"percent": 1}),
     "from_a_newer_warroom": st.just({}),
 }
 EVENTS = st.lists(
