@@ -296,3 +296,16 @@ def test_a_bug_while_judging_gives_cant_evaluate_not_an_exception() -> None:
     stable = Source({q("err", "baseline"): weird})
     [broken] = evaluate_all(stable, [g("err", "err", max=0.02)], "api", NOW, 30, mode="stable")
     assert (broken.status, broken.mode) == ("cant_evaluate", "stable")
+
+
+def test_the_allowed_clock_skew_reaches_every_judgement() -> None:
+    ahead = [InstantValue(labels={}, ts=NOW.timestamp() + 6, value=0.01)]
+    source = Source({q("err", "canary"): ahead, q("err", "baseline"): ahead})
+    guardrail = g("err", "err", max=0.02)
+    assert evaluate(source, guardrail, "api", NOW, 30).status == "healthy"
+    for reading in (evaluate(source, guardrail, "api", NOW, 30, max_skew_s=5),
+                    evaluate_all(source, [guardrail], "api", NOW, 30, max_skew_s=5)[0]):
+        assert (reading.status, reading.detail) == (
+            "cant_evaluate",
+            "data is stamped 6 s in the future (allowed clock skew 5 s) for track=canary: a "
+            "clock is wrong")

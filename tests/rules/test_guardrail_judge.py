@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 
 from adapters.base import InstantValue, MetricsError
 from console.config import GuardrailSettings
-from console.guardrails import Answer, GuardrailReading, judge, resolve_query
+from console.guardrails import (
+    DEFAULT_CLOCK_SKEW_S,
+    Answer,
+    GuardrailReading,
+    judge,
+    resolve_query,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TS = NOW.timestamp()
@@ -51,8 +57,8 @@ def latency(**kwargs: Any) -> GuardrailSettings:
 
 
 def run(g: GuardrailSettings, canary: Answer | None = None, baseline: Answer | None = None,
-        evidence: Answer | None = None, mode: str = "canary",
-        max_age_s: float = MAX_AGE) -> GuardrailReading:
+        evidence: Answer | None = None, mode: str = "canary", max_age_s: float = MAX_AGE,
+        max_skew_s: float | None = None) -> GuardrailReading:
     answers: dict[str, Answer] = {}
     queries: dict[str, str] = {}
     for role, answer in (("canary", canary), ("baseline", baseline), ("evidence", evidence)):
@@ -62,7 +68,10 @@ def run(g: GuardrailSettings, canary: Answer | None = None, baseline: Answer | N
     if g.evidence_query and "evidence" not in queries:
         queries["evidence"] = "evidence-query"
         answers["evidence"] = []
-    return judge(g, answers, queries, NOW, max_age_s, mode)  # type: ignore[arg-type]
+    if max_skew_s is None:  # judge's own default
+        return judge(g, answers, queries, NOW, max_age_s, mode)  # type: ignore[arg-type]
+    return judge(g, answers, queries, NOW, max_age_s, mode,  # type: ignore[arg-type]
+                 max_skew_s=max_skew_s)
 
 
 # --- absolute max: exactly at it is healthy, a hair above breaches -------------------------------
@@ -223,9 +232,10 @@ def test_a_sample_a_millisecond_older_than_max_age_cannot_evaluate() -> None:
     assert reading.baseline == 0.0  # the graphs still get the baseline
 
 
-def test_the_oldest_series_decides_staleness() -> None:
-    reading = run(guardrail(max=0.02), [iv(0.01), iv(0.01, age_s=95, pod="b")], [iv(0.0)])
-    assert reading.detail == "data is 95 s old (limit 30 s) for track=canary"
+def test_the_oldest_evidence_series_decides_staleness() -> None:
+    reading = run(evidence_guardrail(), [iv(0.01)], [iv(0.0)],
+                  [iv(60), iv(40, age_s=95, pod="b")])
+    assert reading.detail == "evidence data is 95 s old (limit 30 s) for track=canary"
 
 
 def test_a_stale_baseline_cannot_check_the_ratio() -> None:
@@ -236,6 +246,38 @@ def test_a_stale_baseline_cannot_check_the_ratio() -> None:
 
 def test_a_sample_from_the_future_is_not_stale() -> None:
     assert run(guardrail(max=0.02), [iv(0.01, age_s=-5)], [iv(0.0)]).status == "healthy"
+
+
+# --- clock skew: a sample stamped exactly max_skew ahead is trusted, a millisecond more is not ----
+
+
+def test_a_sample_stamped_exactly_the_allowed_skew_ahead_is_trusted() -> None:
+    assert DEFAULT_CLOCK_SKEW_S == 30
+    assert run(guardrail(max=0.02), [iv(0.01, age_s=-30)], [iv(0.0)]).status == "healthy"
+    assert run(guardrail(max=0.02), [iv(0.01, age_s=-5)], [iv(0.0)],
+               max_skew_s=5).status == "healthy"
+
+
+def test_a_sample_stamped_a_millisecond_further_ahead_cannot_evaluate() -> None:
+    reading = run(guardrail(max=0.02), [iv(0.01, age_s=-30.001)], [iv(0.0)])
+    assert (reading.status, reading.detail) == (
+        "cant_evaluate",
+        "data is stamped 30 s in the future (allowed clock skew 30 s) for track=canary: a clock "
+        "is wrong")
+    reading = run(guardrail(max=0.02), [iv(0.01, age_s=-5.001)], [iv(0.0)], max_skew_s=5)
+    assert reading.status == "cant_evaluate"
+
+
+def test_skewed_evidence_and_a_skewed_baseline_cannot_be_trusted() -> None:
+    reading = run(evidence_guardrail(), [iv(0.01)], [iv(0.0)],
+                  [iv(60), iv(60, age_s=-40, pod="b")])
+    assert reading.detail == (
+        "evidence data is stamped 40 s in the future (allowed clock skew 30 s) for "
+        "track=canary: a clock is wrong")
+    reading = run(latency(max_ratio_to_baseline=2.0), [iv(0.2)], [iv(0.1, age_s=-40)])
+    assert reading.detail == (
+        "data is stamped 40 s in the future (allowed clock skew 30 s) for track=baseline: a "
+        "clock is wrong: the ratio limit can't be checked")
 
 
 # --- evidence: exactly min_evidence is enough, one request short is not ---------------------------
@@ -324,12 +366,12 @@ def test_a_non_finite_value_cannot_evaluate(value: float, word: str) -> None:
     assert reading.baseline == 0.001
 
 
-def test_one_non_finite_series_among_several_says_how_many() -> None:
-    reading = run(guardrail(max=0.02), [iv(0.01), iv(math.nan, pod="b"), iv(0.0, pod="c")],
-                  [iv(0.0)])
-    assert reading.detail == "value is NaN for track=canary (1 of 3 series)"
-    reading = run(guardrail(max=0.02), [iv(math.inf), iv(0.0, pod="b")], [iv(0.0)])
-    assert reading.detail == "value is +Inf for track=canary (1 of 2 series)"
+def test_one_non_finite_evidence_series_among_several_says_how_many() -> None:
+    reading = run(evidence_guardrail(), [iv(0.01)], [iv(0.0)],
+                  [iv(50), iv(math.nan, pod="b"), iv(50, pod="c")])
+    assert reading.detail == "evidence value is NaN for track=canary (1 of 3 series)"
+    reading = run(evidence_guardrail(), [iv(0.01)], [iv(0.0)], [iv(math.inf), iv(1, pod="b")])
+    assert reading.detail == "evidence value is +Inf for track=canary (1 of 2 series)"
 
 
 def test_an_empty_answer_cannot_evaluate() -> None:
@@ -368,39 +410,60 @@ def test_an_error_of_exactly_200_characters_is_kept_and_201_is_cut() -> None:
     assert reading.error == "e" * 199 + "…"
 
 
-# --- several series: the worst canary, the lowest baseline ---------------------------------------
+# --- several series: one value query must give exactly one series -----------------------------
 
 
-def test_the_worst_canary_series_is_judged_and_named_by_its_telling_labels() -> None:
+def test_exactly_one_series_is_judged() -> None:
+    reading = run(guardrail(max=0.02), [iv(0.01, pod="a")], [iv(0.0, pod="b")])
+    assert (reading.status, reading.detail) == ("healthy", "canary 1.00% ≤ limit 2.00% (max)")
+
+
+def test_two_canary_series_cannot_evaluate_and_name_what_to_aggregate() -> None:
     reading = run(guardrail(max=0.02),
-                  [iv(0.01, pod="a"), iv(0.03, pod="b", track="canary", service="api",
-                                         __name__="err"),
-                   iv(0.02, pod="c")],
+                  [iv(0.01, pod="a", track="canary", service="api", __name__="err"),
+                   iv(0.5, pod="b")],
                   [iv(0.0)])
-    assert (reading.status, reading.canary) == ("breach", 0.03)
-    assert reading.detail == "canary 3.00% > limit 2.00% (max); worst of 3 series {pod=b}"
-    assert reading.raw == {"canary": [0.01, 0.03, 0.02], "baseline": [0.0]}
+    assert (reading.status, reading.detail, reading.canary) == (
+        "cant_evaluate",
+        "query gives 2 series for track=canary, not one ({pod=a}, {pod=b}): aggregate it, "
+        "e.g. sum(...)", None)
+    assert reading.raw == {"canary": [0.01, 0.5], "baseline": [0.0]}
 
 
-def test_the_worst_series_without_telling_labels_names_none() -> None:
-    reading = run(guardrail(max=0.02), [iv(0.01, service="api", track="canary"), iv(0.015)],
+def test_three_series_or_more_say_so_and_unlabelled_series_say_that() -> None:
+    reading = run(guardrail(max=0.02), [iv(0.01), iv(0.02, track="canary"), iv(0.03)],
                   [iv(0.0)])
-    assert reading.detail == "canary 1.50% ≤ limit 2.00% (max); worst of 2 series"
+    assert reading.detail == (
+        "query gives 3 series for track=canary, not one (no labels, no labels, ...): aggregate "
+        "it, e.g. sum(...)")
 
 
 def test_labels_are_sorted_and_cut_after_60_characters() -> None:
     exact = "x" * 58  # "a=" + 58 = 60 characters
-    reading = run(guardrail(max=0.02), [iv(0.0), iv(0.01, a=exact)], [iv(0.0)])
-    assert reading.detail.endswith("; worst of 2 series {a=" + exact + "}")
-    reading = run(guardrail(max=0.02), [iv(0.0), iv(0.01, a=exact + "y")], [iv(0.0)])
-    assert reading.detail.endswith("; worst of 2 series {a=" + exact[:57] + "…}")
-    reading = run(guardrail(max=0.02), [iv(0.0), iv(0.01, z="1", b="2")], [iv(0.0)])
-    assert reading.detail.endswith("{b=2,z=1}")
+    reading = run(guardrail(max=0.02), [iv(0.0, a=exact), iv(0.01, z="1", b="2")], [iv(0.0)])
+    assert reading.detail == (
+        f"query gives 2 series for track=canary, not one ({{a={exact}}}, {{b=2,z=1}}): aggregate "
+        "it, e.g. sum(...)")
+    reading = run(guardrail(max=0.02), [iv(0.0, a=exact + "y"), iv(0.01)], [iv(0.0)])
+    assert f"({{a={exact[:57]}…}}, no labels)" in reading.detail
 
 
-def test_the_lowest_baseline_series_sets_the_ratio_limit() -> None:
-    reading = run(latency(max_ratio_to_baseline=2.0), [iv(0.3)], [iv(0.5), iv(0.125), iv(0.2)])
-    assert (reading.status, reading.baseline, reading.limit) == ("breach", 0.125, 0.25)
+def test_several_baseline_series_cannot_check_a_ratio_but_a_breach_of_max_stands() -> None:
+    reading = run(latency(max_ratio_to_baseline=2.0), [iv(0.3)], [iv(0.5), iv(0.125, pod="b")])
+    assert (reading.status, reading.detail) == (
+        "cant_evaluate",
+        "query gives 2 series for track=baseline, not one (no labels, {pod=b}): aggregate it, "
+        "e.g. sum(...): the ratio limit can't be checked")
+    reading = run(latency(max=0.25, max_ratio_to_baseline=2.0), [iv(0.3)],
+                  [iv(0.5), iv(0.125, pod="b")])
+    assert (reading.status, reading.detail) == (
+        "breach", "canary 0.30 s > limit 0.25 s (max); baseline unknown")
+
+
+def test_several_stable_series_cannot_verify_a_rollback() -> None:
+    reading = run(guardrail(max=0.02), baseline=[iv(0.0), iv(0.0, pod="b")], mode="stable")
+    assert (reading.status, reading.mode) == ("cant_evaluate", "stable")
+    assert reading.detail.startswith("query gives 2 series for track=baseline, not one")
 
 
 # --- stable mode (verifying a rollback): the baseline against max only ---------------------------
@@ -412,9 +475,8 @@ def test_stable_mode_exactly_at_max_is_healthy_and_a_hair_above_breaches() -> No
     assert (reading.status, reading.detail, reading.limit) == (
         "healthy", "baseline 2.00% ≤ limit 2.00% (max)", 0.02)
     assert (reading.canary, reading.baseline, reading.mode) == (None, 0.02, "stable")
-    reading = run(g, baseline=[iv(up(0.02)), iv(0.0, pod="b")], mode="stable")
-    assert (reading.status, reading.detail) == (
-        "breach", "baseline 2.00% > limit 2.00% (max); worst of 2 series")
+    reading = run(g, baseline=[iv(up(0.02))], mode="stable")
+    assert (reading.status, reading.detail) == ("breach", "baseline 2.00% > limit 2.00% (max)")
     assert (reading.limit, reading.canary, reading.baseline) == (0.02, None, up(0.02))
 
 
