@@ -6,7 +6,7 @@ STAMP := $(VENV)/.bootstrap-stamp
 export PYTHONDONTWRITEBYTECODE :=
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo demo-good demo-prometheus test test-fast test-repeat test-under-load faults bench snapshots lint prometheus clean
+.PHONY: demo demo-good demo-prometheus test test-fast mutate test-repeat test-under-load faults bench snapshots lint prometheus clean
 
 # The venv is rebuilt when pyproject.toml changes. uv (with bytecode compilation) when present,
 # else python3 -m venv and pip.
@@ -62,6 +62,13 @@ faults: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not prometheus and not tmux"
 
+# Mutation testing of the rules (policy, guardrails, chain verification) against tests/rules:
+# scores per module, prints the survivors; every survivor is killed or explained in
+# tests/MUTANTS.md. Not part of `make test` (minutes, not seconds). `scripts/mutate --report`
+# re-reads the last run.
+mutate: $(STAMP)
+	$(PY) scripts/mutate
+
 snapshots: $(STAMP)
 	$(PY) -m pytest tests/app -q --snapshot-update
 
@@ -78,4 +85,4 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache mutants
