@@ -204,7 +204,9 @@ class PrometheusMetrics:
     client's ``headers`` / ``auth`` attributes under a lock, an atomic assignment for readers.
     """
 
-    def __init__(self, settings: PrometheusSettings) -> None:
+    def __init__(self, settings: PrometheusSettings, connections: int = 10) -> None:
+        """``connections``: kept-alive connections in the pool — as many as a poll has queries,
+        so all of a poll's queries are in flight at once on warm connections."""
         self.settings = settings
         self.url = settings.url
         self._display_url = _display_url(settings.url)
@@ -249,7 +251,8 @@ class PrometheusMetrics:
             method="GET",
         )
         # PrometheusConnect mounted a plain adapter for the URL: ours obeys the call's deadline
-        session.mount(settings.url, deadline_http_adapter(max_retries=retry))
+        session.mount(settings.url, deadline_http_adapter(
+            max_retries=retry, pool_connections=1, pool_maxsize=max(1, connections)))
         self._requests = requests
 
     # --- MetricsSource -------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
     else:
         from adapters.prometheus import PrometheusMetrics
 
-        metrics = PrometheusMetrics(config.metrics)
+        # A canary, a baseline and an evidence query per guardrail, all of a poll at once.
+        metrics = PrometheusMetrics(config.metrics, connections=3 * len(config.guardrails) + 2)
 
     traffic: Any
     if config.traffic.kind == "sim":
