@@ -105,6 +105,13 @@ class Rig:
             moved += delta
             self.engine.poll()
 
+    def to_ten_percent(self) -> None:
+        """Ready, 1% held, then 10% — where the bad build starts to err."""
+        self.ready()
+        self.engine.advance()
+        self.past_hold()
+        self.engine.advance()
+
     def past_hold(self) -> None:
         """Move past the current stage's hold (polling on the way)."""
         remaining = self.engine.state.hold_remaining_s(self.clock.now())

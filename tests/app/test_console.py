@@ -74,11 +74,7 @@ async def paste(pilot: Pilot[Any], text: str) -> None:
 
 
 def to_ten_percent(rig: Rig) -> None:
-    """Ready, 1% held, then 10% — where the bad build starts to err."""
-    rig.ready()
-    rig.engine.advance()
-    rig.past_hold()
-    rig.engine.advance()
+    rig.to_ten_percent()
 
 
 # --- the screen at start --------------------------------------------------------------------------

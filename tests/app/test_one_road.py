@@ -14,10 +14,7 @@ SIZE = (160, 48)
 
 
 def blocked_at_ten(rig: Rig) -> None:
-    rig.ready()
-    rig.engine.advance()
-    rig.past_hold()
-    rig.engine.advance()
+    rig.to_ten_percent()
 
 
 async def test_a_breach_shows_the_same_figure_everywhere(make_rig: RigFactory) -> None:

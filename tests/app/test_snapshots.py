@@ -27,10 +27,7 @@ SnapCompare = Callable[..., bool]
 def blocked_at_ten(rig: Rig) -> None:
     """Approved, preflight passed, checklist acked; 1% held; 10% for 4 s of the bad build:
     the hold and the guardrails (both in BREACH) block the next stage."""
-    rig.ready()
-    rig.engine.advance()
-    rig.past_hold()
-    rig.engine.advance()
+    rig.to_ten_percent()
     rig.tick(4)
 
 
