@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from console import events as events_module
+from console import identity as identity_module
 from console import model as model_module
 from console import state as state_module
 from console.state import IncidentState
@@ -34,7 +35,7 @@ from console.state import IncidentState
 
 def _fold_version() -> str:
     digest = hashlib.sha256()
-    for module in (model_module, events_module, state_module):
+    for module in (model_module, events_module, identity_module, state_module):
         digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:16]

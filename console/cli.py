@@ -204,10 +204,14 @@ def cmd_declare(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     from console import commands
+    from console.identity import invoking_people
 
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
-    user = os_user()
+    # Who runs this: the OS account, and anyone behind it (su/sudo/runuser keep the login uid,
+    # SUDO_USER and the terminal's owner): both are recorded, and the rules check both.
+    invocation = invoking_people()
+    user = invocation.user
     with _open_store(args, config, must_exist=True) as store:
         if args.relayed_from is not None:
             commands.relay_approval(
@@ -217,11 +221,13 @@ def cmd_approve(args: argparse.Namespace) -> int:
             if args.evidence:
                 raise UsageError("--evidence goes with --relayed-from")
             commands.approve(store, config, incident_id, user=user, role=args.role,
-                             note=args.note)
+                             note=args.note, run_by=invocation.people,
+                             run_by_detail=invocation.describe())
         after = store.state(incident_id)
     approval = after.approvals[-1]
     how = "relayed" if args.relayed_from is not None else "direct"
-    print(f"{after.id_text}: {args.role} approval by {approval.user} ({how}) for "
+    run_by = f", run by {invocation.describe()}" if invocation.behind and how == "direct" else ""
+    print(f"{after.id_text}: {args.role} approval by {approval.user} ({how}{run_by}) for "
           f"{approval.version} recorded")
     missing = after.missing_roles
     print("All required approvals are in." if not missing else
@@ -372,6 +378,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print("Approval path:")
     for category, roles in config.approvals.items():
         print(f"  {category}: {', '.join(roles)}")
+    from console.policy import approval_rules
+
+    print("Approval rules:")
+    for rule in approval_rules(config):
+        print(f"  - {rule}")
     print("Deploy-time targets: " + ", ".join(
         f"{p} {config.priorities.hours(p):g}h" for p in ("P0", "P1", "P2", "P3")))
     for name, plan in config.canary.plans.items():

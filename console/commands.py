@@ -66,13 +66,17 @@ def declare(store: Store, config: Config, *, commander: str, title: str, priorit
 
 
 def approve(store: Store, config: Config, incident_id: int, *, user: str, role: str,
-            note: str = "", ts: datetime | None = None) -> Event:
-    """A direct approval by ``user``, the OS account that ran ``warroom approve``."""
+            note: str = "", run_by: Sequence[str] = (), run_by_detail: str = "",
+            ts: datetime | None = None) -> Event:
+    """A direct approval by ``user``, the OS account that ran ``warroom approve``; ``run_by``
+    are the people behind that account when it was run through su/sudo/runuser (recorded with
+    the approval, and held to the same rules: never the commander, never a second role)."""
 
     def decide(state: IncidentState) -> ev.Approved:
-        policy.check_direct_approval(state, config, role, user)
+        policy.check_direct_approval(state, config, role, user, run_by)
         return ev.Approved(role=role, user=user, kind="direct", version=state.to_version,
-                           note=note)
+                           note=note, run_by=list(run_by) or None,
+                           run_by_detail=run_by_detail or None)
 
     return store.record(incident_id, user, decide, ts)
 

@@ -78,6 +78,16 @@ class StoreSettings(Strict):
     )
 
 
+class ApprovalRuleSettings(Strict):
+    """Choices in the approval rules that must be made explicitly (never by default)."""
+
+    relayed_without_roster: list[str] = Field(
+        default_factory=list,
+        description="Roles with no [roster] entry that still accept a relayed approval (the "
+        "commander's word on who gave it cannot be checked against a roster). Default: none.",
+    )
+
+
 class PrioritySettings(Strict):
     """Deploy-time target of each priority, counted from declaration (seed 001)."""
 
@@ -346,6 +356,7 @@ class Config(Strict):
         default_factory=_default_approval_path,
         description="Roles whose approval each category requires.",
     )
+    approval_rules: ApprovalRuleSettings = Field(default_factory=ApprovalRuleSettings)
     priorities: PrioritySettings = Field(default_factory=PrioritySettings)
     bypass: dict[str, BypassDefault] = Field(default_factory=_default_bypasses)
     canary: CanarySettings = Field(default_factory=CanarySettings)
@@ -411,6 +422,32 @@ class Config(Strict):
                 check_actions(getattr(self, section), allowed, required)
             except KeyedError as error:
                 raise KeyedError(f"{section}.{error.key}", str(error)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _relayed_without_roster(self) -> Config:
+        used = {role for roles in self.approvals.values() for role in roles}
+        for index, role in enumerate(self.approval_rules.relayed_without_roster):
+            key = f"approval_rules.relayed_without_roster[{index}]"
+            if role not in used:
+                raise KeyedError(key, f"no category in [approvals] requires {role!r}")
+            if self.roster.get(role):
+                raise KeyedError(key, f"{role} has a roster: a relayed approval for it must name "
+                                      "a rostered person; remove it here")
+        return self
+
+    @model_validator(mode="after")
+    def _roster_look_alikes(self) -> Config:
+        # Two spellings of one person on a roster would be one person counted as two.
+        from console.identity import person
+
+        for role, users in self.roster.items():
+            seen: dict[str, str] = {}
+            for index, user in enumerate(users):
+                other = seen.setdefault(person(user), user)
+                if other != user:
+                    raise KeyedError(f"roster.{role}[{index}]",
+                                     f"{user!r} and {other!r} are the same person")
         return self
 
     @model_validator(mode="after")

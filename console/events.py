@@ -141,6 +141,11 @@ class Approved(Payload):
     note: str = ""
     relayed_from: str | None = None
     evidence: str | None = None
+    #: The people behind the OS account that ran ``warroom approve`` when they are not that
+    #: account (``su``/``sudo``/``runuser``: the login uid, SUDO_USER, the terminal's owner)...
+    run_by: list[str] | None = None
+    #: ...and where each name came from, in words: ``"root (login uid)"``.
+    run_by_detail: str | None = None
 
 
 @dataclass(slots=True)
@@ -542,6 +547,7 @@ _SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
     bool: _bool,
     Figure: _figure,
     list[str]: _str_list,
+    list[str] | None: lambda v, d: None if v is None else _str_list(v, []),
     dict[str, Any]: lambda v, d: dict(v) if isinstance(v, dict) else {},
 }
 

@@ -57,7 +57,8 @@ class Kind(StrEnum):
     DECLARED = "incident_declared"
     # {count, window_days, bar, message}
     RATE_WARNING = "emergency_rate_warning"
-    # {role, user, kind: direct|relayed|simulated, version, note?, relayed_from?, evidence?}
+    # {role, user, kind: direct|relayed|simulated, version, note?, relayed_from?, evidence?,
+    #  run_by?: [str], run_by_detail?}  run_by: who ran it under su/sudo/runuser
     APPROVED = "approval_given"
     # {role, reason, version}
     WAIVED = "approval_waived"
@@ -294,6 +295,8 @@ def describe(event: Event) -> str:
                   else how)
         text = (f"Approved as {_p(p, 'role')} by {_p(p, 'user', event.actor)} ({detail}) for "
                 f"{_p(p, 'version')}")
+        if p.get("run_by_detail"):
+            text += f"; run by {_p(p, 'run_by_detail')}"
         if p.get("note"):
             text += f": {_p(p, 'note')}"
         return text

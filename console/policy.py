@@ -8,6 +8,7 @@ one line a person can act on; the CLI turns it into exit 2.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from console.events import (
     PlanStage,
     RateWarning,
 )
+from console.identity import person, same_person
 from console.model import (
     BYPASS_ELEMENTS,
     CATEGORIES,
@@ -27,7 +29,7 @@ from console.model import (
     PRIORITIES,
     format_duration,
 )
-from console.state import IncidentState
+from console.state import Approval, IncidentState
 
 RATE_WINDOW_DAYS = 30
 #: The shortest text accepted wherever the rules ask for a *specific* reason: a bypass, an
@@ -163,46 +165,129 @@ def _require_open(state: IncidentState) -> None:
         raise Refused(f"{state.id_text} is closed")
 
 
-def check_direct_approval(state: IncidentState, config: Config, role: str, user: str) -> None:
-    """A direct approval: the OS account on the roster for the role, not the commander."""
+#: The approval rules, in words: `check-config` prints them and the approvals pane shows them
+#: when an approval was refused. Each is enforced below (and pinned in tests/rules).
+APPROVAL_RULES = (
+    "a person is their name compared case-folded (NFKC), without whitespace or invisible "
+    "characters: 'ROOT', 'root ' and 'root'+zero-width space are all root",
+    "a direct approval comes from the OS account on the roster for the role, spelled exactly as "
+    "rostered",
+    "the commander (and whoever declared the change) never counts as an approver; an approver "
+    "who takes command makes their approval stale",
+    "one person fills at most one required role per change, directly or relayed",
+    "`warroom approve` under su/sudo/runuser records who ran it (login uid, SUDO_USER, the "
+    "terminal's owner) and is refused when that person is the commander or already approved",
+    "only the commander records a relayed approval, naming a person on the role's roster, with "
+    "evidence",
+)
+
+
+def approval_rules(config: Config) -> list[str]:
+    """Every approval rule in words, with this config's choice for roles without a roster."""
+    rules = list(APPROVAL_RULES)
+    allowed = config.approval_rules.relayed_without_roster
+    rules.append(
+        "a role with no roster takes no relayed approval"
+        + (f", except {', '.join(allowed)} ([approval_rules] relayed_without_roster)" if allowed
+           else " (list it in [approval_rules] relayed_without_roster to allow that)"))
+    return rules
+
+
+def _commander_or_declarer(state: IncidentState, name: str) -> str:
+    """How ``name`` is (a spelling of) the commander or the declarer, in words, or ""."""
+    if same_person(name, state.commander):
+        return "the commander"
+    if same_person(name, state.declared_by):
+        return "the declarer"
+    return ""
+
+
+def _check_roster(config: Config, role: str, name: str) -> list[str]:
+    """``name`` must be on the role's roster exactly as written there (a look-alike spelling is
+    someone else, or nobody)."""
+    roster = config.roster.get(role, [])
+    if name in roster:
+        return roster
+    if not roster:
+        raise Refused(f"{name} is not on the roster for {role} (roster: nobody (set [roster] in "
+                      "the config))")
+    look_alikes = [r for r in roster if same_person(r, name)]
+    hint = (f"; {look_alikes[0]!r} is, and names must match the roster exactly" if look_alikes
+            else "")
+    raise Refused(f"{name} is not on the roster for {role} (roster: {', '.join(roster)}){hint}")
+
+
+def _second_role(state: IncidentState, role: str, names: Sequence[str]) -> Approval | None:
+    """The counting approval of another role that one of ``names`` already stands for."""
+    people = {person(name) for name in names} - {""}
+    for approval in state.current_approvals().values():
+        if approval.people & people:
+            return approval
+    return None
+
+
+def check_direct_approval(state: IncidentState, config: Config, role: str, user: str,
+                          run_by: Sequence[str] = ()) -> None:
+    """A direct approval: the OS account on the roster for the role, not the commander, not a
+    person who already approved; ``run_by`` are the people behind the account (su/sudo), who
+    must not be the commander or a person who already approved either."""
     _require_open(state)
     _require_role(state, role)
-    if user in (state.commander, state.declared_by):
+    if _commander_or_declarer(state, user):
         raise Refused(f"{user} is the commander of {state.id_text} and cannot approve it; ask a "
                       f"{role} from the roster")
-    roster = config.roster.get(role, [])
-    if user not in roster:
-        listed = ", ".join(roster) if roster else "nobody (set [roster] in the config)"
-        raise Refused(f"{user} is not on the roster for {role} (roster: {listed})")
-    for approval in state.current_approvals().values():
-        if approval.user == user and approval.kind != "waived":
-            if approval.role == role:
-                raise Refused(f"{user} already approved {state.id_text} as {role} for "
-                              f"{state.to_version}")
-            raise Refused(f"{user} already approved as {approval.role}; a second role needs a "
-                          "second person")
+    for name in run_by:
+        what = _commander_or_declarer(state, name)
+        if what:
+            raise Refused(f"{user}'s approval was run by {name}, {what} of {state.id_text}: the "
+                          "commander cannot approve in someone else's name; the approver must "
+                          "run warroom approve from their own login")
+    _check_roster(config, role, user)
+    earlier = _second_role(state, role, [user, *run_by])
+    if earlier is None:
+        return
+    if person(user) in earlier.people:
+        if earlier.role == role:
+            raise Refused(f"{user} already approved {state.id_text} as {role} for "
+                          f"{state.to_version}")
+        raise Refused(f"{user} already approved as {earlier.role}; a second role needs a "
+                      "second person")
+    behind = ", ".join(name for name in run_by if person(name) in earlier.people)
+    raise Refused(f"{behind}, who runs this as {user}, already approved as {earlier.role} (as "
+                  f"{earlier.user}); one person fills at most one role")
 
 
 def check_relayed_approval(state: IncidentState, config: Config, role: str, actor: str,
                            relayed_from: str, evidence: str) -> None:
-    """A relayed approval: entered by the commander, with who gave it and what evidence."""
+    """A relayed approval: entered by the commander, with who gave it and what evidence; that
+    person is on the role's roster (a role without a roster only where the config allows it),
+    is not the commander or the declarer, and fills no other role."""
     _require_open(state)
     _require_role(state, role)
     if actor != state.commander:
         raise Refused(f"only the commander ({state.commander}) can record a relayed approval")
     if not relayed_from.strip():
         raise Refused("--relayed-from must name the approver")
-    if relayed_from == state.commander:
+    what = _commander_or_declarer(state, relayed_from)
+    if what == "the commander":
         raise Refused("the commander cannot relay their own approval")
+    if what:
+        raise Refused(f"{relayed_from} is {what} of {state.id_text} and cannot approve it")
     if not specific(evidence):
         raise Refused("--evidence must say where the approval was given (e.g. 'bridge call "
                       "22:14, Slack #inc-7 link')")
-    roster = config.roster.get(role, [])
-    if roster and relayed_from not in roster:
-        raise Refused(f"{relayed_from} is not on the roster for {role} (roster: "
-                      f"{', '.join(roster)})")
+    if config.roster.get(role):
+        _check_roster(config, role, relayed_from)
+    elif role not in config.approval_rules.relayed_without_roster:
+        raise Refused(f"{role} has no roster, so a relayed approval cannot be checked against "
+                      "one: add its people to [roster] (or list the role in [approval_rules] "
+                      "relayed_without_roster to accept relayed approvals for it)")
     if role in state.current_approvals():
         raise Refused(f"{role} has already approved {state.to_version}")
+    earlier = _second_role(state, role, [relayed_from])
+    if earlier is not None:
+        raise Refused(f"{relayed_from} already approved as {earlier.role}; a second role needs a "
+                      "second person")
 
 
 def check_waiver(state: IncidentState, role: str, actor: str, reason: str) -> None:
@@ -311,8 +396,8 @@ def _pause_block(state: IncidentState) -> Block | None:
 def _approval_block(state: IncidentState) -> Block | None:
     if state.approvals_complete:
         return None
-    stale = {a.role for a in state.approvals if a.stale}
-    parts = [f"{role} (stale: given for an earlier version)" if role in stale else role
+    stale = {a.role: a.stale_reason or "no longer counts" for a in state.approvals if a.stale}
+    parts = [f"{role} (stale: {stale[role]})" if role in stale else role
              for role in state.missing_roles]
     return Block("approvals", "approvals missing: " + ", ".join(parts))
 

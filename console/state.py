@@ -16,6 +16,7 @@ from typing import Any
 
 from console import events as ev
 from console.events import Bypass, Check
+from console.identity import person
 from console.model import (
     ApprovalKind,
     Event,
@@ -32,7 +33,8 @@ __all__ = ["Approval", "Bypass", "Check", "GuardrailState", "IncidentState", "St
 
 @dataclass(frozen=True)
 class Approval:
-    """One approval as recorded; ``stale`` when it was given for an earlier target version."""
+    """One approval as recorded; ``stale`` when it no longer counts (:attr:`stale_reason` says
+    why: given for an earlier target version, or its approver is or became the commander)."""
 
     role: str
     user: str
@@ -46,11 +48,27 @@ class Approval:
     relayed_from: str = ""
     reason: str = ""
     recorded_by: str = ""
+    stale_reason: str = ""
+    #: who ran ``warroom approve`` behind the approver's account (su/sudo/runuser), if anyone
+    run_by: list[str] = field(default_factory=list)
+
+    @property
+    def people(self) -> set[str]:
+        """Every person this approval stands for (:func:`~console.identity.person`): the
+        approver and whoever ran it for them. A waiver stands for nobody."""
+        if self.kind == "waived":
+            return set()
+        return {person(name) for name in (self.user, *self.run_by)} - {""}
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "user": self.user, "kind": self.kind, "stale": self.stale,
+        data = {"role": self.role, "user": self.user, "kind": self.kind, "stale": self.stale,
                 "version": self.version, "ts": format_ts(self.ts), "note": self.note,
                 "evidence": self.evidence, "reason": self.reason, "recorded_by": self.recorded_by}
+        if self.stale_reason:
+            data["stale_reason"] = self.stale_reason
+        if self.run_by:
+            data["run_by"] = list(self.run_by)
+        return data
 
 
 @dataclass(frozen=True)
@@ -338,14 +356,31 @@ def _declared(state: IncidentState, event: Event, p: ev.Declared) -> None:
                                                      on_breach=item.on_breach)
 
 
+EARLIER_VERSION = "given for an earlier version"
+
+
+def _commander_approval(approval: Approval, commander: str) -> str:
+    """Why ``approval`` cannot count while ``commander`` commands, or "" if it can: nobody who
+    is (or becomes) the commander approves their own change."""
+    if approval.kind != "waived" and person(commander) in approval.people:
+        return f"{commander} is the commander"
+    return ""
+
+
 def _approved(state: IncidentState, event: Event, p: ev.Approved) -> None:
     version = p.version or state.to_version
     kind: ApprovalKind = p.kind if p.kind in ("direct", "relayed", "simulated") else "direct"  # type: ignore[assignment]
-    state.approvals.append(Approval(
+    approval = Approval(
         role=p.role, user=p.user or event.actor, kind=kind, version=version, ts=event.ts,
         event_id=event.id, stale=version != state.to_version, note=p.note,
         evidence=p.evidence or "", relayed_from=p.relayed_from or "", recorded_by=event.actor,
-    ))
+        stale_reason=EARLIER_VERSION if version != state.to_version else "",
+        run_by=list(p.run_by or []),
+    )
+    why = _commander_approval(approval, state.commander)
+    if why and not approval.stale:  # the rules refuse it; a record that holds one still
+        approval = replace(approval, stale=True, stale_reason=why)  # never counts it
+    state.approvals.append(approval)
 
 
 def _waived(state: IncidentState, event: Event, p: ev.Waived) -> None:
@@ -354,13 +389,15 @@ def _waived(state: IncidentState, event: Event, p: ev.Waived) -> None:
         role=p.role, user=event.actor, kind="waived", version=version, ts=event.ts,
         event_id=event.id, stale=version != state.to_version, reason=p.reason,
         recorded_by=event.actor,
+        stale_reason=EARLIER_VERSION if version != state.to_version else "",
     ))
 
 
 def _target_changed(state: IncidentState, event: Event, p: ev.TargetChanged) -> None:
     state.to_version = p.to_version or state.to_version
     state.approvals = [
-        a if a.version == state.to_version else replace(a, stale=True) for a in state.approvals
+        a if a.version == state.to_version or a.stale
+        else replace(a, stale=True, stale_reason=EARLIER_VERSION) for a in state.approvals
     ]
     # A new build invalidates what the preflight and the canary knew about the old one.
     state.preflight_ok = None
@@ -378,6 +415,14 @@ def _rate_warning(state: IncidentState, event: Event, p: ev.RateWarning) -> None
 def _handover(state: IncidentState, event: Event, p: ev.Handover) -> None:
     state.commander = p.user or event.actor
     state.handovers += 1
+    # An approver who takes command no longer counts as an approver: their approval goes stale
+    # (and stays so), and the approvals pane and advance's block say why.
+    took = f"{state.commander} took command"
+    state.approvals = [
+        replace(a, stale=True, stale_reason=took)
+        if not a.stale and _commander_approval(a, state.commander) else a
+        for a in state.approvals
+    ]
 
 
 def _checklist_acked(state: IncidentState, event: Event, p: ev.ChecklistAcked) -> None:

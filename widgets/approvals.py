@@ -3,7 +3,8 @@
 How an approval was given is part of the record and always shown: ``direct``, ``relayed via X``
 (recorded by X, with evidence), ``WAIVED (reason)`` (a waiver stays a waiver forever),
 ``simulated``; a role without a current approval says ``waiting``. Approvals given for an earlier
-target version are stale: they no longer count and are shown struck through as ``stale (vX)``.
+target version are stale: they no longer count and are shown struck through as ``stale (vX)``;
+an approval whose approver is or became the commander is ``stale (priya took command)``.
 
 Rows are drawn as text (not a ``DataTable``) so the pane can choose its layout by width: aligned
 columns with the time when there is room, one compact line per row in a 40-column box.
@@ -52,7 +53,11 @@ def _row_for(approval: Approval, key: str) -> ApprovalRow:
     person = safe_text(approval.user, limit=60)
     time = hhmm(approval.ts)
     if approval.stale:
-        how = f"stale ({safe_text(approval.version, limit=60)})"
+        # an earlier version's approval says which version; any other says why (the approver
+        # is, or took over as, the commander)
+        why = (approval.stale_reason if approval.stale_reason
+               and approval.stale_reason != "given for an earlier version" else approval.version)
+        how = f"stale ({safe_text(why, limit=60)})"
         return ApprovalRow(key, "stale", role, person, how, time)
     if approval.kind == "waived":
         reason = safe_text(approval.reason, limit=200)

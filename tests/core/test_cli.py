@@ -198,6 +198,11 @@ import console.model, sqlite_utils, platformdirs, pydantic, tomllib, argparse, _
 console.cli.main(["check-config", sys.argv[3]])
 user = pwd.getpwnam(sys.argv[1])
 gid = grp.getgrnam(sys.argv[2]).gr_gid
+try:  # what pam_loginuid does at the approver's own login: the session is theirs, not root's
+    with open("/proc/self/loginuid", "w") as handle:
+        handle.write(str(user.pw_uid))
+except OSError:
+    pass
 os.setgroups([gid]); os.setgid(user.pw_gid); os.setuid(user.pw_uid)
 sys.exit(console.cli.main(sys.argv[4:]))
 """
@@ -241,9 +246,11 @@ def test_two_other_os_accounts_approve(tmp_path: Path) -> None:
                                   env=env, timeout=60)
 
         def as_user(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+            # their own session: no terminal of root's (warroom approve checks who owns it)
             return subprocess.run([sys.executable, "-c", AS_USER, user, group, str(config),
                                    "--config", str(config), "--db", str(db), *args],
-                                  capture_output=True, text=True, env=env, timeout=60, cwd=room)
+                                  capture_output=True, text=True, env=env, timeout=60, cwd=room,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
 
         declared = warroom("declare", "--title", "PII", "--priority", "P0", "--category",
                            "security", "--service", "redaction-api", "--from-version", "v1.4.2",

@@ -20,8 +20,6 @@ from console.policy import Refused
 
 from .support import CONFIG, Timeline, declared
 
-ISSUE_12 = pytest.mark.xfail(strict=True, reason="issue 12: approval rules not yet tightened")
-
 
 def refusal(call: Any, *args: Any) -> str:
     with pytest.raises(Refused) as caught:
@@ -154,14 +152,12 @@ def test_a_waiver_recorded_by_someone_is_not_their_approval() -> None:
     direct(timeline, "security-lead", "bob", config)
 
 
-@ISSUE_12
 def test_a_look_alike_of_the_commander_on_a_roster_may_not_approve() -> None:
     config = Config.model_validate({"roster": {"security-lead": ["Alice"]}})
     with pytest.raises(Refused):
         direct(declared(commander="alice"), "security-lead", "Alice", config)
 
 
-@ISSUE_12
 def test_an_approver_who_takes_over_command_no_longer_counts_as_an_approver() -> None:
     timeline = declared()
     timeline.approve_all()
@@ -243,27 +239,23 @@ def test_a_relayed_approval_for_a_role_not_required_is_refused() -> None:
     assert "needs no 'executive' approval" in refusal(relayed, declared(), "executive", "marco")
 
 
-@ISSUE_12
 @pytest.mark.parametrize("spelling", ["ALICE", "alice ", "alice\u200b", "Alice"])
 def test_a_relayed_look_alike_of_the_commander_is_refused(spelling: str) -> None:
     with pytest.raises(Refused):
         relayed(regulatory(), "executive", spelling)
 
 
-@ISSUE_12
 def test_a_relayed_name_for_a_role_with_no_roster_is_refused() -> None:
     with pytest.raises(Refused):
         relayed(regulatory(), "executive", "somebody")
 
 
-@ISSUE_12
 def test_a_relayed_approval_from_the_declarer_is_refused() -> None:
     timeline = declared(commander="alice", actor="dana")
     with pytest.raises(Refused):
         relayed(timeline, "platform-lead", "dana")
 
 
-@ISSUE_12
 def test_a_direct_approver_relayed_for_a_second_role_is_refused() -> None:
     timeline = declared()
     timeline.approve("security-lead", "priya")
@@ -271,7 +263,6 @@ def test_a_direct_approver_relayed_for_a_second_role_is_refused() -> None:
         relayed(timeline, "platform-lead", "priya")
 
 
-@ISSUE_12
 def test_one_person_relayed_for_two_roles_is_refused() -> None:
     timeline = declared()
     timeline.approve("security-lead", "priya", kind="relayed")
@@ -318,3 +309,88 @@ def test_a_stale_approval_can_be_waived_for_the_new_target() -> None:
     timeline.approve("platform-lead", "marco")
     timeline.add(Kind.TARGET_CHANGED, {"to_version": "v1.4.4"})
     policy.check_waiver(timeline.state, "platform-lead", "alice", "unreachable for an hour")
+
+
+# --- one identity, whoever runs the command (issue 12) --------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["ROOT", "root ", "root\u200b", " r o o t ", "ｒｏｏｔ",
+                                      "\u202eroot", "ro\u00adot", "root\u2060"])
+def test_every_spelling_of_a_name_is_one_person(spelling: str) -> None:
+    from console.identity import person, same_person
+
+    assert person(spelling) == "root"
+    assert same_person(spelling, "root")
+    assert not same_person("", "")
+    assert not same_person("rooot", "root")
+
+
+def test_an_approval_run_by_the_commander_behind_another_account_is_refused() -> None:
+    assert refusal(policy.check_direct_approval, declared(commander="root").state, CONFIG,
+                   "platform-lead", "marco", ["ROOT"]) == (
+        "marco's approval was run by ROOT, the commander of INC-1: the commander cannot approve "
+        "in someone else's name; the approver must run warroom approve from their own login"
+    )
+
+
+def test_one_person_behind_two_accounts_fills_one_role() -> None:
+    timeline = declared()
+    timeline.add(Kind.APPROVED, {"role": "security-lead", "user": "priya", "kind": "direct",
+                                 "version": "v1.4.3", "run_by": ["bob"]}, actor="priya")
+    assert refusal(policy.check_direct_approval, timeline.state, CONFIG, "platform-lead",
+                   "marco", ["bob"]) == (
+        "bob, who runs this as marco, already approved as security-lead (as priya); one person "
+        "fills at most one role"
+    )
+    policy.check_direct_approval(timeline.state, CONFIG, "platform-lead", "marco", ["carol"])
+
+
+def test_a_look_alike_of_a_rostered_name_is_told_the_exact_spelling() -> None:
+    assert refusal(direct, declared(), "security-lead", "Priya") == (
+        "Priya is not on the roster for security-lead (roster: priya, sam); 'priya' is, and "
+        "names must match the roster exactly"
+    )
+
+
+def test_a_role_without_a_roster_takes_relayed_approvals_only_when_the_config_says_so() -> None:
+    assert refusal(relayed, regulatory(), "executive", "somebody") == (
+        "executive has no roster, so a relayed approval cannot be checked against one: add its "
+        "people to [roster] (or list the role in [approval_rules] relayed_without_roster to "
+        "accept relayed approvals for it)"
+    )
+    config = Config.model_validate({**CONFIG.model_dump(include={"roster"}),
+                                    "approval_rules": {"relayed_without_roster": ["executive"]}})
+    relayed(regulatory(), "executive", "somebody", config=config)
+    # ...but never the commander, in any spelling
+    with pytest.raises(Refused):
+        relayed(regulatory(), "executive", "ALICE", config=config)
+
+
+def test_the_approver_who_took_command_is_shown_stale_with_why() -> None:
+    timeline = declared()
+    timeline.approve_all()
+    timeline.add(Kind.HANDOVER, {"previous_user": "alice", "user": "Priya", "reason": "shift"})
+    stale = [a for a in timeline.state.approvals if a.stale]
+    assert [(a.role, a.stale_reason) for a in stale] == [("security-lead", "Priya took command")]
+    blocks = policy.advance_blocks(timeline.state, timeline.now)
+    assert "security-lead (stale: Priya took command)" in blocks[0].words
+    # handing command on does not bring the approval back: she commanded this change
+    timeline.add(Kind.HANDOVER, {"previous_user": "Priya", "user": "alice", "reason": "back"})
+    assert "security-lead" in timeline.state.missing_roles
+
+
+def test_an_approval_recorded_for_the_commander_never_counts_in_the_fold() -> None:
+    timeline = declared()
+    timeline.approve("security-lead", "ALICE\u200b")  # written past the rules, e.g. by hand
+    assert "security-lead" in timeline.state.missing_roles
+
+
+def test_the_config_refuses_two_spellings_of_one_person_on_a_roster() -> None:
+    with pytest.raises(ValueError, match="are the same person"):
+        Config.model_validate({"roster": {"security-lead": ["priya", "Priya"]}})
+
+
+def test_every_approval_rule_is_written_out() -> None:
+    rules = policy.approval_rules(CONFIG)
+    assert len(rules) == 7
+    assert any("relayed_without_roster" in rule for rule in rules)
