@@ -32,6 +32,7 @@ from console import policy
 from console.actions import ACTIONS, COMMANDER_ONLY, palette_order
 from console.config import Config
 from console.engine import Engine
+from console.heartbeat import Heartbeat
 from console.model import Event, Figures, format_incident_id, format_ts
 from console.state import IncidentState
 from console.store import ChainProblem, ChainWalk, Lease, Store, TimelineRows
@@ -105,10 +106,19 @@ class WarroomApp(App[int]):
             self.problem = problem
 
     class PollDone(Message):
-        def __init__(self, readings: list[dict[str, Any]], lost_lease: bool) -> None:
+        def __init__(self, readings: list[dict[str, Any]]) -> None:
             super().__init__()
             self.readings = readings
-            self.lost_lease = lost_lease
+
+    class LeaseLost(Message):
+        """The heartbeat found the lease taken over: this console no longer commands."""
+
+    class LeaseTrouble(Message):
+        """The heartbeat cannot write the database (``error``), or can again (None)."""
+
+        def __init__(self, error: Exception | None) -> None:
+            super().__init__()
+            self.error = error
 
     def __init__(self, *, store_path: Path, incident_id: int, config: Config, clock: Clock,
                  engine: Engine | None = None, lease: Lease | None = None,
@@ -128,6 +138,7 @@ class WarroomApp(App[int]):
         self._seen_version: int | None = None
         self._samples: dict[str, list[tuple[float, float | None]]] = {}
         self._lease_seen: Lease | None = None
+        self._heartbeat: Heartbeat | None = None
         self._readings: list[dict[str, Any]] = []
         self._last_export: Path | None = None
         self._stopping = threading.Event()  # set when the console closes: the loops end
@@ -182,6 +193,7 @@ class WarroomApp(App[int]):
             self._store_watch_loop()
             self.set_interval(1.0, self._tick)
         if self.engine is not None and self.live:
+            self._start_heartbeat()
             self._startup()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -503,6 +515,40 @@ class WarroomApp(App[int]):
 
     # --- the commander's loop --------------------------------------------------------------------
 
+    def _start_heartbeat(self) -> None:
+        """The lease heartbeat runs on its own thread and connection: it never waits for an
+        adapter call, the poll or the screen (console/heartbeat.py)."""
+        if self.lease is None or self._heartbeat is not None:
+            return
+
+        def lost() -> None:
+            self.post_message(self.LeaseLost())
+
+        def trouble(error: Exception | None) -> None:
+            self.post_message(self.LeaseTrouble(error))
+
+        self._heartbeat = Heartbeat(self.store_path, self.lease, group=self.config.store.group,
+                                    on_lost=lost, on_trouble=trouble).start()
+
+    def _stop_heartbeat(self) -> None:
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
+
+    @on(LeaseLost)
+    def _on_lease_lost(self, message: LeaseLost) -> None:
+        if self.mode == COMMANDER:
+            self._lose_command()
+
+    @on(LeaseTrouble)
+    def _on_lease_trouble(self, message: LeaseTrouble) -> None:
+        if message.error is None:
+            self.notify("The commander's heartbeat is written again.", timeout=5)
+        else:
+            self.notify(f"Cannot write the commander's heartbeat: {message.error}. Retrying; "
+                        "if it stays unwritten for 30 s another console may take command.",
+                        severity="error", timeout=30, markup=False)
+
     @work(thread=True, group="canary-action", exit_on_error=False)
     def _startup(self) -> None:
         engine = self.engine
@@ -521,26 +567,19 @@ class WarroomApp(App[int]):
         engine = self.engine
         if engine is None:
             return
-        lost = False
-        try:
-            result = engine.poll()
-            readings = [r.to_payload() for r in result.readings or engine.last_stable_readings]
-        finally:
-            if self.lease is not None:
-                lost = not engine.store.heartbeat(self.lease)
-        self.post_message(self.PollDone(readings, lost))
+        result = engine.poll()
+        readings = [r.to_payload() for r in result.readings or engine.last_stable_readings]
+        self.post_message(self.PollDone(readings))
 
     @on(PollDone)
     def _on_poll_done(self, message: PollDone) -> None:
         if message.readings:
             self._readings = message.readings
-        if message.lost_lease:
-            self._lose_command()
-            return
         if self.live and self.mode == COMMANDER:
             self.set_timer(self.config.monitoring.poll_interval_s, self._poll)
 
     def _lose_command(self) -> None:
+        self._stop_heartbeat()
         holder = self._lease_seen.user if self._lease_seen else "another commander"
         self.mode = WATCHING
         self.engine = None
@@ -995,6 +1034,7 @@ class WarroomApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stopping.set()
+        self._stop_heartbeat()
         for store in (self._reader, self._chain_walk.store if self._chain_walk else None):
             if store is not None:
                 with contextlib.suppress(Exception):
