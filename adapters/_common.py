@@ -129,10 +129,12 @@ def clean_text(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``***`` (longest first, so none leaks a part)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    """``text`` with no piece of ``secrets`` or of the registered secrets in it (see
+    :func:`adapters.secrets.scrub`: every run of four characters or more of a secret, in any of
+    its forms, becomes ``***``)."""
+    from adapters import secrets as secrets_module
+
+    return secrets_module.scrub(text, secrets)
 
 
 def excerpt(text: str, secrets: Iterable[str], limit: int = EXCERPT_CHARS) -> str:

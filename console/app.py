@@ -28,9 +28,10 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from adapters.base import Clock
+from adapters.secrets import scrub
 from console import policy
 from console.actions import ACTIONS, COMMANDER_ONLY, palette_order
-from console.config import Config
+from console.config import Config, register_secrets
 from console.engine import Engine
 from console.heartbeat import Heartbeat
 from console.model import Event, Figures, format_incident_id, format_ts
@@ -71,6 +72,10 @@ class StoreSnapshot:
 
 class WarroomApp(App[int]):
     """The console for one incident."""
+
+    def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """Every toast goes through the one scrub: an adapter's error may quote a secret."""
+        super().notify(scrub(message), *args, **kwargs)
 
     CSS_PATH = "app.tcss"
     TITLE = "warroom"
@@ -1073,6 +1078,7 @@ def make_app(config: Config, store_path: Path, incident_id: int, clock: Clock, *
              options: AppOptions | None = None) -> WarroomApp:
     """The one app factory: the CLI, the tests and the snapshot apps all build it here."""
     options = options or AppOptions()
+    register_secrets(config)
     return WarroomApp(store_path=store_path, incident_id=incident_id, config=config, clock=clock,
                       engine=engine, lease=lease, live=options.live,
                       export_dir=options.export_dir)

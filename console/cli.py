@@ -138,9 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_config(args: argparse.Namespace,
                  explicit: str | None = None) -> tuple[Config, Path | None]:
-    from console.config import load_config
+    from console.config import load_config, register_secrets
 
-    return load_config(explicit or args.config)
+    config, path = load_config(explicit or args.config)
+    register_secrets(config)  # from here on, no piece of one reaches any text we make
+    return config, path
 
 
 def _db_path(args: argparse.Namespace, config: Config) -> Path:
@@ -172,8 +174,10 @@ def _incident(text: str) -> int:
 def _print_err(line: str) -> None:
     """One line on stderr: user text quoted in a message (a name, a role) is shown, never
     obeyed: no line break, escape sequence or bidi control reaches the terminal."""
+    from adapters.secrets import scrub
+
     with contextlib.suppress(OSError):  # stderr closed too: nobody is left to tell
-        print(_one_line(line), file=sys.stderr)
+        print(_one_line(scrub(line)), file=sys.stderr)
 
 
 # --- commands ------------------------------------------------------------------------------------

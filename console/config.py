@@ -731,6 +731,22 @@ def _secrets(config: Config) -> list[tuple[str, SecretFromEnv]]:
     return found
 
 
+def secret_values(config: Config) -> list[str]:
+    """The values, in this environment, of every secret the config names (set ones only)."""
+    names = [secret.env for _, secret in _secrets(config)]
+    if config.notify.webhook_url_env:
+        names.append(config.notify.webhook_url_env)
+    return [value.strip() for name in names if (value := os.environ.get(name) or "").strip()]
+
+
+def register_secrets(config: Config) -> None:
+    """Make every configured secret known to the one scrub (:mod:`adapters.secrets`), so no
+    piece of one reaches a screen, the record, a message or an export of this process."""
+    from adapters.secrets import register
+
+    register(secret_values(config))
+
+
 def environment_problems(config: Config, *, store: bool = True) -> list[ConfigError]:
     """What this host lacks for the config to work: each one line naming the file and key.
 
@@ -778,4 +794,6 @@ __all__ = [
     "environment_problems",
     "load_config",
     "parse_config",
+    "register_secrets",
+    "secret_values",
 ]

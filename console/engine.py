@@ -26,6 +26,7 @@ from adapters.base import (
     Notifier,
     TrafficController,
 )
+from adapters.secrets import scrub
 from console import commands, policy
 from console import events as ev
 from console.config import Config
@@ -66,7 +67,7 @@ class PollResult:
 
 
 def _adapter_error(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
+    text = scrub(str(error)).strip() or type(error).__name__
     text = " ".join(text.split())
     return text[:300]
 

@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from adapters.base import AdapterError, InstantValue, MetricsSource
+from adapters.secrets import scrub
 from console.config import GuardrailSettings
 from console.events import GuardrailChanged
 from console.model import GuardrailStatus, format_ts, format_value
@@ -93,7 +94,7 @@ def _one_line(text: str) -> str:
 
 
 def _error_text(error: BaseException) -> str:
-    message = _one_line(str(error))
+    message = _one_line(scrub(str(error)))
     if isinstance(error, AdapterError | TimeoutError) and message:
         return message
     # Anything else is a bug or an unexpected library error: keep its type, it helps.

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from adapters.secrets import scrub, scrub_value
 from console.events import Payload
 from console.model import Event, Kind, format_incident_id, format_ts, parse_ts, utcnow
 from console.state import IncidentState
@@ -473,7 +474,9 @@ class Store:
         state = self._state_in(incident_id)  # caught up: its newest event is the chain's head
         prev_hash = state.last_hash or GENESIS_HASH
         event_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetchone()[0]
-        safe_payload = json_safe(payload)
+        # The record never holds a piece of a configured secret, whoever wrote the text.
+        safe_payload = scrub_value(json_safe(payload))
+        actor = scrub(actor)
         payload_json = canonical_json(safe_payload)
         ts_text = format_ts(ts)
         digest = event_hash(prev_hash, event_id, incident_id, ts_text, str(kind), actor,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.base import Clock
 from adapters.settings import SimDeploySettings, SimMetricsSettings
-from console.config import Config, environment_problems
+from console.config import Config, environment_problems, register_secrets
 from console.engine import Adapters
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
     problems = environment_problems(config, store=False)
     if problems:
         raise problems[0]
+    register_secrets(config)
     needs_sim = "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind)
     if needs_sim and sim_service is None:
         sim_service = simulated_service(config, state, clock)

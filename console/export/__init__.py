@@ -56,6 +56,7 @@ def export(fmt: str, store: Store, incident_id: int, out: TextIO, *,
     """
     from console.store import ChainChecker
 
+    out = _Scrubbed(out)  # type: ignore[assignment]  # write() is all that is used
     checker = ChainChecker()
     if fmt == "json":
         from console.export.jsonexport import write_json
@@ -84,6 +85,22 @@ def export(fmt: str, store: Store, incident_id: int, out: TextIO, *,
     out.write(render(fmt, events, config=config, samples=samples, now=now,
                      chain_problem=problem))
     return checker.checked, problem
+
+
+class _Scrubbed:
+    """A text stream that passes every write through the one scrub (the record is scrubbed
+    when written; this also covers a record written before a secret was configured)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, text: str) -> int:
+        from adapters.secrets import scrub
+
+        return self._out.write(scrub(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
 
 
 class BrokenChain(Exception):
