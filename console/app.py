@@ -1021,7 +1021,7 @@ class WarroomApp(App[int]):
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export_pir(self) -> None:
-        from console.export import render
+        from console.export import render, write_private
 
         reader = Store(self.store_path, readonly=True)
         try:
@@ -1032,7 +1032,7 @@ class WarroomApp(App[int]):
             reader.close()
         text = render("pir", events, config=self.config, samples=samples, now=self._now())
         path = _export_path(self.export_dir, self.incident_id, self._now())
-        path.write_text(text, encoding="utf-8")
+        write_private(path, text, self.config.store.group)
         self._last_export = path
         self.call_from_thread(self.notify, f"PIR written to {path}", title="Exported",
                               timeout=20, markup=False)

@@ -312,7 +312,7 @@ def _one_line(text: str) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    from console.export import BrokenChain, export
+    from console.export import BrokenChain, export, protect
 
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
@@ -329,6 +329,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 checked, problem = export(args.format, store, incident_id, out, config=config,
                                           now=utcnow(), allow_broken=args.allow_broken)
             if target is not None:
+                protect(partial, config.store.group)  # 0600 (0640 with the store's group)
                 partial.replace(target)
             else:
                 with partial.open(encoding="utf-8") as written:

@@ -334,6 +334,52 @@ class ConsoleSettings(Strict):
         return "red" if "prod" in self.environment.lower() else "none"
 
 
+def _default_update_minutes() -> dict[Priority, int]:
+    return {"P0": 30, "P1": 60, "P2": 240, "P3": 1440}
+
+
+class ExportSettings(Strict):
+    """How the PIR and the communication drafts speak to people outside the war room."""
+
+    local_timezone: str = Field(
+        default="",
+        description="An IANA time zone (e.g. Asia/Kolkata) shown beside UTC in the PIR and the "
+                    "drafts; empty: UTC only.",
+    )
+    customer_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service → the name customers know it by, used by the status page and the "
+                    "customer email (an internal service name is never shown there; a service "
+                    "missing here is left as a [bracketed] blank).",
+    )
+    update_every_minutes: dict[Priority, int] = Field(
+        default_factory=_default_update_minutes,
+        description="How soon the next public update is promised, by priority (minutes).",
+    )
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise KeyedError("local_timezone",
+                                 f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)"
+                                 ) from None
+        return value
+
+    @field_validator("update_every_minutes")
+    @classmethod
+    def _minutes(cls, value: dict[Priority, int]) -> dict[Priority, int]:
+        for priority, minutes in value.items():
+            if not 5 <= minutes <= 7 * 24 * 60:
+                raise KeyedError(priority, "between 5 minutes and 7 days")
+        return {**_default_update_minutes(), **value}
+
+
 def _default_approval_path() -> dict[Category, list[str]]:
     return {
         "security": ["security-lead", "platform-lead"],
@@ -367,6 +413,7 @@ class Config(Strict):
     emergency_rate: EmergencyRateSettings = Field(default_factory=EmergencyRateSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
     metrics: MetricsSettings = Field(default_factory=SimMetricsSettings)
     traffic: DeploySettings = Field(default_factory=SimDeploySettings)
     deploy: DeploySettings = Field(default_factory=SimDeploySettings)

@@ -31,7 +31,7 @@ from console import commands, policy
 from console import events as ev
 from console.config import Config
 from console.guardrails import BreachTracker, GuardrailReading, evaluate_all
-from console.model import SYSTEM_ACTOR, Event, Kind, describe, format_duration
+from console.model import SYSTEM_ACTOR, Event, Kind, clip, describe, format_duration
 from console.state import IncidentState
 from console.store import Store
 
@@ -69,7 +69,7 @@ class PollResult:
 def _adapter_error(error: BaseException) -> str:
     text = scrub(str(error)).strip() or type(error).__name__
     text = " ".join(text.split())
-    return text[:300]
+    return clip(text)
 
 
 class Engine:
@@ -283,14 +283,14 @@ class Engine:
 
     def _execute_rollback(self, target: str) -> None:
         def progress(message: str) -> None:
-            self._record(ev.RollbackProgress(target, message[:300]), actor=SYSTEM_ACTOR)
+            self._record(ev.RollbackProgress(target, clip(message)), actor=SYSTEM_ACTOR)
 
         try:
             detail = self.adapters.deployer.rollback(target, progress)
         except Exception as error:
             self._record(ev.RollbackFailed(target, _adapter_error(error)), actor=SYSTEM_ACTOR)
         else:
-            self._record(ev.RollbackStarted(target, str(detail)[:300]), actor=SYSTEM_ACTOR)
+            self._record(ev.RollbackStarted(target, clip(str(detail))), actor=SYSTEM_ACTOR)
         # The canary must carry no traffic, whatever the deployer did — even when it failed:
         # a failed rollback stops the guardrail loop judging the canary, so it must not serve.
         previous = self._state.canary_percent
@@ -367,7 +367,7 @@ class Engine:
                                            f"{target} went live: {reason}", checks)
             elif reason != self._verify_waiting_for:
                 self._verify_waiting_for = reason
-                self._record(ev.RollbackProgress(target, f"verification waits: {reason}"[:300],
+                self._record(ev.RollbackProgress(target, clip(f"verification waits: {reason}"),
                                                  phase="waiting"), actor=SYSTEM_ACTOR)
             return
         if self._verify_healthy_since is None:

@@ -260,6 +260,18 @@ class Figures:
                    max(stamps) if stamps else None)
 
 
+def clip(text: str, limit: int = 300) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with ``…`` where it was
+    cut: a stored message is never cut mid-word ("stable track: que")."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def format_duration(seconds: float) -> str:
     """``3725`` → ``1h 02m``; ``75`` → ``1m 15s``; negative values get a minus sign."""
     sign = "-" if seconds < 0 else ""

@@ -11,9 +11,10 @@ who was affected and how, the root cause, the company name, the support address,
 change. The drafts never claim more than the record shows: the status page says "Resolved" only
 once the change is at 100% and its resolution was verified (or the incident was closed), and a
 rollback that is not verified says so. User text is kept literal, with the same structural
-escaping as the PIR (:func:`console.export.pir.md_inline`).
+escaping as the PIR (:func:`console.export.markdown.md_inline`).
 
-Import-light: stdlib and ``console.model`` / ``console.state`` (through the PIR helpers).
+Import-light: stdlib and ``console.model`` / ``console.state`` (through
+:mod:`console.export.record`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from console.export.pir import (
-    Record,
-    SamplesLike,
-    build_record,
-    hours_minutes,
-    md_inline,
-    md_line,
-)
+from console.export.markdown import hours_minutes, md_inline, md_line
+from console.export.record import Record, SamplesLike, build_record
 from console.model import GUARDRAIL_STATUS_WORDS, Event, Kind, format_ts
 
 if TYPE_CHECKING:
@@ -280,6 +275,8 @@ def _follow_up(record: Record) -> list[str]:
         if item == pir_item:
             continue
         result, detail = record.gate_status(item)
+        if result == "n/a":
+            continue  # about a version at 100 %, which this one never was
         box = "x" if result in ("passed", "waived") else " "
         word = {"failed": "FAILED", "waived": "WAIVED"}.get(result, result)
         said = f": {md_inline(detail)}" if detail else ""

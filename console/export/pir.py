@@ -21,22 +21,35 @@ Three rules keep the document honest:
   table or an HTML block. Control characters (ANSI escapes...) are shown as ``\\x1b`` rather than
   obeyed, since exports are printed to terminals.
 
-The helpers here (the :class:`Record` of facts, the escaping, the value formatting) are shared with
-:mod:`console.export.comms`. Import-light: stdlib and ``console.model`` / ``console.state`` only.
+The escaping lives in :mod:`console.export.markdown`, the facts of the record (shared with
+:mod:`console.export.comms`) in :mod:`console.export.record`; this module writes the sections.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
-import math
-import re
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from console.export.markdown import (
+    and_list,
+    hours_minutes,
+    md_cell,
+    md_inline,
+    md_line,
+    md_table,
+    visible,
+)
+from console.export.record import (
+    Record,
+    SamplesLike,
+    build_record,
+    number,
+    outcome_sentence,
+    series_figures,
+    verdict_word,
+)
+from console.export.timeline import GuardrailRun
 from console.model import (
     GUARDRAIL_STATUS_WORDS,
     Event,
@@ -44,19 +57,19 @@ from console.model import (
     describe,
     format_duration,
     format_ts,
-    format_value,
 )
-from console.state import IncidentState
 
 if TYPE_CHECKING:
     from console.config import Config
 
-SamplesLike = Mapping[str, Sequence[tuple[float, float | None]]]
+__all__ = ["HUMAN_SECTIONS", "SECTIONS", "Record", "build_record", "md_cell", "md_inline",
+           "md_line", "md_table", "render_pir", "series_figures", "visible"]
 
 #: The template's sections, in order (the Emergency Change Record sits after Resolution).
 SECTIONS: tuple[str, ...] = (
     "Summary",
     "Timeline (UTC)",
+    "Notes",
     "Impact",
     "Root Cause",
     "Resolution",
@@ -81,378 +94,6 @@ HUMAN_SECTIONS: tuple[str, ...] = (
 FROM_RECORD = "_From the record — keep what matters, delete the rest:_"
 
 
-# --- text that stays literal but cannot break the markdown ---------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# What may open a block at the start of a line: heading, quote, list, thematic break / setext
-# underline, fence, table row or delimiter, HTML block. An ordered-list number is handled apart.
-_BLOCK_MARKER = re.compile(r"^[#>+*=`~|:<_-]")
-_ORDERED = re.compile(r"^(\d{1,9})([.)])")
-
-
-# Characters that change how text around them reads without being seen: bidi embeddings,
-# overrides and isolates (text that reads differently from what it is: "Trojan Source"), zero-width
-# and invisible characters, line/paragraph separators, and lone surrogates (bytes that were not
-# UTF-8). Zero-width joiner (U+200D) stays: emoji sequences use it, and it reorders nothing.
-_INVISIBLE = re.compile(
-    "[\u061c\u180e\u200b\u200c\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
-    "\u2066-\u2069\ufeff\ud800-\udfff]"
-)
-# HTML a renderer would obey: a tag, a comment, a declaration, a processing instruction or an
-# autolink (``<`` before a letter, ``/``, ``!`` or ``?``), and character references (``&lt;``).
-_HTML_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
-_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
-# Markdown that would fetch or link: an image (``![alt](url)``) loads a URL when the PIR is merely
-# viewed; a link can point anywhere. Both stay readable as text.
-_IMAGE = re.compile(r"!(?=\[)")
-_LINK_TARGET = re.compile(r"\]\(")
-
-
-def visible(text: str) -> str:
-    """User text made safe to render, and literal: newlines normalised to ``\\n``; control,
-    bidi and invisible characters shown as escapes (``\\x1b``, ``\\u202e``), not obeyed; HTML
-    tags and character references escaped (``&lt;script>``); images and link targets made plain
-    text."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
-    text = _INVISIBLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
-    text = _ENTITY.sub("&amp;", text)
-    text = _HTML_OPEN.sub("&lt;", text)
-    text = _IMAGE.sub("\\!", text)
-    return _LINK_TARGET.sub("]\\(", text)
-
-
-def _safe_line_start(line: str) -> str:
-    line = line.lstrip()
-    ordered = _ORDERED.match(line)
-    if ordered:
-        return f"{ordered.group(1)}\\{ordered.group(2)}{line[ordered.end():]}"
-    if _BLOCK_MARKER.match(line):
-        return "\\" + line
-    return line
-
-
-def md_inline(text: object, indent: str = "  ") -> str:
-    """User text inside a paragraph or list item that already started on this line.
-
-    The first line is kept as is (it never starts a line); later lines are indented by
-    ``indent`` (the list item's content column) and cannot open a block. Blank lines are dropped
-    so a note cannot end the list item.
-    """
-    lines = visible(str(text)).split("\n")
-    rest = [indent + _safe_line_start(line) for line in lines[1:] if line.strip()]
-    return "\n".join([lines[0], *rest])
-
-
-def md_line(text: object) -> str:
-    """User text on a heading's line: line breaks become spaces, and a trailing ``#`` is escaped
-    so it cannot be read as the heading's closing sequence (and dropped)."""
-    line = " ".join(part.strip() for part in visible(str(text)).split("\n") if part.strip())
-    return line[:-1] + "\\#" if line.endswith("#") else line
-
-
-def md_cell(text: object, empty: str = "—") -> str:
-    """User text in a table cell: ``|`` escaped, newlines as ``<br>``, never empty."""
-    lines = [line.strip() for line in visible(str(text)).split("\n")]
-    cell = "<br>".join(line for line in lines if line).replace("|", "\\|")
-    return cell or empty
-
-
-def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """A GFM table; cells must already be :func:`md_cell`-safe."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-# --- numbers and times ---------------------------------------------------------------------------
-
-
-def and_list(words: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def hours_minutes(seconds: float) -> str:
-    """The template's ``Xh Ym`` (whole minutes, rounded down): ``2520`` → ``0h 42m``."""
-    minutes = int(max(0.0, seconds)) // 60
-    return f"{minutes // 60}h {minutes % 60:02d}m"
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Times as the PIR shows them: ``HH:MM:SS``, with the date when the incident spans days."""
-
-    base: date
-    multi_day: bool
-
-    def at(self, ts: datetime) -> str:
-        if self.multi_day or ts.date() != self.base:
-            return ts.strftime("%Y-%m-%d %H:%M:%S")
-        return ts.strftime("%H:%M:%S")
-
-    def short(self, ts: datetime) -> str:
-        if self.multi_day or ts.date() != self.base:
-            return ts.strftime("%Y-%m-%d %H:%M")
-        return ts.strftime("%H:%M")
-
-    def unix(self, unix_ts: float) -> str:
-        from datetime import UTC
-
-        return self.at(datetime.fromtimestamp(unix_ts, UTC))
-
-
-# --- the facts of one incident -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GuardrailUnit:
-    """How a guardrail's values are shown (from the config, when it knows the guardrail)."""
-
-    unit: str = ""
-    scale: float = 1.0
-    max: float | None = None
-
-
-@dataclass(frozen=True)
-class SeriesFigures:
-    """Peak and time over the limit of one metric series (``<guardrail>/<track>``)."""
-
-    series: str
-    guardrail: str
-    track: str
-    count: int
-    peak: float | None
-    peak_ts: float | None
-    limit_text: str
-    over_s: float | None
-    over_first: float | None
-    over_last: float | None
-
-
-@dataclass
-class Record:
-    """Everything the exports say, derived once from the events (and the samples)."""
-
-    events: list[Event]
-    state: IncidentState
-    clock: Clock
-    declared: datetime  # the declaration's time (the first event's, if it is missing)
-    end: datetime
-    units: dict[str, GuardrailUnit] = field(default_factory=dict)
-    requesters: dict[tuple[datetime, int], str] = field(default_factory=dict)
-    at_first_stage: IncidentState | None = None
-    waived_at_close: list[str] = field(default_factory=list)
-
-    def of(self, *kinds: str) -> list[Event]:
-        wanted = set(kinds)
-        return [event for event in self.events if event.kind in wanted]
-
-    def first(self, *kinds: str) -> Event | None:
-        found = self.of(*kinds)
-        return found[0] if found else None
-
-    def last(self, *kinds: str) -> Event | None:
-        found = self.of(*kinds)
-        return found[-1] if found else None
-
-    def value(self, guardrail: str, value: Any) -> str:
-        unit = self.units.get(guardrail, GuardrailUnit())
-        number = _number(value)
-        if number is None and value not in (None, ""):
-            return str(value)  # "NaN" / "+Inf" as written by the guardrail payload
-        return format_value(number, unit.unit, unit.scale)
-
-    @property
-    def duration_s(self) -> float:
-        return (self.end - self.declared).total_seconds()
-
-    @property
-    def max_percent(self) -> int:
-        return max((visit.percent for visit in self.state.visits), default=0)
-
-    def gate_status(self, item: str) -> tuple[str, str]:
-        """(result word, detail) of a post-emergency item: passed, failed, waived or open."""
-        gate = self.state.gates.get(item)
-        if gate is not None:
-            return gate.result, gate.detail
-        if item in self.waived_at_close:
-            return "waived", f"at close: {self.state.close_reason}"
-        return "open", ""
-
-    def checklist_rows(self) -> list[str]:
-        """The post-emergency items, followed by any other item recorded."""
-        items = self.state.post_checklist()
-        return items + [item for item in self.state.gates if item not in items]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    return None
-
-
-def build_record(events: Sequence[Event], config: Config | None = None) -> Record:
-    """Fold the events (one incident, oldest first) and gather what the exports need."""
-    if not events:
-        raise ValueError("an incident export needs at least its declaration event")
-    ordered = list(events)
-    # One fold, in one pass that also notes what the state does not keep: the state just before
-    # the first stage, who requested each weight, and the items waived at the close.
-    state = IncidentState()
-    at_first_stage: IncidentState | None = None
-    requesters: dict[tuple[datetime, int], str] = {}
-    waived_at_close: list[str] = []
-    requester = ""
-    for event in ordered:
-        if event.kind == Kind.WEIGHT_REQUESTED:
-            requester = event.actor
-        elif event.kind == Kind.WEIGHT_SET:
-            percent = int(event.payload.get("percent", 0) or 0)
-            requesters[(event.ts, percent)] = requester or event.actor
-            if percent > 0 and at_first_stage is None:
-                at_first_stage = copy.deepcopy(state)
-        elif event.kind == Kind.CLOSED:
-            waived_at_close = [str(i) for i in event.payload.get("waived_items") or []]
-        state.apply(event)
-    declared = state.declared_ts or ordered[0].ts
-    end = state.closed_ts or ordered[-1].ts
-    multi_day = any(event.ts.date() != declared.date() for event in ordered)
-    record = Record(ordered, state, Clock(declared.date(), multi_day), declared, end,
-                    requesters=requesters, at_first_stage=at_first_stage,
-                    waived_at_close=waived_at_close)
-    if config is not None:
-        record.units = {g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
-    return record
-
-
-def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
-    """Peak per series, and, for canary series, time over the guardrail's limit.
-
-    Series are named ``<guardrail>/<track>``. The limit at a sample's time comes from, in order:
-    the ``<guardrail>/limit`` series the engine records beside the canary (the effective limit of
-    each evaluation; it is not listed as a series of its own), the limits reported by
-    guardrail-change events (the last one before the sample, the first before any), or the
-    config's absolute ``max``. Time over the limit counts, for each sample above it, the time to
-    the next sample (for the last sample, the median step).
-    """
-    reported: dict[str, list[tuple[float, float]]] = {}
-    for event in record.of(Kind.GUARDRAIL_CHANGED):
-        limit = _number(event.payload.get("limit"))
-        if limit is not None:
-            name = str(event.payload.get("name", ""))
-            reported.setdefault(name, []).append((event.ts.timestamp(), limit))
-    split = {series: _split(series) for series in samples}
-    for series, (guardrail, track) in split.items():
-        if track == "limit":
-            limit_points = [(ts, v) for ts, v in samples[series]
-                            if v is not None and math.isfinite(v)]
-            if limit_points:
-                reported[guardrail] = sorted(limit_points)
-    figures: list[SeriesFigures] = []
-    for series in sorted(samples):
-        guardrail, track = split[series]
-        if track == "limit":
-            continue
-        points = sorted(samples[series], key=lambda point: point[0])
-        known = [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
-        peak_ts, peak = max(known, key=lambda point: point[1]) if known else (None, None)
-        limits = reported.get(guardrail, [])
-        config_max = record.units.get(guardrail, GuardrailUnit()).max
-        limit_text = "—"
-        over_s: float | None = None
-        first: float | None = None
-        last: float | None = None
-        if track == "canary" and (limits or config_max is not None):
-            used: set[float] = set()
-            over_s = 0.0
-            # The limit at a sample is the last one reported at or before it (the first, before
-            # any): the samples are in time order, so one pass over the limits serves them all.
-            seen = 0
-            for index, (ts, value) in enumerate(points):
-                while seen < len(limits) and limits[seen][0] <= ts:
-                    seen += 1
-                limit = limits[max(seen - 1, 0)][1] if limits else config_max
-                if value is None or limit is None or not math.isfinite(value):
-                    continue
-                used.add(limit)
-                if value <= limit:
-                    continue
-                first = ts if first is None else first
-                last = ts
-                # A sample stands for the time to the next one; the last, for a typical step.
-                if index + 1 < len(points):
-                    over_s += points[index + 1][0] - ts
-                elif len(points) > 1:
-                    over_s += statistics.median(
-                        b[0] - a[0] for a, b in itertools.pairwise(points))
-            shown = [record.value(guardrail, v) for v in sorted(used)] or ["—"]
-            limit_text = shown[0] if shown[0] == shown[-1] else f"{shown[0]} – {shown[-1]}"
-            if not limits and used:
-                limit_text += " (config max)"
-        figures.append(SeriesFigures(series, guardrail, track, len(known), peak, peak_ts,
-                                     limit_text, over_s, first, last))
-    return figures
-
-
-def _split(series: str) -> tuple[str, str]:
-    """``"error-rate/canary"`` → ``("error-rate", "canary")``; a name without a track → ``""``."""
-    guardrail, _, track = series.rpartition("/")
-    return (guardrail, track) if guardrail else (series, "")
-
-
-# --- sentences shared by the PIR and the drafts --------------------------------------------------
-
-
-def outcome_sentence(record: Record) -> str:
-    """How the change ended (or where it stands), in one or two sentences of facts."""
-    s = record.state
-    clock = record.clock
-    if s.promoted and s.promoted_ts is not None:
-        how = " via 100% IMMEDIATELY" if s.immediate_used else ""
-        return (f"{s.to_version} reached 100% at {clock.at(s.promoted_ts)} UTC{how}, "
-                f"{format_duration((s.promoted_ts - record.declared).total_seconds())} after "
-                "declaration.")
-    request = record.last(Kind.ROLLBACK_REQUESTED)
-    if request is not None:
-        p = request.payload
-        how = "an automatic" if p.get("automatic") else "a manual"
-        head = (f"The canary reached {record.max_percent}%; {how} rollback to "
-                f"{md_inline(s.rollback_target, '')} was requested at {clock.at(request.ts)} "
-                f"UTC, reason: {md_inline(p.get('reason', ''), '')}")
-        finished = s.rollback_finished_ts
-        if s.rollback_status == "verified" and finished is not None:
-            return f"{head}. It was VERIFIED at {clock.at(finished)} UTC."
-        if s.rollback_status == "not_verified" and finished is not None:
-            return (f"{head}. It was NOT VERIFIED at {clock.at(finished)} UTC: "
-                    f"{md_inline(s.rollback_detail, '')}.")
-        if s.rollback_status == "failed" and finished is not None:
-            return (f"{head}. The rollback FAILED at {clock.at(finished)} UTC: "
-                    f"{md_inline(s.rollback_detail, '')}.")
-        return f"{head}. The rollback was still in progress at the last event."
-    if s.canary_percent > 0:
-        return f"At the last event the canary of {s.to_version} was at {s.canary_percent}%."
-    if record.max_percent:
-        return (f"The canary reached {record.max_percent}% and was aborted to 0%; "
-                f"{s.to_version} did not ship.")
-    return f"The canary of {s.to_version} had not started at the last event."
-
-
-def verdict_word(record: Record) -> str:
-    """The rollback's state in capitals when it matters: VERIFIED, NOT VERIFIED, FAILED..."""
-    return {
-        "verified": "ROLLBACK VERIFIED",
-        "not_verified": "ROLLBACK NOT VERIFIED",
-        "failed": "ROLLBACK FAILED",
-        "requested": "rollback requested",
-        "in_progress": "rollback in progress",
-    }.get(record.state.rollback_status, "")
-
-
 # --- the PIR -------------------------------------------------------------------------------------
 
 
@@ -464,6 +105,7 @@ def render_pir(events: Sequence[Event], *, config: Config | None = None,
     out += _header(record, now)
     out += _summary(record)
     out += _timeline(record)
+    out += _notes(record)
     out += _impact(record, samples or {})
     out += _root_cause()
     out += _resolution(record)
@@ -549,15 +191,33 @@ def _summary(record: Record) -> list[str]:
 
 
 def _timeline(record: Record) -> list[str]:
+    clock = record.clock
     lines = [
         *_section("Timeline (UTC)"),
-        "_Every event of the record. Add what happened outside warroom (first detection, "
-        "paging, customer reports) where it belongs._",
+        "_The story of the record: each status change once (repeated polls folded, with their "
+        "count and span), in time order; notes are in their own section. Add what happened "
+        "outside warroom (first detection, paging, customer reports) where it belongs._",
         "",
     ]
-    for event in record.events:
-        lines.append(f"- {record.clock.at(event.ts)} — {md_inline(event.actor)}: "
-                     f"{md_inline(describe(event))}")
+    moment = clock.moment if clock.local is not None else clock.at
+    for line in record.story.lines:
+        lines.append(f"- {moment(line.ts)} — {md_inline(line.actor)}: {md_inline(line.text)}")
+    lines.append("")
+    return lines
+
+
+def _notes(record: Record) -> list[str]:
+    clock = record.clock
+    lines = _section("Notes")
+    found = record.of(Kind.NOTE)
+    if not found:
+        return [*lines, "_No notes were recorded._", ""]
+    lines += [f"_{len(found)} note{'s' if len(found) != 1 else ''} from the record, as typed._",
+              ""]
+    moment = clock.moment if clock.local is not None else clock.at
+    for event in found:
+        lines.append(f"- {moment(event.ts)} — {md_inline(event.actor)}: "
+                     f"{md_inline(event.payload.get('text', ''))}")
     lines.append("")
     return lines
 
@@ -742,7 +402,7 @@ def _declaration_part(record: Record) -> list[str]:
 
 def _result_cell(result: str, detail: str) -> str:
     word = {"passed": "passed", "failed": "**FAILED**", "waived": "**WAIVED**",
-            "open": "**open**", "—": "—"}.get(result, md_cell(result))
+            "open": "**open**", "n/a": "n/a", "—": "—"}.get(result, md_cell(result))
     return f"{word}: {md_cell(detail)}" if detail else word
 
 
@@ -934,7 +594,7 @@ def _rollback_part(record: Record) -> list[str]:
         elif event.kind == Kind.ROLLBACK_FAILED:
             lines.append(f"- {when} — **FAILED**{after}: {md_inline(p.get('error', ''))}")
         else:
-            hold = _number(p.get("hold_s"))
+            hold = number(p.get("hold_s"))
             held = format_duration(hold) if hold is not None else md_inline(p.get("hold_s", ""))
             lines.append(f"- {when} — verification started: guardrails must hold for {held}")
     lines.append("")
@@ -966,7 +626,6 @@ def _guardrails_part(record: Record) -> list[str]:
     s = record.state
     clock = record.clock
     lines = ["### Guardrails", ""]
-    changes = record.of(Kind.GUARDRAIL_CHANGED)
     if s.guardrails:
         lines += ["Last status:", ""]
         for g in s.guardrails.values():
@@ -980,24 +639,32 @@ def _guardrails_part(record: Record) -> list[str]:
             lines.append("Canary evaluations stop when the rollback starts: these are the last "
                          "statuses seen on the canary.")
         lines.append("")
-    if changes:
+    runs = record.story.runs
+    if runs:
+        lines += ["Each guardrail over the incident (every status change is on the timeline; a "
+                  "breach episode is a run of polls in BREACH):", ""]
         rows = []
-        for event in changes:
-            p = event.payload
-            name = str(p.get("name", ""))
-            previous = GUARDRAIL_STATUS_WORDS.get(str(p.get("previous")), str(p.get("previous")))
-            status = GUARDRAIL_STATUS_WORDS.get(str(p.get("status")), str(p.get("status")))
-            if p.get("status") == "breach":
-                status = (f"**{status}** ({md_cell(p.get('breaches', '?'))}/"
-                          f"{md_cell(p.get('consecutive', '?'))})")
-            rows.append([clock.at(event.ts), md_cell(name), f"{md_cell(previous)} → {status}",
-                         record.value(name, p.get("canary")),
-                         record.value(name, p.get("baseline")),
-                         record.value(name, p.get("limit")), md_cell(p.get("detail", ""))])
-        lines += ["Status changes:", ""]
-        lines += md_table(["At (UTC)", "Guardrail", "Status", "Canary", "Baseline", "Limit",
-                           "Detail"], rows)
+        for name in dict.fromkeys(run.name for run in runs):
+            mine = [run for run in runs if run.name == name]
+            breaches = [run for run in mine if run.status == "breach"]
+            longest = max(breaches, key=lambda run: (run.count, run.span_s), default=None)
+            peaks = [run.peak for run in breaches if run.peak is not None]
+            blind = sum(1 for run in mine if run.status == "cant_evaluate")
+            rows.append([
+                md_cell(name),
+                str(len(mine)),
+                str(len(breaches)) + (f" ({sum(1 for r in breaches if r.sustained)} sustained)"
+                                      if any(r.sustained for r in breaches) else ""),
+                (f"{longest.count} polls, {format_duration(longest.span_s)} from "
+                 f"{clock.at(longest.first.ts)}") if longest is not None else "—",
+                record.value(name, max(peaks)) if peaks else "—",
+                _limits_seen(record, name, mine),
+                str(blind) if blind else "—",
+            ])
+        lines += md_table(["Guardrail", "Status changes", "Breach episodes", "Longest breach",
+                           "Peak canary in breach", "Limits", "Can't evaluate"], rows)
         lines.append("")
+        lines += _stable_limits_note(record)
     else:
         lines += ["No guardrail changed status.", ""]
     actions = record.of(Kind.GUARDRAIL_ACTION)
@@ -1010,6 +677,43 @@ def _guardrails_part(record: Record) -> list[str]:
                          f"**{md_inline(p.get('action', ''))}**")
         lines.append("")
     return lines
+
+
+def _limits_seen(record: Record, name: str, runs: Sequence[GuardrailRun]) -> str:
+    """The limits the guardrail reported, per track: a limit on the stable track that differs
+    from the canary's is said, not hidden."""
+    by_track: dict[str, list[str]] = {}
+    for run in runs:
+        shown = by_track.setdefault(run.mode, [])
+        for limit in sorted(run.limits):
+            text = record.value(name, limit)
+            if text not in shown:
+                shown.append(text)
+    canary = by_track.get("canary", [])
+    stable = by_track.get("stable", [])
+    parts = [_span(canary)] if canary else []
+    if stable and stable != canary:
+        parts.append(f"{_span(stable)} on the stable track")
+    return "; ".join(parts) or "—"
+
+
+def _span(shown: list[str]) -> str:
+    return shown[0] if len(shown) == 1 else f"{shown[0]} – {shown[-1]}"
+
+
+def _stable_limits_note(record: Record) -> list[str]:
+    """Why a guardrail's limit changed while the rollback was verified, when it did."""
+    changed = []
+    for name in dict.fromkeys(run.name for run in record.story.runs):
+        mine = [run for run in record.story.runs if run.name == name]
+        if _limits_seen(record, name, mine).count("on the stable track"):
+            changed.append(md_inline(name))
+    if not changed:
+        return []
+    return ["While the rollback was verified, the guardrails judged the stable track alone: "
+            "ratio limits need a canary to compare with, so only the absolute maximum applied "
+            f"there — which is why the limit of {and_list(changed)} differs on the stable "
+            "track.", ""]
 
 
 def _gates_part(record: Record) -> list[str]:
@@ -1046,22 +750,38 @@ def _command_part(record: Record) -> list[str]:
     first_commander = (declared.payload.get("commander") if declared else None) or s.declared_by
     lines.append(f"- **Commander at declaration**: {md_inline(first_commander)}; at the last "
                  f"event: {md_inline(s.commander)}")
+    # In time order: each person's consoles (counted), handovers, reconciliations.
+    moments: list[tuple[int, str]] = []
+    consoles: dict[tuple[str, str], list[Event]] = {}
     for event in record.of(Kind.CONSOLE_OPENED):
         p = event.payload
-        lines.append(f"- {clock.at(event.ts)} — console opened by "
-                     f"{md_inline(p.get('user', event.actor))} on {md_inline(p.get('host', ''))}"
-                     f" ({md_inline(p.get('mode', 'commander'))})")
+        consoles.setdefault((str(p.get("user") or event.actor), str(p.get("host", ""))),
+                            []).append(event)
+    for (user, host), opened in consoles.items():
+        first = opened[0]
+        text = (f"- {clock.at(first.ts)} — console opened by {md_inline(user)} on "
+                f"{md_inline(host)} ({md_inline(first.payload.get('mode', 'commander'))})")
+        if len(opened) > 1:
+            text += f"; opened {len(opened)} times in all, the last at {clock.at(opened[-1].ts)}"
+        moments.append((first.id, text))
     handovers = record.of(Kind.HANDOVER)
     for event in handovers:
         p = event.payload
-        lines.append(f"- {clock.at(event.ts)} — **command handover** from "
-                     f"{md_inline(p.get('previous_user', ''))} "
-                     f"({md_inline(p.get('previous_host', ''))}) to {md_inline(p.get('user', ''))}"
-                     f" ({md_inline(p.get('host', ''))}): {md_inline(p.get('reason', ''))}")
+        reason = str(p.get("reason") or "").strip()
+        why = md_inline(reason) if reason else "**no reason given**"
+        moments.append((event.id, (
+            f"- {clock.at(event.ts)} — **command handover** from "
+            f"{md_inline(p.get('previous_user', ''))} ({md_inline(p.get('previous_host', ''))}) "
+            f"to {md_inline(p.get('user', ''))} ({md_inline(p.get('host', ''))}): {why}")))
+    for event in record.of(Kind.RECONCILED):
+        moments.append((event.id, f"- {clock.at(event.ts)} — {md_inline(describe(event))}"))
+    lines += [text for _, text in sorted(moments)]
     if not handovers:
         lines.append("- No command handover.")
-    for event in record.of(Kind.RECONCILED):
-        lines.append(f"- {clock.at(event.ts)} — {md_inline(describe(event))}")
+    sent, failed = record.of(Kind.NOTIFIED), record.of(Kind.NOTIFY_FAILED)
+    if sent or failed:
+        lines.append(f"- Chat notifications: {len(sent)} sent"
+                     + (f", **{len(failed)} FAILED**" if failed else ""))
     lines.append("")
     return lines
 
@@ -1146,16 +866,18 @@ def _went_wrong(record: Record) -> list[str]:
     for event in record.of(Kind.WEIGHT_FAILED):
         facts.append(f"Setting the canary weight to {md_inline(event.payload.get('percent', ''))}"
                      f"% FAILED: {md_inline(event.payload.get('error', ''))}")
-    for event in record.of(Kind.GUARDRAIL_CHANGED):
-        p = event.payload
-        if p.get("status") == "breach" and p.get("previous") != "breach":
-            facts.append(f"Guardrail {md_inline(p.get('name', ''))} breached at "
-                         f"{clock.at(event.ts)}: {md_inline(p.get('detail', ''))}")
-        elif p.get("status") == "cant_evaluate" and p.get("previous") != "cant_evaluate":
-            # Insufficient evidence is expected at a small weight; a query that cannot be
-            # answered is not.
-            facts.append(f"Guardrail {md_inline(p.get('name', ''))} could not be evaluated at "
-                         f"{clock.at(event.ts)}: {md_inline(p.get('detail', ''))}")
+    # One fact per guardrail and kind of trouble: the first episode, and how many there were.
+    for status, words in (("breach", "breached"), ("cant_evaluate", "could not be evaluated")):
+        # Insufficient evidence is expected at a small weight; a query that cannot be answered
+        # is not.
+        episodes: dict[str, list[GuardrailRun]] = {}
+        for run in record.story.runs:
+            if run.status == status:
+                episodes.setdefault(run.name, []).append(run)
+        for name, found in episodes.items():
+            more = f" ({len(found)} times in all)" if len(found) > 1 else ""
+            facts.append(f"Guardrail {md_inline(name)} {words} at "
+                         f"{clock.at(found[0].first.ts)}{more}: {md_inline(found[0].detail)}")
     if s.rollback_status == "not_verified":
         facts.append(f"Rollback NOT verified: {md_inline(s.rollback_detail)}")
     elif s.rollback_status == "failed":
@@ -1225,3 +947,4 @@ def _prevention() -> list[str]:
 
 def _lessons() -> list[str]:
     return [*_section("Lessons Learned"), "_Key takeaways for the team._", ""]
+

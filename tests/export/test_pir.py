@@ -27,7 +27,8 @@ from console.export.pir import (
     render_pir,
     series_figures,
 )
-from console.model import Event, Kind, describe
+from console.export.timeline import story
+from console.model import Event, Kind
 from console.state import fold
 from tests.export.fixtures import (
     HOLD_OVERRIDE_REASON,
@@ -147,15 +148,64 @@ def test_sections_in_template_order(tmp_path: Path) -> None:
             text.split("\n")[0]]
 
 
-def test_the_timeline_keeps_every_event(tmp_path: Path) -> None:
+def test_the_timeline_tells_the_story_once(tmp_path: Path) -> None:
     built = build_verified(tmp_path)
-    body = sections(pir(built))["Timeline (UTC)"]
+    text = pir(built)
+    body = sections(text)["Timeline (UTC)"]
     bullets = [line for line in body.split("\n") if line.startswith("- ")]
-    assert len(bullets) == len(built.events)
-    for bullet, event in zip(bullets, built.events, strict=True):
-        time = event.ts.strftime("%H:%M:%S")
-        first_line = describe(event).split("\n")[0]
-        assert bullet == f"- {time} — {event.actor}: {first_line}"
+    # Three BREACH polls are one line, with their count, span and peak.
+    breach = [line for line in bullets if "Guardrail error-rate: BREACH" in line]
+    assert breach == ["- 22:19:40 — warroom: Guardrail error-rate: BREACH ×3 from 22:19:40 to "
+                      "22:20:00, peak 6.10% (sustained) — canary 6.10% > limit 2.00% (max)"]
+    # A request and its outcome are one line; a preflight request is not a line of its own.
+    assert ("- 22:14:20 — sam: Advance 1% → 10%; OVERRIDES: hold (" + HOLD_OVERRIDE_REASON
+            + ") — weight 10% at 22:14:22") in bullets
+    assert not any("preflight to v1.4.2 requested" in line for line in bullets)
+    # Notes are in their own section, not on the timeline.
+    assert not any("Note:" in line for line in bullets)
+    assert "- 22:31:00 — sam: Error spike: the new redaction regex" in sections(text)["Notes"]
+    # In time order, and no line is cut.
+    times = [line[2:10] for line in bullets]
+    assert times == sorted(times)
+    assert len(bullets) == len(story(built.events, at=str, value=lambda _, v: str(v)).lines)
+
+
+def test_repeated_preflights_and_consoles_are_counted_once(tmp_path: Path) -> None:
+    builder = IncidentBuilder(tmp_path / "repeats.db")
+    builder.declare("22:04:05", rate_count=0)
+    for minute in range(5, 9):
+        builder.add(f"22:{minute:02d}:00", Kind.CONSOLE_OPENED, "sam", user="sam",
+                    host="bastion-1", pid=4000 + minute, mode="commander")
+        builder.add(f"22:{minute:02d}:01", Kind.PREFLIGHT_REQUESTED, "warroom", target="v1.4.2")
+        builder.add(f"22:{minute:02d}:02", Kind.PREFLIGHT_PASSED, "warroom", target="v1.4.2",
+                    checks=[], detail="ok")
+    for second in range(0, 50, 10):
+        builder.add(f"22:10:{second:02d}", Kind.ROLLBACK_PROGRESS, "warroom", target="v1.4.2",
+                    message="verification waits: error-rate on the stable track")
+    body = sections(pir(builder.finish()))["Timeline (UTC)"]
+    bullets = [line for line in body.split("\n") if line.startswith("- ")]
+    assert ("- 22:05:00 — sam: Console opened by sam on bastion-1 (opened again ×3 more, last "
+            "22:08:00)") in bullets
+    assert ("- 22:05:02 — warroom: Rollback preflight to v1.4.2 passed (the same again ×3 more, "
+            "last 22:08:02)") in bullets
+    assert ("- 22:10:00 — warroom: Rollback: verification waits: error-rate on the stable track "
+            "(again ×4 more, last 22:10:40)") in bullets
+    assert len(bullets) == 4
+
+
+def test_the_export_fold_is_the_fold(tmp_path: Path) -> None:
+    """build_record folds long runs of guardrail changes lazily: the state must be fold's."""
+    from console.state import state_json
+
+    for variant, build in BUILDERS.items():
+        built = build(tmp_path / variant)
+        record = build_record(built.events, built.config)
+        expected = fold(built.events)
+        assert state_json(record.state) == state_json(expected), variant
+        assert record.state.guardrails == expected.guardrails, variant
+        assert record.state.notes == expected.notes
+        assert (record.state.last_event_id, record.state.last_hash) == (
+            expected.last_event_id, expected.last_hash)
 
 
 def test_the_timeline_shows_the_date_when_the_incident_spans_days(tmp_path: Path) -> None:
@@ -174,11 +224,11 @@ def test_tables_are_intact(tmp_path: Path) -> None:
 
 def test_hostile_text_is_literal_and_harmless(tmp_path: Path) -> None:
     text = pir(build_verified(tmp_path))
-    timeline = sections(text)["Timeline (UTC)"]
+    notes = sections(text)["Notes"]
     # The note: its first line on the bullet, the rest indented inside it, the # escaped.
-    assert ("- 22:09:30 — sam: Note: Support forwarded a customer report | pipe\n"
+    assert ("- 22:09:30 — sam: Support forwarded a customer report | pipe\n"
             "  \\# not a heading\n"
-            "  [bold]markup[/] and &lt;script>alert(1)&lt;/script>\n") in timeline
+            "  [bold]markup[/] and &lt;script>alert(1)&lt;/script>\n") in notes
     assert "\n# not a heading" not in text
     assert "<script>" not in text  # no tag a renderer would obey
     # In a table cell the pipe is escaped, and the row keeps its width.
@@ -272,18 +322,23 @@ def test_no_user_text_breaks_the_structure(verified_incident: BuiltIncident, tex
     assert_tables_intact(out)
     tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(out)
     heads = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
-    assert heads[1:] == [*SECTIONS[:6], *RECORD_PARTS, *SECTIONS[6:]]
+    split = SECTIONS.index("Emergency Change Record") + 1
+    assert heads[1:] == [*SECTIONS[:split], *RECORD_PARTS, *SECTIONS[split:]]
     assert heads[0].startswith("Post-Incident Review: INC-1 — ")
     assert not any(t.type == "html_block" for t in tokens)
     inline = [child for t in tokens for child in (t.children or [])]
     assert not any(child.type in ("image", "link_open") for child in inline)
     # the only HTML is the export's own line break in a table cell
     assert {child.content for child in inline if child.type == "html_inline"} <= {"<br>"}
-    # The timeline is still one list with one item per event.
+    # The timeline is still one list with one item per line of the story, the notes one item
+    # per note.
     body = sections(out)["Timeline (UTC)"]
     timeline = markdown_it.MarkdownIt("commonmark").parse(body)
     items = [t for t in timeline if t.type == "list_item_open" and t.level == 1]
-    assert len(items) == len(events)
+    assert len(items) == len(story(events, at=str, value=lambda _, v: str(v)).lines)
+    notes = markdown_it.MarkdownIt("commonmark").parse(sections(out)["Notes"])
+    assert len([t for t in notes if t.type == "list_item_open" and t.level == 1]) == len(
+        [e for e in events if e.kind == Kind.NOTE])
     assert "\x1b" not in out and "\x00" not in out and "\r" not in out
 
 
@@ -351,9 +406,8 @@ def test_rollback_from_preflight_to_verification(tmp_path: Path) -> None:
     assert "| guardrails healthy on the stable track for 1m 00s | ok | error-rate, p95-latency |" \
            in rollback
     guardrails = text.split("### Guardrails")[1].split("###")[0]
-    assert "| 22:19:40 | error-rate | healthy → **BREACH** (1/3) | 6.10% | 0.42% | 2.00% |" in \
-           guardrails
-    assert "| 22:20:00 | error-rate | BREACH → **BREACH** (3/3) | 5.50% |" in guardrails
+    assert ("| error-rate | 2 | 1 (1 sustained) | 3 polls, 20s from 22:19:40 | 6.10% | 2.00% | — |"
+            in guardrails)
     assert "- 22:20:00 — error-rate: sustained breach (3 in a row) → **rollback**" in guardrails
     resolution = sections(text)["Resolution"]
     assert resolution.startswith("\n**Rolled back to v1.4.2** (automatic, requested at canary "
@@ -419,7 +473,8 @@ def test_without_config_or_samples(tmp_path: Path) -> None:
     built = build_verified(tmp_path)
     text = render_pir(built.events, config=None, samples={}, now=None)
     assert "_No metric samples were recorded for this incident._" in text
-    assert "| 22:19:40 | error-rate | healthy → **BREACH** (1/3) | 0.061 | 0.0042 | 0.02 |" in text
+    assert "| error-rate | 2 | 1 (1 sustained) | 3 polls, 20s from 22:19:40 | 0.061 | 0.02 | — |" \
+        in text
     assert "exported" not in text.split("## Summary")[0]
     raw = render_pir(built.events, config=None, samples=built.samples, now=None)
     assert "| error-rate/canary | 54 | 0.061 | 22:19:40 | 0.02 |" in raw
@@ -483,3 +538,36 @@ def test_failed_rollback_and_blind_guardrail(tmp_path: Path) -> None:
            "connection refused" in wrong
     assert "- ❌ The canary started before the rollback was ready" in wrong
     assert "Confirm by hand that v1.4.2 is live and healthy — rollback FAILED" in text
+
+
+# --- the file and the words ----------------------------------------------------------------------
+
+
+def test_the_export_file_is_private(tmp_path: Path) -> None:
+    import stat
+
+    from console.cli import main
+
+    built = build_verified(tmp_path)
+    out = tmp_path / "INC-1-PIR.md"
+    old = os.umask(0o022)  # a umask that would leave a plain file world-readable
+    try:
+        assert main(["export", "1", "-o", str(out), "--db", str(built.path)]) == 0
+        written = tmp_path / "console-export.md"
+        from console.export import write_private
+
+        write_private(written, "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert out.read_text(encoding="utf-8").startswith(f"# Post-Incident Review: INC-1 — {TITLE}")
+
+
+def test_stored_messages_are_never_cut_mid_word() -> None:
+    from console.model import clip
+
+    text = "verification waits: error-rate on the stable track: query " + "x" * 10 + " tail"
+    assert clip(text, 60) == "verification waits: error-rate on the stable track: query…"
+    assert clip("short", 60) == "short"
+    assert len(clip("a" * 400)) == 300 and clip("a" * 400).endswith("…")

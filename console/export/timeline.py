@@ -1,0 +1,285 @@
+"""The timeline as a story a person reads: what changed, once, in time order.
+
+The record keeps every fact; a reader wants the changes. :func:`story` turns the events into
+lines, folding what repeats without losing it:
+
+- a guardrail's polls that keep its status are one line with their count, span and peak
+  ("BREACH ×22 from 03:14:02 to 03:14:44, peak 3.48%"); a new line starts only when its status
+  (or the track it is judged on) changes — :func:`guardrail_runs` gives the same runs to the
+  Guardrails part of the PIR;
+- a rollback preflight that gives the same result again is counted on its first line, and the
+  request that precedes each is not shown;
+- a canary weight request and its outcome are one line;
+- a console opened again by the same person is counted on the first line;
+- identical rollback progress messages in a row are one line;
+- notes are gathered in their own section (:func:`notes`), and chat notifications are counted
+  in the Command part, since each repeats a fact already on the timeline.
+
+Lines carry plain text (the caller escapes it) and stay in the order of the events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from console.model import GUARDRAIL_STATUS_WORDS, LOUD_KINDS, Event, Kind, describe
+
+#: Kinds that are not lines of the story (see the module docstring for where they go).
+_NOT_IN_STORY = frozenset({Kind.NOTE, Kind.PREFLIGHT_REQUESTED, Kind.NOTIFIED})
+
+
+@dataclass(slots=True)
+class GuardrailRun:
+    """Consecutive evaluations of one guardrail with one status, on one track."""
+
+    name: str
+    status: str
+    previous: str
+    mode: str  # "canary", or "stable" while a rollback is verified on the stable track
+    first: Event
+    last: Event
+    count: int = 1
+    peak: float | None = None
+    sustained: bool = False
+    limits: list[float] = field(default_factory=list)
+
+    def absorb(self, event: Event, payload: dict[str, Any]) -> None:
+        """One more evaluation with the same status (kept cheap: a long record has many)."""
+        self.last = event
+        self.count += 1
+        canary = payload.get("canary")
+        if canary.__class__ is float and (self.peak is None or canary > self.peak):
+            self.peak = canary
+        if payload.get("sustained"):
+            self.sustained = True
+        limit = payload.get("limit")
+        if limit.__class__ is float and limit not in self.limits:
+            self.limits.append(limit)
+
+    @property
+    def detail(self) -> str:
+        value = self.first.payload.get("detail")
+        return "" if value is None else str(value)
+
+    @property
+    def span_s(self) -> float:
+        return (self.last.ts - self.first.ts).total_seconds()
+
+
+def _new_run(event: Event, payload: dict[str, Any], name: str, status: str,
+             mode: str) -> GuardrailRun:
+    limit = _figure(payload.get("limit"))
+    return GuardrailRun(
+        name, status, str(payload.get("previous", "unknown")), mode, event, event, 1,
+        _figure(payload.get("canary")), bool(payload.get("sustained")),
+        [] if limit is None else [limit])
+
+
+def _figure(value: Any) -> float | None:
+    return float(value) if type(value) in _NUMBERS else None
+
+
+_NUMBERS = frozenset({int, float})  # not bool: a flag is no figure
+
+
+def guardrail_runs(events: Sequence[Event]) -> list[GuardrailRun]:
+    """The guardrail-change events as runs (one per status change), oldest first."""
+    runs: list[GuardrailRun] = []
+    open_runs: dict[str, GuardrailRun] = {}
+    for event in events:
+        payload = event.payload
+        name = payload.get("name", "")
+        status = payload.get("status", "unknown")
+        mode = payload.get("mode") or "canary"
+        run = open_runs.get(name)
+        if run is not None and run.status == status and run.mode == mode:
+            run.absorb(event, payload)
+            continue
+        run = open_runs[name] = _new_run(event, payload, str(name), str(status), str(mode))
+        runs.append(run)
+    return runs
+
+
+@dataclass(slots=True)
+class Line:
+    """One line of the story: when, who, and what (plain text; ``text`` may be computed once
+    everything it folds is known)."""
+
+    event: Event
+    actor: str
+    words: str | Callable[[], str]
+    loud: bool = False
+
+    @property
+    def ts(self) -> datetime:
+        return self.event.ts
+
+    @property
+    def text(self) -> str:
+        return self.words if isinstance(self.words, str) else self.words()
+
+
+@dataclass(slots=True)
+class _Repeats:
+    """A line that counts how often the same thing happened again."""
+
+    first: Event
+    text: str
+    again: int = 0
+    last: Event | None = None
+
+    def words(self, at: Callable[[datetime], str], what: str) -> str:
+        if not self.again or self.last is None:
+            return self.text
+        return f"{self.text} ({what} ×{self.again} more, last {at(self.last.ts)})"
+
+
+@dataclass(frozen=True)
+class Story:
+    """The timeline's lines, and the guardrails' runs they fold."""
+
+    lines: list[Line]
+    runs: list[GuardrailRun]
+
+
+def story(events: Sequence[Event], *, at: Callable[[datetime], str],
+          value: Callable[[str, Any], str]) -> Story:
+    """The timeline's lines (see the module docstring). ``at`` formats a time, ``value`` a
+    guardrail figure (guardrail name, raw value)."""
+    lines: list[Line] = []
+    runs: list[GuardrailRun] = []
+    guardrail_changed = Kind.GUARDRAIL_CHANGED.value
+    open_runs: dict[str, GuardrailRun] = {}
+    preflight: _Repeats | None = None
+    preflight_key: tuple[str, str] | None = None
+    consoles: dict[str, _Repeats] = {}
+    progress: _Repeats | None = None
+    pending: tuple[Event, Line] | None = None
+    for event in events:
+        kind = event.kind
+        if kind == guardrail_changed:
+            payload = event.payload
+            name = payload.get("name", "")
+            status = payload.get("status", "unknown")
+            mode = payload.get("mode") or "canary"
+            run = open_runs.get(name)
+            if run is not None and run.status == status and run.mode == mode:
+                run.absorb(event, payload)
+                continue
+            run = open_runs[name] = _new_run(event, payload, str(name), str(status), str(mode))
+            runs.append(run)
+            lines.append(Line(event, event.actor, _run_words(run, at, value),
+                              loud=status in ("breach", "cant_evaluate")))
+            continue
+        if kind in _NOT_IN_STORY:
+            continue
+        if kind != Kind.ROLLBACK_PROGRESS:
+            progress = None
+        if kind in (Kind.PREFLIGHT_PASSED, Kind.PREFLIGHT_FAILED):
+            key = (kind, str(event.payload.get("target", "")))
+            if preflight is not None and key == preflight_key:
+                preflight.again += 1
+                preflight.last = event
+                continue
+            preflight, preflight_key = _Repeats(event, describe(event)), key
+            repeats = preflight
+            lines.append(Line(event, event.actor,
+                              lambda r=repeats: r.words(at, "the same again"),  # type: ignore[misc]
+                              loud=kind == Kind.PREFLIGHT_FAILED))
+            continue
+        if kind == Kind.CONSOLE_OPENED:
+            user = str(event.payload.get("user") or event.actor)
+            seen = consoles.get(user)
+            if seen is not None:
+                seen.again += 1
+                seen.last = event
+                continue
+            seen = consoles[user] = _Repeats(event, describe(event))
+            lines.append(Line(event, event.actor,
+                              lambda r=seen: r.words(at, "opened again"),  # type: ignore[misc]
+                              ))
+            continue
+        if kind == Kind.ROLLBACK_PROGRESS:
+            message = str(event.payload.get("message", ""))
+            if progress is not None and progress.first.payload.get("message") == message:
+                progress.again += 1
+                progress.last = event
+                continue
+            progress = _Repeats(event, describe(event))
+            repeats = progress
+            lines.append(Line(event, event.actor,
+                              lambda r=repeats: r.words(at, "again"),  # type: ignore[misc]
+                              ))
+            continue
+        if kind == Kind.WEIGHT_REQUESTED:
+            line = Line(event, event.actor, describe(event),
+                        loud=bool(event.payload.get("overrides"))
+                        or event.payload.get("action") == "immediate")
+            lines.append(line)
+            pending = (event, line)
+            continue
+        if kind in (Kind.WEIGHT_SET, Kind.WEIGHT_FAILED) and pending is not None:
+            request, line = pending
+            pending = None
+            line.words = _weight_words(request, event, at)
+            line.loud = line.loud or kind == Kind.WEIGHT_FAILED
+            continue
+        lines.append(Line(event, event.actor, describe(event), loud=_loud(event)))
+    return Story(lines, runs)
+
+
+def _loud(event: Event) -> bool:
+    return event.kind in LOUD_KINDS or event.kind in (Kind.ROLLBACK_REQUESTED,
+                                                      Kind.ROLLBACK_NOT_VERIFIED)
+
+
+def _run_words(run: GuardrailRun, at: Callable[[datetime], str],
+               value: Callable[[str, Any], str]) -> Callable[[], str]:
+    def words() -> str:
+        word = GUARDRAIL_STATUS_WORDS.get(run.status, run.status)
+        detail = run.detail
+        track = (" on the stable track" if run.mode == "stable"
+                 and not detail.startswith("stable track") else "")
+        head = f"Guardrail {run.name}{track}: {word}"
+        if run.count > 1:
+            head += f" ×{run.count} from {at(run.first.ts)} to {at(run.last.ts)}"
+            if run.peak is not None and run.status == "breach":
+                head += f", peak {value(run.name, run.peak)}"
+        if run.sustained:
+            head += " (sustained)"
+        return f"{head} — {detail}" if detail else head
+
+    return words
+
+
+def _weight_words(request: Event, outcome: Event,
+                  at: Callable[[datetime], str]) -> str:
+    """A weight request and its outcome on one line."""
+    p = request.payload
+    start, to = p.get("from_percent", "?"), p.get("to_percent", "?")
+    action = str(p.get("action") or "advance")
+    text = {
+        "advance": f"Advance {start}% → {to}%",
+        "immediate": f"100% IMMEDIATELY from {start}%: {p.get('reason', '')}",
+        "abort": f"Abort {start}% → 0%" + (f": {p['reason']}" if p.get("reason") else ""),
+        "rollback": "Canary weight to 0% for the rollback",
+    }.get(action, f"Weight {start}% → {to}% ({action})")
+    overrides = p.get("overrides") or []
+    if overrides:
+        text += "; OVERRIDES: " + "; ".join(
+            f"{o.get('block', '')} ({o.get('reason', '')})" for o in overrides
+            if isinstance(o, dict))
+    if outcome.kind == Kind.WEIGHT_FAILED:
+        return f"{text} — FAILED at {at(outcome.ts)}: {outcome.payload.get('error', '')}"
+    percent = outcome.payload.get("percent", "?")
+    if outcome.ts == request.ts:
+        return f"{text} — weight {percent}%"
+    return f"{text} — weight {percent}% at {at(outcome.ts)}"
+
+
+def notes(events: Sequence[Event]) -> list[Event]:
+    """The notes, oldest first."""
+    return [event for event in events if event.kind == Kind.NOTE]
