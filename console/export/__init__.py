@@ -166,15 +166,17 @@ def protect(path: Path, group: str | None = None) -> None:
 
 def write_private(path: Path, text: str, group: str | None = None) -> None:
     """Write an export to ``path`` whole (a temporary file beside it, renamed), mode as
-    :func:`protect` says, whatever the umask."""
+    :func:`protect` says, whatever the umask, secrets scrubbed."""
     import os
     import tempfile
+
+    from adapters.secrets import scrub
 
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=".warroom-export-")
     partial = Path(name)
     try:
         with open(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+            out.write(scrub(text))  # every export, as export() does
         protect(partial, group)
         os.replace(partial, path)
     finally:
