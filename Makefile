@@ -8,18 +8,10 @@ export UV_COMPILE_BYTECODE := 1
 
 .PHONY: demo demo-good demo-prometheus test test-fast mutate test-repeat test-under-load faults bench snapshots lint prometheus clean
 
-# The venv is rebuilt when pyproject.toml changes. uv (with bytecode compilation) when present,
-# else python3 -m venv and pip.
-$(STAMP): pyproject.toml
-	@if command -v uv >/dev/null 2>&1; then \
-		echo "bootstrap: uv venv $(VENV)"; \
-		uv venv --quiet --allow-existing $(VENV) && \
-		uv pip install --quiet --compile-bytecode --python $(PY) -e '.[test,dev]'; \
-	else \
-		echo "bootstrap: python3 -m venv $(VENV)"; \
-		python3 -m venv $(VENV) && \
-		$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'; \
-	fi
+# The venv is rebuilt when pyproject.toml changes (scripts/bootstrap: uv when it can be had from
+# the package registry, else pip; each step printed with its elapsed time).
+$(STAMP): pyproject.toml scripts/bootstrap
+	@scripts/bootstrap $(VENV)
 	@touch $(STAMP)
 
 bootstrap: $(STAMP)

@@ -26,6 +26,16 @@ DEMO_TITLE = "Internal API exposes PII in agent responses"
 DEMO_APPROVERS = {"security-lead": "priya", "platform-lead": "marco"}
 
 
+#: How the demo's service is simulated: the bad build errs from 10 % on. The same whether the
+#: guardrails read the simulator directly or through a real Prometheus scraping it.
+DEMO_SIMULATION: dict[str, Any] = {"seed": 7, "bad_from_percent": 10}
+
+
+def demo_simulation(scenario: str) -> dict[str, Any]:
+    """The simulated service's settings for a demo of ``scenario`` (good or bad)."""
+    return {**DEMO_SIMULATION, "scenario": scenario}
+
+
 #: The demo's guardrails on a real Prometheus, written against the conventional metric names that
 #: the simulator exports (short windows: the demo lasts minutes, not hours).
 PROMETHEUS_GUARDRAILS: list[dict[str, Any]] = [
@@ -71,7 +81,7 @@ def demo_config(base: Config, scenario: str, fast: bool = False,
         "monitoring": {"poll_interval_s": 0.5 if fast else 2.0, "graph_window_s": 240},
         "rollback": {"verification_hold_s": hold(15), "verify_timeout_s": 120},
         "scenarios": {"mission_critical": ["agent-responses", "login"]},
-        "metrics": {"kind": "sim", "scenario": scenario, "seed": 7, "bad_from_percent": 10},
+        "metrics": {"kind": "sim", **demo_simulation(scenario)},
         "traffic": {"kind": "sim"},
         "deploy": {"kind": "sim", "rollback_seconds": hold(6)},
         "guardrails": [

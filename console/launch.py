@@ -32,7 +32,8 @@ def run_console(args: argparse.Namespace, config: Config, db_path: Path | None) 
 
         config = demo_config(config, args.scenario, fast=getattr(args, "fast", False),
                              prometheus_url=getattr(args, "prometheus", None))
-        db_path = db_path or paths.demo_db_path()
+        db_path = db_path or (paths.demo_prometheus_db_path() if getattr(args, "prometheus", None)
+                              else paths.demo_db_path())
     assert db_path is not None
     if args.command == "watch":
         return _watch(_incident_id(args.id), config, db_path)
@@ -67,6 +68,7 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path,
              incident_id: int | None) -> int:
     """A commander console: for the incident given, or the demo's (found or declared)."""
     from console.app import make_app
+    from console.demo import demo_simulation
     from console.engine import Engine
     from console.wiring import build_adapters, simulated_service
 
@@ -95,7 +97,10 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path,
         try:
             sim_service = None
             if "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind):
-                sim_service = simulated_service(config, state, clock)
+                # A demo's service behaves as its scenario says even when a real Prometheus,
+                # not the simulator, answers the guardrails' queries (demo-prometheus).
+                overrides = demo_simulation(state.scenario or args.scenario) if demo else {}
+                sim_service = simulated_service(config, state, clock, **overrides)
                 if state.canary_percent and not state.rolled_back:
                     sim_service.set_weight(state.canary_percent)  # resume where the demo was
             adapters = build_adapters(config, state, clock, sim_service,

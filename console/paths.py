@@ -41,3 +41,9 @@ def default_db_path(configured: str | None = None) -> Path:
 def demo_db_path() -> Path:
     """The demo's own database, kept apart from real incidents."""
     return data_dir() / "demo.db"
+
+
+def demo_prometheus_db_path() -> Path:
+    """The Prometheus demo's own database: kept after it exits (like the simulator demo's), and
+    apart from it, so neither resumes the other's incident."""
+    return data_dir() / "demo-prometheus.db"

@@ -80,7 +80,9 @@ def set_subtitle(widget: Widget, text: str) -> None:
 class CanaryView:
     """What the canary pane shows, already in words; compared to skip needless repaints."""
 
-    ladder: tuple[tuple[str, str], ...]  # (label, "current" | "reached" | "future")
+    # (label, "current" | "reached" | "skipped" | "future"): a stage below the weight that the
+    # canary never stood at (100 % immediately) is skipped, never shown as passed.
+    ladder: tuple[tuple[str, str], ...]
     weight: int
     hold: str  # "" when there is no stage
     hold_done: bool
@@ -107,6 +109,7 @@ class CanaryPane(Widget):
         "canary-pane--current",
         "canary-pane--reached",
         "canary-pane--future",
+        "canary-pane--skipped",
         "canary-pane--block",
         "canary-pane--override",
         "canary-pane--ready",
@@ -132,6 +135,7 @@ class CanaryPane(Widget):
     CanaryPane > .canary-pane--current { color: $accent; text-style: bold; }
     CanaryPane > .canary-pane--reached { color: $success; }
     CanaryPane > .canary-pane--future { color: $text-muted; }
+    CanaryPane > .canary-pane--skipped { color: $warning; text-style: strike; }
     CanaryPane > .canary-pane--block { color: $error; text-style: bold; }
     CanaryPane > .canary-pane--override { color: $warning; }
     CanaryPane > .canary-pane--ready { color: $success; text-style: bold; }
@@ -201,7 +205,8 @@ class CanaryPane(Widget):
             (
                 f"{percent}%",
                 "current" if percent == current
-                else "reached" if percent > 0 and (percent in visited or percent < current)
+                else "reached" if percent > 0 and percent in visited
+                else "skipped" if 0 < percent < current
                 else "future",
             )
             for percent in percents
@@ -284,6 +289,8 @@ class CanaryPane(Widget):
                 parts.append(loud(f"[{label}]", ".canary-pane--current"))
             elif kind == "reached":
                 parts.append((f"{label}✓", ".canary-pane--reached"))
+            elif kind == "skipped":
+                parts.append((label, ".canary-pane--skipped"))
             else:
                 parts.append((label, ".canary-pane--future"))
         lines = [Content.assemble(*parts)]
@@ -309,7 +316,10 @@ class CanaryPane(Widget):
         if view.error:
             lines.append(loud(f"✗ WEIGHT CHANGE FAILED: {view.error}", ".canary-pane--loud"))
         if view.immediate:
-            lines.append(loud("⚠ 100% IMMEDIATELY was used", ".canary-pane--immediate"))
+            skipped = [label for label, kind in view.ladder if kind == "skipped"]
+            lines.append(loud("⚠ 100% IMMEDIATELY was used"
+                              + (f": {', '.join(skipped)} skipped" if skipped else ""),
+                              ".canary-pane--immediate"))
         if view.pending:
             lines.append(Content.styled(view.pending, ".canary-pane--pending"))
         if view.promoted:

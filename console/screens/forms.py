@@ -89,7 +89,11 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
     """Advance despite blocks: each needs its own typed reason, which becomes an event."""
 
     DEFAULT_CSS = FORM_CSS.format(name="OverrideModal")
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    # Enter is a priority binding of the screen, not the Input's own submit: the app runs it
+    # before it forwards the next key, so what is typed right after Enter lands in the next box
+    # (with Input.Submitted the next keys reach the old box before its message bubbles up).
+    BINDINGS = [Binding("escape", "cancel", "Cancel"),
+                Binding("enter", "next_or_proceed", "Next / proceed", show=False, priority=True)]
     #: The first reason field, not the scroll container around the fields: typing must land there.
     AUTO_FOCUS = "Input"
 
@@ -121,13 +125,26 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
             yield Static("", classes="form--error", id="error")
             yield Static("Enter = next / proceed    Escape = cancel", classes="form--hint")
 
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
+    def action_next_or_proceed(self) -> None:
         inputs = list(self.query(Input))
-        index = inputs.index(event.input)
+        focused = self.focused
+        index = inputs.index(focused) if isinstance(focused, Input) and focused in inputs else 0
         if index + 1 < len(inputs) and not inputs[index + 1].value.strip():
-            inputs[index + 1].focus()
+            self.set_focus(inputs[index + 1])
             return
+        # Each box handles its keys on its own queue: read the values only after every box has
+        # handled the keys already sent to it (a callback queued behind them, box by box).
+        def after(position: int) -> None:
+            if position == len(inputs):
+                self._proceed(inputs)
+            else:
+                inputs[position].call_later(after, position + 1)
+
+        after(0)
+
+    def _proceed(self, inputs: list[Input]) -> None:
+        if not self.is_attached or self.app.screen is not self:
+            return  # cancelled meanwhile
         reasons: dict[str, str] = {}
         for field in inputs:
             value = field.value.strip()
@@ -135,13 +152,13 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
                 if value not in self._confirm_words:
                     self.query_one("#error", Static).update(Content(
                         f"Not confirmed: type {' or '.join(self._confirm_words)} exactly."))
-                    field.focus()
+                    self.set_focus(field)
                     return
                 continue
             if len(value) < MIN_REASON:
                 self.query_one("#error", Static).update(
-                    "Each reason must be specific (at least 8 characters).")
-                field.focus()
+                    f"Each reason must be specific (at least {MIN_REASON} characters).")
+                self.set_focus(field)
                 return
             reasons[(field.id or "").removeprefix("reason-")] = value
         self.dismiss(reasons)

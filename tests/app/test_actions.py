@@ -29,6 +29,21 @@ def test_the_table_is_the_one_source_of_the_bindings() -> None:
     assert BY_NAME["rollback"].key == "R" and BY_NAME["rollback"].confirm == "y"
 
 
+def test_the_readme_explains_every_key_of_the_table() -> None:
+    """README's key table is read by people before an incident: a key added to the table and
+    not to the README fails here."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The keys", 1)[1].split("\n## ", 1)[0]
+    first_cells = [line.split("|")[1] for line in section.splitlines()
+                   if line.startswith("| `")]
+    documented = {key.strip("` ") for cell in first_cells
+                  for key in cell.replace(" / ", ",").split(",")}
+    missing = [a.shown_key for a in ACTIONS if a.shown_key not in documented]
+    assert not missing, f"keys of console/actions.py missing from README's key table: {missing}"
+
+
 async def test_the_palette_lists_100_percent_last(rig: Rig) -> None:
     rig.ready()
     app = rig.app()

@@ -117,6 +117,33 @@ async def test_advance_with_blocks_lists_each_block_and_escape_cancels(rig: Rig)
         assert rig.kinds(before) == []
 
 
+async def test_typing_straight_on_after_enter_lands_in_the_next_box(rig: Rig) -> None:
+    """A fast typist does not wait for the focus to move: every key after Enter belongs to the
+    next box. (With Input.Submitted, the keys typed before its message bubbled up went into the
+    box just left: the second reason was appended to the first.)"""
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        before = rig.last_id()
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, OverrideModal)
+        # All the keys at once, as a terminal delivers a fast typist's burst: each is queued
+        # before the first is handled (Pilot.press would wait for idle after every key).
+        for char in "approvers are on the call\rpreflight runs right now\r":
+            key = "enter" if char == "\r" else "space" if char == " " else char
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        assert not isinstance(app.screen, OverrideModal), shown(app)
+        request = rig.events()[-2]
+        assert request.kind == Kind.WEIGHT_REQUESTED
+        assert [(o["block"], o["reason"]) for o in request.payload["overrides"]] == [
+            ("approvals", "approvers are on the call"),
+            ("preflight", "preflight runs right now"),
+        ]
+        assert rig.kinds(before) == [Kind.WEIGHT_REQUESTED, Kind.WEIGHT_SET]
+
+
 async def test_advance_override_refuses_a_short_reason_then_records_each_one(rig: Rig) -> None:
     app = rig.app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:

@@ -67,12 +67,18 @@ class Tmux:
         """Run ``argv`` in a new detached session; its exit status stays on screen afterwards."""
         assigns = " ".join(f"{key}={shlex.quote(value)}" for key, value in self.env.items())
         # $? is saved at once: after the blank `echo` it would be echo's status, always 0.
-        command = (f"env {assigns} {shlex.join(argv)}; status=$?; echo; "
+        # -u COLUMNS -u LINES: something in the pytest process exports 80×24 to children at the C
+        # level (not in os.environ); Textual would believe it over the pane's real size.
+        command = (f"env -u COLUMNS -u LINES {assigns} {shlex.join(argv)}; status=$?; echo; "
                    "echo \"warroom exited with $status\"; sleep 120")
         # -f /dev/null: no user tmux.conf; the private socket: nobody else's server or sessions.
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d",
                         "-s", self.name, "-x", str(width), "-y", str(height), "-c", str(self.cwd),
                         command], check=True, timeout=10, capture_output=True, text=True)
+
+    def resize(self, width: int, height: int) -> None:
+        """Resize the session's window, as a person dragging their terminal would."""
+        self._tmux("resize-window", "-t", self.name, "-x", str(width), "-y", str(height))
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", self.name).stdout

@@ -240,6 +240,29 @@ async def test_canary_pending_error_and_immediate_are_loud() -> None:
     assert any(s.reverse and s.bold for s in shot.styles("IMMEDIATELY"))
 
 
+async def test_canary_never_marks_a_skipped_stage_as_passed() -> None:
+    """100 % immediately from 1 %: 10 % and 50 % were never stood at, so no ✓ beside them, and
+    the pane says which stages the change skipped."""
+    events = (
+        declared()
+        .add(Kind.WEIGHT_REQUESTED, {"from_percent": 0, "to_percent": 1, "action": "advance"},
+             minutes=1)
+        .add(Kind.WEIGHT_SET, {"percent": 1, "stage_index": 0, "action": "advance"}, minutes=1)
+        .add(Kind.WEIGHT_REQUESTED, {"from_percent": 1, "to_percent": 100,
+                                     "action": "immediate", "reason": "exfiltration live"},
+             minutes=3)
+        .add(Kind.WEIGHT_SET, {"percent": 100, "stage_index": 3, "action": "immediate"},
+             minutes=3)
+    )
+    shot = await shown(CanaryPane(), LARGE,
+                       lambda p: p.show(events.state(), T0 + timedelta(minutes=4), []))
+    words = shot.words
+    assert "0% ▸ 1%✓ ▸ 10% ▸ 50% ▸ [100%]" in words
+    assert "10%✓" not in words and "50%✓" not in words
+    assert "⚠ 100% IMMEDIATELY was used: 10%, 50% skipped" in words
+    assert any(s.strike for s in shot.styles("10%"))
+
+
 async def test_canary_repaints_only_when_the_view_changes() -> None:
     state = at_ten_percent().state()
     now = T0 + timedelta(minutes=9)
