@@ -1,7 +1,8 @@
 """The Textual console: the commander's screen and the watcher's, from one code path.
 
-Every pane renders from the store: a "store-watch" worker notices new commits through
-``PRAGMA data_version`` and folds the new events; the commander's actions go through the
+Every pane renders from the store: a "store-watch" worker notices new commits through the
+store's change feed (SQLite's ``PRAGMA data_version``, PostgreSQL's LISTEN/NOTIFY) and folds the
+new events; the commander's actions go through the
 :class:`~console.engine.Engine` in workers and come back the same way, as events. So a watcher
 shows what the commander sees within a fraction of a second, and a restarted console resumes
 exactly where it was.
@@ -36,7 +37,15 @@ from console.engine import Engine
 from console.heartbeat import Heartbeat
 from console.model import Event, Figures, format_incident_id, format_ts
 from console.state import IncidentState
-from console.store import ChainProblem, ChainWalk, Lease, Store, TimelineRows
+from console.store import (
+    ChainProblem,
+    ChainWalk,
+    ChangeFeed,
+    Lease,
+    RecordStore,
+    TimelineRows,
+    open_store,
+)
 from widgets.approvals import ApprovalsPane
 from widgets.canary import CanaryPane
 from widgets.checklist import ChecklistPane
@@ -125,7 +134,7 @@ class WarroomApp(App[int]):
             super().__init__()
             self.error = error
 
-    def __init__(self, *, store_path: Path, incident_id: int, config: Config, clock: Clock,
+    def __init__(self, *, store_path: Path | str, incident_id: int, config: Config, clock: Clock,
                  engine: Engine | None = None, lease: Lease | None = None,
                  live: bool = True, export_dir: Path | None = None) -> None:
         super().__init__()
@@ -139,8 +148,8 @@ class WarroomApp(App[int]):
         self.live = live
         self.export_dir = export_dir
         self.state = IncidentState()
-        self._reader: Store | None = None
-        self._seen_version: int | None = None
+        self._reader: RecordStore | None = None
+        self._feed: ChangeFeed | None = None
         self._samples: dict[str, list[tuple[float, float | None]]] = {}
         self._lease_seen: Lease | None = None
         self._heartbeat: Heartbeat | None = None
@@ -245,11 +254,21 @@ class WarroomApp(App[int]):
         timeline = self.timeline
         self._read_store(timeline.last_event_id, timeline.kinds, timeline.generation)
 
-    def _reader_store(self) -> Store:
+    def _open_reader(self) -> RecordStore:
+        """A read-only connection to the record (SQLite file or PostgreSQL)."""
+        return open_store(self.store_path, readonly=True,
+                          password_env=self.config.store.password_env)
+
+    def _reader_store(self) -> RecordStore:
         reader = self._reader
         if reader is None:  # (re)open off the UI thread: first start, or after a failure
-            reader = self._reader = Store(self.store_path, readonly=True)
-            self._seen_version = None
+            reader = self._open_reader()
+            try:  # listening starts before the first read, so no commit falls in between
+                self._feed = reader.change_feed(self.incident_id)
+            except BaseException:
+                reader.close()
+                raise
+            self._reader = reader
         return reader
 
     @work(thread=True, group="store-watch", exit_on_error=False)
@@ -259,15 +278,17 @@ class WarroomApp(App[int]):
 
     @work(thread=True, group="store-watch-loop", exit_on_error=False)
     def _store_watch_loop(self) -> None:
-        """The live console's watch on the store: ``PRAGMA data_version`` every
-        :data:`STORE_WATCH_S` (microseconds of work); only a commit by another connection leads
-        to a read and a message, so an idle console reads, sends and renders nothing."""
+        """The live console's watch on the store, through its change feed: SQLite's
+        ``PRAGMA data_version`` every :data:`STORE_WATCH_S` (microseconds of work), PostgreSQL's
+        LISTEN/NOTIFY (woken at the commit). Only a commit by another connection leads to a read
+        and a message, so an idle console reads, sends and renders nothing."""
         worker = get_current_worker()
         trouble = False
-        while not worker.is_cancelled and not self._stopping.wait(STORE_WATCH_S):
+        while not worker.is_cancelled and not self._stopping.is_set():
             try:
                 reader = self._reader_store()
-                if reader.data_version() == self._seen_version:
+                feed = self._feed
+                if feed is None or not feed.wait(STORE_WATCH_S, self._stopping):
                     continue
                 timeline = self.timeline  # plain attributes: read as they are now
                 self._read_once(reader, timeline.last_event_id, timeline.kinds,
@@ -279,17 +300,23 @@ class WarroomApp(App[int]):
                 if not trouble:
                     trouble = True
                     self.post_message(self.StoreTrouble(error))
-                if self._reader is not None:  # start over with a fresh connection
-                    with contextlib.suppress(Exception):
-                        self._reader.close()
-                    self._reader = None
+                self._close_reader()  # start over with a fresh connection
                 self._stopping.wait(1.0)
 
-    def _read_once(self, reader: Store, after_id: int | None, kinds: frozenset[str] | None,
+    def _close_reader(self) -> None:
+        for connection in (self._feed, self._reader):
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+        self._feed = None
+        self._reader = None
+
+    def _read_once(self, reader: RecordStore, after_id: int | None, kinds: frozenset[str] | None,
                    generation: int) -> None:
         """Read the state, the timeline's new events (or its newest rows, the first time), the
         graphs' samples and the lease, and post them as one snapshot."""
-        self._seen_version = reader.data_version()
+        if self._feed is not None:
+            self._feed.mark()
         state = reader.state(self.incident_id)  # a checkpoint and the tail, not the history
         events: list[Event] = []
         rows: TimelineRows | None = None
@@ -355,7 +382,7 @@ class WarroomApp(App[int]):
     def _walk_chain(self) -> None:
         walk = self._chain_walk
         if walk is None:  # its own connection: a long walk never holds up the store-watch
-            walk = self._chain_walk = ChainWalk(Store(self.store_path, readonly=True),
+            walk = self._chain_walk = ChainWalk(self._open_reader(),
                                                 self.incident_id)
         while True:
             at_head = walk.step()
@@ -533,6 +560,7 @@ class WarroomApp(App[int]):
             self.post_message(self.LeaseTrouble(error))
 
         self._heartbeat = Heartbeat(self.store_path, self.lease, group=self.config.store.group,
+                                    password_env=self.config.store.password_env,
                                     on_lost=lost, on_trouble=trouble).start()
 
     def _stop_heartbeat(self) -> None:
@@ -621,10 +649,7 @@ class WarroomApp(App[int]):
         group = event.worker.group
         if group == "store-watch":
             # A one-off read failed (the loop keeps watching and says when it recovers).
-            if self._reader is not None:
-                with contextlib.suppress(Exception):
-                    self._reader.close()
-                self._reader = None
+            self._close_reader()
             self.notify(f"Cannot read the incident database: {error}; retrying.",
                         severity="error", timeout=10, markup=False)
             return
@@ -1023,7 +1048,7 @@ class WarroomApp(App[int]):
     def _export_pir(self) -> None:
         from console.export import render, write_private
 
-        reader = Store(self.store_path, readonly=True)
+        reader = self._open_reader()
         try:
             events = reader.require_events(self.incident_id)
             samples = {name: reader.samples(self.incident_id, name)
@@ -1040,10 +1065,10 @@ class WarroomApp(App[int]):
     def on_unmount(self) -> None:
         self._stopping.set()
         self._stop_heartbeat()
-        for store in (self._reader, self._chain_walk.store if self._chain_walk else None):
-            if store is not None:
-                with contextlib.suppress(Exception):
-                    store.close()
+        self._close_reader()
+        if self._chain_walk is not None:
+            with contextlib.suppress(Exception):
+                self._chain_walk.store.close()
 
 
 def _css_id(name: str) -> str:
@@ -1073,7 +1098,7 @@ class AppOptions:
     export_dir: Path | None = None
 
 
-def make_app(config: Config, store_path: Path, incident_id: int, clock: Clock, *,
+def make_app(config: Config, store_path: Path | str, incident_id: int, clock: Clock, *,
              engine: Engine | None = None, lease: Lease | None = None,
              options: AppOptions | None = None) -> WarroomApp:
     """The one app factory: the CLI, the tests and the snapshot apps all build it here."""

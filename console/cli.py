@@ -22,7 +22,7 @@ from console.model import format_incident_id, parse_incident_id, utcnow
 
 if TYPE_CHECKING:
     from console.config import Config
-    from console.store import Store
+    from console.store import RecordStore
 
 PROG = "warroom"
 
@@ -130,6 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = command("check-config", "print what a config file means, or why it is refused")
     check.add_argument("file", nargs="?")
+
+    store = command("store", "the record's database: create its schema, or copy incidents "
+                    "between an SQLite file and PostgreSQL")
+    store.add_argument("action", choices=["init", "copy"],
+                       help="init: create (or migrate) the schema of the configured store "
+                       "(--print: print the PostgreSQL schema as SQL instead); copy: copy "
+                       "incidents, every event and hash as it is, to --to")
+    store.add_argument("ids", nargs="*", metavar="ID",
+                       help="copy: the incidents to copy (default: all of them)")
+    store.add_argument("--to", metavar="PATH|URL", help="copy: the target store (an SQLite "
+                       "file or a postgresql:// URL)")
+    store.add_argument("--from", dest="source", metavar="PATH|URL",
+                       help="copy: the source store (default: the configured one, as --db)")
+    store.add_argument("--print", dest="print_sql", action="store_true",
+                       help="init: print the PostgreSQL schema instead of creating it")
+    store.add_argument("--grant", metavar="ROLE",
+                       help="init (PostgreSQL): also grant ROLE what day-to-day use needs, and "
+                       "no ownership (with --print: print the grants)")
     return parser
 
 
@@ -145,23 +163,30 @@ def _load_config(args: argparse.Namespace,
     return config, path
 
 
-def _db_path(args: argparse.Namespace, config: Config) -> Path:
+def _db_path(args: argparse.Namespace, config: Config) -> Path | str:
+    """Where the record is: ``--db``, then ``$WARROOM_DB``, then ``[store] url`` or ``path``,
+    then the user data dir. A ``postgresql://`` URL (in any of them) is returned as text."""
     from console import paths
+    from console.store import is_postgres_url
 
-    if args.db:
-        return Path(args.db).expanduser()
+    for given in (args.db, os.environ.get("WARROOM_DB")):
+        if given:
+            return given if is_postgres_url(given) else Path(given).expanduser()
+    if config.store.url:
+        return config.store.url
     return paths.default_db_path(config.store.path)
 
 
 def _open_store(args: argparse.Namespace, config: Config, *, readonly: bool = False,
-                must_exist: bool = False) -> Store:
-    from console.store import Store, StoreError
+                must_exist: bool = False) -> RecordStore:
+    from console.store import StoreError, open_store
 
-    path = _db_path(args, config)
-    if (must_exist or readonly) and not path.exists():
-        raise StoreError(f"no incident database at {path} (declare an incident first, or pass "
-                         "--db)")
-    return Store(path, readonly=readonly, group=config.store.group)
+    location = _db_path(args, config)
+    if isinstance(location, Path) and (must_exist or readonly) and not location.exists():
+        raise StoreError(f"no incident database at {location} (declare an incident first, or "
+                         "pass --db)")
+    return open_store(location, readonly=readonly, group=config.store.group,
+                      password_env=config.store.password_env)
 
 
 def _incident(text: str) -> int:
@@ -283,7 +308,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     config, _ = _load_config(args)
     path = _db_path(args, config)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         print(f"No incidents yet ({path} does not exist).")
         return 0
     with _open_store(args, config, readonly=True) as store:
@@ -375,8 +400,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(first.path, first.key, first.message + more)
     print(f"Config: {path if path else 'none found: built-in defaults'}")
-    print(f"Database: {_db_path(args, config)}"
-          + (f" (group {config.store.group}, mode 0660)" if config.store.group else " (mode 0600)"))
+    location = _db_path(args, config)
+    if isinstance(location, Path):
+        print(f"Database: {location}" + (f" (group {config.store.group}, mode 0660)"
+                                         if config.store.group else " (mode 0600)"))
+    else:
+        secret = (f"password from ${config.store.password_env}" if config.store.password_env
+                  else "password from libpq: PGPASSWORD, ~/.pgpass or a service file")
+        print(f"Database: {location} (PostgreSQL; {secret})")
     print("Roster:" + ("" if config.roster else " empty (nobody can approve directly)"))
     for role, users in config.roster.items():
         print(f"  {role}: {', '.join(users) or '-'}")
@@ -423,6 +454,68 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    from console.store import StoreError, copy_incident, is_postgres_url, open_store
+
+    config, _ = _load_config(args)
+    if args.action == "init":
+        if args.ids or args.to or args.source:
+            raise UsageError("store init takes no ids, --to or --from (it uses --db or the "
+                             "config's [store])")
+        if args.print_sql:
+            from console.pgstore import grants_sql, schema_sql
+
+            print(schema_sql(), end="")
+            for grant in grants_sql(args.grant) if args.grant else []:
+                print(f"{grant};")
+            return 0
+        with _open_store(args, config) as store:
+            print(f"{store.location}: warroom schema version {store.schema_version} ready "
+                  f"({store.engine})")
+            if args.grant:
+                from console.pgstore import PostgresStore
+
+                if not isinstance(store, PostgresStore):
+                    raise UsageError("--grant is for a PostgreSQL store (an SQLite file's "
+                                     "access is its mode and group)")
+                for grant in store.grant(args.grant):
+                    print(f"{grant};")
+        return 0
+    if args.print_sql or args.grant:
+        raise UsageError("--print and --grant go with store init")
+    if not args.to:
+        raise UsageError("store copy needs --to PATH|URL")
+
+    def location(text: str) -> Path | str:
+        return text if is_postgres_url(text) else Path(text).expanduser()
+
+    source_location = location(args.source) if args.source else _db_path(args, config)
+    target_location = location(args.to)
+    if str(source_location) == str(target_location):
+        raise UsageError("--to names the source itself")
+    if isinstance(source_location, Path) and not source_location.exists():
+        raise StoreError(f"no incident database at {source_location}")
+    password_env = config.store.password_env
+    with open_store(source_location, readonly=True, password_env=password_env) as source, \
+            open_store(target_location, group=config.store.group,
+                       password_env=password_env) as target:
+        ids = [_incident(text) for text in args.ids] or source.incident_ids()
+        if not ids:
+            print(f"No incidents in {source.location}: nothing to copy.")
+            return 0
+        for incident_id in ids:
+            copied = copy_incident(source, target, incident_id)
+            checked, problem = target.verify(incident_id)
+            if problem is not None:  # cannot happen unless the target is tampered with at once
+                raise StoreError(f"{format_incident_id(incident_id)}: the copy in "
+                                 f"{target.location} does not verify: {problem.message}")
+            head = target.events_tail(incident_id, None, 1)[-1].hash if checked else "-"
+            print(f"{format_incident_id(incident_id)}: {copied:,} "
+                  f"event{'' if copied == 1 else 's'} copied to "
+                  f"{target.location}; chain verified on both sides (head {head[:16]}…)")
+    return 0
+
+
 def _adapter_line(settings: Any) -> str:
     """One adapter section for check-config: its kind and how long a call may take."""
     kind = settings.kind
@@ -455,6 +548,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": cmd_export,
     "verify": cmd_verify,
     "check-config": cmd_check_config,
+    "store": cmd_store,
     "demo": cmd_console,
     "open": cmd_console,
     "watch": cmd_console,
@@ -503,6 +597,18 @@ def _stdout_gone() -> None:
         os.close(devnull)
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """argparse, except that `store copy` takes its ids after the options too (argparse gives a
+    ``*`` positional its empty match before the options, and then refuses later ids)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "store" and not any(
+            text.startswith("-") for text in extra):
+        args.ids = [*args.ids, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -513,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(ValueError, OSError):
                 reconfigure(errors="backslashreplace")
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
         _clean_arguments(args)
         code = COMMANDS[args.command](args)
         sys.stdout.flush()

@@ -4,8 +4,9 @@ Every fact a person or the console decides reaches the record through here: the 
 console (through :class:`~console.engine.Engine`), the CLI verbs (``declare``, ``approve``,
 ``waive``, ``note``, ``target``), the demo's simulated approvers and the launcher (a console
 opened, a command handover). Each function checks :mod:`console.policy` *inside* the store's write
-transaction (:meth:`Store.record <console.store.Store.record>`), against the state the fact is
-appended to, so two people acting at once cannot both pass a check only one of them may pass.
+transaction (:meth:`RecordStore.record <console.store.RecordStore.record>`), against the state
+the fact is appended to, so two people acting at once cannot both pass a check only one of them
+may pass.
 
 What adapters report (a weight set, a rollback started, a guardrail's status) is recorded by the
 engine as the outcome of a command journalled here, not as a command of its own.
@@ -22,7 +23,7 @@ from console import policy
 from console.config import Config
 from console.model import Event, utcnow
 from console.state import IncidentState
-from console.store import Lease, Store, recent_window
+from console.store import Lease, RecordStore, recent_window
 
 # --- declaring -----------------------------------------------------------------------------------
 
@@ -40,7 +41,7 @@ class Declaration:
         return self.events[0].incident_id
 
 
-def declare(store: Store, config: Config, *, commander: str, title: str, priority: str,
+def declare(store: RecordStore, config: Config, *, commander: str, title: str, priority: str,
             category: str, service: str, from_version: str, to_version: str,
             bypass_specs: Sequence[str] = (), affects: Sequence[str] = (),
             plan_name: str | None = None, simulated: bool = False, scenario: str | None = None,
@@ -65,7 +66,7 @@ def declare(store: Store, config: Config, *, commander: str, title: str, priorit
 # --- approvals -----------------------------------------------------------------------------------
 
 
-def approve(store: Store, config: Config, incident_id: int, *, user: str, role: str,
+def approve(store: RecordStore, config: Config, incident_id: int, *, user: str, role: str,
             note: str = "", run_by: Sequence[str] = (), run_by_detail: str = "",
             ts: datetime | None = None) -> Event:
     """A direct approval by ``user``, the OS account that ran ``warroom approve``; ``run_by``
@@ -81,7 +82,7 @@ def approve(store: Store, config: Config, incident_id: int, *, user: str, role: 
     return store.record(incident_id, user, decide, ts)
 
 
-def relay_approval(store: Store, config: Config, incident_id: int, *, actor: str, role: str,
+def relay_approval(store: RecordStore, config: Config, incident_id: int, *, actor: str, role: str,
                    relayed_from: str, evidence: str, note: str = "",
                    ts: datetime | None = None) -> Event:
     """An approval given elsewhere (a bridge call, a chat message), recorded by the commander
@@ -96,8 +97,8 @@ def relay_approval(store: Store, config: Config, incident_id: int, *, actor: str
     return store.record(incident_id, actor, decide, ts)
 
 
-def simulated_approval(store: Store, config: Config, incident_id: int, *, user: str, role: str,
-                       ts: datetime | None = None) -> Event:
+def simulated_approval(store: RecordStore, config: Config, incident_id: int, *, user: str,
+                       role: str, ts: datetime | None = None) -> Event:
     """The demo's simulated approver ``user`` signs off: the rules of a direct approval (on the
     roster, not the commander, one role each), recorded as simulated, never as direct."""
 
@@ -112,7 +113,7 @@ def simulated_approval(store: Store, config: Config, incident_id: int, *, user: 
     return store.record(incident_id, f"{user} (simulated)", decide, ts)
 
 
-def waive(store: Store, incident_id: int, *, actor: str, role: str, reason: str,
+def waive(store: RecordStore, incident_id: int, *, actor: str, role: str, reason: str,
           ts: datetime | None = None) -> Event:
     """The commander waives a required approval, with a specific reason, shown forever."""
 
@@ -123,7 +124,7 @@ def waive(store: Store, incident_id: int, *, actor: str, role: str, reason: str,
     return store.record(incident_id, actor, decide, ts)
 
 
-def change_target(store: Store, incident_id: int, *, actor: str, to_version: str, reason: str,
+def change_target(store: RecordStore, incident_id: int, *, actor: str, to_version: str, reason: str,
                   ts: datetime | None = None) -> Event:
     """The commander changes the version being shipped; earlier approvals go stale."""
 
@@ -137,7 +138,7 @@ def change_target(store: Store, incident_id: int, *, actor: str, to_version: str
 # --- the timeline and the console ----------------------------------------------------------------
 
 
-def note(store: Store, incident_id: int, *, actor: str, text: str,
+def note(store: RecordStore, incident_id: int, *, actor: str, text: str,
          ts: datetime | None = None) -> Event:
     """A note on the timeline, kept exactly as typed."""
 
@@ -148,7 +149,7 @@ def note(store: Store, incident_id: int, *, actor: str, text: str,
     return store.record(incident_id, actor, decide, ts)
 
 
-def open_console(store: Store, incident_id: int, *, user: str, host: str, pid: int,
+def open_console(store: RecordStore, incident_id: int, *, user: str, host: str, pid: int,
                  previous: Lease | None, take_over: bool, reason: str,
                  ts: datetime | None = None) -> list[Event]:
     """A commander console opened: the command handover first when it replaced another
@@ -162,7 +163,7 @@ def open_console(store: Store, incident_id: int, *, user: str, host: str, pid: i
     return events
 
 
-def acknowledge_checklist(store: Store, incident_id: int, *, actor: str,
+def acknowledge_checklist(store: RecordStore, incident_id: int, *, actor: str,
                           ts: datetime | None = None) -> Event:
     """The commander confirms the rollback compatibility checklist (seed 002)."""
 
@@ -173,7 +174,7 @@ def acknowledge_checklist(store: Store, incident_id: int, *, actor: str,
     return store.record(incident_id, actor, decide, ts)
 
 
-def record_gate(store: Store, incident_id: int, *, actor: str, item: str, result: str,
+def record_gate(store: RecordStore, incident_id: int, *, actor: str, item: str, result: str,
                 detail: str = "", ts: datetime | None = None) -> Event:
     """A post-emergency checklist item passed, failed or waived."""
 
@@ -184,7 +185,7 @@ def record_gate(store: Store, incident_id: int, *, actor: str, item: str, result
     return store.record(incident_id, actor, decide, ts)
 
 
-def close(store: Store, incident_id: int, *, actor: str, reason: str,
+def close(store: RecordStore, incident_id: int, *, actor: str, reason: str,
           ts: datetime | None = None) -> Event:
     """Close the incident; open checklist items are waived by the (required) reason."""
 
@@ -198,7 +199,7 @@ def close(store: Store, incident_id: int, *, actor: str, reason: str,
 # --- the canary and the rollback (journalled before the adapter call) ----------------------------
 
 
-def request_advance(store: Store, incident_id: int, *, actor: str, now: datetime,
+def request_advance(store: RecordStore, incident_id: int, *, actor: str, now: datetime,
                     overrides: dict[str, str] | None = None) -> Event:
     """Journal a move to the next stage; every block must be overridden with a reason."""
 
@@ -212,8 +213,8 @@ def request_advance(store: Store, incident_id: int, *, actor: str, now: datetime
     return store.record(incident_id, actor, decide, now)
 
 
-def request_immediate(store: Store, incident_id: int, *, actor: str, now: datetime, reason: str,
-                      overrides: dict[str, str] | None = None) -> Event:
+def request_immediate(store: RecordStore, incident_id: int, *, actor: str, now: datetime,
+                      reason: str, overrides: dict[str, str] | None = None) -> Event:
     """Journal the loudly marked "100 % now" (seed 000: for the rarest cases)."""
 
     def decide(state: IncidentState) -> ev.WeightRequested:
@@ -227,7 +228,7 @@ def request_immediate(store: Store, incident_id: int, *, actor: str, now: dateti
     return store.record(incident_id, actor, decide, now)
 
 
-def request_abort(store: Store, incident_id: int, *, actor: str, now: datetime,
+def request_abort(store: RecordStore, incident_id: int, *, actor: str, now: datetime,
                   reason: str = "") -> Event:
     """Journal sending all traffic back to the stable track (weight 0; not a rollback)."""
 
@@ -241,7 +242,7 @@ def request_abort(store: Store, incident_id: int, *, actor: str, now: datetime,
     return store.record(incident_id, actor, decide, now)
 
 
-def pause(store: Store, incident_id: int, *, actor: str, reason: str = "",
+def pause(store: RecordStore, incident_id: int, *, actor: str, reason: str = "",
           ts: datetime | None = None) -> Event:
     """Hold the canary at its current weight; advance waits for :func:`resume`."""
 
@@ -252,7 +253,7 @@ def pause(store: Store, incident_id: int, *, actor: str, reason: str = "",
     return store.record(incident_id, actor, decide, ts)
 
 
-def resume(store: Store, incident_id: int, *, actor: str, reason: str = "",
+def resume(store: RecordStore, incident_id: int, *, actor: str, reason: str = "",
            ts: datetime | None = None) -> Event:
     """Lift a pause: advance is possible again (subject to its other rules)."""
 
@@ -263,8 +264,8 @@ def resume(store: Store, incident_id: int, *, actor: str, reason: str = "",
     return store.record(incident_id, actor, decide, ts)
 
 
-def request_rollback(store: Store, incident_id: int, *, actor: str, now: datetime, reason: str,
-                     automatic: bool = False) -> Event:
+def request_rollback(store: RecordStore, incident_id: int, *, actor: str, now: datetime,
+                     reason: str, automatic: bool = False) -> Event:
     """Journal a rollback to the stable version before the deployer is called."""
 
     def decide(state: IncidentState) -> ev.RollbackRequested:

@@ -76,6 +76,55 @@ class StoreSettings(Strict):
         description="OS group of the war room: the file is then created 0660 for that group, so "
         "approvers in other accounts can write. Without it the file is 0600.",
     )
+    url: str | None = Field(
+        default=None,
+        description="A PostgreSQL database instead of the SQLite file: postgresql://USER@HOST/DB "
+        "(libpq's URL; sslmode, sslcert, sslkey, service and the like as query parameters). "
+        "Never a password: it comes from password_env, PGPASSWORD, the libpq password file or a "
+        "service file. README, 'PostgreSQL store'.",
+    )
+    password_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the PostgreSQL password (else "
+        "libpq's own PGPASSWORD, password file or service file applies).",
+    )
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StoreSettings:
+        if self.url is None:
+            if self.password_env is not None:
+                raise ValueError("password_env goes with url (a PostgreSQL store)")
+            return self
+        if self.path is not None:
+            raise ValueError("give path (an SQLite file) or url (PostgreSQL), not both")
+        if not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("url must start with postgresql:// (the SQLite file is path)")
+        problem = postgres_url_problem(self.url)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def location(self) -> str | None:
+        """The configured store: the URL, the path, or None for the default file."""
+        return self.url or self.path
+
+
+def postgres_url_problem(url: str) -> str | None:
+    """Why a PostgreSQL URL may not be used, or None: it must not carry a secret."""
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        has_password = parts.password is not None
+    except ValueError as error:
+        return f"url is not a valid URL: {error}"
+    if has_password or any(key in query for key in ("password", "sslpassword")):
+        return ("url carries a password: secrets never go in the config file; set "
+                "password_env, or use PGPASSWORD, the libpq password file or a service file")
+    return None
 
 
 class ApprovalRuleSettings(Strict):

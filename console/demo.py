@@ -18,7 +18,7 @@ from typing import Any
 from console import commands, policy
 from console.config import Config
 from console.state import IncidentState
-from console.store import Store
+from console.store import RecordStore
 
 DEMO_SERVICE = "redaction-api"
 DEMO_TITLE = "Internal API exposes PII in agent responses"
@@ -109,7 +109,7 @@ def demo_config(base: Config, scenario: str, fast: bool = False,
     return Config.model_validate(raw)
 
 
-def find_open_demo(store: Store, scenario: str) -> int | None:
+def find_open_demo(store: RecordStore, scenario: str) -> int | None:
     """The newest open demo incident of ``scenario`` in the store (close it with `C` to start
     over), if any: `make demo-good` never resumes the bad build's demo, nor the other way."""
     for incident_id in reversed(store.incident_ids()):
@@ -119,7 +119,7 @@ def find_open_demo(store: Store, scenario: str) -> int | None:
     return None
 
 
-def declare_demo(store: Store, config: Config, commander: str, *, scenario: str = "bad",
+def declare_demo(store: RecordStore, config: Config, commander: str, *, scenario: str = "bad",
                  ts: datetime | None = None) -> int:
     """Seed 000's story, declared through the write path like any incident (simulated)."""
     declared = commands.declare(
@@ -134,7 +134,7 @@ def declare_demo(store: Store, config: Config, commander: str, *, scenario: str 
     return declared.incident_id
 
 
-def start_simulated_approvers(store: Store, config: Config, incident_id: int,
+def start_simulated_approvers(store: RecordStore, config: Config, incident_id: int,
                               state: IncidentState, stop: threading.Event, seed: int = 7,
                               max_delay_s: float = 15.0) -> threading.Thread | None:
     """Sign off the missing roles within ``max_delay_s``, each through the write path (the same

@@ -33,7 +33,7 @@ from console.config import Config
 from console.guardrails import BreachTracker, GuardrailReading, evaluate_all
 from console.model import SYSTEM_ACTOR, Event, Kind, clip, describe, format_duration
 from console.state import IncidentState
-from console.store import Store
+from console.store import RecordStore
 
 #: Events a notifier announces (with the move to 100%).
 NOTIFY_KINDS = frozenset({Kind.GUARDRAIL_ACTION, Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_FAILED,
@@ -75,7 +75,7 @@ def _adapter_error(error: BaseException) -> str:
 class Engine:
     """Runs one incident: the canary state machine, guardrails, rollback and its verification."""
 
-    def __init__(self, store: Store, incident_id: int, config: Config, adapters: Adapters,
+    def __init__(self, store: RecordStore, incident_id: int, config: Config, adapters: Adapters,
                  clock: Clock, actor: str) -> None:
         self.store = store
         self.incident_id = incident_id

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from console.store import Lease, Store
+from console.store import Lease, RecordStore, open_store
 
 #: How often the lease is refreshed; well inside launch.LEASE_STALE_S (30 s).
 HEARTBEAT_S = 5.0
@@ -25,11 +25,12 @@ HEARTBEAT_S = 5.0
 class Heartbeat:
     """Refreshes one lease every ``interval_s`` on its own thread until stopped or lost."""
 
-    def __init__(self, db_path: Path, lease: Lease, *, interval_s: float | None = None,
+    def __init__(self, db_path: Path | str, lease: Lease, *, interval_s: float | None = None,
                  on_lost: Callable[[], None] | None = None,
                  on_trouble: Callable[[Exception | None], None] | None = None,
-                 group: str | None = None) -> None:
+                 group: str | None = None, password_env: str | None = None) -> None:
         self.db_path = db_path
+        self.password_env = password_env
         self.lease = lease
         self.interval_s = HEARTBEAT_S if interval_s is None else interval_s
         self.on_lost = on_lost
@@ -38,7 +39,7 @@ class Heartbeat:
         #: How many heartbeats landed (tests and the bench read it).
         self.beats = 0
         self.lost = False
-        self._store: Store | None = None
+        self._store: RecordStore | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._trouble = False
@@ -60,7 +61,8 @@ class Heartbeat:
         cannot be written is retried at the next beat: only a take-over loses command."""
         try:
             if self._store is None:
-                self._store = Store(self.db_path, group=self.group)
+                self._store = open_store(self.db_path, group=self.group,
+                                         password_env=self.password_env)
             held = self._store.heartbeat(self.lease)
         except Exception as error:  # locked past the busy timeout, full disk, read-only file
             self._close_store()

@@ -18,13 +18,13 @@ from console import commands, paths
 from console.config import Config
 from console.errors import UsageError, os_user
 from console.model import format_incident_id, parse_incident_id
-from console.store import Store, StoreError, UnknownIncident
+from console.store import StoreError, UnknownIncident, open_store
 
 #: A commander whose heartbeat is older than this is gone, even on another host.
 LEASE_STALE_S = 30.0
 
 
-def run_console(args: argparse.Namespace, config: Config, db_path: Path | None) -> int:
+def run_console(args: argparse.Namespace, config: Config, db_path: Path | str | None) -> int:
     """Open the console the command asks for; returns the exit status."""
     demo = args.command == "demo"
     if demo:
@@ -51,12 +51,12 @@ def _incident_id(text: str) -> int:
         raise UsageError(str(error)) from None
 
 
-def _watch(incident_id: int, config: Config, db_path: Path) -> int:
+def _watch(incident_id: int, config: Config, db_path: Path | str) -> int:
     from console.app import make_app
 
-    if not db_path.exists():
+    if isinstance(db_path, Path) and not db_path.exists():
         raise StoreError(f"no incident database at {db_path}")
-    with Store(db_path, readonly=True) as store:
+    with open_store(db_path, readonly=True, password_env=config.store.password_env) as store:
         if not store.has_incident(incident_id):
             raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {db_path}")
     app = make_app(config, db_path, incident_id, SystemClock())
@@ -64,7 +64,7 @@ def _watch(incident_id: int, config: Config, db_path: Path) -> int:
     return 0
 
 
-def _command(args: argparse.Namespace, config: Config, db_path: Path,
+def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
              incident_id: int | None) -> int:
     """A commander console: for the incident given, or the demo's (found or declared)."""
     from console.app import make_app
@@ -73,10 +73,11 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path,
     from console.wiring import build_adapters, simulated_service
 
     user = os_user()
-    if incident_id is not None and not db_path.exists():
+    if incident_id is not None and isinstance(db_path, Path) and not db_path.exists():
         raise StoreError(f"no incident database at {db_path} (declare an incident first, or "
                          "pass --db)")
-    store = Store(db_path, group=config.store.group)
+    store = open_store(db_path, group=config.store.group,
+                       password_env=config.store.password_env)
     stop_approvers = threading.Event()
     engine: Engine | None = None
     try:

@@ -1,17 +1,23 @@
-"""The incident store: one SQLite file holding append-only, hash-chained events, metric samples and
-commander leases.
+"""The incident record: append-only, hash-chained events, fold checkpoints, metric samples and
+commander leases, behind one interface (:class:`RecordStore`) with two engines.
 
-- Events are never updated or deleted: SQLite triggers refuse it. Each incident's events form a
-  sha256 chain (``hash = sha256(prev_hash + canonical event)``), so :meth:`Store.verify` finds the
-  first event that was edited, removed or inserted.
-- WAL mode, ``synchronous=FULL``, a busy timeout; writers serialise with ``BEGIN IMMEDIATE`` so two
-  processes appending to one incident still form one chain.
-- The schema version is ``PRAGMA user_version``; migrations are explicit, and a newer unknown
-  version is refused rather than guessed at.
-- The file is created 0600, or 0660 for a configured war-room group.
-- Readers (``warroom watch``) open it read-only and notice changes through ``PRAGMA data_version``.
+- :class:`Store` keeps the record in one SQLite file (the default): WAL mode,
+  ``synchronous=FULL``, a busy timeout; writers serialise with ``BEGIN IMMEDIATE``; the schema
+  version is ``PRAGMA user_version``; the file is created 0600, or 0660 for a configured war-room
+  group; readers (``warroom watch``) open it read-only and notice changes through
+  ``PRAGMA data_version``.
+- ``console.pgstore.PostgresStore`` keeps it in PostgreSQL, for teams beyond one host (README,
+  "PostgreSQL store"): the same tables and chain, writers serialised per incident by an advisory
+  lock, watchers woken by LISTEN/NOTIFY.
 
-One :class:`Store` wraps one connection guarded by a lock, so it may be shared with worker threads.
+On both, events are never updated or deleted (triggers in the database refuse it), and each
+incident's events form a sha256 chain (``hash = sha256(prev_hash + canonical event)``) computed
+here, in Python, from the stored bytes: the same events have the same hashes whichever engine
+holds them, so :meth:`RecordStore.verify` and the exports give the same answer on both and
+:func:`copy_incident` moves a record between them intact. Migrations are explicit and a newer
+unknown schema version is refused rather than guessed at.
+
+Open a store with :func:`open_store` (a path or a ``postgresql://`` URL).
 """
 
 from __future__ import annotations
@@ -219,19 +225,640 @@ def _schema_v1(conn: sqlite3.Connection) -> None:
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_v1, 2: _schema_v2}
 
 
-class Store:
-    """An open incident database."""
+class ChangeFeed:
+    """Tells a watcher that something may have been committed to the store (events, samples, a
+    lease): :meth:`wait` returns True when there is something to read.
 
-    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
-                 group: str | None = None) -> None:
-        self.path = Path(path).expanduser()
-        self.readonly = readonly
-        self.schema_version = SCHEMA_VERSION
+    The SQLite feed asks ``PRAGMA data_version`` of the watcher's own reader connection (it
+    changes when another connection commits); the PostgreSQL feed listens (LISTEN/NOTIFY).
+    """
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Up to ``timeout`` seconds for a change (False at once if ``stop`` is set)."""
+        raise NotImplementedError
+
+    def mark(self) -> None:
+        """Everything committed so far is about to be read: only later commits count."""
+
+    def close(self) -> None:
+        """Stop listening."""
+
+
+class RecordStore:
+    """The record, whatever holds it: incidents, append-only hash-chained events, fold
+    checkpoints, metric samples and commander leases.
+
+    This class holds everything both engines share — the chain, the folded state and its
+    checkpoints, the queries (written once, with ``?`` parameters) — and leaves to each engine
+    how a transaction is opened and serialised, how an event is numbered, and how a watcher
+    learns of a commit. :class:`Store` is SQLite (the default, one file on one host);
+    ``console.pgstore.PostgresStore`` is PostgreSQL. Open either with :func:`open_store`.
+
+    One instance wraps one connection guarded by a lock, so it may be shared with worker
+    threads.
+    """
+
+    #: Which engine: ``"sqlite"`` or ``"postgresql"``.
+    engine: str = ""
+    #: Where the record lives, as said in messages (a path, or a URL without its password).
+    location: str = ""
+    readonly: bool = False
+    schema_version: int = SCHEMA_VERSION
+    #: The driver's exceptions, turned into :class:`StoreError` where a read fails.
+    _errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         # The folded state of each incident this store has read or written, as of its newest
         # event seen here; and the event count at its last checkpoint.
         self._states: dict[int, IncidentState] = {}
         self._checkpointed: dict[int, int] = {}
+
+    # --- what each engine provides ---------------------------------------------------------------
+
+    def _transaction(self, incident_id: int | None) -> contextlib.AbstractContextManager[Any]:
+        """A write transaction yielding the connection; serialised with every other writer of
+        ``incident_id`` (of new incident numbers, for None) in any process."""
+        raise NotImplementedError
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run ``sql`` (``?`` parameters) on ``conn``; returns the driver's cursor."""
+        raise NotImplementedError
+
+    def _snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Several reads that see one committed state (call with the lock held)."""
+        raise NotImplementedError
+
+    def _next_event_id(self, conn: Any) -> int:
+        """The id of the event about to be inserted (inside a write transaction)."""
+        raise NotImplementedError
+
+    def _connection(self) -> Any:
+        raise NotImplementedError
+
+    def _triggers_intact(self) -> bool:
+        """Whether the database still refuses UPDATE and DELETE of events."""
+        raise NotImplementedError
+
+    def change_feed(self, incident_id: int) -> ChangeFeed:
+        """A feed that wakes a watcher of ``incident_id`` when something was committed."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- shared plumbing -------------------------------------------------------------------------
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self, incident_id: int | None = None) -> Iterator[Any]:
+        if self.readonly:
+            raise StoreError("this database is open read-only")
+        with self._lock:
+            try:
+                with self._transaction(incident_id) as conn:
+                    yield conn
+            except BaseException:
+                self._forget_states()  # they may hold events that were rolled back
+                raise
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return list(self._execute(self._connection(), sql, params).fetchall())
+            except self._errors as error:
+                raise StoreError(f"cannot read {self.location}: {error}") from None
+
+    # --- incidents and events --------------------------------------------------------------------
+
+    def create_incident(self, actor: str, declared: Payload | dict[str, Any],
+                        extra: Sequence[Payload | tuple[str, dict[str, Any]]] = (),
+                        ts: datetime | None = None) -> list[Event]:
+        """Number a new incident and append its declaration (and ``extra`` facts) atomically."""
+        ts = ts or utcnow()
+        facts = [(Kind.DECLARED.value, _payload_dict(declared))]
+        facts += [(item.KIND, item.to_payload()) if isinstance(item, Payload) else item
+                  for item in extra]
+        with self._write(None) as conn:
+            number = self._execute(
+                conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM incidents").fetchone()[0]
+            self._execute(conn, "INSERT INTO incidents (id, created_ts) VALUES (?, ?)",
+                          (number, format_ts(ts)))
+            return [self._insert(conn, number, kind, actor, payload, ts)
+                    for kind, payload in facts]
+
+    def append(self, incident_id: int, kind: str, actor: str, payload: dict[str, Any] | None = None,
+               ts: datetime | None = None) -> Event:
+        """Append one event to an incident's chain (raw: code records typed facts with
+        :meth:`record`)."""
+        with self._write(incident_id) as conn:
+            self._require_incident(conn, incident_id)
+            return self._insert(conn, incident_id, kind, actor, payload or {}, ts or utcnow())
+
+    def record(self, incident_id: int, actor: str,
+               fact: Payload | Callable[[IncidentState], Payload],
+               ts: datetime | None = None) -> Event:
+        """Append one typed fact. Given a function instead, call it with the incident's state as
+        of its newest event, inside the write transaction, and append what it returns — or
+        nothing, if it refuses by raising (``policy.Refused``): the rules are checked against
+        exactly the state the fact is appended to, even with other writers at work."""
+        with self._write(incident_id) as conn:
+            self._require_incident(conn, incident_id)
+            record = fact if isinstance(fact, Payload) else fact(self._state_in(incident_id).copy())
+            return self._insert(conn, incident_id, record.KIND, actor, record.to_payload(),
+                                ts or utcnow())
+
+    def append_many(self, incident_id: int, items: Sequence[tuple[str, str, dict[str, Any]]],
+                    ts: datetime | None = None) -> list[Event]:
+        """Append several ``(kind, actor, payload)`` events in one transaction."""
+        ts = ts or utcnow()
+        with self._write(incident_id) as conn:
+            self._require_incident(conn, incident_id)
+            return [self._insert(conn, incident_id, k, a, p, ts) for k, a, p in items]
+
+    def state(self, incident_id: int) -> IncidentState:
+        """The incident's state as of its newest event: the newest valid checkpoint plus the
+        events after it (never the whole history, once a checkpoint exists). A copy the caller
+        owns. Raises :class:`UnknownIncident` for an incident without events."""
+        with self._lock:
+            try:
+                state = self._state_in(incident_id)
+            except self._errors as error:
+                raise StoreError(f"cannot read {self.location}: {error}") from None
+            if not state.event_count:
+                raise UnknownIncident(
+                    f"no incident {format_incident_id(incident_id)} in {self.location}")
+            return state.copy()
+
+    # --- the folded state and its checkpoints ----------------------------------------------------
+
+    def _forget_states(self) -> None:
+        self._states.clear()
+        self._checkpointed.clear()
+
+    def _state_in(self, incident_id: int) -> IncidentState:
+        """The cached state of an incident, caught up with its newest committed event (call
+        with the lock held; inside a write transaction the catch-up sees what it will append
+        to)."""
+        state = self._states.get(incident_id)
+        if state is None:
+            state = self._load_checkpoint(incident_id) or IncidentState()
+            self._states[incident_id] = state
+            self._checkpointed[incident_id] = state.event_count
+        rows = self._execute(
+            self._connection(),
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE incident_id = ? AND id > ? ORDER BY id", (incident_id, state.last_event_id),
+        ).fetchall()
+        for row in rows:
+            state.apply(_event_from_row(row))
+        return state
+
+    def _load_checkpoint(self, incident_id: int) -> IncidentState | None:
+        """The incident's checkpoint if it is valid (see console/checkpoint.py), else None."""
+        if self.schema_version < 2:
+            return None
+        from console import checkpoint
+
+        row = self._execute(
+            self._connection(),
+            "SELECT c.event_id, c.event_hash, c.fold_version, c.digest, c.state, e.hash "
+            "FROM checkpoints c LEFT JOIN events e ON e.id = c.event_id "
+            "AND e.incident_id = c.incident_id WHERE c.incident_id = ?", (incident_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        event_id, event_hash, fold_version, digest, text, chain_hash = row
+        if (fold_version != checkpoint.FOLD_VERSION or chain_hash != event_hash
+                or digest != checkpoint.digest(event_hash, fold_version, text)):
+            return None
+        try:
+            state = checkpoint.decode(text)
+        except ValueError:
+            return None
+        if state.last_event_id != event_id or state.last_hash != event_hash:
+            return None
+        return state
+
+    def _write_checkpoint(self, conn: Any, state: IncidentState) -> None:
+        from console import checkpoint
+
+        text = checkpoint.encode(state)
+        version = checkpoint.FOLD_VERSION
+        self._execute(
+            conn,
+            "INSERT INTO checkpoints (incident_id, event_id, event_hash, fold_version, digest, "
+            "state) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET "
+            "event_id = excluded.event_id, event_hash = excluded.event_hash, "
+            "fold_version = excluded.fold_version, digest = excluded.digest, "
+            "state = excluded.state",
+            (state.incident_id, state.last_event_id, state.last_hash, version,
+             checkpoint.digest(state.last_hash, version, text), text),
+        )
+        self._checkpointed[state.incident_id] = state.event_count
+
+    def checkpoint(self, incident_id: int) -> None:
+        """Write the incident's checkpoint now (a console that closes, a rebuild after a
+        checkpoint was found invalid)."""
+        with self._write(incident_id) as conn:
+            state = self._state_in(incident_id)
+            if state.event_count:
+                self._write_checkpoint(conn, state)
+
+    def _require_incident(self, conn: Any, incident_id: int) -> None:
+        if self._execute(conn, "SELECT 1 FROM incidents WHERE id = ?",
+                         (incident_id,)).fetchone() is None:
+            raise UnknownIncident(
+                f"no incident {format_incident_id(incident_id)} in {self.location}")
+
+    def _insert(self, conn: Any, incident_id: int, kind: str, actor: str,
+                payload: dict[str, Any], ts: datetime) -> Event:
+        state = self._state_in(incident_id)  # caught up: its newest event is the chain's head
+        prev_hash = state.last_hash or GENESIS_HASH
+        event_id = self._next_event_id(conn)
+        # The record never holds a piece of a configured secret, whoever wrote the text.
+        safe_payload = scrub_value(json_safe(payload))
+        actor = scrub(actor)
+        payload_json = canonical_json(safe_payload)
+        ts_text = format_ts(ts)
+        digest = event_hash(prev_hash, event_id, incident_id, ts_text, str(kind), actor,
+                            payload_json)
+        self._execute(
+            conn,
+            "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, incident_id, ts_text, str(kind), actor, payload_json, prev_hash, digest),
+        )
+        event = Event(event_id, incident_id, parse_ts(ts_text), str(kind), actor, safe_payload,
+                      prev_hash, digest)
+        state.apply(event)
+        if self.schema_version >= 2 and (
+                kind not in FREQUENT_KINDS
+                or state.event_count - self._checkpointed.get(incident_id, 0) >= CHECKPOINT_EVERY):
+            self._write_checkpoint(conn, state)
+        return event
+
+    def incident_ids(self) -> list[int]:
+        return [row[0] for row in self._read("SELECT id FROM incidents ORDER BY id")]
+
+    def has_incident(self, incident_id: int) -> bool:
+        return bool(self._read("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)))
+
+    def incident_created_ts(self, incident_id: int) -> str:
+        """When the incident was numbered, as stored (for :func:`copy_incident`)."""
+        rows = self._read("SELECT created_ts FROM incidents WHERE id = ?", (incident_id,))
+        if not rows:
+            raise UnknownIncident(
+                f"no incident {format_incident_id(incident_id)} in {self.location}")
+        return str(rows[0][0])
+
+    def events(self, incident_id: int, after_id: int = 0,
+               limit: int | None = None) -> list[Event]:
+        """An incident's events with id greater than ``after_id``, oldest first (the first
+        ``limit`` of them, if given)."""
+        sql = ("SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+               "WHERE incident_id = ? AND id > ? ORDER BY id")
+        params: tuple[Any, ...] = (incident_id, after_id)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        return [_event_from_row(row) for row in self._read(sql, params)]
+
+    # --- reading a window of the timeline (its filters are queries) ------------------------------
+
+    def _kinds_clause(self, kinds: frozenset[str] | None) -> tuple[str, list[Any]]:
+        if kinds is None:
+            return "", []
+        ordered = sorted(kinds)
+        return f" AND kind IN ({', '.join('?' for _ in ordered)})", list(ordered)
+
+    def count_events(self, incident_id: int, kinds: frozenset[str] | None = None,
+                     before_id: int | None = None) -> int:
+        """How many of the incident's events (of ``kinds``; with an id below ``before_id``)."""
+        clause, params = self._kinds_clause(kinds)
+        if before_id is not None:
+            clause += " AND id < ?"
+            params.append(before_id)
+        rows = self._read(f"SELECT count(*) FROM events WHERE incident_id = ?{clause}",
+                          (incident_id, *params))
+        return int(rows[0][0])
+
+    def events_page(self, incident_id: int, kinds: frozenset[str] | None, offset: int,
+                    limit: int) -> list[Event]:
+        """Rows ``offset`` … ``offset + limit - 1`` of the incident's events (of ``kinds``),
+        oldest first."""
+        clause, params = self._kinds_clause(kinds)
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            f"WHERE incident_id = ?{clause} ORDER BY id LIMIT ? OFFSET ?",
+            (incident_id, *params, limit, max(0, offset)),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    def events_tail(self, incident_id: int, kinds: frozenset[str] | None,
+                    limit: int) -> list[Event]:
+        """The newest ``limit`` events of the incident (of ``kinds``), oldest first."""
+        clause, params = self._kinds_clause(kinds)
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            f"WHERE incident_id = ?{clause} ORDER BY id DESC LIMIT ?",
+            (incident_id, *params, limit),
+        )
+        return [_event_from_row(row) for row in reversed(rows)]
+
+    def timeline_rows(self, incident_id: int, kinds: frozenset[str] | None, limit: int,
+                      anchor_id: int | None = None) -> TimelineRows:
+        """What a timeline needs to show an incident of any length under a filter, read in one
+        snapshot: the row count, the event count, the newest ``limit`` rows, the newest event
+        id the counts include, and (with ``anchor_id``) the row of the first event at or after
+        it."""
+        with self._lock:
+            try:
+                with self._snapshot():
+                    head = self._execute(
+                        self._connection(),
+                        "SELECT COALESCE(MAX(id), 0), count(*) FROM events WHERE incident_id = ?",
+                        (incident_id,)).fetchone()
+                    rows = (head[1] if kinds is None
+                            else self.count_events(incident_id, kinds))
+                    tail = self.events_tail(incident_id, kinds, limit)
+                    anchor = (self.count_events(incident_id, kinds, before_id=anchor_id)
+                              if anchor_id is not None else None)
+            except self._errors as error:
+                raise StoreError(f"cannot read {self.location}: {error}") from None
+        return TimelineRows(int(rows), int(head[1]), tail, int(head[0]), anchor)
+
+    def iter_rows(self, incident_id: int, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Every event of the incident as its stored row (id, incident_id, ts, kind, actor,
+        payload JSON, prev_hash, hash), oldest first, read ``chunk`` rows at a time."""
+        after = 0
+        while True:
+            rows = self._chain_rows(incident_id, after, chunk)
+            yield from rows
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
+
+    def iter_events(self, incident_id: int, chunk: int = 5000) -> Iterator[Event]:
+        """Every event of the incident, oldest first, without holding them all."""
+        for row in self.iter_rows(incident_id, chunk):
+            yield _event_from_row(row)
+
+    def require_events(self, incident_id: int) -> list[Event]:
+        events = self.events(incident_id)
+        if not events:
+            raise UnknownIncident(
+                f"no incident {format_incident_id(incident_id)} in {self.location}")
+        return events
+
+    def declarations_since(self, since: datetime) -> list[Event]:
+        """Declaration events at or after ``since`` (for the emergency-rate bar)."""
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE kind = ? AND ts >= ? ORDER BY id",
+            (str(Kind.DECLARED), format_ts(since)),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    def last_event_id(self, incident_id: int) -> int:
+        rows = self._read("SELECT COALESCE(MAX(id), 0) FROM events WHERE incident_id = ?",
+                          (incident_id,))
+        return int(rows[0][0])
+
+    # --- verification ----------------------------------------------------------------------------
+
+    def verify(self, incident_id: int) -> tuple[int, ChainProblem | None]:
+        """Re-walk an incident's chain; returns (events checked, first problem or None)."""
+        walk = ChainWalk(self, incident_id)
+        while not walk.step():
+            pass
+        return walk.checked, walk.problem
+
+    def _chain_rows(self, incident_id: int, after_id: int,
+                    limit: int) -> list[tuple[Any, ...]]:
+        return self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (incident_id, after_id, limit),
+        )
+
+    # --- samples ---------------------------------------------------------------------------------
+
+    def add_samples(self, incident_id: int,
+                    samples: Sequence[tuple[str, float, float | None]]) -> None:
+        """Record metric samples ``(series, unix_ts, value)``; NaN/inf are stored as NULL."""
+        rows = [
+            (incident_id, series, ts,
+             value if value is not None and math.isfinite(value) else None)
+            for series, ts, value in samples
+        ]
+        if not rows:
+            return
+        with self._write(incident_id) as conn:
+            self._execute_many(
+                conn, "INSERT INTO samples (incident_id, series, ts, value) VALUES (?, ?, ?, ?)",
+                rows)
+
+    def _execute_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            self._execute(conn, sql, row)
+
+    def samples(self, incident_id: int, series: str, since_ts: float = 0.0
+                ) -> list[tuple[float, float | None]]:
+        rows = self._read(
+            "SELECT ts, value FROM samples WHERE incident_id = ? AND series = ? AND ts >= ? "
+            "ORDER BY ts",
+            (incident_id, series, since_ts),
+        )
+        return [(float(ts), None if value is None else float(value)) for ts, value in rows]
+
+    def series_names(self, incident_id: int) -> list[str]:
+        rows = self._read(
+            "SELECT DISTINCT series FROM samples WHERE incident_id = ? ORDER BY series",
+            (incident_id,),
+        )
+        return [row[0] for row in rows]
+
+    # --- commander leases ------------------------------------------------------------------------
+
+    def lease(self, incident_id: int) -> Lease | None:
+        rows = self._read(
+            'SELECT incident_id, "user", host, pid, token, acquired_ts, heartbeat_ts FROM leases '
+            "WHERE incident_id = ?",
+            (incident_id,),
+        )
+        return _lease_from_row(rows[0]) if rows else None
+
+    def acquire_lease(self, incident_id: int, user: str, *, take_over: bool = False,
+                      stale_after_s: float = 30.0, now: datetime | None = None,
+                      pid: int | None = None, host: str | None = None
+                      ) -> tuple[Lease, Lease | None]:
+        """Take command of an incident. Returns (our lease, the lease we replaced, if any).
+
+        A lease is free when nobody holds it, its heartbeat is older than ``stale_after_s``, or
+        its process no longer exists on this host; otherwise :class:`LeaseHeld` is raised unless
+        ``take_over``.
+        """
+        now = now or utcnow()
+        pid = os.getpid() if pid is None else pid
+        host = host or socket.gethostname()
+        token = os.urandom(8).hex()
+        with self._write(incident_id) as conn:
+            self._require_incident(conn, incident_id)
+            row = self._execute(
+                conn,
+                'SELECT incident_id, "user", host, pid, token, acquired_ts, heartbeat_ts '
+                "FROM leases WHERE incident_id = ?",
+                (incident_id,),
+            ).fetchone()
+            previous = _lease_from_row(row) if row else None
+            if previous is not None and not take_over:
+                age = (now - previous.heartbeat_ts).total_seconds()
+                gone = previous.host == host and not process_alive(previous.pid)
+                ours = previous.host == host and previous.pid == pid
+                if not (gone or ours or age > stale_after_s):
+                    raise LeaseHeld(previous, age)
+            self._execute(
+                conn,
+                'INSERT INTO leases (incident_id, "user", host, pid, token, acquired_ts, '
+                "heartbeat_ts) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE "
+                'SET "user" = excluded."user", host = excluded.host, pid = excluded.pid, '
+                "token = excluded.token, acquired_ts = excluded.acquired_ts, "
+                "heartbeat_ts = excluded.heartbeat_ts",
+                (incident_id, user, host, pid, token, format_ts(now), format_ts(now)),
+            )
+        lease = Lease(incident_id, user, host, pid, token, parse_ts(format_ts(now)),
+                      parse_ts(format_ts(now)))
+        return lease, previous
+
+    def heartbeat(self, lease: Lease, now: datetime | None = None) -> bool:
+        """Refresh our lease; False if someone took it over meanwhile."""
+        now = now or utcnow()
+        with self._write(lease.incident_id) as conn:
+            cursor = self._execute(
+                conn, "UPDATE leases SET heartbeat_ts = ? WHERE incident_id = ? AND token = ?",
+                (format_ts(now), lease.incident_id, lease.token),
+            )
+            return bool(cursor.rowcount == 1)
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._write(lease.incident_id) as conn:
+            self._execute(conn, "DELETE FROM leases WHERE incident_id = ? AND token = ?",
+                          (lease.incident_id, lease.token))
+
+    # --- copying a record between stores ---------------------------------------------------------
+
+    def _import_incident(self, incident_id: int, created_ts: str,
+                         rows: Iterator[tuple[Any, ...]]) -> int:
+        """Insert an incident and its stored event rows exactly as they are (ids, timestamps,
+        payload bytes and hashes), checking the chain as it goes; refused if the incident or
+        any of its event ids already exists here. Returns the number of events."""
+        checker = ChainChecker()
+        with self._write(incident_id) as conn:
+            if self._execute(conn, "SELECT 1 FROM incidents WHERE id = ?",
+                             (incident_id,)).fetchone() is not None:
+                raise StoreError(f"{format_incident_id(incident_id)} already exists in "
+                                 f"{self.location}: a copy never merges two records")
+            self._execute(conn, "INSERT INTO incidents (id, created_ts) VALUES (?, ?)",
+                          (incident_id, created_ts))
+            for row in rows:
+                if not checker.check(row):
+                    assert checker.problem is not None
+                    raise StoreError(f"the source's chain is BROKEN: {checker.problem.message}; "
+                                     "nothing was copied")
+                if self._execute(conn, "SELECT 1 FROM events WHERE id = ?",
+                                 (row[0],)).fetchone() is not None:
+                    raise StoreError(f"event #{row[0]} already exists in {self.location} (in "
+                                     "another incident): the copy would need new ids, which "
+                                     "would change every hash; nothing was copied")
+                self._execute(
+                    conn,
+                    "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, "
+                    "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self._after_import(conn)
+        return checker.checked
+
+    def _after_import(self, conn: Any) -> None:
+        """What an engine must do after rows were inserted with their own ids."""
+
+
+def copy_incident(source: RecordStore, target: RecordStore, incident_id: int) -> int:
+    """Copy one incident's record — every event with its id, timestamp, payload bytes and hash,
+    and its metric samples — from ``source`` to ``target`` (SQLite → PostgreSQL or back), so
+    that ``warroom verify`` and every export give the same answer on both sides. The source's
+    chain is verified first and a broken one is refused. Returns the number of events copied."""
+    checked, problem = source.verify(incident_id)
+    if problem is not None:
+        raise StoreError(f"{format_incident_id(incident_id)} in {source.location}: chain BROKEN: "
+                         f"{problem.message}; nothing was copied")
+    created = source.incident_created_ts(incident_id)
+    copied = target._import_incident(incident_id, created, source.iter_rows(incident_id))
+    samples = [(series, ts, value)
+               for series in source.series_names(incident_id)
+               for ts, value in source.samples(incident_id, series)]
+    target.add_samples(incident_id, samples)
+    target.checkpoint(incident_id)
+    del checked
+    return copied
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: str | os.PathLike[str]) -> bool:
+    """Whether a store location names a PostgreSQL database rather than an SQLite file."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def open_store(location: str | os.PathLike[str], *, readonly: bool = False,
+               group: str | None = None, password_env: str | None = None) -> RecordStore:
+    """Open the record at ``location``: a ``postgresql://`` URL (the password from
+    ``password_env``, ``PGPASSWORD``, the libpq password or service file, never the URL) or an
+    SQLite file path (``group``: the war room's OS group, for the file's mode)."""
+    if is_postgres_url(location):
+        from console.pgstore import PostgresStore
+
+        return PostgresStore(str(location), readonly=readonly, password_env=password_env)
+    return Store(location, readonly=readonly, group=group)
+
+
+class _SqliteChangeFeed(ChangeFeed):
+    """``PRAGMA data_version`` of the reader's connection, asked every ``timeout`` seconds."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._seen: int | None = None
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        if stop is not None:
+            if stop.wait(timeout):
+                return False
+        else:
+            threading.Event().wait(timeout)
+        return self._store.data_version() != self._seen
+
+    def mark(self) -> None:
+        self._seen = self._store.data_version()
+
+
+class Store(RecordStore):
+    """An incident record in one SQLite file (the default)."""
+
+    engine = "sqlite"
+    _errors = (sqlite3.Error,)
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
+                 group: str | None = None) -> None:
+        super().__init__()
+        self.path = Path(path).expanduser()
+        self.location = str(self.path)
+        self.readonly = readonly
+        self.schema_version = SCHEMA_VERSION
         if readonly:
             if not self.path.exists():
                 raise StoreError(f"no database at {self.path}")
@@ -297,34 +924,45 @@ class Store:
         del version
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        if self.readonly:
-            raise StoreError("this database is open read-only")
-        with self._lock:
+    def _transaction(self, incident_id: int | None) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the file's one write lock: every writer, of every incident, in
+        # turn (SQLite has no finer lock, and needs none at a war room's write rate).
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"cannot write {self.path}: {error}") from None
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise StoreError(f"cannot write {self.path}: {error}") from None
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                self._forget_states()  # they may hold events that were rolled back
-                raise
-            else:
-                try:
-                    self._conn.execute("COMMIT")
-                except sqlite3.Error as error:
-                    self._conn.execute("ROLLBACK")
-                    self._forget_states()
-                    raise StoreError(f"cannot write {self.path}: {error}") from None
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
+                self._conn.execute("COMMIT")
             except sqlite3.Error as error:
-                raise StoreError(f"cannot read {self.path}: {error}") from None
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"cannot write {self.path}: {error}") from None
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return conn.execute(sql, params)
+
+    def _execute_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        conn.executemany(sql, rows)
+
+    def _connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
+    def _next_event_id(self, conn: Any) -> int:
+        # Safe: the transaction holds the file's write lock.
+        return int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -333,307 +971,13 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- incidents and events --------------------------------------------------------------------
-
-    def create_incident(self, actor: str, declared: Payload | dict[str, Any],
-                        extra: Sequence[Payload | tuple[str, dict[str, Any]]] = (),
-                        ts: datetime | None = None) -> list[Event]:
-        """Number a new incident and append its declaration (and ``extra`` facts) atomically."""
-        ts = ts or utcnow()
-        facts = [(Kind.DECLARED.value, _payload_dict(declared))]
-        facts += [(item.KIND, item.to_payload()) if isinstance(item, Payload) else item
-                  for item in extra]
-        with self._write() as conn:
-            number = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents").fetchone()[0]
-            conn.execute("INSERT INTO incidents (id, created_ts) VALUES (?, ?)",
-                         (number, format_ts(ts)))
-            return [self._insert(conn, number, kind, actor, payload, ts)
-                    for kind, payload in facts]
-
-    def append(self, incident_id: int, kind: str, actor: str, payload: dict[str, Any] | None = None,
-               ts: datetime | None = None) -> Event:
-        """Append one event to an incident's chain (raw: code records typed facts with
-        :meth:`record`)."""
-        with self._write() as conn:
-            self._require_incident(conn, incident_id)
-            return self._insert(conn, incident_id, kind, actor, payload or {}, ts or utcnow())
-
-    def record(self, incident_id: int, actor: str,
-               fact: Payload | Callable[[IncidentState], Payload],
-               ts: datetime | None = None) -> Event:
-        """Append one typed fact. Given a function instead, call it with the incident's state as
-        of its newest event, inside the write transaction, and append what it returns — or
-        nothing, if it refuses by raising (``policy.Refused``): the rules are checked against
-        exactly the state the fact is appended to, even with other writers at work."""
-        with self._write() as conn:
-            self._require_incident(conn, incident_id)
-            record = fact if isinstance(fact, Payload) else fact(self._state_in(incident_id).copy())
-            return self._insert(conn, incident_id, record.KIND, actor, record.to_payload(),
-                                ts or utcnow())
-
-    def append_many(self, incident_id: int, items: Sequence[tuple[str, str, dict[str, Any]]],
-                    ts: datetime | None = None) -> list[Event]:
-        """Append several ``(kind, actor, payload)`` events in one transaction."""
-        ts = ts or utcnow()
-        with self._write() as conn:
-            self._require_incident(conn, incident_id)
-            return [self._insert(conn, incident_id, k, a, p, ts) for k, a, p in items]
-
-    def state(self, incident_id: int) -> IncidentState:
-        """The incident's state as of its newest event: the newest valid checkpoint plus the
-        events after it (never the whole history, once a checkpoint exists). A copy the caller
-        owns. Raises :class:`UnknownIncident` for an incident without events."""
-        with self._lock:
-            try:
-                state = self._state_in(incident_id)
-            except sqlite3.Error as error:
-                raise StoreError(f"cannot read {self.path}: {error}") from None
-            if not state.event_count:
-                raise UnknownIncident(
-                    f"no incident {format_incident_id(incident_id)} in {self.path}")
-            return state.copy()
-
-    # --- the folded state and its checkpoints ----------------------------------------------------
-
-    def _forget_states(self) -> None:
-        self._states.clear()
-        self._checkpointed.clear()
-
-    def _state_in(self, incident_id: int) -> IncidentState:
-        """The cached state of an incident, caught up with its newest committed event (call
-        with the lock held; inside a write transaction the catch-up sees what it will append
-        to)."""
-        state = self._states.get(incident_id)
-        if state is None:
-            state = self._load_checkpoint(incident_id) or IncidentState()
-            self._states[incident_id] = state
-            self._checkpointed[incident_id] = state.event_count
-        rows = self._conn.execute(
-            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            "WHERE incident_id = ? AND id > ? ORDER BY id", (incident_id, state.last_event_id),
-        ).fetchall()
-        for row in rows:
-            state.apply(_event_from_row(row))
-        return state
-
-    def _load_checkpoint(self, incident_id: int) -> IncidentState | None:
-        """The incident's checkpoint if it is valid (see console/checkpoint.py), else None."""
-        if self.schema_version < 2:
-            return None
-        from console import checkpoint
-
-        row = self._conn.execute(
-            "SELECT c.event_id, c.event_hash, c.fold_version, c.digest, c.state, e.hash "
-            "FROM checkpoints c LEFT JOIN events e ON e.id = c.event_id "
-            "AND e.incident_id = c.incident_id WHERE c.incident_id = ?", (incident_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        event_id, event_hash, fold_version, digest, text, chain_hash = row
-        if (fold_version != checkpoint.FOLD_VERSION or chain_hash != event_hash
-                or digest != checkpoint.digest(event_hash, fold_version, text)):
-            return None
-        try:
-            state = checkpoint.decode(text)
-        except ValueError:
-            return None
-        if state.last_event_id != event_id or state.last_hash != event_hash:
-            return None
-        return state
-
-    def _write_checkpoint(self, conn: sqlite3.Connection, state: IncidentState) -> None:
-        from console import checkpoint
-
-        text = checkpoint.encode(state)
-        version = checkpoint.FOLD_VERSION
-        conn.execute(
-            "INSERT OR REPLACE INTO checkpoints (incident_id, event_id, event_hash, fold_version, "
-            "digest, state) VALUES (?, ?, ?, ?, ?, ?)",
-            (state.incident_id, state.last_event_id, state.last_hash, version,
-             checkpoint.digest(state.last_hash, version, text), text),
-        )
-        self._checkpointed[state.incident_id] = state.event_count
-
-    def checkpoint(self, incident_id: int) -> None:
-        """Write the incident's checkpoint now (a console that closes, a rebuild after a
-        checkpoint was found invalid)."""
-        with self._write() as conn:
-            state = self._state_in(incident_id)
-            if state.event_count:
-                self._write_checkpoint(conn, state)
-
-    def _require_incident(self, conn: sqlite3.Connection, incident_id: int) -> None:
-        if conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is None:
-            raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {self.path}")
-
-    def _insert(self, conn: sqlite3.Connection, incident_id: int, kind: str, actor: str,
-                payload: dict[str, Any], ts: datetime) -> Event:
-        state = self._state_in(incident_id)  # caught up: its newest event is the chain's head
-        prev_hash = state.last_hash or GENESIS_HASH
-        event_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetchone()[0]
-        # The record never holds a piece of a configured secret, whoever wrote the text.
-        safe_payload = scrub_value(json_safe(payload))
-        actor = scrub(actor)
-        payload_json = canonical_json(safe_payload)
-        ts_text = format_ts(ts)
-        digest = event_hash(prev_hash, event_id, incident_id, ts_text, str(kind), actor,
-                            payload_json)
-        conn.execute(
-            "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (event_id, incident_id, ts_text, str(kind), actor, payload_json, prev_hash, digest),
-        )
-        event = Event(event_id, incident_id, parse_ts(ts_text), str(kind), actor, safe_payload,
-                      prev_hash, digest)
-        state.apply(event)
-        if self.schema_version >= 2 and (
-                kind not in FREQUENT_KINDS
-                or state.event_count - self._checkpointed.get(incident_id, 0) >= CHECKPOINT_EVERY):
-            self._write_checkpoint(conn, state)
-        return event
-
-    def incident_ids(self) -> list[int]:
-        return [row[0] for row in self._read("SELECT id FROM incidents ORDER BY id")]
-
-    def has_incident(self, incident_id: int) -> bool:
-        return bool(self._read("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)))
-
-    def events(self, incident_id: int, after_id: int = 0,
-               limit: int | None = None) -> list[Event]:
-        """An incident's events with id greater than ``after_id``, oldest first (the first
-        ``limit`` of them, if given)."""
-        rows = self._read(
-            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            "WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (incident_id, after_id, -1 if limit is None else limit),
-        )
-        return [_event_from_row(row) for row in rows]
-
-    # --- reading a window of the timeline (its filters are queries) ------------------------------
-
-    def _kinds_clause(self, kinds: frozenset[str] | None) -> tuple[str, list[Any]]:
-        if kinds is None:
-            return "", []
-        ordered = sorted(kinds)
-        return f" AND kind IN ({', '.join('?' for _ in ordered)})", list(ordered)
-
-    def count_events(self, incident_id: int, kinds: frozenset[str] | None = None,
-                     before_id: int | None = None) -> int:
-        """How many of the incident's events (of ``kinds``; with an id below ``before_id``)."""
-        clause, params = self._kinds_clause(kinds)
-        if before_id is not None:
-            clause += " AND id < ?"
-            params.append(before_id)
-        rows = self._read(f"SELECT count(*) FROM events WHERE incident_id = ?{clause}",
-                          (incident_id, *params))
-        return int(rows[0][0])
-
-    def events_page(self, incident_id: int, kinds: frozenset[str] | None, offset: int,
-                    limit: int) -> list[Event]:
-        """Rows ``offset`` … ``offset + limit - 1`` of the incident's events (of ``kinds``),
-        oldest first."""
-        clause, params = self._kinds_clause(kinds)
-        rows = self._read(
-            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            f"WHERE incident_id = ?{clause} ORDER BY id LIMIT ? OFFSET ?",
-            (incident_id, *params, limit, max(0, offset)),
-        )
-        return [_event_from_row(row) for row in rows]
-
-    def events_tail(self, incident_id: int, kinds: frozenset[str] | None,
-                    limit: int) -> list[Event]:
-        """The newest ``limit`` events of the incident (of ``kinds``), oldest first."""
-        clause, params = self._kinds_clause(kinds)
-        rows = self._read(
-            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            f"WHERE incident_id = ?{clause} ORDER BY id DESC LIMIT ?",
-            (incident_id, *params, limit),
-        )
-        return [_event_from_row(row) for row in reversed(rows)]
-
-    def timeline_rows(self, incident_id: int, kinds: frozenset[str] | None, limit: int,
-                      anchor_id: int | None = None) -> TimelineRows:
-        """What a timeline needs to show an incident of any length under a filter, read in one
-        snapshot: the row count, the event count, the newest ``limit`` rows, the newest event
-        id the counts include, and (with ``anchor_id``) the row of the first event at or after
-        it."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN")
-                try:
-                    head = self._conn.execute(
-                        "SELECT COALESCE(MAX(id), 0), count(*) FROM events WHERE incident_id = ?",
-                        (incident_id,)).fetchone()
-                    rows = (head[1] if kinds is None
-                            else self.count_events(incident_id, kinds))
-                    tail = self.events_tail(incident_id, kinds, limit)
-                    anchor = (self.count_events(incident_id, kinds, before_id=anchor_id)
-                              if anchor_id is not None else None)
-                finally:
-                    self._conn.execute("COMMIT")
-            except sqlite3.Error as error:
-                raise StoreError(f"cannot read {self.path}: {error}") from None
-        return TimelineRows(rows, int(head[1]), tail, int(head[0]), anchor)
-
-    def iter_rows(self, incident_id: int, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """Every event of the incident as its stored row (id, incident_id, ts, kind, actor,
-        payload JSON, prev_hash, hash), oldest first, read ``chunk`` rows at a time."""
-        after = 0
-        while True:
-            rows = self._chain_rows(incident_id, after, chunk)
-            yield from rows
-            if len(rows) < chunk:
-                return
-            after = rows[-1][0]
-
-    def iter_events(self, incident_id: int, chunk: int = 5000) -> Iterator[Event]:
-        """Every event of the incident, oldest first, without holding them all."""
-        for row in self.iter_rows(incident_id, chunk):
-            yield _event_from_row(row)
-
-    def require_events(self, incident_id: int) -> list[Event]:
-        events = self.events(incident_id)
-        if not events:
-            raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {self.path}")
-        return events
-
-    def declarations_since(self, since: datetime) -> list[Event]:
-        """Declaration events at or after ``since`` (for the emergency-rate bar)."""
-        rows = self._read(
-            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            "WHERE kind = ? AND ts >= ? ORDER BY id",
-            (str(Kind.DECLARED), format_ts(since)),
-        )
-        return [_event_from_row(row) for row in rows]
-
     def data_version(self) -> int:
         """Changes when another connection commits: a cheap 'is there anything new?'."""
         return int(self._read("PRAGMA data_version")[0][0])
 
-    def last_event_id(self, incident_id: int) -> int:
-        rows = self._read("SELECT COALESCE(MAX(id), 0) FROM events WHERE incident_id = ?",
-                          (incident_id,))
-        return int(rows[0][0])
-
-    # --- verification ----------------------------------------------------------------------------
-
-    def verify(self, incident_id: int) -> tuple[int, ChainProblem | None]:
-        """Re-walk an incident's chain; returns (events checked, first problem or None)."""
-        walk = ChainWalk(self, incident_id)
-        while not walk.step():
-            pass
-        return walk.checked, walk.problem
-
-    def _chain_rows(self, incident_id: int, after_id: int,
-                    limit: int) -> list[tuple[Any, ...]]:
-        return self._read(
-            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            "WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (incident_id, after_id, limit),
-        )
+    def change_feed(self, incident_id: int) -> ChangeFeed:
+        del incident_id  # data_version says "something changed", for any incident
+        return _SqliteChangeFeed(self)
 
     def _triggers_intact(self) -> bool:
         triggers = self._read(
@@ -641,101 +985,6 @@ class Store:
             "AND name LIKE 'events_are_append_only_%'"
         )[0][0]
         return bool(triggers == 2)
-
-    # --- samples ---------------------------------------------------------------------------------
-
-    def add_samples(self, incident_id: int,
-                    samples: Sequence[tuple[str, float, float | None]]) -> None:
-        """Record metric samples ``(series, unix_ts, value)``; NaN/inf are stored as NULL."""
-        rows = [
-            (incident_id, series, ts,
-             value if value is not None and math.isfinite(value) else None)
-            for series, ts, value in samples
-        ]
-        if not rows:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO samples (incident_id, series, ts, value) VALUES (?, ?, ?, ?)", rows
-            )
-
-    def samples(self, incident_id: int, series: str, since_ts: float = 0.0
-                ) -> list[tuple[float, float | None]]:
-        rows = self._read(
-            "SELECT ts, value FROM samples WHERE incident_id = ? AND series = ? AND ts >= ? "
-            "ORDER BY ts",
-            (incident_id, series, since_ts),
-        )
-        return [(float(ts), None if value is None else float(value)) for ts, value in rows]
-
-    def series_names(self, incident_id: int) -> list[str]:
-        rows = self._read(
-            "SELECT DISTINCT series FROM samples WHERE incident_id = ? ORDER BY series",
-            (incident_id,),
-        )
-        return [row[0] for row in rows]
-
-    # --- commander leases ------------------------------------------------------------------------
-
-    def lease(self, incident_id: int) -> Lease | None:
-        rows = self._read(
-            "SELECT incident_id, user, host, pid, token, acquired_ts, heartbeat_ts FROM leases "
-            "WHERE incident_id = ?",
-            (incident_id,),
-        )
-        return _lease_from_row(rows[0]) if rows else None
-
-    def acquire_lease(self, incident_id: int, user: str, *, take_over: bool = False,
-                      stale_after_s: float = 30.0, now: datetime | None = None,
-                      pid: int | None = None, host: str | None = None
-                      ) -> tuple[Lease, Lease | None]:
-        """Take command of an incident. Returns (our lease, the lease we replaced, if any).
-
-        A lease is free when nobody holds it, its heartbeat is older than ``stale_after_s``, or
-        its process no longer exists on this host; otherwise :class:`LeaseHeld` is raised unless
-        ``take_over``.
-        """
-        now = now or utcnow()
-        pid = os.getpid() if pid is None else pid
-        host = host or socket.gethostname()
-        token = os.urandom(8).hex()
-        with self._write() as conn:
-            self._require_incident(conn, incident_id)
-            row = conn.execute(
-                "SELECT incident_id, user, host, pid, token, acquired_ts, heartbeat_ts "
-                "FROM leases WHERE incident_id = ?",
-                (incident_id,),
-            ).fetchone()
-            previous = _lease_from_row(row) if row else None
-            if previous is not None and not take_over:
-                age = (now - previous.heartbeat_ts).total_seconds()
-                gone = previous.host == host and not process_alive(previous.pid)
-                ours = previous.host == host and previous.pid == pid
-                if not (gone or ours or age > stale_after_s):
-                    raise LeaseHeld(previous, age)
-            conn.execute(
-                "INSERT OR REPLACE INTO leases (incident_id, user, host, pid, token, acquired_ts, "
-                "heartbeat_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (incident_id, user, host, pid, token, format_ts(now), format_ts(now)),
-            )
-        lease = Lease(incident_id, user, host, pid, token, parse_ts(format_ts(now)),
-                      parse_ts(format_ts(now)))
-        return lease, previous
-
-    def heartbeat(self, lease: Lease, now: datetime | None = None) -> bool:
-        """Refresh our lease; False if someone took it over meanwhile."""
-        now = now or utcnow()
-        with self._write() as conn:
-            cursor = conn.execute(
-                "UPDATE leases SET heartbeat_ts = ? WHERE incident_id = ? AND token = ?",
-                (format_ts(now), lease.incident_id, lease.token),
-            )
-            return cursor.rowcount == 1
-
-    def release_lease(self, lease: Lease) -> None:
-        with self._write() as conn:
-            conn.execute("DELETE FROM leases WHERE incident_id = ? AND token = ?",
-                         (lease.incident_id, lease.token))
 
 
 class ChainChecker:
@@ -777,12 +1026,12 @@ class ChainChecker:
             return True
         return False
 
-    def finish(self, store: Store, incident_id: int) -> ChainProblem | None:
+    def finish(self, store: RecordStore, incident_id: int) -> ChainProblem | None:
         """At the head: what is wrong beyond the rows (no events at all, triggers removed)."""
         if self.problem is None and self.checked == 0:
             if not store.has_incident(incident_id):
                 raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in "
-                                      f"{store.path}")
+                                      f"{store.location}")
             self.problem = ChainProblem(None, "the incident has no events: its declaration was "
                                               "removed")
         if self.problem is None and not store._triggers_intact():
@@ -795,7 +1044,7 @@ class ChainWalk:
     """Verifies an incident's chain a step at a time, so a console can verify a long record in
     the background (and then each new event as it arrives) and say how far it got."""
 
-    def __init__(self, store: Store, incident_id: int) -> None:
+    def __init__(self, store: RecordStore, incident_id: int) -> None:
         self.store = store
         self.incident_id = incident_id
         self._checker = ChainChecker()

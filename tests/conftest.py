@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.postgres_server import PostgresServer, require_postgresql
 
 REPO = Path(__file__).resolve().parent.parent
 WARROOM = [sys.executable, "-m", "console.cli"]
@@ -46,3 +48,36 @@ def run_warroom(tmp_path: Path) -> Callable[..., Result]:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# --- the record's two engines --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the run, started on first use (skipped when the
+    server is not installed; a failure under ``CI=true``)."""
+    require_postgresql()
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database of its own; its password is in ``PGPASSWORD`` (as a deployment
+    would have it), never in the URL."""
+    for name, value in postgres_server.env.items():
+        monkeypatch.setenv(name, value)
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's record lives: an SQLite file, then (the same test again) a PostgreSQL
+    database. Open it with ``console.store.open_store``."""
+    if request.param == "sqlite":
+        return tmp_path / "w.db"
+    return str(request.getfixturevalue("pg_url"))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from console.config import Config
     from console.model import Event
-    from console.store import ChainChecker, ChainProblem, Store
+    from console.store import ChainChecker, ChainProblem, RecordStore
 
 Samples = dict[str, list[tuple[float, float | None]]]
 FORMATS = ("pir", "comms", "json")
@@ -46,7 +46,7 @@ def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
     return text if chain_problem is None else _with_break(text, chain_problem)
 
 
-def export(fmt: str, store: Store, incident_id: int, out: TextIO, *,
+def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
            config: Config | None = None, now: datetime | None = None,
            allow_broken: bool = False) -> tuple[int, ChainProblem | None]:
     """Write one incident from ``store`` to ``out`` as ``fmt``, verifying its chain as it is
@@ -103,7 +103,7 @@ class _Scrubbed:
         return getattr(self._out, name)
 
 
-def read_verified(store: Store, incident_id: int, checker: ChainChecker) -> list[Event]:
+def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -> list[Event]:
     """Every event of the incident, read once: each row is checked against the chain as it
     is read, and payloads are decoded a chunk at a time. Past a break (once ``checker`` has a
     problem) the rows are still read, so ``--allow-broken`` exports the record as it is."""

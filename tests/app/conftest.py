@@ -37,7 +37,7 @@ from console.demo import DEMO_APPROVERS, declare_demo, demo_config
 from console.engine import Engine
 from console.model import Event, Kind
 from console.state import IncidentState, fold
-from console.store import Store
+from console.store import RecordStore, open_store
 from console.wiring import build_adapters
 
 #: The instant every test starts at: a Saturday night, 22:00 UTC (seed 000's story).
@@ -52,8 +52,8 @@ class Rig:
     """One incident, its simulated world and the commander's engine, all on one ManualClock."""
 
     config: Config
-    db: Path
-    store: Store
+    db: Path | str
+    store: RecordStore
     incident_id: int
     clock: ManualClock
     sim: SimulatedService
@@ -141,7 +141,7 @@ def make_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RigFac
     rigs: list[Rig] = []
 
     def build(scenario: str = "bad", *, fail_rollback: bool = False, name: str = "incident",
-              **config_changes: Any) -> Rig:
+              location: str | None = None, **config_changes: Any) -> Rig:
         clock = ManualClock(START)
         # The store stamps what it is not given a time for (the declaration) with utcnow():
         # point it at the test's clock so every timestamp on screen is fixed.
@@ -158,8 +158,9 @@ def make_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RigFac
             config = Config.model_validate(raw)
         directory = tmp_path / name
         directory.mkdir()
-        db = directory / "warroom.db"
-        store = Store(db)
+        # An SQLite file, unless the test gives a PostgreSQL URL (tests/app/test_postgres.py).
+        db: Path | str = location or directory / "warroom.db"
+        store = open_store(db)
         incident_id = declare_demo(store, config, COMMANDER, ts=clock.now())
         state = fold(store.events(incident_id))
         sim = SimulatedService.from_settings(

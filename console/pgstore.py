@@ -1,0 +1,360 @@
+"""The incident record in PostgreSQL, for teams beyond one host (README, "PostgreSQL store").
+
+The same contract as the SQLite store (:class:`console.store.RecordStore` holds the shared part):
+
+- Events and incidents are append-only, enforced by the database: triggers refuse UPDATE,
+  DELETE and TRUNCATE. :meth:`PostgresStore._triggers_intact` (part of ``warroom verify``) also
+  notices a trigger that was dropped or disabled.
+- The chain is computed in Python from the stored text (``ts``, ``kind``, ``actor`` and the
+  canonical ``payload`` are ``text``, never ``jsonb`` or ``timestamptz``, which would re-spell
+  them), so the same events have the same hashes as in SQLite.
+- Writers of one incident are serialised by a transaction-level advisory lock on the incident
+  (new incident numbers by one lock of their own), taken before the state is read: a check and
+  the append it guards see the same chain head, in any number of processes on any hosts.
+  Event ids come from a sequence, so writers of different incidents never wait for each other.
+- Watchers learn of a commit through LISTEN/NOTIFY: triggers on events, samples and leases
+  notify channel ``warroom`` with the incident id; the notification is delivered at commit.
+- The schema version is the one row of ``warroom_schema``; migrations run under an advisory
+  lock, in order, and a newer unknown version is refused.
+
+The password never comes from the URL (refused there): it comes from the environment variable
+named by ``[store] password_env``, or from what libpq reads itself (``PGPASSWORD``, the password
+file, a service file named by ``service=``), or a client certificate (``sslcert``/``sslkey``).
+
+psycopg 3 is imported only when a PostgreSQL store is opened (the ``postgres`` extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from console.store import (
+    SCHEMA_VERSION,
+    ChangeFeed,
+    RecordStore,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: The channel every store notifies and every watcher listens on; the payload is the incident id.
+NOTIFY_CHANNEL = "warroom"
+#: First key of every advisory lock warroom takes (the second is the incident id; 0 numbers new
+#: incidents; -1 migrates the schema). ASCII "WR".
+LOCK_NAMESPACE = 0x5752
+MIGRATION_LOCK = -1
+CONNECT_TIMEOUT_S = 10
+#: Triggers whose absence (or disabling) means the record is no longer append-only.
+GUARD_TRIGGERS = ("events_are_append_only_update", "events_are_append_only_delete",
+                  "events_are_append_only_truncate")
+
+_V1 = [
+    "CREATE TABLE incidents (id bigint PRIMARY KEY, created_ts text COLLATE \"C\" NOT NULL)",
+    "CREATE SEQUENCE events_id_seq AS bigint",
+    "CREATE TABLE events (id bigint PRIMARY KEY, "
+    "incident_id bigint NOT NULL REFERENCES incidents (id), ts text COLLATE \"C\" NOT NULL, "
+    "kind text COLLATE \"C\" NOT NULL, actor text NOT NULL, payload text NOT NULL, "
+    "prev_hash text NOT NULL, hash text NOT NULL)",
+    "CREATE INDEX events_by_incident ON events (incident_id, id)",
+    "CREATE INDEX events_by_kind ON events (kind, ts)",
+    """CREATE FUNCTION warroom_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% are append-only: % refused', TG_TABLE_NAME, TG_OP;
+    END $$""",
+    *[f"CREATE TRIGGER {table}_are_append_only_{verb.lower()} BEFORE {verb} ON {table} "
+      f"FOR EACH {'STATEMENT' if verb == 'TRUNCATE' else 'ROW'} "
+      "EXECUTE FUNCTION warroom_refuse_change()"
+      for table in ("events", "incidents") for verb in ("UPDATE", "DELETE", "TRUNCATE")],
+    "CREATE TABLE samples (incident_id bigint NOT NULL, series text COLLATE \"C\" NOT NULL, "
+    "ts double precision NOT NULL, value double precision)",
+    "CREATE INDEX samples_by_series ON samples (incident_id, series, ts)",
+    "CREATE TABLE leases (incident_id bigint PRIMARY KEY, \"user\" text NOT NULL, "
+    "host text NOT NULL, pid integer NOT NULL, token text NOT NULL, "
+    "acquired_ts text COLLATE \"C\" NOT NULL, heartbeat_ts text COLLATE \"C\" NOT NULL)",
+    f"""CREATE FUNCTION warroom_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('{NOTIFY_CHANNEL}', OLD.incident_id::text);
+        ELSE
+            PERFORM pg_notify('{NOTIFY_CHANNEL}', NEW.incident_id::text);
+        END IF;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH ROW "
+    "EXECUTE FUNCTION warroom_notify()",
+    "CREATE TRIGGER samples_notify AFTER INSERT ON samples FOR EACH ROW "
+    "EXECUTE FUNCTION warroom_notify()",
+    "CREATE TRIGGER leases_notify AFTER INSERT OR UPDATE OR DELETE ON leases FOR EACH ROW "
+    "EXECUTE FUNCTION warroom_notify()",
+]
+
+_V2 = [
+    "CREATE TABLE checkpoints (incident_id bigint PRIMARY KEY REFERENCES incidents (id), "
+    "event_id bigint NOT NULL, event_hash text NOT NULL, fold_version text NOT NULL, "
+    "digest text NOT NULL, state text NOT NULL)",
+    "CREATE INDEX events_by_incident_kind ON events (incident_id, kind, id)",
+]
+
+#: version reached → the statements that reach it from the version before (the same versions as
+#: the SQLite schema: version 2 has the same tables, columns and indexes).
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+
+
+def schema_sql() -> str:
+    """The whole schema as one SQL script (for a DBA who creates it by hand)."""
+    lines = ["CREATE TABLE warroom_schema (version integer NOT NULL);"]
+    for version in sorted(MIGRATIONS):
+        lines += [f"{statement};" for statement in MIGRATIONS[version]]
+    lines.append(f"INSERT INTO warroom_schema (version) VALUES ({SCHEMA_VERSION});")
+    return "\n".join(lines) + "\n"
+
+
+#: What a day-to-day role needs, and no more: read everything, append events, keep checkpoints,
+#: samples and leases. It owns nothing, so it cannot drop or disable the append-only triggers.
+GRANTS = [
+    "GRANT SELECT ON warroom_schema TO {role}",
+    "GRANT SELECT, INSERT ON incidents, events, samples TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON checkpoints TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON leases TO {role}",
+    "GRANT USAGE, SELECT, UPDATE ON SEQUENCE events_id_seq TO {role}",
+]
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def grants_sql(role: str) -> list[str]:
+    """The GRANT statements that let ``role`` use the record without owning it."""
+    if not ROLE_NAME.match(role):
+        raise StoreError(f"{role!r} is not a plain role name (lower-case letters, digits, _)")
+    return [grant.format(role=role) for grant in GRANTS]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def connection_kwargs(url: str, password_env: str | None) -> dict[str, Any]:
+    """What ``psycopg.connect`` is given besides the URL; refuses a password in the URL."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception as error:  # psycopg.ProgrammingError: not a valid connection string
+        raise StoreError(f"store URL is not valid: {_first_line(error)}") from None
+    for secret in ("password", "sslpassword"):
+        if parts.get(secret):
+            raise StoreError(
+                f"the store URL carries a {secret}: remove it, and give it through "
+                "[store] password_env, PGPASSWORD, the libpq password file or a service file")
+    kwargs: dict[str, Any] = {"application_name": "warroom"}
+    if "connect_timeout" not in parts:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise StoreError(f"[store] password_env names ${password_env}, which is not set")
+        kwargs["password"] = password
+    return kwargs
+
+
+class PostgresStore(RecordStore):
+    """An incident record in a PostgreSQL database."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str, *, readonly: bool = False,
+                 password_env: str | None = None) -> None:
+        super().__init__()
+        import psycopg
+
+        self._psycopg = psycopg
+        self._errors = (psycopg.Error,)
+        self.url = url
+        self.location = url
+        self.readonly = readonly
+        self._connect_kwargs = connection_kwargs(url, password_env)
+        self._sql: dict[str, str] = {}
+        self._conn = self.connect()
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+        """A new connection to this store's database, as this store connects (a watcher's feed,
+        the tests' tampering)."""
+        options = "-c default_transaction_read_only=on" if self.readonly else None
+        try:
+            return self._psycopg.connect(self.url, autocommit=autocommit, options=options,
+                                         **self._connect_kwargs)
+        except self._psycopg.Error as error:
+            raise StoreError(f"cannot connect to {self.location}: {_first_line(error)}") from None
+
+    def _prepare(self) -> None:
+        version = self._schema_version(self._conn)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.location} has schema version {version}, newer than this warroom "
+                f"understands ({SCHEMA_VERSION}): upgrade warroom")
+        if self.readonly:
+            if version < 1:
+                raise StoreError(f"{self.location} holds no warroom record (no schema): "
+                                 "declare an incident there first")
+            self.schema_version = version
+            return
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    def _schema_version(self, conn: psycopg.Connection[Any]) -> int:
+        try:
+            if conn.execute("SELECT to_regclass('warroom_schema')").fetchone() == (None,):
+                return 0
+            row = conn.execute("SELECT max(version) FROM warroom_schema").fetchone()
+        except self._psycopg.Error as error:
+            raise StoreError(f"cannot read {self.location}: {_first_line(error)}") from None
+        return int(row[0] or 0) if row else 0
+
+    def _migrate(self) -> None:
+        with self._write(MIGRATION_LOCK) as conn:
+            # Re-read under the lock: another process may have migrated meanwhile.
+            current = self._schema_version(conn)
+            if current == 0:
+                if conn.execute("SELECT to_regclass('events')").fetchone() != (None,):
+                    raise StoreError(f"{self.location} holds an events table but is not a "
+                                     "warroom database")
+                conn.execute("CREATE TABLE warroom_schema (version integer NOT NULL)")
+                conn.execute("INSERT INTO warroom_schema (version) VALUES (0)")
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    conn.execute(statement)  # type: ignore[arg-type]  # our own constant SQL
+                conn.execute("UPDATE warroom_schema SET version = %s", (target,))
+
+    # --- what RecordStore asks of an engine ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, incident_id: int | None) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._conn
+        errors = self._psycopg.Error
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                         (LOCK_NAMESPACE, 0 if incident_id is None else incident_id))
+        except errors as error:
+            self._rollback()
+            raise StoreError(f"cannot write {self.location}: {_first_line(error)}") from None
+        try:
+            yield conn
+        except errors as error:
+            self._rollback()
+            raise StoreError(f"cannot write {self.location}: {_first_line(error)}") from None
+        except BaseException:
+            self._rollback()
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except errors as error:
+                self._rollback()
+                raise StoreError(f"cannot write {self.location}: {_first_line(error)}") from None
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(self._psycopg.Error):
+            self._conn.execute("ROLLBACK")
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        text = self._sql.get(sql)
+        if text is None:  # the shared queries are written with ?; psycopg wants %s
+            text = self._sql[sql] = sql.replace("?", "%s")
+        return conn.execute(text, params)
+
+    def _execute_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), rows)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        return self._conn
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(self._psycopg.Error):
+                self._conn.execute("COMMIT")
+
+    def _next_event_id(self, conn: Any) -> int:
+        return int(conn.execute("SELECT nextval('events_id_seq')").fetchone()[0])
+
+    def _after_import(self, conn: Any) -> None:
+        # Imported rows kept their ids: the sequence must go past them (and never back).
+        conn.execute(
+            "SELECT setval('events_id_seq', GREATEST((SELECT COALESCE(max(id), 0) FROM events), "
+            "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq), 1))")
+
+    def _triggers_intact(self) -> bool:
+        rows = self._read(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('events') "
+            "AND tgname = ANY(?) AND tgenabled <> 'D'", (list(GUARD_TRIGGERS),))
+        return bool(rows[0][0] == len(GUARD_TRIGGERS))
+
+    def change_feed(self, incident_id: int) -> ChangeFeed:
+        return PostgresChangeFeed(self.connect(), incident_id)
+
+    def grant(self, role: str) -> list[str]:
+        """Apply :func:`grants_sql` for ``role`` (as the schema's owner); returns what ran."""
+        statements = grants_sql(role)
+        with self._write(MIGRATION_LOCK) as conn:
+            for statement in statements:
+                conn.execute(statement)  # type: ignore[arg-type]  # a checked role name
+        return statements
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+
+class PostgresChangeFeed(ChangeFeed):
+    """LISTEN on its own connection: :meth:`wait` returns as soon as a commit touching the
+    incident is delivered (no polling of the tables)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], incident_id: int) -> None:
+        self._conn = conn
+        self._incident = str(incident_id)
+        self._primed = False
+        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        if stop is not None and stop.is_set():
+            return False
+        if not self._primed:  # nothing read yet: there is something to read
+            self._primed = True
+            return True
+        deadline = monotonic() + timeout
+        ours = False
+        while not ours:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                return False
+            for notify in self._conn.notifies(timeout=remaining, stop_after=1):
+                ours = ours or notify.payload == self._incident
+        # One commit notifies once per table it touched: take the rest now, so they do not
+        # wake the next wait for the same commit.
+        for _ in self._conn.notifies(timeout=0):
+            pass
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
