@@ -832,6 +832,8 @@ def secret_values(config: Config) -> list[str]:
     names = [secret.env for _, secret in _secrets(config)]
     if config.notify.webhook_url_env:
         names.append(config.notify.webhook_url_env)
+    if config.store.password_env:
+        names.append(config.store.password_env)
     return [value.strip() for name in names if (value := os.environ.get(name) or "").strip()]
 
 

@@ -31,6 +31,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,16 @@ def connection_kwargs(url: str, password_env: str | None) -> dict[str, Any]:
     return kwargs
 
 
+@dataclass
+class _Ahead:
+    """What an appending transaction fetched with its lock (each used at most once)."""
+
+    incident_id: int
+    exists: bool
+    next_id: int | None
+    rows: tuple[int, list[tuple[Any, ...]]] | None  # (after id, the rows after it)
+
+
 class PostgresStore(RecordStore):
     """An incident record in a PostgreSQL database."""
 
@@ -181,6 +192,7 @@ class PostgresStore(RecordStore):
         self.readonly = readonly
         self._connect_kwargs = connection_kwargs(url, password_env)
         self._sql: dict[str, str] = {}
+        self._ahead: _Ahead | None = None
         self._conn = self.connect()
         try:
             self._prepare()
@@ -240,30 +252,58 @@ class PostgresStore(RecordStore):
     # --- what RecordStore asks of an engine ------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self, incident_id: int | None) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, incident_id: int | None,
+                     appends: bool) -> Iterator[psycopg.Connection[Any]]:
         conn = self._conn
         errors = self._psycopg.Error
         try:
-            conn.execute("BEGIN")
-            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                         (LOCK_NAMESPACE, 0 if incident_id is None else incident_id))
+            self._begin(conn, incident_id, appends)
         except errors as error:
             self._rollback()
             raise StoreError(f"cannot write {self.location}: {_first_line(error)}") from None
         try:
-            yield conn
+            # An append's statements and its COMMIT go out together (pipeline mode): the body
+            # reads nothing it did not fetch with the lock, so nothing waits for an answer.
+            with conn.pipeline() if appends else contextlib.nullcontext():
+                yield conn
+                conn.execute("COMMIT")
         except errors as error:
             self._rollback()
             raise StoreError(f"cannot write {self.location}: {_first_line(error)}") from None
         except BaseException:
             self._rollback()
             raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except errors as error:
-                self._rollback()
-                raise StoreError(f"cannot write {self.location}: {_first_line(error)}") from None
+        finally:
+            self._ahead = None
+
+    def _begin(self, conn: psycopg.Connection[Any], incident_id: int | None,
+               appends: bool) -> None:
+        """BEGIN, then wait for the incident's lock; for a transaction that appends, also ask
+        (after the lock) whether the incident exists, the next event id and the rows the cached
+        state lacks. One round trip for all of it (a multi-statement query, the values are our
+        own integers): an append then costs BEGIN, INSERT and COMMIT, as a bare insert does."""
+        key = 0 if incident_id is None else int(incident_id)
+        statements = ["BEGIN", f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {key})"]
+        state = self._states.get(key) if appends and incident_id is not None else None
+        if appends and incident_id is not None:
+            statements.append(f"SELECT EXISTS (SELECT 1 FROM incidents WHERE id = {key}), "
+                              "nextval('events_id_seq')")
+            if state is not None:
+                statements.append(
+                    "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+                    f"WHERE incident_id = {key} AND id > {int(state.last_event_id)} ORDER BY id")
+        cursor = conn.execute("; ".join(statements))  # type: ignore[arg-type]  # our own SQL
+        cursor.nextset()  # past BEGIN, to the lock's (empty) answer
+        if len(statements) < 3:
+            return
+        cursor.nextset()
+        row = cursor.fetchone()
+        exists, next_id = (bool(row[0]), int(row[1])) if row else (False, None)
+        rows = None
+        if state is not None:
+            cursor.nextset()
+            rows = (state.last_event_id, list(cursor.fetchall()))
+        self._ahead = _Ahead(key, exists, next_id, rows)
 
     def _rollback(self) -> None:
         with contextlib.suppress(self._psycopg.Error):
@@ -292,7 +332,27 @@ class PostgresStore(RecordStore):
                 self._conn.execute("COMMIT")
 
     def _next_event_id(self, conn: Any) -> int:
+        ahead = self._ahead
+        if ahead is not None and ahead.next_id is not None:
+            next_id = ahead.next_id
+            ahead.next_id = None
+            return next_id
         return int(conn.execute("SELECT nextval('events_id_seq')").fetchone()[0])
+
+    def _require_incident(self, conn: Any, incident_id: int) -> None:
+        ahead = self._ahead
+        if ahead is not None and ahead.incident_id == incident_id and ahead.exists:
+            return
+        super()._require_incident(conn, incident_id)
+
+    def _rows_after(self, incident_id: int, after_id: int) -> list[tuple[Any, ...]]:
+        ahead = self._ahead
+        if ahead is not None and ahead.incident_id == incident_id and ahead.rows is not None \
+                and ahead.rows[0] == after_id:
+            rows = ahead.rows[1]
+            ahead.rows = None
+            return rows
+        return super()._rows_after(incident_id, after_id)
 
     def _after_import(self, conn: Any) -> None:
         # Imported rows kept their ids: the sequence must go past them (and never back).

@@ -276,9 +276,11 @@ class RecordStore:
 
     # --- what each engine provides ---------------------------------------------------------------
 
-    def _transaction(self, incident_id: int | None) -> contextlib.AbstractContextManager[Any]:
+    def _transaction(self, incident_id: int | None,
+                     appends: bool) -> contextlib.AbstractContextManager[Any]:
         """A write transaction yielding the connection; serialised with every other writer of
-        ``incident_id`` (of new incident numbers, for None) in any process."""
+        ``incident_id`` (of new incident numbers, for None) in any process. ``appends``: it
+        will append events to that incident (an engine may fetch ahead what that needs)."""
         raise NotImplementedError
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -316,12 +318,12 @@ class RecordStore:
         self.close()
 
     @contextlib.contextmanager
-    def _write(self, incident_id: int | None = None) -> Iterator[Any]:
+    def _write(self, incident_id: int | None = None, *, appends: bool = False) -> Iterator[Any]:
         if self.readonly:
             raise StoreError("this database is open read-only")
         with self._lock:
             try:
-                with self._transaction(incident_id) as conn:
+                with self._transaction(incident_id, appends) as conn:
                     yield conn
             except BaseException:
                 self._forget_states()  # they may hold events that were rolled back
@@ -356,7 +358,7 @@ class RecordStore:
                ts: datetime | None = None) -> Event:
         """Append one event to an incident's chain (raw: code records typed facts with
         :meth:`record`)."""
-        with self._write(incident_id) as conn:
+        with self._write(incident_id, appends=True) as conn:
             self._require_incident(conn, incident_id)
             return self._insert(conn, incident_id, kind, actor, payload or {}, ts or utcnow())
 
@@ -367,7 +369,7 @@ class RecordStore:
         of its newest event, inside the write transaction, and append what it returns — or
         nothing, if it refuses by raising (``policy.Refused``): the rules are checked against
         exactly the state the fact is appended to, even with other writers at work."""
-        with self._write(incident_id) as conn:
+        with self._write(incident_id, appends=True) as conn:
             self._require_incident(conn, incident_id)
             record = fact if isinstance(fact, Payload) else fact(self._state_in(incident_id).copy())
             return self._insert(conn, incident_id, record.KIND, actor, record.to_payload(),
@@ -377,7 +379,7 @@ class RecordStore:
                     ts: datetime | None = None) -> list[Event]:
         """Append several ``(kind, actor, payload)`` events in one transaction."""
         ts = ts or utcnow()
-        with self._write(incident_id) as conn:
+        with self._write(incident_id, appends=True) as conn:
             self._require_incident(conn, incident_id)
             return [self._insert(conn, incident_id, k, a, p, ts) for k, a, p in items]
 
@@ -410,14 +412,17 @@ class RecordStore:
             state = self._load_checkpoint(incident_id) or IncidentState()
             self._states[incident_id] = state
             self._checkpointed[incident_id] = state.event_count
-        rows = self._execute(
-            self._connection(),
-            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
-            "WHERE incident_id = ? AND id > ? ORDER BY id", (incident_id, state.last_event_id),
-        ).fetchall()
-        for row in rows:
+        for row in self._rows_after(incident_id, state.last_event_id):
             state.apply(_event_from_row(row))
         return state
+
+    def _rows_after(self, incident_id: int, after_id: int) -> list[tuple[Any, ...]]:
+        """The incident's stored rows after ``after_id`` (the state's catch-up)."""
+        return list(self._execute(
+            self._connection(),
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            "WHERE incident_id = ? AND id > ? ORDER BY id", (incident_id, after_id),
+        ).fetchall())
 
     def _load_checkpoint(self, incident_id: int) -> IncidentState | None:
         """The incident's checkpoint if it is valid (see console/checkpoint.py), else None."""
@@ -924,7 +929,8 @@ class Store(RecordStore):
         del version
 
     @contextlib.contextmanager
-    def _transaction(self, incident_id: int | None) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, incident_id: int | None,
+                     appends: bool) -> Iterator[sqlite3.Connection]:
         # BEGIN IMMEDIATE takes the file's one write lock: every writer, of every incident, in
         # turn (SQLite has no finer lock, and needs none at a war room's write rate).
         try:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.benchmarks import console_figures, guardrail_figures, record_figures
+from tests.benchmarks import console_figures, guardrail_figures, postgres_figures, record_figures
 from tests.benchmarks.context import COLS, REPO, ROWS, Context
 from tests.benchmarks.harness import Figure, load_1m, table, write_results
 
@@ -51,6 +51,10 @@ GROUPS = (
     Group("exports", ("pir_export_100k_s", "json_export_100k_s"), (1, 1), 150,
           record_figures.exports),
     Group("append", ("durable_append_vs_sqlite_ratio",), (1.3,), 40, record_figures.durable_append),
+    Group("pg_watch_latency", ("watch_latency_pg_p95_ms",), (100,), 90,
+          postgres_figures.watch_latency),
+    Group("pg_append", ("durable_append_pg_vs_insert_ratio",), (1.3,), 60,
+          postgres_figures.durable_append),
     Group("idle", ("idle_cpu_watch_percent", "idle_cpu_commander_percent"), (0.5, 2), 100,
           console_figures.idle_cpu),
     Group("verify", ("verify_100k_s",), (None,), 60, record_figures.verify),

@@ -183,6 +183,25 @@ def test_racing_writers_of_one_incident_form_one_chain(store_location: Path | st
     assert [e.id for e in events] == sorted(e.id for e in events)
 
 
+def test_a_refused_fact_appends_nothing_and_the_store_goes_on(store_location: Path | str
+                                                              ) -> None:
+    from console.policy import Refused
+
+    with open_store(store_location) as store:
+        incident = declare(store)
+
+        def refuse(state: IncidentState) -> ev.Note:
+            raise Refused(f"no: {state.event_count} events")
+
+        with pytest.raises(Refused, match="no: 1 events"):
+            store.record(incident, "bob", refuse)
+        with pytest.raises(UnknownIncident):
+            store.append(77, Kind.NOTE, "bob", {"text": "nowhere"})
+        after = store.record(incident, "bob", ev.Note(text="after"))
+        assert store.verify(incident) == (2, None)
+        assert [e.id for e in store.events(incident)][-1] == after.id
+
+
 def test_racing_declarations_get_distinct_numbers(store_location: Path | str) -> None:
     numbers: list[int] = []
     failures: list[BaseException] = []
