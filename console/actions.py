@@ -62,6 +62,13 @@ ACTIONS: tuple[Action, ...] = (
            "track for the verification hold — or it says ROLLBACK NOT VERIFIED, and why.",
            "y", True, danger=True),
     Action("note", "n", "n", "Note", "Add a note to the timeline.", "none", True),
+    Action("mark_milestone", "m", "m", "Milestone",
+           "Mark a milestone now: detected, impact started, mitigated or resolved (the PIR "
+           "measures time to detect, mitigate and resolve from them; an earlier moment: warroom "
+           "mark ID MILESTONE --at TIME).", "none", True, footer=False),
+    Action("highlight", "h", "h", "Highlight",
+           "Highlight the newest event on the timeline as a moment that matters (the PIR lists "
+           "it); recorded as a fact of its own.", "none", True, footer=False),
     Action("ack_checklist", "c", "c", "Ack checklist",
            "Acknowledge the rollback compatibility checklist (seed 002), before the first "
            "stage.", "y", True, footer=False),

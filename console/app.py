@@ -53,7 +53,7 @@ from widgets.graphs import MetricGraph
 from widgets.guardrails import GuardrailsPane
 from widgets.header import IncidentHeader
 from widgets.rollback import RollbackPane
-from widgets.timeline import Timeline
+from widgets.timeline import Timeline, safe_describe
 
 COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
@@ -826,6 +826,41 @@ class WarroomApp(App[int]):
 
         self.push_screen(NoteModal(), save)
 
+    def action_mark_milestone(self) -> None:
+        from console.screens.forms import MilestoneModal
+
+        marked = {name: f"{mark.at:%H:%M} UTC" for name, mark in self.state.milestones.items()}
+
+        def save(choice: tuple[str, str] | None) -> None:
+            if choice is not None:
+                self._run_action("mark", *choice)
+
+        self.push_screen(MilestoneModal(marked), save)
+
+    def action_highlight(self) -> None:
+        from console.model import Kind as EventKind
+        from console.screens.forms import ReasonModal
+
+        # The newest event that is not itself a highlight (what the timeline shows last).
+        event_id = self.timeline.last_event_id
+        newest = self.timeline.row_event(self.timeline.row_count - 1) if (
+            self.timeline.row_count) else None
+        if newest is not None and newest.kind != EventKind.HIGHLIGHTED:
+            event_id = newest.id
+        if not event_id:
+            self.notify("Nothing on the timeline to highlight yet.", timeout=4)
+            return
+        words = safe_describe(newest) if newest is not None and newest.id == event_id else ""
+        target = event_id
+
+        def save(reason: str | None) -> None:
+            if reason is not None:
+                self._run_action("highlight", target, reason)
+
+        self.push_screen(ReasonModal(f"Highlight event #{target}",
+                                     f"{words}\nWhy it matters (optional, recorded):",
+                                     required=False), save)
+
     def action_ack_checklist(self) -> None:
         from console.screens.confirm import ConfirmModal
 
@@ -1027,6 +1062,10 @@ class WarroomApp(App[int]):
             engine.record_gate(args[0], args[1], args[2])
         elif name == "close":
             engine.close_incident(args[0])
+        elif name == "mark":
+            engine.mark(args[0], args[1])
+        elif name == "highlight":
+            engine.highlight(args[0], args[1])
         elif name == "pause":
             engine.pause()
         elif name == "resume":

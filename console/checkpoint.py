@@ -98,8 +98,12 @@ def _build(hint: Any, value: Any) -> Any:
         (item,) = typing.get_args(hint)
         return [_build(item, element) for element in value]
     if origin is dict:
-        _, item = typing.get_args(hint)
-        return {key: _build(item, element) for key, element in value.items()}
+        key_hint, item = typing.get_args(hint)
+        key_type = int if key_hint is int else str  # JSON keys are strings
+        return {key_type(key): _build(item, element) for key, element in value.items()}
+    if origin is tuple:
+        return tuple(_build(item, element)
+                     for item, element in zip(typing.get_args(hint), value, strict=True))
     if hint is datetime:
         return datetime.fromisoformat(value)
     if hint is float:

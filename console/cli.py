@@ -14,6 +14,7 @@ import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -84,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     declare.add_argument("--affects", action="append", default=[], metavar="SCENARIO",
                          help="a mission-critical scenario the incident affects")
     declare.add_argument("--plan", help="canary plan name (default: the config's default_plan)")
+    declare.add_argument("--detected-at", metavar="TIME",
+                         help="when the problem was detected (records the detected milestone): "
+                         "ISO 8601, HH:MM[:SS] UTC today, or -15m")
+    declare.add_argument("--link", action="append", default=[], metavar="KIND=URL",
+                         help="a ticket, PR, runbook or dashboard (repeatable)")
+    fix = declare.add_mutually_exclusive_group()
+    fix.add_argument("--fix", dest="change_is_fix", action="store_const", const=True,
+                     help="the change is the fix for an ongoing harm: rolling it back brings the "
+                     "harm back (the default for security and incident)")
+    fix.add_argument("--risky-change", dest="change_is_fix", action="store_const", const=False,
+                     help="the change is a risky change of its own: rolling it back ends the "
+                     "risk (the default for regulatory and customer-blocking)")
 
     opener = command("open", "commander console for an incident")
     opener.add_argument("id")
@@ -110,6 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
     note = command("note", "add a note to the timeline")
     note.add_argument("id")
     note.add_argument("text")
+    note.add_argument("--highlight", action="store_true",
+                      help="mark the note as a moment that matters (the PIR lists it)")
+    note.add_argument("--link", action="append", default=[], metavar="KIND=URL")
+
+    mark = command("mark", "mark a milestone: detected, impact-started, mitigated, resolved")
+    mark.add_argument("id")
+    mark.add_argument("milestone", metavar="detected|impact-started|mitigated|resolved")
+    mark.add_argument("--at", metavar="TIME", help="when it happened (default: now): ISO 8601, "
+                      "HH:MM[:SS] UTC today, or -15m")
+    mark.add_argument("--reason", default="", help="how you know (recorded)")
+
+    role = command("role", "record who holds a role on the bridge (scribe, comms, ...)")
+    role.add_argument("id")
+    role.add_argument("role")
+    role.add_argument("user")
+
+    highlight = command("highlight", "mark an earlier event as a moment that matters")
+    highlight.add_argument("id")
+    highlight.add_argument("event", type=int, metavar="EVENT_ID")
+    highlight.add_argument("--reason", default="")
 
     target = command("target", "change the version being shipped (earlier approvals go stale)")
     target.add_argument("id")
@@ -218,7 +251,9 @@ def cmd_declare(args: argparse.Namespace) -> int:
             store, config, commander=user, title=args.title, priority=args.priority,
             category=args.category, service=args.service, from_version=args.from_version,
             to_version=args.to_version, bypass_specs=args.bypass, affects=args.affects,
-            plan_name=args.plan, now=utcnow())
+            plan_name=args.plan, now=utcnow(),
+            detected_at=_time(args.detected_at, "--detected-at"), links=args.link,
+            change_is_fix=args.change_is_fix)
     if declared.warning:
         _print_err(f"warroom: warning: {declared.warning.message}")
     record = declared.record
@@ -285,8 +320,73 @@ def cmd_note(args: argparse.Namespace) -> int:
     if not args.text.strip():
         raise UsageError("the note is empty")
     with _open_store(args, config, must_exist=True) as store:
-        event = commands.note(store, incident_id, actor=os_user(), text=args.text)
+        event = commands.note(store, incident_id, actor=os_user(), text=args.text,
+                              links=args.link, highlight=args.highlight)
     print(f"{format_incident_id(incident_id)}: note #{event.id} added")
+    return 0
+
+
+def _time(text: str | None, flag: str) -> datetime | None:
+    """``--at``/``--detected-at``: ISO 8601 (UTC when no zone is given), ``HH:MM[:SS]`` UTC
+    today (yesterday, if that is still to come), or ``-15m`` / ``-2h`` / ``-90s`` ago."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    if text is None:
+        return None
+    now = utcnow()
+    value = text.strip()
+    ago = re.fullmatch(r"-(\d{1,5})([smh])", value)
+    if ago:
+        unit = {"s": 1, "m": 60, "h": 3600}[ago.group(2)]
+        return now - timedelta(seconds=int(ago.group(1)) * unit)
+    clock = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", value)
+    try:
+        if clock:
+            hour, minute, second = (int(part or 0) for part in clock.groups())
+            when = now.replace(hour=hour, minute=minute, second=second, microsecond=0)
+            return when - timedelta(days=1) if when > now + timedelta(minutes=2) else when
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected ISO 8601, HH:MM[:SS] (UTC) or -15m") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def cmd_mark(args: argparse.Namespace) -> int:
+    from console import commands
+
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    at = _time(args.at, "--at")
+    with _open_store(args, config, must_exist=True) as store:
+        event = commands.mark(store, incident_id, actor=os_user(), milestone=args.milestone,
+                              at=at, reason=args.reason)
+    when = event.payload.get("at", "")
+    print(f"{format_incident_id(incident_id)}: milestone {args.milestone} at {when} recorded")
+    return 0
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    from console import commands
+
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    with _open_store(args, config, must_exist=True) as store:
+        commands.assign_role(store, incident_id, actor=os_user(), role=args.role,
+                             user=args.user)
+    print(f"{format_incident_id(incident_id)}: {args.role} is {args.user}")
+    return 0
+
+
+def cmd_highlight(args: argparse.Namespace) -> int:
+    from console import commands
+
+    config, _ = _load_config(args)
+    incident_id = _incident(args.id)
+    with _open_store(args, config, must_exist=True) as store:
+        commands.highlight(store, incident_id, actor=os_user(), event_id=args.event,
+                           reason=args.reason)
+    print(f"{format_incident_id(incident_id)}: event #{args.event} highlighted")
     return 0
 
 
@@ -544,6 +644,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "waive": cmd_waive,
     "note": cmd_note,
     "target": cmd_target,
+    "mark": cmd_mark,
+    "role": cmd_role,
+    "highlight": cmd_highlight,
     "list": cmd_list,
     "export": cmd_export,
     "verify": cmd_verify,

@@ -21,7 +21,7 @@ from datetime import datetime
 from console import events as ev
 from console import policy
 from console.config import Config
-from console.model import Event, utcnow
+from console.model import Event, format_ts, utcnow
 from console.state import IncidentState
 from console.store import Lease, RecordStore, recent_window
 
@@ -45,21 +45,38 @@ def declare(store: RecordStore, config: Config, *, commander: str, title: str, p
             category: str, service: str, from_version: str, to_version: str,
             bypass_specs: Sequence[str] = (), affects: Sequence[str] = (),
             plan_name: str | None = None, simulated: bool = False, scenario: str | None = None,
-            now: datetime | None = None) -> Declaration:
+            now: datetime | None = None, detected_at: datetime | None = None,
+            links: Sequence[str] = (), change_is_fix: bool | None = None) -> Declaration:
     """Declare an emergency change; a real declaration over the 30-day bar carries a warning
-    (seed 000, Q3). Demo declarations are simulated and never count towards the bar."""
+    (seed 000, Q3). Demo declarations are simulated and never count towards the bar.
+
+    ``detected_at`` records the ``detected`` milestone with the declaration (when the problem was
+    found, usually before anyone declared); ``links`` are ``KIND=URL``; ``change_is_fix`` says
+    whether the change is the fix for an ongoing harm (default: by category, see
+    :data:`console.state.FIX_CATEGORIES`) or a risky change of its own."""
     record = policy.declaration(
         config, title=title, priority=priority, category=category, service=service,
         from_version=from_version, to_version=to_version, bypass_specs=list(bypass_specs),
         affects=list(affects), commander=commander, simulated=simulated, plan_name=plan_name)
     record.scenario = scenario
     now = now or utcnow()
+    parsed = [policy.parse_link(spec) for spec in links]
+    record.links = [ev.Link(kind, url) for kind, url in parsed] or None
+    record.change_is_fix = change_is_fix
+    extra: list[ev.Payload] = []
+    if detected_at is not None:
+        from console.state import IncidentState as _Empty
+
+        policy.check_milestone(_Empty(), "detected", detected_at, now)
+        extra.append(ev.Milestone("detected", format_ts(detected_at), "given at declaration"))
     warning: ev.RateWarning | None = None
     if not simulated:
         recent = store.declarations_since(recent_window(now, policy.RATE_WINDOW_DAYS))
         real = [e for e in recent if not ev.read_as(e, ev.Declared).simulated]
         warning = policy.emergency_rate_warning(config, len(real) + 1)
-    events = store.create_incident(commander, record, [warning] if warning else [], ts=now)
+    if warning:
+        extra.insert(0, warning)
+    events = store.create_incident(commander, record, extra, ts=now)
     return Declaration(events, record, warning)
 
 
@@ -139,12 +156,16 @@ def change_target(store: RecordStore, incident_id: int, *, actor: str, to_versio
 
 
 def note(store: RecordStore, incident_id: int, *, actor: str, text: str,
-         ts: datetime | None = None) -> Event:
-    """A note on the timeline, kept exactly as typed."""
+         ts: datetime | None = None, links: Sequence[str] = (),
+         highlight: bool = False) -> Event:
+    """A note on the timeline, kept exactly as typed; with links (``KIND=URL``), and marked as
+    a highlight of the incident when asked."""
+    parsed = [policy.parse_link(spec) for spec in links]
 
     def decide(state: IncidentState) -> ev.Note:
         policy.check_note(text)
-        return ev.Note(text)
+        return ev.Note(text, [ev.Link(kind, url) for kind, url in parsed] or None,
+                       True if highlight else None)
 
     return store.record(incident_id, actor, decide, ts)
 
@@ -161,6 +182,52 @@ def open_console(store: RecordStore, incident_id: int, *, user: str, host: str, 
             previous.user, previous.host, previous.pid, user, host, pid, why), ts))
     events.append(store.record(incident_id, user, ev.ConsoleOpened(user, host, pid), ts))
     return events
+
+
+def mark(store: RecordStore, incident_id: int, *, actor: str, milestone: str,
+         at: datetime | None = None, reason: str = "", now: datetime | None = None) -> Event:
+    """Mark a milestone (detected, impact-started, mitigated, resolved), at ``at`` (default:
+    now); marking one again corrects it (the latest mark counts, both stay on the record)."""
+    now = now or utcnow()
+    when = at or now
+
+    def decide(state: IncidentState) -> ev.Milestone:
+        policy.check_milestone(state, milestone, when, now)
+        return ev.Milestone(milestone, format_ts(when), reason.strip())
+
+    return store.record(incident_id, actor, decide, now)
+
+
+def assign_role(store: RecordStore, incident_id: int, *, actor: str, role: str, user: str,
+                ts: datetime | None = None) -> Event:
+    """Who holds a role on the bridge (scribe, comms, ...): for the PIR's participants."""
+
+    def decide(state: IncidentState) -> ev.RoleAssigned:
+        policy.check_role(role, user)
+        return ev.RoleAssigned(role, user)
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def highlight(store: RecordStore, incident_id: int, *, actor: str, event_id: int, reason: str = "",
+              ts: datetime | None = None) -> Event:
+    """Mark an earlier event as important (a new fact: the chain is never rewritten)."""
+    found = store.events(incident_id, after_id=event_id - 1, limit=1) if event_id > 0 else []
+    if not found or found[0].id != event_id:
+        raise policy.Refused(f"no event #{event_id} in incident {incident_id}")
+
+    def decide(state: IncidentState) -> ev.Highlighted:
+        policy.check_highlight(state, event_id)
+        return ev.Highlighted(event_id, reason.strip())
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def console_closed(store: RecordStore, incident_id: int, *, user: str, host: str, pid: int,
+                   how: str = "quit", ts: datetime | None = None) -> Event:
+    """A commander console closed: the time without a console is excluded from the durations
+    it would distort in the PIR."""
+    return store.record(incident_id, user, ev.ConsoleClosed(user, host, pid, how), ts)
 
 
 def acknowledge_checklist(store: RecordStore, incident_id: int, *, actor: str,

@@ -173,6 +173,18 @@ class Engine:
         return self._command(lambda: commands.note(self.store, self.incident_id, actor=self.actor,
                                                    text=text, ts=self.now()))
 
+    def mark(self, milestone: str, reason: str = "") -> Event:
+        """Mark a milestone as of now (the console's ``m``)."""
+        return self._command(lambda: commands.mark(self.store, self.incident_id, actor=self.actor,
+                                                   milestone=milestone, reason=reason,
+                                                   now=self.now()))
+
+    def highlight(self, event_id: int, reason: str = "") -> Event:
+        """Mark an earlier event as a moment that matters (the console's ``h``)."""
+        return self._command(lambda: commands.highlight(
+            self.store, self.incident_id, actor=self.actor, event_id=event_id, reason=reason,
+            ts=self.now()))
+
     def acknowledge_checklist(self) -> Event:
         return self._command(lambda: commands.acknowledge_checklist(
             self.store, self.incident_id, actor=self.actor, ts=self.now()))

@@ -85,6 +85,14 @@ class OverrideRecord:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link a person gave (ticket, PR, runbook, dashboard...): its kind and where it points."""
+
+    kind: str = ""
+    url: str = ""
+
+
 # --- payloads ------------------------------------------------------------------------------------
 
 
@@ -120,6 +128,10 @@ class Declared(Payload):
     guardrails: list[DeclaredGuardrail] = field(default_factory=list)
     simulated: bool = False
     scenario: str | None = None  # a demo's simulated build: good | bad
+    links: list[Link] | None = None
+    # Whether the change is the fix for an ongoing harm (rolling it back brings the harm back)
+    # or a risky change of its own; absent in older records: the category decides.
+    change_is_fix: bool | None = None
 
 
 @dataclass(slots=True)
@@ -168,6 +180,8 @@ class TargetChanged(Payload):
 class Note(Payload):
     KIND: ClassVar[str] = Kind.NOTE
     text: str = ""
+    links: list[Link] | None = None
+    highlight: bool | None = None  # the note itself is marked as important
 
 
 @dataclass(slots=True)
@@ -414,6 +428,40 @@ class Resumed(Payload):
 
 
 @dataclass(slots=True)
+class Milestone(Payload):
+    """A moment of the incident a person marks: when it happened (``at``, which may be before
+    it was recorded), and why they say so."""
+
+    KIND: ClassVar[str] = Kind.MILESTONE
+    milestone: str = ""
+    at: str = ""  # format_ts: UTC with milliseconds
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class RoleAssigned(Payload):
+    KIND: ClassVar[str] = Kind.ROLE_ASSIGNED
+    role: str = ""
+    user: str = ""
+
+
+@dataclass(slots=True)
+class Highlighted(Payload):
+    KIND: ClassVar[str] = Kind.HIGHLIGHTED
+    event_id: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class ConsoleClosed(Payload):
+    KIND: ClassVar[str] = Kind.CONSOLE_CLOSED
+    user: str = ""
+    host: str = ""
+    pid: int = 0
+    how: str = "quit"  # quit | lease-lost
+
+
+@dataclass(slots=True)
 class Unknown(Payload):
     """A kind this code does not know (a newer warroom wrote it): kept, counted, shown raw."""
 
@@ -429,7 +477,8 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     WeightSet, WeightFailed, GuardrailChanged, GuardrailAction, RollbackRequested,
     RollbackStarted, RollbackProgress, RollbackCompleted, RollbackFailed, VerificationStarted,
     RollbackVerified, RollbackNotVerified, GateRecorded, Reconciled, Closed, Notified,
-    NotifyFailed, ChainBroken, Paused, Resumed,
+    NotifyFailed, ChainBroken, Paused, Resumed, Milestone, RoleAssigned, Highlighted,
+    ConsoleClosed,
 )
 BY_KIND: dict[str, type[Payload]] = {cls.KIND: cls for cls in PAYLOAD_TYPES}
 
@@ -537,8 +586,10 @@ _NESTED: dict[Any, Callable[[Any, Any], Any]] = {
     list[DeclaredGuardrail]: lambda v, d: _records(DeclaredGuardrail, v, from_str="name"),
     list[Check]: lambda v, d: _records(Check, v),
     list[OverrideRecord] | None: lambda v, d: None if v is None else _records(OverrideRecord, v),
+    list[Link] | None: lambda v, d: None if v is None else _records(Link, v),
 }
 _SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
+    bool | None: lambda v, d: None if v is None else bool(v),
     str: _str,
     str | None: _opt_str,
     int: _int,

@@ -8,6 +8,7 @@ adapters) fails here with one line and exit 2, before Textual takes the terminal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import threading
@@ -119,6 +120,12 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
             start_simulated_approvers(store, config, incident_id, engine.state, stop_approvers)
         app = make_app(config, db_path, incident_id, clock, engine=engine, lease=lease)
         app.run()
+        # The close is a fact of the record: the PIR leaves the time without a console out of
+        # the durations it would distort. A console that lost its lease says so.
+        how = "quit" if app.mode == "COMMANDER" else "lease-lost"
+        with contextlib.suppress(Exception):  # never turn a clean quit into an error
+            commands.console_closed(store, incident_id, user=user, host=socket.gethostname(),
+                                    pid=os.getpid(), how=how)
         if app.lease is not None and app.mode == "COMMANDER":
             store.release_lease(app.lease)
         return 0

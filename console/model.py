@@ -120,6 +120,20 @@ class Kind(StrEnum):
     PAUSED = "canary_paused"
     # {percent, reason}
     RESUMED = "canary_resumed"
+    # {milestone: detected|impact-started|mitigated|resolved, at (when it happened, UTC),
+    #  reason?}  marked by a person; the latest mark of a milestone is the one that counts
+    MILESTONE = "milestone_marked"
+    # {role, user}  who holds a role on the bridge (scribe, comms, ...)
+    ROLE_ASSIGNED = "role_assigned"
+    # {event_id, reason?}  a person marks an earlier event as important (the chain is never
+    #  rewritten: the highlight is a fact of its own)
+    HIGHLIGHTED = "event_highlighted"
+    # {user, host, pid, how: quit|lease-lost}  a commander console closed
+    CONSOLE_CLOSED = "console_closed"
+
+
+#: The milestones a person marks, in the order an incident normally reaches them.
+MILESTONES: tuple[str, ...] = ("detected", "impact-started", "mitigated", "resolved")
 
 
 #: Events a person reads as warnings in the timeline.
@@ -394,6 +408,18 @@ def describe(event: Event) -> str:
     if kind == Kind.RESUMED:
         reason = f": {_p(p, 'reason')}" if p.get("reason") else ""
         return f"Canary resumed at {_p(p, 'percent')}%{reason}"
+    if kind == Kind.MILESTONE:
+        reason = f": {_p(p, 'reason')}" if p.get("reason") else ""
+        at = _p(p, "at")
+        when = f" (at {at[11:19]} UTC)" if at and at != format_ts(event.ts) else ""
+        return f"Milestone {_p(p, 'milestone').upper()}{when}{reason}"
+    if kind == Kind.ROLE_ASSIGNED:
+        return f"Role {_p(p, 'role')}: {_p(p, 'user')}"
+    if kind == Kind.HIGHLIGHTED:
+        reason = f": {_p(p, 'reason')}" if p.get("reason") else ""
+        return f"Highlighted event #{_p(p, 'event_id')}{reason}"
+    if kind == Kind.CONSOLE_CLOSED:
+        return f"Console closed by {_p(p, 'user', event.actor)} ({_p(p, 'how', 'quit')})"
     if kind == Kind.CHAIN_BROKEN:
         return (f"CHAIN BROKEN at #{_p(p, 'event_id', '?')} — the record was edited: "
                 f"{_p(p, 'message')}")

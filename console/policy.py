@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from console.config import Config
+from console.config import ROLE_PATTERN, Config
 from console.events import (
     Bypass,
     Declared,
@@ -26,8 +26,10 @@ from console.model import (
     BYPASS_ELEMENTS,
     CATEGORIES,
     GUARDRAIL_STATUS_WORDS,
+    MILESTONES,
     PRIORITIES,
     format_duration,
+    format_ts,
 )
 from console.state import Approval, IncidentState
 
@@ -324,6 +326,70 @@ def check_target_change(state: IncidentState, actor: str, to_version: str, reaso
 def check_note(text: str) -> None:
     if not text.strip():
         raise Refused("the note is empty")
+
+
+# --- milestones, roles, links and highlights -----------------------------------------------------
+
+LINK_KIND_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+USER_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
+#: How far ahead of the recording clock a marked moment may lie (clocks of two hosts differ).
+CLOCK_SKEW_S = 120.0
+
+
+def check_milestone(state: IncidentState, milestone: str, at: datetime, now: datetime) -> None:
+    """A milestone is one of :data:`MILESTONES`, not in the future, and in order with those
+    already marked (detected and impact-started before mitigated, mitigated before resolved;
+    impact may start before or after detection)."""
+    if milestone not in MILESTONES:
+        raise Refused(f"unknown milestone {milestone!r} (known: {', '.join(MILESTONES)})")
+    if (at - now).total_seconds() > CLOCK_SKEW_S:
+        raise Refused(f"{milestone} cannot be marked in the future ({format_ts(at)})")
+    before = {"mitigated": ("detected", "impact-started"),
+              "resolved": ("detected", "impact-started", "mitigated")}
+    after = {"detected": ("mitigated", "resolved"), "impact-started": ("mitigated", "resolved"),
+             "mitigated": ("resolved",)}
+    for earlier in before.get(milestone, ()):
+        mark = state.milestones.get(earlier)
+        if mark is not None and mark.at > at:
+            raise Refused(f"{milestone} at {format_ts(at)} is before {earlier} "
+                          f"({format_ts(mark.at)}): correct {earlier} first")
+    for later in after.get(milestone, ()):
+        mark = state.milestones.get(later)
+        if mark is not None and mark.at < at:
+            raise Refused(f"{milestone} at {format_ts(at)} is after {later} "
+                          f"({format_ts(mark.at)}): correct {later} first")
+
+
+def check_role(role: str, user: str) -> None:
+    if not re.match(ROLE_PATTERN, role):
+        raise Refused(f"role {role!r}: lower-case letters, digits and dashes (e.g. scribe)")
+    if not USER_PATTERN.match(user):
+        raise Refused(f"{user!r} is not a user name")
+
+
+def check_link(kind: str, url: str) -> None:
+    if not LINK_KIND_PATTERN.match(kind):
+        raise Refused(f"link kind {kind!r}: lower-case letters, digits and dashes (ticket, pr, "
+                      "runbook, dashboard...)")
+    if not re.match(r"^https?://[^\s]{1,2000}$", url):
+        raise Refused(f"link {kind}: {url!r} is not an http(s) URL")
+
+
+def parse_link(spec: str) -> tuple[str, str]:
+    """``KIND=URL`` → (kind, url), checked."""
+    kind, sep, url = spec.partition("=")
+    if not sep:
+        raise Refused(f"--link {spec!r}: expected KIND=URL (e.g. pr=https://…)")
+    kind, url = kind.strip(), url.strip()
+    check_link(kind, url)
+    return kind, url
+
+
+def check_highlight(state: IncidentState, event_id: int) -> None:
+    if not 0 < event_id <= state.last_event_id:
+        raise Refused(f"no event #{event_id} in {state.id_text}")
+    if event_id in state.highlights:
+        raise Refused(f"event #{event_id} is already highlighted")
 
 
 def check_checklist_ack(state: IncidentState) -> None:

@@ -25,7 +25,12 @@ from console.model import (
     RollbackStatus,
     format_incident_id,
     format_ts,
+    parse_ts,
 )
+
+#: Categories whose emergency change is, unless declared otherwise, the fix for an ongoing harm
+#: (seed 000's story: the hotfix stops a leak), so that rolling it back brings the harm back.
+FIX_CATEGORIES = frozenset({"security", "incident"})
 
 __all__ = ["Approval", "Bypass", "Check", "GuardrailState", "IncidentState", "Stage", "fold",
            "state_json"]
@@ -123,6 +128,18 @@ class GuardrailState:
 
 
 @dataclass(frozen=True)
+class MilestoneMark:
+    """A milestone as marked: when it happened (``at``), when and by whom it was recorded."""
+
+    milestone: str
+    at: datetime
+    recorded: datetime
+    actor: str
+    reason: str
+    event_id: int
+
+
+@dataclass(frozen=True)
 class GateResult:
     item: str
     result: str  # passed | failed | waived
@@ -206,6 +223,11 @@ class IncidentState:
     closed_ts: datetime | None = None
     close_reason: str = ""
     promoted_ts: datetime | None = None
+    change_is_fix: bool = False  # rolling the change back brings the original harm back
+    milestones: dict[str, MilestoneMark] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # role → user
+    highlights: dict[int, str] = field(default_factory=dict)  # event id → why
+    links: list[tuple[str, str]] = field(default_factory=list)  # (kind, url)
     event_count: int = 0
     last_event_id: int = 0
     last_hash: str = ""
@@ -351,6 +373,9 @@ def _declared(state: IncidentState, event: Event, p: ev.Declared) -> None:
     state.plan_name = p.plan_name
     state.plan = [Stage(index, s.percent, s.hold_s) for index, s in enumerate(p.plan)]
     state.compatibility_checklist = list(p.checklist)
+    state.change_is_fix = (p.change_is_fix if p.change_is_fix is not None
+                           else p.category in FIX_CATEGORIES)
+    state.links.extend((link.kind, link.url) for link in p.links or [])
     for item in p.guardrails:
         state.guardrails[item.name] = GuardrailState(item.name, consecutive=item.consecutive,
                                                      on_breach=item.on_breach)
@@ -406,6 +431,27 @@ def _target_changed(state: IncidentState, event: Event, p: ev.TargetChanged) -> 
 
 def _note(state: IncidentState, event: Event, p: ev.Note) -> None:
     state.notes += 1
+    if p.highlight:
+        state.highlights[event.id] = ""
+    if p.links:
+        state.links.extend((link.kind, link.url) for link in p.links)
+
+
+def _milestone(state: IncidentState, event: Event, p: ev.Milestone) -> None:
+    try:
+        at = parse_ts(p.at) if p.at else event.ts
+    except ValueError:
+        at = event.ts
+    state.milestones[p.milestone] = MilestoneMark(p.milestone, at, event.ts, event.actor,
+                                                  p.reason, event.id)
+
+
+def _role_assigned(state: IncidentState, event: Event, p: ev.RoleAssigned) -> None:
+    state.roles[p.role] = p.user
+
+
+def _highlighted(state: IncidentState, event: Event, p: ev.Highlighted) -> None:
+    state.highlights[p.event_id] = p.reason
 
 
 def _rate_warning(state: IncidentState, event: Event, p: ev.RateWarning) -> None:
@@ -627,6 +673,9 @@ _HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.CHAIN_BROKEN: _chain_broken,
     Kind.PAUSED: _paused,
     Kind.RESUMED: _resumed,
+    Kind.MILESTONE: _milestone,
+    Kind.ROLE_ASSIGNED: _role_assigned,
+    Kind.HIGHLIGHTED: _highlighted,
 }
 
 

@@ -27,6 +27,7 @@ The escaping lives in :mod:`console.export.markdown`, the facts of the record (s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ from console.export.record import (
 from console.export.timeline import GuardrailRun
 from console.model import (
     GUARDRAIL_STATUS_WORDS,
+    MILESTONES,
     Event,
     Kind,
     describe,
@@ -68,6 +70,7 @@ __all__ = ["HUMAN_SECTIONS", "SECTIONS", "Record", "build_record", "md_cell", "m
 #: The template's sections, in order (the Emergency Change Record sits after Resolution).
 SECTIONS: tuple[str, ...] = (
     "Summary",
+    "Milestones",
     "Timeline (UTC)",
     "Notes",
     "Impact",
@@ -104,6 +107,7 @@ def render_pir(events: Sequence[Event], *, config: Config | None = None,
     out: list[str] = []
     out += _header(record, now)
     out += _summary(record)
+    out += _milestones(record)
     out += _timeline(record)
     out += _notes(record)
     out += _impact(record, samples or {})
@@ -153,18 +157,137 @@ def _header(record: Record, now: datetime | None) -> list[str]:
         status = f"closed at {clock.at(s.closed_ts)} UTC — {md_inline(s.close_reason)}"
     else:
         status = f"open at the last event ({clock.at(record.end)} UTC)"
+    if s.closed and "resolved" not in s.milestones:
+        status += " — closed **without a `resolved` milestone**"
     head = record.events[-1]
     lines += [
         f"- **Incident**: {s.id_text}, {s.category} emergency on {md_inline(s.service)}: "
         f"{md_inline(s.from_version)} → {md_inline(s.to_version)}",
-        f"- **Declared**: {declared:%Y-%m-%d %H:%M:%S} UTC",
+        f"- **Declared**: {declared:%Y-%m-%d %H:%M:%S} UTC"
+        + clock.local_words(declared, date_too=True),
         f"- **Commander**: {commander}",
+        *_roles_lines(record),
+        *_links_lines(record),
         f"- **Status**: {status}",
         f"- **Record**: {len(record.events)} events, chain head `{head.hash or 'none'}` "
         f"(`warroom verify {s.id_text}` re-checks it)"
         + (f"; exported {format_ts(now)}" if now is not None else ""),
         "",
     ]
+    return lines
+
+
+def _roles_lines(record: Record) -> list[str]:
+    """Who held which role, and everyone else the record shows acting."""
+    s = record.state
+    roles = [f"{md_inline(role)} {md_inline(user)}" for role, user in s.roles.items()]
+    named = {user for user in s.roles.values()} | {s.commander, s.declared_by}
+    others: dict[str, str] = {}
+    for approval in s.approvals:
+        who = approval.relayed_from or approval.user
+        if approval.kind != "waived" and who not in named:
+            others.setdefault(who, f"{approval.role} approver")
+    for event in record.of(Kind.HANDOVER):
+        user = str(event.payload.get("user") or event.actor)
+        if user not in named:
+            others.setdefault(user, "commander after a handover")
+    lines = []
+    if roles:
+        lines.append("- **Roles**: " + "; ".join(roles))
+    if others:
+        lines.append("- **Also on the record**: " + "; ".join(
+            f"{md_inline(user)} ({md_inline(what)})" for user, what in others.items()))
+    return lines
+
+
+def _links_lines(record: Record) -> list[str]:
+    links = record.state.links
+    if not links:
+        return []
+    return ["- **Links**: " + "; ".join(f"{md_inline(kind)} {link_text(url)}"
+                                        for kind, url in links)]
+
+
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+")
+
+
+def link_text(url: str) -> str:
+    """A link a person gave: an autolink when it is a plain http(s) URL (checked when it was
+    recorded), else literal text."""
+    return f"<{url}>" if _PLAIN_URL.fullmatch(url) and "](" not in url else md_inline(url)
+
+
+def _milestones(record: Record) -> list[str]:
+    s = record.state
+    clock = record.clock
+    lines = _section("Milestones")
+    marks = [s.milestones[name] for name in MILESTONES if name in s.milestones]
+    if not marks:
+        lines += ["_No milestone was marked (`warroom mark ID detected|impact-started|"
+                  "mitigated|resolved --at TIME`, or `m` in the console). Mark them before the "
+                  "review: the durations below need them._", ""]
+    else:
+        rows = []
+        for mark in marks:
+            late = ""
+            if abs((mark.recorded - mark.at).total_seconds()) >= 60:
+                late = f" (recorded {clock.at(mark.recorded)})"
+            rows.append([f"**{mark.milestone}**", clock.at(mark.at) + late,
+                         md_cell(clock.local_words(mark.at).strip(" ()") or "—"),
+                         md_cell(mark.actor), md_cell(mark.reason)])
+        lines += md_table(["Milestone", "At (UTC)", "Local", "Marked by", "How we know"], rows)
+        lines.append("")
+    lines += _durations(record)
+    highlights = _highlight_lines(record)
+    if highlights:
+        lines += ["Moments the team marked as important:", "", *highlights, ""]
+    return lines
+
+
+def _durations(record: Record) -> list[str]:
+    """Time to detect, mitigate and resolve, against the priority's target where one applies
+    (the deploy-time target counts from detection, or from the declaration when detection was
+    not marked)."""
+    s = record.state
+    m = s.milestones
+    start_mark = m.get("detected")
+    start, start_word = ((start_mark.at, "detection") if start_mark is not None
+                         else (record.declared, "declaration"))
+    target = s.target_hours * 3600 if s.target_hours else None
+    rows = []
+    impact = m.get("impact-started")
+    if impact is not None and start_mark is not None:
+        rows.append(["Time to detect", "impact started → detected",
+                     format_duration((start_mark.at - impact.at).total_seconds()), "—"])
+    for name, label in (("mitigated", "Time to mitigate"), ("resolved", "Time to resolve")):
+        mark = m.get(name)
+        if mark is None:
+            rows.append([label, f"{start_word} → {name}", "**not marked**", "—"])
+            continue
+        took = (mark.at - start).total_seconds()
+        verdict = "—"
+        if target is not None:
+            verdict = (f"{s.priority} target {format_duration(target)}: "
+                       + ("met" if took <= target else "**MISSED**"))
+        rows.append([label, f"{start_word} → {name}", format_duration(took), verdict])
+    return ["Durations (wall-clock, from the marked moments):", "",
+            *md_table(["Duration", "From → to", "Took", "Against the target"], rows), ""]
+
+
+def _highlight_lines(record: Record) -> list[str]:
+    s = record.state
+    if not s.highlights:
+        return []
+    clock = record.clock
+    wanted = set(s.highlights)
+    lines = []
+    for event in record.events:
+        if event.id in wanted:
+            why = s.highlights[event.id]
+            text = (str(event.payload.get("text", "")) if event.kind == Kind.NOTE
+                    else describe(event))
+            lines.append(f"- ⭐ {clock.moment(event.ts)} — {md_inline(event.actor)}: "
+                         f"{md_inline(text)}" + (f" — _{md_inline(why)}_" if why else ""))
     return lines
 
 
@@ -200,8 +323,11 @@ def _timeline(record: Record) -> list[str]:
         "",
     ]
     moment = clock.moment if clock.local is not None else clock.at
+    starred = record.state.highlights
     for line in record.story.lines:
-        lines.append(f"- {moment(line.ts)} — {md_inline(line.actor)}: {md_inline(line.text)}")
+        star = "⭐ " if line.event.id in starred else ""
+        lines.append(f"- {star}{moment(line.ts)} — {md_inline(line.actor)}: "
+                     f"{md_inline(line.text)}")
     lines.append("")
     return lines
 
@@ -576,8 +702,13 @@ def _rollback_part(record: Record) -> list[str]:
     for event in steps:
         p = event.payload
         when = clock.at(event.ts)
-        after = (f" ({format_duration((event.ts - requested_at).total_seconds())} after the "
-                 "request)") if requested_at is not None else ""
+        after = ""
+        if requested_at is not None:
+            took = (event.ts - requested_at).total_seconds()
+            gap = record.without_console_s(requested_at, event.ts)
+            after = (f" ({format_duration(took - gap)} after the request, not counting "
+                     f"{format_duration(gap)} with no console open)" if gap
+                     else f" ({format_duration(took)} after the request)")
         if event.kind == Kind.ROLLBACK_REQUESTED:
             requested_at = event.ts
             how = "automatic" if p.get("automatic") else "manual"
@@ -716,6 +847,14 @@ def _stable_limits_note(record: Record) -> list[str]:
             "track.", ""]
 
 
+def _id_at(record: Record, ts: datetime) -> int:
+    """The id of the first event at or after ``ts`` (to order a moment among events)."""
+    for event in record.of(Kind.CONSOLE_CLOSED):
+        if event.ts >= ts:
+            return event.id
+    return record.events[-1].id
+
+
 def _gates_part(record: Record) -> list[str]:
     s = record.state
     clock = record.clock
@@ -775,6 +914,12 @@ def _command_part(record: Record) -> list[str]:
             f"to {md_inline(p.get('user', ''))} ({md_inline(p.get('host', ''))}): {why}")))
     for event in record.of(Kind.RECONCILED):
         moments.append((event.id, f"- {clock.at(event.ts)} — {md_inline(describe(event))}"))
+    for closed, reopened in record.closed_spans:
+        until = (f"until {clock.at(reopened)} "
+                 f"({format_duration((reopened - closed).total_seconds())})"
+                 if reopened is not None else "and not opened again")
+        moments.append((_id_at(record, closed), f"- {clock.at(closed)} — no commander console "
+                                                f"open {until}"))
     lines += [text for _, text in sorted(moments)]
     if not handovers:
         lines.append("- No command handover.")

@@ -63,7 +63,7 @@ class Clock:
             return ""
         there = ts.astimezone(self.local)
         zone = there.tzname() or ""
-        day = f"{there:%Y-%m-%d} " if date_too or there.date() != ts.date() else ""
+        day = f"{there:%Y-%m-%d} " if date_too else ""  # the header says which day
         return f" ({day}{there:%H:%M} {zone})".replace("  ", " ")
 
     def moment(self, ts: datetime) -> str:
@@ -119,8 +119,36 @@ class Record:
     def story(self) -> Story:
         """The timeline as a story (:mod:`console.export.timeline`), told once."""
         if self._story is None:
-            self._story = story(self.events, at=self.clock.at, value=self.value)
+            self._story = story(self.events, at=self.clock.at, value=self.value,
+                                highlighted=frozenset(self.state.highlights))
         return self._story
+
+    @property
+    def closed_spans(self) -> list[tuple[datetime, datetime | None]]:
+        """When no commander console was open: from a console's quit to the next opening
+        (``None``: still closed at the last event)."""
+        spans: list[tuple[datetime, datetime | None]] = []
+        closed_at: datetime | None = None
+        for event in self.of(Kind.CONSOLE_CLOSED, Kind.CONSOLE_OPENED):
+            if event.kind == Kind.CONSOLE_CLOSED:
+                if event.payload.get("how", "quit") == "quit" and closed_at is None:
+                    closed_at = event.ts
+            elif closed_at is not None:
+                spans.append((closed_at, event.ts))
+                closed_at = None
+        if closed_at is not None:
+            spans.append((closed_at, None))
+        return spans
+
+    def without_console_s(self, start: datetime, end: datetime) -> float:
+        """Seconds of ``start``–``end`` during which no commander console was open."""
+        total = 0.0
+        for closed, opened in self.closed_spans:
+            low = max(start, closed)
+            high = min(end, opened or end)
+            if high > low:
+                total += (high - low).total_seconds()
+        return total
 
     def of(self, *kinds: str) -> list[Event]:
         if len(kinds) == 1:
@@ -228,8 +256,8 @@ def build_record(events: Sequence[Event], config: Config | None = None) -> Recor
                 name = str(payload.get("name", ""))
                 deferred[name] = event  # a guardrail new to the state keeps its first place
                 continue
-        elif kind == note:
-            state.notes += 1
+        elif kind == note and "links" not in event.payload and "highlight" not in event.payload:
+            state.notes += 1  # a plain note only counts
             continue
         if deferred and kind in _READS_GUARDRAILS:
             _flush(apply, deferred)

@@ -28,7 +28,8 @@ from typing import Any
 from console.model import GUARDRAIL_STATUS_WORDS, LOUD_KINDS, Event, Kind, describe
 
 #: Kinds that are not lines of the story (see the module docstring for where they go).
-_NOT_IN_STORY = frozenset({Kind.NOTE, Kind.PREFLIGHT_REQUESTED, Kind.NOTIFIED})
+_NOT_IN_STORY = frozenset({Kind.NOTE, Kind.PREFLIGHT_REQUESTED, Kind.NOTIFIED, Kind.HIGHLIGHTED,
+                           Kind.CONSOLE_CLOSED})
 
 
 @dataclass(slots=True)
@@ -146,12 +147,13 @@ class Story:
 
 
 def story(events: Sequence[Event], *, at: Callable[[datetime], str],
-          value: Callable[[str, Any], str]) -> Story:
+          value: Callable[[str, Any], str], highlighted: frozenset[int] = frozenset()
+          ) -> Story:
     """The timeline's lines (see the module docstring). ``at`` formats a time, ``value`` a
     guardrail figure (guardrail name, raw value)."""
     lines: list[Line] = []
     runs: list[GuardrailRun] = []
-    guardrail_changed = Kind.GUARDRAIL_CHANGED.value
+    guardrail_changed, note = Kind.GUARDRAIL_CHANGED.value, Kind.NOTE.value
     open_runs: dict[str, GuardrailRun] = {}
     preflight: _Repeats | None = None
     preflight_key: tuple[str, str] | None = None
@@ -175,6 +177,8 @@ def story(events: Sequence[Event], *, at: Callable[[datetime], str],
                               loud=status in ("breach", "cant_evaluate")))
             continue
         if kind in _NOT_IN_STORY:
+            if kind == note and (event.id in highlighted or event.payload.get("highlight")):
+                lines.append(Line(event, event.actor, describe(event)))  # a highlighted note
             continue
         if kind != Kind.ROLLBACK_PROGRESS:
             progress = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -195,6 +195,55 @@ class ReasonModal(ModalScreen[str | None]):
                                                     "characters).")
             return
         self.dismiss(text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class MilestoneModal(ModalScreen[tuple[str, str] | None]):
+    """Mark a milestone now: a key chooses it (d detected, i impact started, m mitigated, r
+    resolved), then an optional "how we know" and Enter. An earlier moment is marked with
+    ``warroom mark ID MILESTONE --at TIME``."""
+
+    DEFAULT_CSS = FORM_CSS.format(name="MilestoneModal")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    CHOICES: tuple[tuple[str, str], ...] = (("d", "detected"), ("i", "impact-started"),
+                                            ("m", "mitigated"), ("r", "resolved"))
+
+    def __init__(self, marked: dict[str, str]) -> None:
+        super().__init__()
+        self._marked = marked  # milestone → when it is marked already ("21:52 UTC")
+        self._chosen: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Mark a milestone (now)", classes="form--title")
+            for key, name in self.CHOICES:
+                already = self._marked.get(name)
+                note = f"  (marked: {already}; marking again corrects it)" if already else ""
+                yield Label(Content(f"  {key}  {name}{note}"))
+            yield Label(Content("How do we know? (optional, recorded)"), id="prompt")
+            yield Input(id="reason", disabled=True)
+            yield Static("d / i / m / r = choose    Enter = save    Escape = cancel",
+                         classes="form--hint")
+
+    def on_key(self, event: events.Key) -> None:
+        if self._chosen is not None:
+            return
+        for key, name in self.CHOICES:
+            if event.key == key:
+                event.stop()
+                self._chosen = name
+                self.query_one("#prompt", Label).update(
+                    Content(f"{name}: how do we know? (optional, recorded)"))
+                field = self.query_one("#reason", Input)
+                field.disabled = False
+                field.focus()
+
+    @on(Input.Submitted)
+    def _save(self, event: Input.Submitted) -> None:
+        if self._chosen is not None:
+            self.dismiss((self._chosen, event.value.strip()))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -148,3 +148,30 @@ async def test_quitting_an_idle_console_asks_nothing(rig: Rig) -> None:
         await pilot.press("q")
         await settle(pilot)
         assert exits == [()] and len(app.screen_stack) == 1
+
+
+async def test_m_marks_a_milestone_and_h_highlights_the_newest_event(rig: Rig) -> None:
+    from console.screens.forms import MilestoneModal, ReasonModal
+    from tests.app.test_console import type_text
+
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, MilestoneModal)
+        await pilot.press("d")
+        await type_text(pilot, "pager at 21:52")
+        await pilot.press("enter")
+        await settle(pilot)
+        (mark,) = rig.events(Kind.MILESTONE)
+        assert (mark.payload["milestone"], mark.payload["reason"]) == ("detected",
+                                                                       "pager at 21:52")
+        await pilot.press("h")
+        await settle(pilot)
+        assert isinstance(app.screen, ReasonModal)
+        await type_text(pilot, "when we knew")
+        await pilot.press("enter")
+        await settle(pilot)
+        (highlight,) = rig.events(Kind.HIGHLIGHTED)
+        assert highlight.payload == {"event_id": mark.id, "reason": "when we knew"}

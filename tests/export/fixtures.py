@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from console.config import Config, GuardrailSettings, ScenarioSettings
+from console.config import Config, ExportSettings, GuardrailSettings, ScenarioSettings
 from console.model import Event, Kind
 from console.policy import declaration, emergency_rate_warning
 from console.store import Store
@@ -65,10 +65,11 @@ LATENCY_QUERY = (
 )
 
 
-def fixture_config() -> Config:
+def fixture_config(local_timezone: str = "") -> Config:
     """The seeds' defaults, plus what a real deployment would configure: roster, guardrails and
-    the mission-critical scenarios."""
+    the mission-critical scenarios (and, when given, the local time zone of the exports)."""
     return Config(
+        export=ExportSettings(local_timezone=local_timezone),
         roster={"security-lead": ["priya"], "platform-lead": ["marco"]},
         guardrails=[
             GuardrailSettings(name="error-rate", query=ERROR_RATE_QUERY, unit="%", scale=100,
@@ -140,6 +141,10 @@ class IncidentBuilder:
     def add(self, clock: str, kind: Kind, actor: str, /, **payload: Any) -> Event:
         return self.store.append(self.incident_id, kind, actor, payload, ts=self._clock(clock))
 
+    def find(self, kind: str) -> int:
+        """The id of the newest event of ``kind`` so far."""
+        return [e for e in self.store.events(self.incident_id) if e.kind == kind][-1].id
+
     def samples(self, series: str, start: str, values: Sequence[float | None],
                 step_s: float = 10.0) -> None:
         base = at(start).timestamp()
@@ -209,7 +214,7 @@ def _to_ten_percent(b: IncidentBuilder) -> None:
           reported=10)
 
 
-def _breach_and_rollback(b: IncidentBuilder) -> None:
+def _breach_and_rollback(b: IncidentBuilder, *, console_gap: bool = False) -> None:
     """At 10% the error rate breaches three polls in a row; the engine rolls back to v1.4.2.
 
     The engine's order: the rollback is journalled, the deployer is called (reporting progress),
@@ -227,6 +232,11 @@ def _breach_and_rollback(b: IncidentBuilder) -> None:
     b.add("22:20:00", Kind.ROLLBACK_REQUESTED, "warroom", target="v1.4.2",
           from_version="v1.4.3", weight=10, automatic=True,
           reason="sustained breach of error-rate (3 in a row)")
+    if console_gap:  # the commander's console quit, and was opened again 30 s later
+        b.add("22:20:05", Kind.CONSOLE_CLOSED, "sam", user="sam", host="bastion-1", pid=4242,
+              how="quit")
+        b.add("22:20:35", Kind.CONSOLE_OPENED, "sam", user="sam", host="bastion-1", pid=4343,
+              mode="commander")
     b.add("22:20:40", Kind.ROLLBACK_PROGRESS, "warroom", target="v1.4.2",
           message="3/6 pods on v1.4.2")
     b.add("22:21:20", Kind.ROLLBACK_STARTED, "warroom", target="v1.4.2",
@@ -253,11 +263,24 @@ def _samples(b: IncidentBuilder, *, stable_from: str, stable_error: float) -> No
 
 
 def build_verified(tmp_path: Path) -> BuiltIncident:
-    """The golden incident: automatic rollback, VERIFIED, post-emergency items recorded, closed."""
+    """The golden incident: automatic rollback, VERIFIED, post-emergency items recorded, closed.
+
+    With the marks people add for the review: when the leak was detected and began, who was
+    scribe and comms, a ticket, a highlighted note and a highlighted event, and the commander's
+    console closed for 30 s while the rollback ran (left out of its duration)."""
     b = IncidentBuilder(tmp_path / "verified.db")
     _opening(b)
+    b.add("22:12:00", Kind.MILESTONE, "sam", milestone="detected", at="2026-03-12T21:52:00.000Z",
+          reason="support ticket SUP-4411 with an unredacted email")
+    b.add("22:12:10", Kind.MILESTONE, "sam", milestone="impact-started",
+          at="2026-03-12T19:30:00.000Z", reason="v1.4.1 deploy; first leaked response in logs")
+    b.add("22:12:20", Kind.ROLE_ASSIGNED, "sam", role="scribe", user="lee")
+    b.add("22:12:21", Kind.ROLE_ASSIGNED, "sam", role="comms", user="ana")
+    b.add("22:12:30", Kind.NOTE, "lee", text="Ticket and dashboard for the review",
+          links=[{"kind": "ticket", "url": "https://tickets.example/SUP-4411"},
+                 {"kind": "dashboard", "url": "https://grafana.example/d/redaction"}])
     _to_ten_percent(b)
-    _breach_and_rollback(b)
+    _breach_and_rollback(b, console_gap=True)
     b.add("22:22:30", Kind.ROLLBACK_VERIFIED, "warroom", target="v1.4.2", checks=[
         {"name": "deployer reports v1.4.2", "ok": True, "detail": "v1.4.2"},
         {"name": "canary weight 0%", "ok": True, "detail": "0%"},
@@ -266,7 +289,11 @@ def build_verified(tmp_path: Path) -> BuiltIncident:
     ])
     b.add("22:31:00", Kind.NOTE, "sam",
           text="Error spike: the new redaction regex times out on long transcripts. "
-               "Preparing v1.4.4.")
+               "Preparing v1.4.4.", highlight=True)
+    b.add("22:32:00", Kind.HIGHLIGHTED, "lee", event_id=b.find(Kind.ROLLBACK_REQUESTED),
+          reason="the automatic rollback fired on its own")
+    b.add("22:36:30", Kind.MILESTONE, "sam", milestone="mitigated",
+          at="2026-03-12T22:36:00.000Z", reason="transcript export disabled: no new leaks")
     b.add("22:38:00", Kind.GATE_RECORDED, "sam",
           item="Verify resolution: the harm has stopped and the metrics confirm it",
           result="failed",
@@ -291,7 +318,7 @@ def build_verified(tmp_path: Path) -> BuiltIncident:
 def build_not_verified(tmp_path: Path) -> BuiltIncident:
     """The stable track stays unhealthy after the rollback: NOT VERIFIED at the timeout; command
     changes hands; still open."""
-    b = IncidentBuilder(tmp_path / "not_verified.db")
+    b = IncidentBuilder(tmp_path / "not_verified.db", fixture_config("Asia/Kolkata"))
     _opening(b)
     _to_ten_percent(b)
     _breach_and_rollback(b)
@@ -360,6 +387,8 @@ def build_promoted(tmp_path: Path) -> BuiltIncident:
           item="Verify resolution: the harm has stopped and the metrics confirm it",
           result="passed", detail="no unredacted emails or phone numbers in 30 min of sampled "
                                   "responses")
+    b.add("+1d 00:12:30", Kind.MILESTONE, "sam", milestone="resolved",
+          at="2026-03-13T00:10:00.000Z", reason="30 min of sampled responses clean at 100%")
     b.add("+1d 00:13:00", Kind.GATE_RECORDED, "sam",
           item="canary: Watch every metric at 100% for 15-30 minutes", result="passed",
           detail="watched 30 min at 100%: error-rate 0.41%, p95 0.30 s")
