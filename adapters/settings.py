@@ -373,16 +373,108 @@ class CommandSettings(Strict):
         return value
 
 
+class ArgoRolloutsSettings(Strict):
+    """An Argo Rollouts ``Rollout``, driven through the Kubernetes API with httpx (no kubectl).
+
+    Where the API server, the token and the CA come from, in order: the keys below; inside a pod,
+    the service account (``KUBERNETES_SERVICE_HOST``, ``/var/run/secrets/kubernetes.io/
+    serviceaccount``); otherwise the kubeconfig (``kubeconfig``, ``$KUBECONFIG``,
+    ``~/.kube/config``).
+    """
+
+    kind: Literal["argo-rollouts"] = "argo-rollouts"
+    rollout: str = Field(
+        default="{service}",
+        description="The Rollout's name; placeholders allowed (default: the incident's service).",
+    )
+    namespace: str | None = Field(
+        default=None,
+        description="The Rollout's namespace (default: the service account's, else the "
+        "kubeconfig context's, else 'default').",
+    )
+    container: str | None = Field(
+        default=None,
+        description="The container whose image tag is the version (default: the first).",
+    )
+    plan: Literal["steps", "warroom"] = Field(
+        default="steps",
+        description="steps: a weight is reached by promoting the Rollout to the step that sets "
+        "it (each setWeight followed by an indefinite pause); warroom: the canary steps are "
+        "rewritten to [setWeight N, pause] on each stage, so any weight can be set.",
+    )
+    api_url: str | None = Field(
+        default=None,
+        description="The API server, e.g. https://10.0.0.1:6443 (default: in-cluster, else the "
+        "kubeconfig's cluster).",
+    )
+    kubeconfig: str | None = Field(
+        default=None, description="A kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."
+    )
+    context: str | None = Field(
+        default=None, description="The kubeconfig context (default: its current-context)."
+    )
+    token: SecretFromEnv | None = Field(
+        default=None,
+        description="Bearer token, from an environment variable (default: the service account's "
+        "token, else the kubeconfig user's token or tokenFile).",
+    )
+    ca_file: str | None = Field(
+        default=None,
+        description="CA bundle the API server's certificate is verified with (default: the "
+        "service account's ca.crt, else the kubeconfig cluster's).",
+    )
+    verify_tls: bool = Field(default=True, description="Verify the API server's certificate.")
+    timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Timeout of one connect and of one read."
+    )
+    deadline_s: float = Field(
+        default=20.0, gt=0, le=600,
+        description="Total deadline of one read or write (every request it makes, conflict "
+        "retries included).",
+    )
+    converge_s: float = Field(
+        default=60.0, ge=0, le=1800,
+        description="How long set_weight waits for the controller to report the weight; it is "
+        "the whole call's deadline. 0: do not wait.",
+    )
+    conflict_retries: int = Field(
+        default=3, ge=0, le=10,
+        description="409 Conflict: re-read the Rollout and write again, at most this often.",
+    )
+
+    @field_validator("rollout")
+    @classmethod
+    def _rollout(cls, value: str) -> str:
+        return _check_template(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+            raise ValueError(f"not a Kubernetes namespace name: {value!r}")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/") if value is not None else None
+
+
 DeploySettings = Annotated[
-    SimDeploySettings | HttpSettings | CommandSettings, Field(discriminator="kind")
+    SimDeploySettings | HttpSettings | CommandSettings | ArgoRolloutsSettings,
+    Field(discriminator="kind"),
 ]
 
 
-def check_actions(settings: SimDeploySettings | HttpSettings | CommandSettings,
-                  allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+def check_actions(
+    settings: SimDeploySettings | HttpSettings | CommandSettings | ArgoRolloutsSettings,
+    allowed: tuple[str, ...], required: tuple[str, ...],
+) -> None:
     """Refuse action names a section cannot use, and report required ones that are missing."""
-    if isinstance(settings, SimDeploySettings):
-        return
+    if isinstance(settings, SimDeploySettings | ArgoRolloutsSettings):
+        return  # their actions are built in
     unknown = sorted(set(settings.actions) - set(allowed))
     if unknown:
         raise KeyedError(f"actions.{unknown[0]}",

@@ -627,6 +627,12 @@ def _adapter_line(settings: Any) -> str:
                 f"{settings.deadline_s:g} s in all unless the action says otherwise)")
     if kind == "command":
         return f"command (each command: {settings.timeout_s:g} s in all unless the action says)"
+    if kind == "argo-rollouts":
+        where = settings.api_url or "in-cluster or kubeconfig"
+        return (f"argo-rollouts: Rollout {settings.rollout} in "
+                f"{settings.namespace or 'the default namespace'} via {where}, plan "
+                f"{settings.plan} (each call: {settings.deadline_s:g} s in all; set_weight waits "
+                f"{settings.converge_s:g} s more for the controller)")
     return "sim (the embedded simulator)"
 
 

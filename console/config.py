@@ -21,6 +21,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from adapters.settings import (
     DEPLOY_ACTIONS,
     TRAFFIC_ACTIONS,
+    ArgoRolloutsSettings,
     CommandSettings,
     DeploySettings,
     HttpSettings,
@@ -824,6 +825,8 @@ def _secrets(config: Config) -> list[tuple[str, SecretFromEnv]]:
         elif isinstance(settings, CommandSettings):
             found += [(f"{section}.env.{name}", spec) for name, spec in settings.env.items()
                       if isinstance(spec, SecretFromEnv)]
+        elif isinstance(settings, ArgoRolloutsSettings) and settings.token is not None:
+            found.append((f"{section}.token", settings.token))
     return found
 
 
@@ -865,6 +868,14 @@ def environment_problems(config: Config, *, store: bool = True) -> list[ConfigEr
             and not os.path.isfile(metrics.ca_file)):
         problems.append(ConfigError(path, "metrics.ca_file",
                                     f"no such file: {metrics.ca_file}"))
+    for section in ("traffic", "deploy"):
+        kube: Any = getattr(config, section)
+        if isinstance(kube, ArgoRolloutsSettings):
+            for key in ("ca_file", "kubeconfig"):
+                named = getattr(kube, key)
+                if named and not os.path.isfile(os.path.expanduser(named)):
+                    problems.append(ConfigError(path, f"{section}.{key}",
+                                                f"no such file: {named}"))
     webhook = config.notify.webhook_url_env
     if webhook and not (os.environ.get(webhook) or "").strip():
         problems.append(ConfigError(path, "notify.webhook_url_env",

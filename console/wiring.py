@@ -1,4 +1,5 @@
-"""Builds the adapters an incident runs with from the config (sim, prometheus, http, command).
+"""Builds the adapters an incident runs with from the config (sim, prometheus, http, command,
+argo-rollouts).
 
 Each adapter module is imported only when its kind is configured, so a console on the simulator
 never pays for httpx or prometheus-api-client.
@@ -92,6 +93,10 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
         from adapters.http import HttpTraffic
 
         traffic = HttpTraffic(config.traffic, context)
+    elif config.traffic.kind == "argo-rollouts":
+        from adapters.argo_rollouts import ArgoRolloutsTraffic
+
+        traffic = ArgoRolloutsTraffic(config.traffic, context)
     else:
         from adapters.command import CommandTraffic
 
@@ -107,6 +112,10 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
         from adapters.http import HttpDeployer
 
         deployer = HttpDeployer(config.deploy, context)
+    elif config.deploy.kind == "argo-rollouts":
+        from adapters.argo_rollouts import ArgoRolloutsDeployer
+
+        deployer = ArgoRolloutsDeployer(config.deploy, context)
     else:
         from adapters.command import CommandDeployer
 
