@@ -57,6 +57,8 @@ from adapters.settings import ArgoRolloutsSettings, fill_template
 
 HASH_LABEL = "rollouts-pod-template-hash"
 REVISION_ANNOTATION = "rollout.argoproj.io/revision"
+#: Where the undo leaves the console's key for the rollback it is.
+ROLLBACK_KEY_ANNOTATION = "warroom.io/rollback-key"
 _MERGE = "application/merge-patch+json"
 #: Seconds between reads while waiting for the controller.
 POLL_S = 0.25
@@ -650,10 +652,13 @@ class ArgoRolloutsDeployer:
         candidates = [rs for rs in view.replicasets if rs.version == target]
         return candidates[-1] if candidates else None  # the newest revision running it
 
-    def rollback(self, target: str, progress: Callable[[str], None] | None = None) -> str:
+    def rollback(self, target: str, progress: Callable[[str], None] | None = None, *,
+                 idempotency_key: str | None = None) -> str:
         """Undo: set the Rollout's pod template to the ReplicaSet that runs ``target``.
 
-        Safe to repeat: a Rollout whose spec already names the target is left alone.
+        Safe to repeat: a Rollout whose spec already names the target is left alone. The
+        ``idempotency_key`` (the console's name for this rollback) is written to the Rollout's
+        ``warroom.io/rollback-key`` annotation with the undo, so it can be found there later.
         """
         if not target.strip():
             raise DeployError("rollback: no rollback target given; nothing was sent")
@@ -683,9 +688,12 @@ class ArgoRolloutsDeployer:
                 spec: dict[str, Any] = {"template": diff} if diff else {}
                 if view.spec_paused:
                     spec["paused"] = False
+                metadata: dict[str, Any] = {"resourceVersion": view.resource_version}
+                if idempotency_key:
+                    metadata["annotations"] = {ROLLBACK_KEY_ANNOTATION: idempotency_key}
                 try:
-                    self.rollout.patch(deadline, "rollback (undo)", {
-                        "metadata": {"resourceVersion": view.resource_version}, "spec": spec})
+                    self.rollout.patch(deadline, "rollback (undo)",
+                                       {"metadata": metadata, "spec": spec})
                 except KubeError as error:
                     if _conflict(error) and attempt < attempts:
                         say(f"Rollout {view.name} changed while rolling back (409 Conflict); "

@@ -214,6 +214,15 @@ def test_the_undo_removes_what_the_bad_version_added(fake: FakeKube) -> None:
     assert pod_hash(fake.get()["spec"]["template"]) == fake.get()["status"]["stableRS"]
 
 
+def test_the_undo_carries_the_rollbacks_key(fake: FakeKube) -> None:
+    _, deployer = adapters(fake)
+    fake.deploy(NEW)
+    deployer.rollback("v1.4.2", idempotency_key="rb-17-abc")
+    assert fake.patches()[-1].body["metadata"]["annotations"] == {
+        "warroom.io/rollback-key": "rb-17-abc"}
+    assert fake.get()["metadata"]["annotations"]["warroom.io/rollback-key"] == "rb-17-abc"
+
+
 def test_a_rollback_repeated_is_harmless(fake: FakeKube) -> None:
     _, deployer = adapters(fake)
     fake.deploy(NEW)

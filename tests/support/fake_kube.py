@@ -489,7 +489,10 @@ class FakeKube:
             return 409, self.status_body(409, "Conflict", conflict)
         before_spec = copy.deepcopy(self.rollout["spec"])
         patch = copy.deepcopy(body)
-        patch.pop("metadata", None)
+        metadata = patch.pop("metadata", None) or {}
+        for key in ("annotations", "labels"):  # the rest of metadata is the server's
+            if isinstance(metadata.get(key), dict):
+                _merge(self.rollout["metadata"].setdefault(key, {}), metadata[key])
         if subresource == "rollouts/status":
             patch = {"status": patch.get("status", {})}  # the status subresource ignores spec
         else:
