@@ -244,6 +244,26 @@ class CanarySettings(Strict):
         return self
 
 
+class MannWhitneySettings(Strict):
+    """Compare the canary's samples of the stage with the baseline's (Mann-Whitney U, one-sided:
+    is the canary higher?), as Kayenta does. Shown with its p-value and sample counts; it gates
+    only with ``gate = true``."""
+
+    gate: bool = Field(
+        default=False,
+        description="true: a canary significantly higher than the baseline is a breach, and too "
+        "few samples is insufficient evidence. false: shown, never judged by.",
+    )
+    alpha: float = Field(
+        default=0.05, gt=0, lt=1,
+        description="Significance level: p below this says the canary is higher.",
+    )
+    min_samples: int = Field(
+        default=8, ge=3, le=10_000,
+        description="Samples of each track needed in the stage before the test says anything.",
+    )
+
+
 class GuardrailSettings(Strict):
     """A metric the canary must keep within limits, queried for the canary and baseline tracks."""
 
@@ -271,6 +291,31 @@ class GuardrailSettings(Strict):
     )
     on_breach: Literal["alert", "hold", "rollback"] = Field(
         default="hold", description="What a sustained breach does."
+    )
+    warn: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="A band below the limit: a canary above this fraction of its effective "
+        "limit is WARN, which holds advance until the commander decides with a typed reason "
+        "(0.8: from 80 % of the limit). Unset: no band.",
+    )
+    on_no_data: Literal["cant_evaluate", "hold", "breach"] = Field(
+        default="cant_evaluate",
+        description="When the canary's query (or its evidence query) answers with nothing or "
+        "NaN: cant_evaluate blocks advance until data returns; hold pauses the canary until "
+        "the commander resumes it; breach counts as a breach.",
+    )
+    shadow: bool = Field(
+        default=False,
+        description="Evaluated, graphed and recorded, but never gates: no block, no action "
+        "(for a new metric).",
+    )
+    initial_delay_s: float = Field(
+        default=0.0, ge=0, le=86_400,
+        description="After each stage change, the guardrail is not judged for this long "
+        "(the metric windows still hold the previous stage); advance waits for it.",
+    )
+    mann_whitney: MannWhitneySettings | None = Field(
+        default=None, description="Optional statistical comparison of canary and baseline.",
     )
 
     @field_validator("query", "evidence_query")
@@ -898,6 +943,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "GuardrailSettings",
+    "MannWhitneySettings",
     "PlanSettings",
     "StageSettings",
     "environment_problems",

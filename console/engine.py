@@ -12,6 +12,7 @@ journal entry; adapter calls themselves run outside the lock.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +30,15 @@ from adapters.base import (
 from adapters.secrets import scrub
 from console import commands, policy
 from console import events as ev
-from console.config import Config
-from console.guardrails import BreachTracker, GuardrailReading, evaluate_all
+from console.config import Config, GuardrailSettings
+from console.guardrails import (
+    BreachTracker,
+    GuardrailReading,
+    compare,
+    evaluate_all,
+    stage_samples,
+    with_comparison,
+)
 from console.model import SYSTEM_ACTOR, Event, Kind, clip, describe, format_duration
 from console.state import IncidentState
 from console.store import RecordStore
@@ -95,6 +103,8 @@ class Engine:
         self.last_stable_readings: list[GuardrailReading] = []
         self._verify_healthy_since: datetime | None = None
         self._verify_waiting_for = ""
+        #: guardrails whose data is missing and that already paused the canary for it
+        self._data_gaps: set[str] = set()
         self.refresh()
         for guardrail in self._state.guardrails.values():
             self.tracker.restore(guardrail.name, guardrail.status, guardrail.breaches)
@@ -446,14 +456,26 @@ class Engine:
                                 now, self._max_age_s(), mode="canary", executor=self._pool,
                                 timeout_s=self._query_timeout_s(),
                                 max_skew_s=self.config.monitoring.clock_skew_s)
+        if mode_live:
+            readings = self._compare(readings, now)
         result.readings = readings
         self.last_readings = readings
         self._record_samples(now, readings, canary_live=mode_live)
         if not mode_live:
             return result  # no canary traffic: nothing to judge, no status to record
-        for transition in self.tracker.update(readings):
-            change = transition.record(on_breach=self._on_breach(transition.name))
+        # A guardrail in its initial delay after the stage change is evaluated and graphed, not
+        # judged: its status stays "not yet evaluated" (the fold set it) until the delay is over.
+        delayed = {name for name, guard in state.guardrails.items() if guard.delay_left_s(now)}
+        for name in delayed:
+            self.tracker.restore(name, "unknown", self.tracker.breaches(name))
+        judged = [r for r in readings if r.name not in delayed]
+        for transition in self.tracker.update(judged):
+            settings = self._settings(transition.name)
+            change = transition.record(on_breach=self._on_breach(transition.name),
+                                       shadow=settings is not None and settings.shadow)
             result.events.append(self._record(change, actor=SYSTEM_ACTOR))
+        self._hold_without_data(judged)
+        readings = judged
         for reading in readings:
             # A breach count that moved without a status change is still worth a line (2/3, ...);
             # judged against the state with this poll's transitions already folded in.
@@ -461,11 +483,15 @@ class Engine:
             count = self.tracker.breaches(reading.name)
             if (reading.status == "breach" and known is not None and known.status == "breach"
                     and known.breaches != count):
+                settings = self._settings(reading.name)
                 change = ev.GuardrailChanged(
                     name=reading.name, status="breach", previous="breach", breaches=count,
                     consecutive=self.tracker.consecutive(reading.name), detail=reading.detail,
                     canary=reading.canary, baseline=reading.baseline, limit=reading.limit,
-                    on_breach=self._on_breach(reading.name), sustained=False)
+                    on_breach=self._on_breach(reading.name), sustained=False,
+                    shadow=True if settings is not None and settings.shadow else None,
+                    no_data=True if reading.no_data else None,
+                    comparison=reading.comparison.words if reading.comparison else None)
                 result.events.append(self._record(change, actor=SYSTEM_ACTOR))
         for event in list(result.events):
             change = ev.read_as(event, ev.GuardrailChanged)
@@ -473,11 +499,55 @@ class Engine:
                 self._act_on_breach(change.name, change.breaches)
         return result
 
+    def _settings(self, name: str) -> GuardrailSettings | None:
+        for guardrail in self.config.guardrails:
+            if guardrail.name == name:
+                return guardrail
+        return None
+
+    def _compare(self, readings: list[GuardrailReading], now: datetime) -> list[GuardrailReading]:
+        """Attach each configured Mann-Whitney comparison: the canary's and the baseline's
+        samples of this stage (from the end of its initial delay), with this poll's values."""
+        state = self._state
+        compared: list[GuardrailReading] = []
+        for reading in readings:
+            settings = self._settings(reading.name)
+            if settings is None or settings.mann_whitney is None:
+                compared.append(reading)
+                continue
+            canary, baseline = stage_samples(
+                lambda series, since: self.store.samples(self.incident_id, series, since),
+                state, reading.name, now)
+            comparison = compare(settings, [*canary, reading.canary],
+                                 [*baseline, reading.baseline])
+            compared.append(with_comparison(reading, comparison))
+        return compared
+
+    def _hold_without_data(self, readings: list[GuardrailReading]) -> None:
+        """``on_no_data = "hold"``: the canary is paused when a gating guardrail's data goes
+        missing, once per gap (the commander resumes it with ``p``; data coming back does not)."""
+        for reading in readings:
+            settings = self._settings(reading.name)
+            if settings is None or settings.on_no_data != "hold" or settings.shadow:
+                continue
+            if not reading.no_data:
+                self._data_gaps.discard(reading.name)
+                continue
+            if reading.name in self._data_gaps:
+                continue
+            self._data_gaps.add(reading.name)
+            reason = f"no data for {reading.name} (on_no_data = hold)"
+            with contextlib.suppress(policy.Refused):  # already paused, at 100 %, closed…
+                self._command(functools.partial(
+                    commands.pause, self.store, self.incident_id, actor=SYSTEM_ACTOR,
+                    reason=reason, ts=self.now()))
+
     def _record_samples(self, now: datetime, readings: list[GuardrailReading], *,
                         canary_live: bool) -> None:
         """One sample per series per poll, for the graphs and the PIR's impact figures. Without
         canary traffic the canary's sample is empty, so no graph keeps showing a gone canary's
-        last figure."""
+        last figure. The evidence behind the value and the start of the warn band are samples
+        too, so every console shows the same counter and band."""
         ts = now.timestamp()
         samples: list[tuple[str, float, float | None]] = []
         for reading in readings:
@@ -486,6 +556,10 @@ class Engine:
                             reading.canary if canary_live else None))
             if canary_live:
                 samples.append((f"{reading.name}/limit", ts, reading.limit))
+                if "evidence" in reading.queries:
+                    samples.append((f"{reading.name}/evidence", ts, reading.evidence))
+                if reading.warn_limit is not None:
+                    samples.append((f"{reading.name}/warn", ts, reading.warn_limit))
         self.store.add_samples(self.incident_id, samples)
 
     def _on_breach(self, name: str) -> str:
@@ -495,6 +569,9 @@ class Engine:
         return "hold"
 
     def _act_on_breach(self, name: str, breaches: int) -> None:
+        settings = self._settings(name)
+        if settings is not None and settings.shadow:
+            return  # a shadow guardrail is recorded, never acted on
         action = self._on_breach(name)
         self._record(ev.GuardrailAction(name, action, breaches), actor=SYSTEM_ACTOR)
         if action == "rollback" and not self._state.rolled_back:

@@ -65,6 +65,8 @@ class DeclaredGuardrail:
     name: str = ""
     consecutive: int = 1
     on_breach: str = "hold"
+    shadow: bool | None = None  # written only when set, so older declarations read the same
+    initial_delay_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +286,10 @@ class GuardrailChanged(Payload):
     sustained: bool = False
     on_breach: str | None = None
     mode: str | None = None  # "stable" while a rollback is verified on the stable track
+    warn_limit: Figure = None  # where the warn band starts, when the guardrail has one
+    no_data: bool | None = None  # the canary answered with nothing (its on_no_data applied)
+    shadow: bool | None = None  # evaluated and recorded, never gates
+    comparison: str | None = None  # the Mann-Whitney comparison, in words, when configured
 
 
 @dataclass(slots=True)
@@ -595,7 +601,9 @@ _SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
     int: _int,
     int | None: _opt_int,
     float: _float,
+    float | None: lambda v, d: None if v is None else _float(v, 0.0),
     bool: _bool,
+    bool | None: lambda v, d: None if v is None else bool(v),
     Figure: _figure,
     list[str]: _str_list,
     list[str] | None: lambda v, d: None if v is None else _str_list(v, []),
@@ -632,8 +640,9 @@ def _reader(cls: type[Any]) -> Callable[[Mapping[str, Any]], Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
+    if hasattr(value, "__dataclass_fields__"):  # a field left at None is not written
+        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)
+                if getattr(value, item.name) is not None}
     return value
 
 

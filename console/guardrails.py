@@ -41,10 +41,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from adapters.base import AdapterError, InstantValue, MetricsSource
@@ -52,6 +52,8 @@ from adapters.secrets import scrub
 from console.config import GuardrailSettings
 from console.events import GuardrailChanged
 from console.model import GuardrailStatus, format_ts, format_value
+from console.state import IncidentState
+from console.stats import mann_whitney_u
 
 Mode = Literal["canary", "stable"]
 
@@ -124,6 +126,9 @@ class GuardrailReading:
     error: str | None = None
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
     mode: Mode = "canary"
+    warn_limit: float | None = None  # where the warn band starts (``warn`` × the limit)
+    no_data: bool = False  # the canary (or its evidence) answered with nothing: on_no_data
+    comparison: Comparison | None = None  # Mann-Whitney on the stage's samples, if configured
 
     @property
     def is_healthy(self) -> bool:
@@ -131,7 +136,7 @@ class GuardrailReading:
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN/Inf written as strings, the time as the store's UTC string)."""
-        return {
+        payload: dict[str, Any] = {
             "name": self.name,
             "status": self.status,
             "mode": self.mode,
@@ -145,6 +150,132 @@ class GuardrailReading:
             "error": self.error,
             "ts": format_ts(self.ts),
         }
+        # What only some guardrails have is written only when there.
+        if self.warn_limit is not None:
+            payload["warn_limit"] = _json_float(self.warn_limit)
+        if self.no_data:
+            payload["no_data"] = True
+        if self.comparison is not None:
+            payload["comparison"] = self.comparison.to_payload()
+        return payload
+
+
+# --- the statistical comparison (Mann-Whitney U) ------------------------------------------------
+
+
+def format_p(p: float) -> str:
+    """``0.0312`` → ``0.031``; below 0.001 → ``< 0.001``."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3g}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Mann-Whitney U of the canary's samples of the stage against the baseline's (one-sided:
+    is the canary higher?). ``p`` is None until each track has ``min_samples``."""
+
+    n_canary: int
+    n_baseline: int
+    min_samples: int
+    alpha: float
+    gate: bool
+    p: float | None = None
+    u: float | None = None
+
+    @property
+    def enough(self) -> bool:
+        return self.p is not None
+
+    @property
+    def higher(self) -> bool:
+        """The canary is significantly higher than the baseline."""
+        return self.p is not None and self.p < self.alpha
+
+    @property
+    def words(self) -> str:
+        """One line: ``Mann-Whitney: canary higher, p < 0.001 < α 0.05 (12 canary, 12
+        baseline samples)``; the same words in every pane, detail and record."""
+        counts = f"{self.n_canary} canary, {self.n_baseline} baseline samples"
+        gate = "" if self.gate else ", not gating"
+        if self.p is None:
+            return (f"Mann-Whitney: waiting for {self.min_samples} samples of each track "
+                    f"({counts}{gate})")
+        verdict = ("canary higher" if self.higher else "no significant difference")
+        relation = "<" if self.higher else "≥"
+        return (f"Mann-Whitney: {verdict}, p {format_p(self.p)} {relation} α {self.alpha:g} "
+                f"({counts}{gate})")
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"n_canary": self.n_canary, "n_baseline": self.n_baseline,
+                "min_samples": self.min_samples, "alpha": self.alpha, "gate": self.gate,
+                "p": self.p, "u": self.u, "words": self.words}
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def compare(guardrail: GuardrailSettings, canary: Sequence[float | None],
+            baseline: Sequence[float | None]) -> Comparison | None:
+    """The guardrail's Mann-Whitney comparison of the stage's samples (None when it has none
+    configured). Missing and non-finite samples are left out: a poll without data is no
+    evidence either way."""
+    settings = guardrail.mann_whitney
+    if settings is None:
+        return None
+    canary_values, baseline_values = _finite(canary), _finite(baseline)
+    base = Comparison(len(canary_values), len(baseline_values), settings.min_samples,
+                      settings.alpha, settings.gate)
+    if min(base.n_canary, base.n_baseline) < settings.min_samples:
+        return base
+    result = mann_whitney_u(canary_values, baseline_values, "greater")
+    return replace(base, p=result.p, u=result.u)
+
+
+SampleReader = Callable[[str, float], Sequence[tuple[float, float | None]]]
+"""``(series, since_unix_ts) → [(unix_ts, value), ...]``: the store's samples of one series."""
+
+
+def stage_start(state: IncidentState, name: str) -> datetime | None:
+    """Where the stage's samples for guardrail ``name`` start: the stage change, or the end of
+    its initial delay (what the windows held before that was the previous stage). None
+    without canary traffic."""
+    if state.canary_percent == 0 or state.stage_entered is None:
+        return None
+    guard = state.guardrails.get(name)
+    start = state.stage_entered
+    if guard is not None and guard.initial_delay_s > 0:
+        start = max(start, state.stage_entered + timedelta(seconds=guard.initial_delay_s))
+    return start
+
+
+def stage_samples(read: SampleReader, state: IncidentState, name: str,
+                  now: datetime) -> tuple[list[float | None], list[float | None]]:
+    """The canary's and the baseline's recorded samples of the current stage (see
+    :func:`stage_start`) for guardrail ``name``, up to ``now``. Empty before the stage."""
+    start = stage_start(state, name)
+    if start is None or start > now:
+        return [], []
+    since, until = start.timestamp(), now.timestamp()
+    canary = [v for ts, v in read(f"{name}/canary", since) if ts <= until]
+    baseline = [v for ts, v in read(f"{name}/baseline", since) if ts <= until]
+    return canary, baseline
+
+
+def with_comparison(reading: GuardrailReading, comparison: Comparison | None) -> GuardrailReading:
+    """The reading with its comparison attached; a gating comparison judges a reading the
+    limits found healthy or WARN: a canary significantly higher is a breach, too few samples
+    is insufficient evidence. A reading already worse keeps its status (and its why)."""
+    if comparison is None:
+        return reading
+    judged = replace(reading, comparison=comparison)
+    if not comparison.gate or reading.status not in ("healthy", "warn"):
+        return judged
+    if not comparison.enough:
+        return replace(judged, status="insufficient",
+                       detail=f"{comparison.words}; {reading.detail}")
+    if comparison.higher:
+        return replace(judged, status="breach", detail=f"{comparison.words}; {reading.detail}")
+    return judged
 
 
 # --- judging one answer --------------------------------------------------------------------------
@@ -159,6 +290,7 @@ class _Value:
     value: float | None
     problem: str | None  # a can't-evaluate reason, already phrased for the detail line
     error: str | None = None
+    no_data: bool = False  # the query answered, with nothing (no series, or NaN)
     series: int = 0
     labels: dict[str, str] = field(default_factory=dict)  # of the chosen series
 
@@ -192,7 +324,7 @@ def _read(
         error = _error_text(answer)
         return _Value(None, f"{role}query failed: {error}", error=error)
     if not answer:
-        return _Value(None, f"no {role}data for track={track}")
+        return _Value(None, f"no {role}data for track={track}", no_data=True)
     count = len(answer)
     if count > 1 and several == "refuse":
         return _Value(
@@ -207,7 +339,9 @@ def _read(
     if bad:
         word = format_value(bad[0].value)
         of = f" ({len(bad)} of {count} series)" if count > 1 else ""
-        return _Value(None, f"{role}value is {word} for track={track}{of}", series=count)
+        # NaN is Prometheus's answer to 0/0, a ratio over no requests: no data. ±Inf is not.
+        return _Value(None, f"{role}value is {word} for track={track}{of}", series=count,
+                      no_data=all(math.isnan(item.value) for item in bad))
     newest = max(item.ts for item in answer)
     ahead = newest - now.timestamp()
     if ahead > max_skew_s:
@@ -305,6 +439,9 @@ def judge(
         max_age_s=max_age_s, max_skew_s=max_skew_s,
     )
     if subject.value is None:
+        if subject.no_data and mode == "canary":
+            return _no_data(g, reading, subject.problem or "no data",
+                            baseline=baseline.value if baseline else None)
         return reading(
             "cant_evaluate",
             subject.problem or "no value",
@@ -326,6 +463,8 @@ def judge(
         )
         if read.value is None:
             problem = read.problem or "no evidence"
+            if read.no_data and mode == "canary":
+                return _no_data(g, reading, problem, **known)
             return reading("cant_evaluate", problem, error=read.error, **known)
         evidence = read.value
         if evidence < g.min_evidence:
@@ -398,12 +537,42 @@ def judge(
         return reading(
             "cant_evaluate", f"{within}{ratio_problem}", limit=limit, error=ratio_error, **known
         )
+    if g.warn is not None and limit is not None:
+        warn_limit = g.warn * limit
+        # Like the limit: a canary *above* the band's start is WARN, exactly at it is healthy.
+        if value > warn_limit:
+            return reading(
+                "warn",
+                f"canary {fmt(value)} > warn {fmt(warn_limit)} ({g.warn:.0%} of limit "
+                f"{fmt(limit)}, {why}){na_note}: a person decides",
+                limit=limit, warn_limit=warn_limit, **known,
+            )
+        return reading(
+            "healthy",
+            f"canary {fmt(value)} ≤ warn {fmt(warn_limit)} < limit {fmt(limit)} ({why}){na_note}",
+            limit=limit, warn_limit=warn_limit, **known,
+        )
     return reading(
         "healthy",
         f"canary {fmt(value)} ≤ limit {fmt(limit)} ({why}){na_note}",
         limit=limit,
         **known,
     )
+
+
+_NO_DATA_WORDS = {
+    "cant_evaluate": "",
+    "hold": ": the canary holds until the commander resumes (on_no_data = hold)",
+    "breach": ": counted as a breach (on_no_data = breach)",
+}
+
+
+def _no_data(g: GuardrailSettings, reading: Any, problem: str, **known: Any) -> GuardrailReading:
+    """The canary's query (or its evidence) answered with nothing: the guardrail's
+    ``on_no_data`` says what that is. Never healthy."""
+    status: GuardrailStatus = "breach" if g.on_no_data == "breach" else "cant_evaluate"
+    result: GuardrailReading = reading(status, problem + _NO_DATA_WORDS[g.on_no_data], **known)
+    return replace(result, no_data=True)
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -524,9 +693,11 @@ class Transition:
     def changed(self) -> bool:
         return self.previous != self.status
 
-    def record(self, on_breach: str | None = None) -> GuardrailChanged:
+    def record(self, on_breach: str | None = None,
+               shadow: bool | None = None) -> GuardrailChanged:
         """The ``guardrail_status_changed`` record of this transition, with the reading's
-        figures (and how the guardrail acts on a sustained breach)."""
+        figures (and how the guardrail acts on a sustained breach, and whether it is a shadow
+        that never acts)."""
         reading = self.reading
         figures: dict[str, Any] = {}
         if reading is not None:
@@ -534,9 +705,16 @@ class Transition:
                        "baseline": _json_float(reading.baseline),
                        "limit": _json_float(reading.limit),
                        "evidence": _json_float(reading.evidence), "detail": reading.detail}
+            if reading.warn_limit is not None:
+                figures["warn_limit"] = _json_float(reading.warn_limit)
+            if reading.no_data:
+                figures["no_data"] = True
+            if reading.comparison is not None:
+                figures["comparison"] = reading.comparison.words
         return GuardrailChanged(name=self.name, status=self.status, previous=self.previous,
                                 breaches=self.breaches, consecutive=self.consecutive,
-                                sustained=self.sustained, on_breach=on_breach, **figures)
+                                sustained=self.sustained, on_breach=on_breach,
+                                shadow=shadow or None, **figures)
 
     def to_payload(self) -> dict[str, Any]:
         """The stored fields of :meth:`record` (without ``on_breach``)."""
@@ -547,7 +725,8 @@ class BreachTracker:
     """Counts consecutive breaching evaluations per guardrail.
 
     Reset semantics: a ``breach`` adds one; a ``healthy`` reading resets the count to zero;
-    ``insufficient`` and ``cant_evaluate`` leave it as it is. So breach, can't-evaluate, breach,
+    ``warn``, ``insufficient`` and ``cant_evaluate`` leave it as it is (a canary flapping
+    between the warn band and a breach is still breaching). So breach, can't-evaluate, breach,
     breach is sustained at ``consecutive = 3``: losing the metrics for a moment cannot restart the
     count of a real breach, and a reading we cannot judge is never taken as healthy.
     The sustained signal fires once, when the count reaches ``consecutive``; it fires again only
@@ -616,12 +795,17 @@ class BreachTracker:
 
 __all__ = [
     "BreachTracker",
+    "Comparison",
     "GuardrailReading",
     "Mode",
     "Transition",
+    "compare",
     "evaluate",
     "evaluate_all",
     "format_value",
     "judge",
     "resolve_query",
+    "stage_samples",
+    "stage_start",
+    "with_comparison",
 ]

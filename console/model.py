@@ -19,7 +19,7 @@ Category = Literal["security", "regulatory", "incident", "customer-blocking"]
 Priority = Literal["P0", "P1", "P2", "P3"]
 BypassElement = Literal["eval-gate", "canary", "change-window", "freeze", "multi-change"]
 ApprovalKind = Literal["direct", "relayed", "waived", "simulated"]
-GuardrailStatus = Literal["healthy", "breach", "insufficient", "cant_evaluate", "unknown"]
+GuardrailStatus = Literal["healthy", "warn", "breach", "insufficient", "cant_evaluate", "unknown"]
 RollbackStatus = Literal[
     "none",
     "preflight_passed",
@@ -38,6 +38,7 @@ ROLLBACK_STATUSES: tuple[RollbackStatus, ...] = get_args(RollbackStatus)
 
 GUARDRAIL_STATUS_WORDS: dict[str, str] = {
     "healthy": "healthy",
+    "warn": "WARN",
     "breach": "BREACH",
     "insufficient": "insufficient evidence",
     "cant_evaluate": "can't evaluate",

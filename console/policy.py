@@ -135,7 +135,8 @@ def declaration(config: Config, *, title: str, priority: str, category: str, ser
         plan=[PlanStage(s.percent, s.hold_s) for s in plan.stages],
         target_hours=config.priorities.hours(priority),  # type: ignore[arg-type]
         checklist=list(config.rollback.compatibility_checklist),
-        guardrails=[DeclaredGuardrail(g.name, g.consecutive, g.on_breach)
+        guardrails=[DeclaredGuardrail(g.name, g.consecutive, g.on_breach, g.shadow or None,
+                                      g.initial_delay_s or None)
                     for g in config.guardrails],
         simulated=simulated,
     )
@@ -480,14 +481,44 @@ def _preflight_block(state: IncidentState) -> Block | None:
     return Block("preflight", words)
 
 
-def _guardrail_block(state: IncidentState) -> Block | None:
+def _guardrail_block(state: IncidentState, now: datetime) -> Block | None:
+    """Gating guardrails that are not healthy (a shadow never gates; WARN and the initial
+    delay have blocks of their own)."""
     if state.canary_percent == 0:
         return None  # no canary traffic yet: nothing to judge before the first stage
-    unhealthy = [g for g in state.guardrails.values() if g.status != "healthy"]
+    unhealthy = [g for g in state.guardrails.values()
+                 if g.gates and g.status not in ("healthy", "warn") and not g.delay_left_s(now)]
     if not unhealthy:
         return None
     parts = [f"{g.name} {GUARDRAIL_STATUS_WORDS.get(g.status, g.status)}" for g in unhealthy]
     return Block("guardrails", "guardrails not healthy: " + "; ".join(parts))
+
+
+def _warn_block(state: IncidentState) -> Block | None:
+    """A guardrail that was WARN at this stage holds advance until a person decides, with a
+    typed reason (the override); it never decides by itself, even back below the band."""
+    if state.canary_percent == 0 or not state.stage_warnings:
+        return None
+    parts = []
+    for warning in state.stage_warnings.values():
+        guard = state.guardrails.get(warning.name)
+        still = guard is not None and guard.status == "warn"
+        parts.append(f"{warning.name} since {warning.ts.strftime('%H:%M:%S')}"
+                     + ("" if still else " (no longer)") + f": {warning.detail}")
+    return Block("warn", f"WARN at {state.canary_percent}% — a person decides: "
+                         + "; ".join(parts))
+
+
+def _delay_block(state: IncidentState, now: datetime) -> Block | None:
+    """Gating guardrails still in their initial delay after the stage change: not judged yet."""
+    if state.canary_percent == 0:
+        return None
+    waiting = [(g.name, g.delay_left_s(now)) for g in state.guardrails.values()
+               if g.gates and g.delay_left_s(now) > 0]
+    if not waiting:
+        return None
+    parts = [f"{name} in {format_duration(left)}" for name, left in waiting]
+    return Block("delay", "initial delay, guardrails not judged yet: " + "; ".join(parts))
 
 
 def advance_blocks(state: IncidentState, now: datetime) -> list[Block]:
@@ -504,9 +535,9 @@ def advance_blocks(state: IncidentState, now: datetime) -> list[Block]:
     if remaining > 0 and stage is not None:
         blocks.append(Block("hold", f"hold at {stage.percent}%: {format_duration(remaining)} left "
                                     f"of {format_duration(stage.hold_s)}"))
-    guard = _guardrail_block(state)
-    if guard is not None:
-        blocks.append(guard)
+    for guard in (_delay_block(state, now), _warn_block(state), _guardrail_block(state, now)):
+        if guard is not None:
+            blocks.append(guard)
     return blocks
 
 

@@ -23,6 +23,7 @@ from console.model import (
     GuardrailStatus,
     Kind,
     RollbackStatus,
+    format_duration,
     format_incident_id,
     format_ts,
     parse_ts,
@@ -32,8 +33,8 @@ from console.model import (
 #: (seed 000's story: the hotfix stops a leak), so that rolling it back brings the harm back.
 FIX_CATEGORIES = frozenset({"security", "incident"})
 
-__all__ = ["Approval", "Bypass", "Check", "GuardrailState", "IncidentState", "Stage", "fold",
-           "state_json"]
+__all__ = ["Approval", "Bypass", "Check", "GuardrailState", "IncidentState", "Stage",
+           "StageWarning", "fold", "state_json"]
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,38 @@ class GuardrailState:
     consecutive: int = 1
     since: datetime | None = None
     on_breach: str = "hold"
+    shadow: bool = False  # evaluated and recorded, never gates
+    initial_delay_s: float = 0.0  # not judged for this long after each stage change
+    delayed_until: datetime | None = None  # judged again from then (the stage's initial delay)
+    warn_limit: float | None = None  # where the warn band started at the last change
+    no_data: bool = False  # the last change was the canary answering with nothing
+    comparison: str = ""  # the Mann-Whitney comparison at the last change, in words
 
     @property
     def budget(self) -> str:
         return f"breaches {self.breaches}/{self.consecutive}"
+
+    @property
+    def gates(self) -> bool:
+        """Whether this guardrail can hold or act on the canary (a shadow never does)."""
+        return not self.shadow
+
+    def delay_left_s(self, now: datetime) -> float:
+        """Seconds of the stage's initial delay still to run (0 when judged)."""
+        if self.delayed_until is None:
+            return 0.0
+        return max(0.0, (self.delayed_until - now).total_seconds())
+
+
+@dataclass(frozen=True)
+class StageWarning:
+    """A guardrail that was WARN at the current stage: advance waits for a person to decide
+    (an override with a typed reason), even if the guardrail went back below the band."""
+
+    name: str
+    detail: str
+    ts: datetime
+    percent: int
 
 
 @dataclass(frozen=True)
@@ -214,6 +243,9 @@ class IncidentState:
     preflight_checks: list[Check] = field(default_factory=list)
     preflight_ts: datetime | None = None
     guardrails: dict[str, GuardrailState] = field(default_factory=dict)
+    #: guardrails that were WARN since the canary reached its current stage (cleared by the
+    #: next stage change: the advance that overrode them is the decision)
+    stage_warnings: dict[str, StageWarning] = field(default_factory=dict)
     gates: dict[str, GateResult] = field(default_factory=dict)
     notes: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -377,8 +409,9 @@ def _declared(state: IncidentState, event: Event, p: ev.Declared) -> None:
                            else p.category in FIX_CATEGORIES)
     state.links.extend((link.kind, link.url) for link in p.links or [])
     for item in p.guardrails:
-        state.guardrails[item.name] = GuardrailState(item.name, consecutive=item.consecutive,
-                                                     on_breach=item.on_breach)
+        state.guardrails[item.name] = GuardrailState(
+            item.name, consecutive=item.consecutive, on_breach=item.on_breach,
+            shadow=bool(item.shadow), initial_delay_s=max(0.0, item.initial_delay_s or 0.0))
 
 
 EARLIER_VERSION = "given for an earlier version"
@@ -508,10 +541,27 @@ def _weight_set(state: IncidentState, event: Event, p: ev.WeightSet) -> None:
     state.canary_percent = percent
     state.stage_index = p.stage_index if percent > 0 else -1
     state.stage_entered = event.ts
+    state.stage_warnings = {}
+    if percent > 0:
+        _start_initial_delays(state, event.ts)
     if percent > 0:
         state.visits.append(StageVisit(percent, p.stage_index, p.action, event.ts, event.actor))
     if percent >= 100 and state.promoted_ts is None:
         state.promoted_ts = event.ts
+
+
+def _start_initial_delays(state: IncidentState, ts: datetime) -> None:
+    """A stage change: a guardrail with an initial delay is not judged until it has run (its
+    metric windows still hold the previous stage), so what it said before no longer stands."""
+    for name, guard in state.guardrails.items():
+        if guard.initial_delay_s <= 0:
+            continue
+        until = ts + timedelta(seconds=guard.initial_delay_s)
+        state.guardrails[name] = replace(
+            guard, status="unknown", since=ts, delayed_until=until, no_data=False,
+            comparison="",
+            detail=f"initial delay {format_duration(guard.initial_delay_s)} after the stage "
+                   f"change: judged from {until.strftime('%H:%M:%S')}")
 
 
 def _weight_failed(state: IncidentState, event: Event, p: ev.WeightFailed) -> None:
@@ -519,12 +569,14 @@ def _weight_failed(state: IncidentState, event: Event, p: ev.WeightFailed) -> No
     state.last_weight_error = p.error
 
 
-_STATUSES: frozenset[str] = frozenset({"healthy", "breach", "insufficient", "cant_evaluate"})
+_STATUSES: frozenset[str] = frozenset({"healthy", "warn", "breach", "insufficient",
+                                       "cant_evaluate"})
 
 
 def _guardrail_changed(state: IncidentState, event: Event, p: ev.GuardrailChanged) -> None:
     old = state.guardrails.get(p.name) or GuardrailState(p.name)
     status: GuardrailStatus = p.status if p.status in _STATUSES else "unknown"  # type: ignore[assignment]
+    shadow = p.shadow if p.shadow is not None else old.shadow
     state.guardrails[p.name] = GuardrailState(
         name=p.name,
         status=status,
@@ -536,7 +588,17 @@ def _guardrail_changed(state: IncidentState, event: Event, p: ev.GuardrailChange
         consecutive=p.consecutive or old.consecutive,
         since=event.ts,
         on_breach=p.on_breach if p.on_breach is not None else old.on_breach,
+        shadow=shadow,
+        initial_delay_s=old.initial_delay_s,
+        delayed_until=old.delayed_until,
+        warn_limit=_figure(p.warn_limit),
+        no_data=bool(p.no_data),
+        comparison=p.comparison or "",
     )
+    if (status == "warn" and not shadow and p.mode != "stable" and state.canary_percent > 0
+            and p.name not in state.stage_warnings):
+        state.stage_warnings[p.name] = StageWarning(p.name, p.detail, event.ts,
+                                                    state.canary_percent)
 
 
 def _figure(value: ev.Figure) -> float | None:
@@ -611,7 +673,8 @@ def _rollback_verdict(state: IncidentState, event: Event,
         for name, old in state.guardrails.items():
             state.guardrails[name] = GuardrailState(
                 name, "healthy", "healthy on the stable track after the rollback",
-                consecutive=old.consecutive, since=event.ts, on_breach=old.on_breach)
+                consecutive=old.consecutive, since=event.ts, on_breach=old.on_breach,
+                shadow=old.shadow, initial_delay_s=old.initial_delay_s)
 
 
 def _gate(state: IncidentState, event: Event, p: ev.GateRecorded) -> None:
@@ -710,7 +773,7 @@ def state_json(state: IncidentState) -> dict[str, Any]:
         "required_roles": state.required_roles,
         "guardrails": [
             {"name": g.name, "status": g.status, "detail": g.detail, "breaches": g.breaches,
-             "consecutive": g.consecutive}
+             "consecutive": g.consecutive, "shadow": g.shadow}
             for g in state.guardrails.values()
         ],
         "bypasses": [{"element": b.element, "reason": b.reason, "compensation": b.compensation,

@@ -342,8 +342,8 @@ def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
     figures: list[SeriesFigures] = []
     for series in sorted(samples):
         guardrail, track = split[series]
-        if track == "limit":
-            continue
+        if track not in ("canary", "baseline"):
+            continue  # the limit, the evidence and the warn band stand beside the canary
         points = sorted(samples[series], key=itemgetter(0))
         known = [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
         peak_ts, peak = max(known, key=itemgetter(1)) if known else (None, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from adapters.base import InstantValue, ManualClock, RangeSeries
 from console.config import Config
@@ -26,7 +27,7 @@ class ScriptedMetrics:
 
     def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
-        self.canary: float | Exception = 0.001
+        self.canary: float | Exception | None = 0.001  # None: the query answers nothing
         self.age_s = 0.0
 
     def query(self, query: str) -> list[InstantValue]:
@@ -36,6 +37,8 @@ class ScriptedMetrics:
         elif 'track="canary"' in query:
             if isinstance(self.canary, Exception):
                 raise self.canary
+            if self.canary is None:
+                return []
             value = self.canary
         else:
             value = 0.001
@@ -50,9 +53,10 @@ class Rig:
     """One demo incident with one guardrail (error-ratio, max 2%, N in a row, ``on_breach``)."""
 
     def __init__(self, tmp_path: Path, on_breach: str = "hold",
-                 poll_interval_s: float = 2.0) -> None:
+                 poll_interval_s: float = 2.0, **guardrail: Any) -> None:
         raw = demo_config(Config(), "good").model_dump()
-        raw["guardrails"] = [dict(raw["guardrails"][0], on_breach=on_breach, consecutive=N)]
+        raw["guardrails"] = [dict(raw["guardrails"][0], on_breach=on_breach, consecutive=N,
+                                  **guardrail)]
         raw["monitoring"]["poll_interval_s"] = poll_interval_s
         self.config = Config.model_validate(raw)
         self.clock = ManualClock(T0)
@@ -81,7 +85,7 @@ class Rig:
         self.engine.advance()
         assert self.engine.state.canary_percent == 1
 
-    def poll(self, canary: float | Exception) -> None:
+    def poll(self, canary: float | Exception | None) -> None:
         self.metrics.canary = canary
         self.clock.advance(self.config.monitoring.poll_interval_s)
         self.engine.poll()
