@@ -187,6 +187,8 @@ class SimulatedService:
         self._promoted_at: float | None = None
         self._rollbacks: list[tuple[float, str]] = []
         self._operations = 0
+        #: Someone put a version back after the rollback (a GitOps sync): ``(unix_ts, version)``.
+        self._reapplied: tuple[float, str] | None = None
 
     @classmethod
     def from_settings(
@@ -245,8 +247,22 @@ class SimulatedService:
         done = self.rollback_completed_at()
         return done is not None and ts >= done
 
+    def reapply(self, version: str) -> None:
+        """From now on the deploy system runs ``version`` again, whatever was rolled back: what
+        Argo CD's self-heal does to a `kubectl rollout undo` (for drills and tests)."""
+        with self._lock:
+            self._reapplied = (self.now(), version)
+
+    def _reapplied_at(self, ts: float) -> str | None:
+        with self._lock:
+            reapplied = self._reapplied
+        return reapplied[1] if reapplied is not None and ts >= reapplied[0] else None
+
     def build_is_bad(self, track: Track, ts: float) -> bool:
         """Whether ``track`` runs the bad build at ``ts``."""
+        reapplied = self._reapplied_at(ts)
+        if reapplied is not None and track == "baseline":
+            return self.scenario == "bad" and reapplied == self.canary_version
         if self.scenario != "bad" or self._rolled_back_by(ts):
             return False
         if track == "canary":
@@ -258,6 +274,9 @@ class SimulatedService:
 
     def version_at(self, ts: float) -> str:
         """The version the deploy system reports as live at ``ts``."""
+        reapplied = self._reapplied_at(ts)
+        if reapplied is not None:
+            return reapplied
         with self._lock:
             rollbacks = list(self._rollbacks)
             promoted = self._promoted_at
@@ -328,6 +347,9 @@ class SimulatedService:
         done = self.rollback_completed_at()
         if done is not None and start < done < end:
             points.add(done)
+        with self._lock:
+            if self._reapplied is not None and start < self._reapplied[0] < end:
+                points.add(self._reapplied[0])
         first = math.floor(start) + 1
         points.update(float(s) for s in range(first, math.ceil(end)))
         return sorted(points)

@@ -361,6 +361,12 @@ class RollbackSettings(Strict):
         default=600.0, gt=0,
         description="Give up waiting for the deployer to report the target after this long.",
     )
+    watch_s: float = Field(
+        default=1800.0, ge=0, le=7 * 24 * 3600,
+        description="After VERIFIED, keep reading the live version on every poll this long: if "
+        "it moves away from the target (a GitOps sync, an auto-promotion), the console alarms, "
+        "records it and notifies. 0: no watch.",
+    )
     compatibility_checklist: list[str] = Field(
         default_factory=lambda: [
             "Migrations are backward compatible (they only add; existing data unchanged)",

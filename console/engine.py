@@ -45,7 +45,8 @@ from console.store import RecordStore
 
 #: Events a notifier announces (with the move to 100%).
 NOTIFY_KINDS = frozenset({Kind.GUARDRAIL_ACTION, Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_FAILED,
-                          Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED})
+                          Kind.ROLLBACK_VERIFIED, Kind.ROLLBACK_NOT_VERIFIED,
+                          Kind.ROLLBACK_REVERTED, Kind.ROLLBACK_RESTORED, Kind.ESCALATED})
 
 
 #: An action the rules refuse right now (``str()`` says why in words).
@@ -102,6 +103,8 @@ class Engine:
         self.last_readings: list[GuardrailReading] = []
         self.last_stable_readings: list[GuardrailReading] = []
         self._verify_healthy_since: datetime | None = None
+        #: Consecutive breaches on the stable track while a verified rollback is watched.
+        self._watch_breaches: dict[str, int] = {}
         self._verify_waiting_for = ""
         #: guardrails whose data is missing and that already paused the canary for it
         self._data_gaps: set[str] = set()
@@ -449,6 +452,9 @@ class Engine:
         if state.rollback_active:
             self._verify(now)
             return result
+        if self._watch_applies(now):
+            self._watch(now, result)
+            return result
         if not self.config.guardrails:
             return result
         mode_live = state.canary_percent > 0 and not state.rolled_back
@@ -575,10 +581,89 @@ class Engine:
         action = self._on_breach(name)
         self._record(ev.GuardrailAction(name, action, breaches), actor=SYSTEM_ACTOR)
         if action == "rollback" and not self._state.rolled_back:
+            if self._state.automatic_rollbacks:
+                # An automatic rollback that failed, retried by the next breach, then the next:
+                # a loop nobody decided. Once per incident; after that the commander decides.
+                self._escalate(name, breaches, "an automatic rollback already ran in this "
+                                               "incident (at most one): roll back by hand (R) "
+                                               "or decide otherwise")
+                return
             # Already rolling back or closed: the timeline shows why; nothing more to do.
             with contextlib.suppress(policy.Refused):
                 self.request_rollback(f"sustained breach of {name} ({breaches} in a row)",
                                       automatic=True)
+
+    # --- after a verified rollback: does it stay rolled back? -----------------------------------
+
+    def _watch_applies(self, now: datetime) -> bool:
+        """Whether this poll watches a verified rollback (starting the watch if it is due)."""
+        state = self._state
+        watch_s = self.config.rollback.watch_s
+        if state.rollback_status != "verified" or watch_s <= 0 or state.watch_status == "held":
+            return False
+        if state.watch_status == "none":
+            # from the verdict, also for a console opened after it: the window does not restart
+            verified = state.rollback_finished_ts or now
+            left = watch_s - (now - verified).total_seconds()
+            if left <= 0:
+                return False
+            self._record(ev.RollbackWatchStarted(state.rollback_target, round(left, 3)),
+                         actor=SYSTEM_ACTOR)
+        return True
+
+    def _watch(self, now: datetime, result: PollResult) -> None:
+        """One poll of the watch: the live version against the target (a change either way is an
+        event, and notified), the guardrails on the stable track (a status change is an event; a
+        sustained breach of a rollback guardrail is escalated, never rolled back again), and the
+        end of the window."""
+        target = self._state.rollback_target
+        try:
+            live: str | None = self.adapters.deployer.current_version()
+        except Exception:
+            live = None  # unreadable is not a change; the next poll reads again
+        if live is not None:
+            live = clip(scrub(live))
+            if live != target and self._state.watch_status != "reverted":
+                self._record(ev.RollbackReverted(target, live), actor=SYSTEM_ACTOR)
+            elif live == target and self._state.watch_status == "reverted":
+                self._record(ev.RollbackRestored(target, live), actor=SYSTEM_ACTOR)
+        readings = evaluate_all(self.adapters.metrics, self.config.guardrails,
+                                self._state.service, now, self._max_age_s(), mode="stable",
+                                executor=self._pool, timeout_s=self._query_timeout_s(),
+                                max_skew_s=self.config.monitoring.clock_skew_s)
+        result.readings = readings
+        self.last_stable_readings = readings
+        self._record_samples(now, readings, canary_live=False)
+        for reading in readings:
+            known = self._state.guardrails.get(reading.name)
+            breaches = self._watch_breaches.get(reading.name, 0) + 1 \
+                if reading.status == "breach" else 0
+            self._watch_breaches[reading.name] = breaches
+            if known is None or known.status != reading.status:
+                payload = reading.to_payload()
+                result.events.append(self._record(ev.GuardrailChanged(
+                    name=reading.name, status=reading.status, mode="stable",
+                    previous=known.status if known else "unknown",
+                    detail=f"stable track: {reading.detail}", canary=None,
+                    baseline=payload["baseline"], limit=payload["limit"], breaches=breaches,
+                    consecutive=self.tracker.consecutive(reading.name),
+                    on_breach=self._on_breach(reading.name), sustained=False),
+                    actor=SYSTEM_ACTOR))
+            if (self._on_breach(reading.name) == "rollback" and not self._state.escalation
+                    and breaches == self.tracker.consecutive(reading.name)):
+                self._escalate(reading.name, breaches,
+                               f"the stable track breaches after the verified rollback to "
+                               f"{target}: warroom does not roll back again by itself (at most "
+                               f"one automatic rollback per incident)")
+        state = self._state
+        if (state.watch_status == "watching" and state.watch_until is not None
+                and now >= state.watch_until):
+            verified = state.rollback_finished_ts or now
+            self._record(ev.RollbackWatchEnded(target, round((now - verified).total_seconds())),
+                         actor=SYSTEM_ACTOR)
+
+    def _escalate(self, name: str, breaches: int, reason: str) -> None:
+        self._record(ev.Escalated(name, breaches, reason), actor=SYSTEM_ACTOR)
 
     # --- start-up --------------------------------------------------------------------------------
 

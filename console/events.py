@@ -468,6 +468,48 @@ class ConsoleClosed(Payload):
 
 
 @dataclass(slots=True)
+class RollbackWatchStarted(Payload):
+    """After VERIFIED, the live version is read on every poll for ``watch_s``."""
+
+    KIND: ClassVar[str] = Kind.ROLLBACK_WATCH_STARTED
+    target: str = ""
+    watch_s: float = 0.0
+
+
+@dataclass(slots=True)
+class RollbackReverted(Payload):
+    """The live version moved away from the target after VERIFIED (the rollback was undone)."""
+
+    KIND: ClassVar[str] = Kind.ROLLBACK_REVERTED
+    target: str = ""
+    live: str = ""
+
+
+@dataclass(slots=True)
+class RollbackRestored(Payload):
+    KIND: ClassVar[str] = Kind.ROLLBACK_RESTORED
+    target: str = ""
+    live: str = ""
+
+
+@dataclass(slots=True)
+class RollbackWatchEnded(Payload):
+    KIND: ClassVar[str] = Kind.ROLLBACK_WATCH_ENDED
+    target: str = ""
+    watched_s: float = 0.0
+
+
+@dataclass(slots=True)
+class Escalated(Payload):
+    """A sustained breach warroom may not act on by itself again: the commander decides."""
+
+    KIND: ClassVar[str] = Kind.ESCALATED
+    name: str = ""
+    breaches: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
 class Unknown(Payload):
     """A kind this code does not know (a newer warroom wrote it): kept, counted, shown raw."""
 
@@ -484,7 +526,8 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     RollbackStarted, RollbackProgress, RollbackCompleted, RollbackFailed, VerificationStarted,
     RollbackVerified, RollbackNotVerified, GateRecorded, Reconciled, Closed, Notified,
     NotifyFailed, ChainBroken, Paused, Resumed, Milestone, RoleAssigned, Highlighted,
-    ConsoleClosed,
+    ConsoleClosed, RollbackWatchStarted, RollbackReverted, RollbackRestored, RollbackWatchEnded,
+    Escalated,
 )
 BY_KIND: dict[str, type[Payload]] = {cls.KIND: cls for cls in PAYLOAD_TYPES}
 

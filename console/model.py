@@ -131,6 +131,17 @@ class Kind(StrEnum):
     HIGHLIGHTED = "event_highlighted"
     # {user, host, pid, how: quit|lease-lost}  a commander console closed
     CONSOLE_CLOSED = "console_closed"
+    # {target, watch_s}  after VERIFIED the live version is read on every poll for watch_s
+    ROLLBACK_WATCH_STARTED = "rollback_watch_started"
+    # {target, live}  the live version moved away from the rollback's target after VERIFIED
+    ROLLBACK_REVERTED = "rollback_reverted"
+    # {target, live}  it is the target again
+    ROLLBACK_RESTORED = "rollback_restored"
+    # {target, watched_s}  the watch window ended with the target live
+    ROLLBACK_WATCH_ENDED = "rollback_watch_ended"
+    # {name, breaches, reason}  a sustained breach that the rules do not let warroom roll back
+    #  automatically again (at most one automatic rollback per incident): the commander decides
+    ESCALATED = "escalated_to_commander"
 
 
 #: The milestones a person marks, in the order an incident normally reaches them.
@@ -150,6 +161,8 @@ LOUD_KINDS = frozenset(
         Kind.HANDOVER,
         Kind.NOTIFY_FAILED,
         Kind.CHAIN_BROKEN,
+        Kind.ROLLBACK_REVERTED,
+        Kind.ESCALATED,
     }
 )
 
@@ -391,6 +404,20 @@ def describe(event: Event) -> str:
         return f"ROLLBACK VERIFIED: {_p(p, 'target')} live, weight 0%, guardrails healthy"
     if kind == Kind.ROLLBACK_NOT_VERIFIED:
         return f"ROLLBACK NOT VERIFIED: {_p(p, 'reason')}"
+    if kind == Kind.ROLLBACK_WATCH_STARTED:
+        return (f"Watching the live version for {format_duration(float(p.get('watch_s') or 0))}"
+                f": it must stay {_p(p, 'target')}")
+    if kind == Kind.ROLLBACK_REVERTED:
+        return (f"ROLLBACK UNDONE: the live version is {_p(p, 'live')}, not {_p(p, 'target')} "
+                "(a GitOps sync, an auto-promotion or a person put it back?)")
+    if kind == Kind.ROLLBACK_RESTORED:
+        return f"The live version is {_p(p, 'target')} again"
+    if kind == Kind.ROLLBACK_WATCH_ENDED:
+        return (f"Watch ended: {_p(p, 'target')} stayed live for "
+                f"{format_duration(float(p.get('watched_s') or 0))}")
+    if kind == Kind.ESCALATED:
+        return (f"ESCALATED to the commander: sustained breach of {_p(p, 'name')} "
+                f"({_p(p, 'breaches')} in a row): {_p(p, 'reason')}")
     if kind == Kind.GATE_RECORDED:
         text = f"Post-emergency: {_p(p, 'item')} — {_p(p, 'result')}"
         return text + (f": {_p(p, 'detail')}" if p.get("detail") else "")

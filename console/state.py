@@ -227,6 +227,15 @@ class IncidentState:
     pending_weight: Pending | None = None
     last_weight_error: str = ""
     rollback_status: RollbackStatus = "none"
+    #: After VERIFIED: "none" (no watch), "watching", "reverted" (the live version is not the
+    #: target: the alarm), "held" (the window passed with the target live).
+    watch_status: str = "none"
+    watch_until: datetime | None = None
+    watch_live: str = ""  # what the deployer reported when it was not the target
+    watch_reverted_ts: datetime | None = None
+    automatic_rollbacks: int = 0
+    #: Why the commander must decide (a sustained breach warroom may not act on again); "" none.
+    escalation: str = ""
     rollback_target: str = ""
     rollback_detail: str = ""
     rollback_automatic: bool = False
@@ -613,6 +622,9 @@ def _figure(value: ev.Figure) -> float | None:
 
 def _rollback_requested(state: IncidentState, event: Event, p: ev.RollbackRequested) -> None:
     state.rollback_status = "requested"
+    state.automatic_rollbacks += 1 if p.automatic else 0
+    state.escalation = ""  # a rollback is the decision
+    state.watch_status, state.watch_until, state.watch_live = "none", None, ""
     state.rollback_target = p.target or state.rollback_target
     state.rollback_automatic = p.automatic
     state.rollback_detail = p.reason
@@ -677,6 +689,32 @@ def _rollback_verdict(state: IncidentState, event: Event,
                 shadow=old.shadow, initial_delay_s=old.initial_delay_s)
 
 
+def _watch_started(state: IncidentState, event: Event, p: ev.RollbackWatchStarted) -> None:
+    state.watch_status = "watching"
+    state.watch_until = event.ts + timedelta(seconds=p.watch_s)
+    state.watch_live = ""
+
+
+def _reverted(state: IncidentState, event: Event, p: ev.RollbackReverted) -> None:
+    state.watch_status = "reverted"
+    state.watch_live = p.live
+    state.watch_reverted_ts = event.ts
+
+
+def _restored(state: IncidentState, event: Event, p: ev.RollbackRestored) -> None:
+    state.watch_status = "watching"
+    state.watch_live = ""
+    state.watch_reverted_ts = None
+
+
+def _watch_ended(state: IncidentState, event: Event, p: ev.RollbackWatchEnded) -> None:
+    state.watch_status = "held"
+
+
+def _escalated(state: IncidentState, event: Event, p: ev.Escalated) -> None:
+    state.escalation = p.reason or f"sustained breach of {p.name}"
+
+
 def _gate(state: IncidentState, event: Event, p: ev.GateRecorded) -> None:
     state.gates[p.item] = GateResult(p.item, p.result, p.detail, event.ts, event.actor)
 
@@ -739,6 +777,11 @@ _HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.MILESTONE: _milestone,
     Kind.ROLE_ASSIGNED: _role_assigned,
     Kind.HIGHLIGHTED: _highlighted,
+    Kind.ROLLBACK_WATCH_STARTED: _watch_started,
+    Kind.ROLLBACK_REVERTED: _reverted,
+    Kind.ROLLBACK_RESTORED: _restored,
+    Kind.ROLLBACK_WATCH_ENDED: _watch_ended,
+    Kind.ESCALATED: _escalated,
 }
 
 

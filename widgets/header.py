@@ -112,6 +112,7 @@ class IncidentHeader(Widget):
         "incident-header--mode-watching",
         "incident-header--closed",
         "incident-header--chain-broken",
+        "incident-header--alarm",
         "incident-header--sim",
         "incident-header--env-red",
         "incident-header--env-amber",
@@ -148,6 +149,9 @@ class IncidentHeader(Widget):
         }
         & > .incident-header--closed { background: $success-muted; color: $text; text-style: bold; }
         & > .incident-header--chain-broken {
+            background: $error; color: $text; text-style: bold;
+        }
+        & > .incident-header--alarm {
             background: $error; color: $text; text-style: bold;
         }
         & > .incident-header--sim { background: $warning; color: $text; text-style: bold; }
@@ -263,7 +267,18 @@ class IncidentHeader(Widget):
             where = printable(self.chain_broken_at)
             badges.append(_Part("chain", f" CHAIN BROKEN at {where} ", "chain-broken",
                                 short=f" CHAIN BROKEN {where} "))
-        if self.state is not None and self.state.closed:
+        state = self.state
+        if state is not None and not state.closed:
+            # A verified rollback that did not stay rolled back, and a decision only the
+            # commander can take: on every console, in the error colour, until they clear.
+            if state.watch_status == "reverted":
+                live = truncate_cells(printable(state.watch_live.split(" (")[0]), 24)
+                badges.append(_Part("undone", f" ROLLBACK UNDONE: {live} live ", "alarm",
+                                    short=" ROLLBACK UNDONE "))
+            if state.escalation:
+                badges.append(_Part("escalated", " ESCALATED: commander decides ", "alarm",
+                                    short=" ESCALATED "))
+        if state is not None and state.closed:
             badges.append(_Part("closed", " CLOSED ", "closed"))
         return badges
 
@@ -386,6 +401,8 @@ def _fit(parts: list[_Part], width: int, min_title: int) -> None:
         lambda: drop("elapsed"),
         lambda: drop("heartbeat"),
         lambda: drop("commander"),
+        lambda: shorten("escalated"),
+        lambda: shorten("undone"),
         lambda: shorten("left"),
         lambda: shorten("mode"),
     ]

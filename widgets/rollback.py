@@ -65,6 +65,22 @@ def verification_clock(state: IncidentState, now: datetime | None,
     return " — ".join(parts)
 
 
+def watch_line(state: IncidentState) -> str:
+    """What the watch after a verified rollback says: how long it still reads the live version,
+    that it held, or — the alarm — what is live instead of the target and since when."""
+    target = safe_text(state.rollback_target, limit=40)
+    if state.watch_status == "reverted":
+        live = safe_text(state.watch_live, limit=120)
+        since = f" since {hhmm(state.watch_reverted_ts)}" if state.watch_reverted_ts else ""
+        return f"{live} is live, not {target}{since}"
+    if state.watch_status == "watching" and state.watch_until is not None:
+        # a time, not a countdown: the pane is redrawn when the record changes, not every second
+        return f"watching the live version until {hhmm(state.watch_until)}: it must stay {target}"
+    if state.watch_status == "held":
+        return f"watch ended: {target} stayed live"
+    return ""
+
+
 @dataclass(frozen=True)
 class RollbackView:
     """What the rollback pane shows, already made safe; compared to skip needless repaints."""
@@ -84,6 +100,9 @@ class RollbackView:
     checklist_items: int
     hint: str
     countdown: str  # the verification's clocks, in words ("" when none runs)
+    watch: str = ""  # after VERIFIED: "watching" | "reverted" | "held" | "" (no watch)
+    watch_line: str = ""  # what the watch says, in words
+    escalation: str = ""
 
 
 class RollbackPane(Widget):
@@ -170,13 +189,17 @@ class RollbackPane(Widget):
             checklist_items=len(state.compatibility_checklist),
             hint=hint,
             countdown=verification_clock(state, now, verify_timeout_s),
+            watch=state.watch_status if state.watch_status != "none" else "",
+            watch_line=watch_line(state),
+            escalation=safe_text(state.escalation) if not state.closed else "",
         )
         if view == self._view:
             return
         self._view = view
         status = view.status
-        self.set_class(status in ("not_verified", "failed"), "-alarm")
-        self.set_class(status == "verified", "-verified")
+        undone = view.watch == "reverted" or bool(view.escalation)
+        self.set_class(status in ("not_verified", "failed") or undone, "-alarm")
+        self.set_class(status == "verified" and not undone, "-verified")
         self.set_class(status in ("requested", "in_progress"), "-active")
         self.set_class(bool(hint) and status not in ("not_verified", "failed"), "-hint")
         subtitle = {
@@ -186,6 +209,12 @@ class RollbackPane(Widget):
             "requested": "rollback requested",
             "in_progress": "rolling back…",
         }.get(status, "")
+        if view.watch == "reverted":
+            subtitle = "ROLLBACK UNDONE"
+        elif view.escalation:
+            subtitle = "ESCALATED"
+        elif view.watch == "watching":
+            subtitle = "verified · watching"
         if hint:
             subtitle = f"{subtitle} · {hint}" if subtitle else hint
         set_subtitle(self, subtitle)
@@ -216,6 +245,16 @@ class RollbackPane(Widget):
         lines: list[Content] = []
         how = " (automatic)" if view.automatic else ""
         when = f" at {view.finished}" if view.finished else ""
+        alarms = []
+        if view.watch == "reverted":
+            alarms.append(f"✗ ROLLBACK UNDONE: {view.watch_line}")
+        if view.escalation:
+            alarms.append(f"✗ ESCALATED: the commander decides — {view.escalation}")
+        for words in alarms:
+            alarm = Content(words)
+            rows = alarm.wrap(width) if width > 0 else [alarm]
+            lines.extend(loud(row.pad_right(max(0, width - row.cell_length)).plain,
+                              ".rollback-pane--alarm") for row in rows)
         if view.status in ("not_verified", "failed"):
             words = "ROLLBACK NOT VERIFIED" if view.status == "not_verified" else "ROLLBACK FAILED"
             alarm = Content(f"✗ {words}{how}: {view.detail or 'no reason given'}")
@@ -227,6 +266,8 @@ class RollbackPane(Widget):
         elif view.status == "verified":
             lines.append(Content.styled(f"✓ ROLLBACK VERIFIED{how}: {view.target} live{when}",
                                         ".rollback-pane--verified"))
+            if view.watch in ("watching", "held") and view.watch_line:
+                lines.append(Content.styled(f"  {view.watch_line}", ".rollback-pane--muted"))
             lines.extend(cls._check_lines(view.checks))
         elif view.status in ("requested", "in_progress"):
             verb = "requested" if view.status == "requested" else "in progress"

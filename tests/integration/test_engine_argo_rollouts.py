@@ -97,3 +97,30 @@ def test_an_undo_the_controller_never_acts_on_is_not_verified(incident: LiveInci
                         "the stuck undo is NOT VERIFIED")
     reason = incident.events(Kind.ROLLBACK_NOT_VERIFIED)[-1].payload["reason"]
     assert f"still reports {FROM_VERSION} (the controller has not yet seen the spec" in reason
+
+
+def test_a_gitops_tool_undoing_the_rollback_is_caught_by_the_watch(incident: LiveIncident,
+                                                                   fake: FakeKube) -> None:
+    incident.prepare()
+    incident.engine.advance()
+    incident.engine.request_rollback("the canary pages")
+    incident.poll_until(lambda _: incident.state.rollback_status == "verified", 20,
+                        "the undo is verified")
+    incident.poll()
+    assert incident.state.watch_status == "watching"
+    # Argo CD self-heal: the Git source still names the new version, and it is applied again
+    fake.deploy(f"registry.example/{SERVICE}:{TO_VERSION}")
+    incident.poll_until(lambda _: incident.state.watch_status == "reverted", 10,
+                        "the watch sees the Rollout leave the target")
+    reverted = incident.events(Kind.ROLLBACK_REVERTED)
+    assert len(reverted) == 1
+    assert reverted[0].payload["live"].startswith(f"{TO_VERSION} (canary at step")
+    assert f"stable runs {FROM_VERSION}" in reverted[0].payload["live"]
+    for _ in range(3):
+        incident.poll()
+    assert len(incident.events(Kind.ROLLBACK_REVERTED)) == 1  # one event per change
+    # someone pauses auto-sync and fixes Git: the stable version is applied again
+    fake.deploy(f"registry.example/{SERVICE}:{FROM_VERSION}")
+    incident.poll_until(lambda _: incident.state.watch_status == "watching", 10,
+                        "the target is live again")
+    assert len(incident.events(Kind.ROLLBACK_RESTORED)) == 1
