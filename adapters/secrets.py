@@ -144,6 +144,9 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
             covered_until = i + n
     if not spans:
         return text
+    spans = [span for span in spans if not _coincidence_in_a_hash(text, *span)]
+    if not spans:
+        return text
     out: list[str] = []
     last = 0
     for start, end in spans:
@@ -152,6 +155,27 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
         last = end
     out.append(text[last:])
     return "".join(out)
+
+
+_HEX = frozenset("0123456789abcdef")
+#: A sha256 (the chain's hashes, the published head) is 64 hex digits; a few digits of a secret
+#: turn up in one by chance (a 4-digit piece in about 1 of 1,100 hashes), not because it leaked.
+_HASH_CHARS = 64
+_COINCIDENCE_BELOW = 8
+
+
+def _coincidence_in_a_hash(text: str, start: int, end: int) -> bool:
+    """Whether a short match lies inside a run of exactly 64 lower-case hex digits (a hash):
+    scrubbing it would corrupt the hash, and the secret did not put it there."""
+    if end - start >= _COINCIDENCE_BELOW:
+        return False
+    left = start
+    while left > 0 and text[left - 1] in _HEX:
+        left -= 1
+    right = end
+    while right < len(text) and text[right] in _HEX:
+        right += 1
+    return right - left == _HASH_CHARS and all(ch in _HEX for ch in text[start:end])
 
 
 def scrub_value(value: Any) -> Any:

@@ -158,8 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--allow-broken", action="store_true",
                         help="export a record whose chain fails verification (the export says so)")
 
-    verify = command("verify", "re-walk an incident's hash chain")
+    verify = command("verify", "re-walk an incident's hash chain and print its head")
     verify.add_argument("id")
+    verify.add_argument("--head", metavar="N:HASH", action="append", default=[],
+                        help="a head published earlier (`head #N sha256:HASH`): prove this copy "
+                        "contains that exact prefix (catches removed newest events and a "
+                        "rewritten, re-hashed record)")
 
     check = command("check-config", "print what a config file means, or why it is refused")
     check.add_argument("file", nargs="?")
@@ -477,15 +481,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from console.store import Head
+
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
-    with _open_store(args, config, readonly=True) as store:
-        checked, problem = store.verify(incident_id)
+    try:
+        published = [Head.parse(text) for text in args.head]
+    except ValueError as error:
+        raise UsageError(f"--head: {error}") from None
     name = format_incident_id(incident_id)
+    with _open_store(args, config, readonly=True) as store:
+        walk = store.verify_walk(incident_id)
+        problem = walk.problem
+        for head in published:
+            problem = problem or store.check_head(incident_id, head)
+        head_now = store.head(incident_id)
     if problem is not None:
         _print_err(f"warroom: {name}: chain BROKEN: {problem.message}")
         return 2
-    print(f"{name}: chain intact ({checked} events verified)")
+    keyed = walk.checker.keyed
+    if walk.checker.unverified:
+        _print_err(f"warroom: {name}: NOT verified: {walk.checker.unverified} (set the "
+                   "variable [store] chain_key_env names)")
+        return 2
+    how = ("keyed, HMAC-SHA256" if keyed
+           else "unkeyed sha256: compare its head with one published earlier")
+    print(f"{name}: chain intact ({walk.checked} events verified; {how})")
+    for head in published:
+        print(f"contains the published head #{head.event_id} exactly")
+    if head_now is not None:
+        print(head_now)
     return 0
 
 

@@ -90,6 +90,12 @@ class StoreSettings(Strict):
         description="Name of the environment variable holding the PostgreSQL password (else "
         "libpq's own PGPASSWORD, password file or service file applies).",
     )
+    chain_key_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the chain key: incidents declared with it "
+        "are keyed (every hash an HMAC-SHA256), so someone who can write the file but lacks the "
+        "key cannot rewrite the record and re-hash it. Appending and verifying need the key.",
+    )
 
     @model_validator(mode="after")
     def _one_store(self) -> StoreSettings:
@@ -888,15 +894,22 @@ def secret_values(config: Config) -> list[str]:
         names.append(config.notify.webhook_url_env)
     if config.store.password_env:
         names.append(config.store.password_env)
+    if config.store.chain_key_env:
+        names.append(config.store.chain_key_env)
     return [value.strip() for name in names if (value := os.environ.get(name) or "").strip()]
 
 
 def register_secrets(config: Config) -> None:
     """Make every configured secret known to the one scrub (:mod:`adapters.secrets`), so no
-    piece of one reaches a screen, the record, a message or an export of this process."""
+    piece of one reaches a screen, the record, a message or an export of this process; and
+    the chain key (``[store] chain_key_env``) known to every store this process opens."""
     from adapters.secrets import register
+    from console.store import use_chain_key
 
     register(secret_values(config))
+    name = config.store.chain_key_env
+    key = (os.environ.get(name) or "").strip() if name else ""
+    use_chain_key(key.encode("utf-8") if key else None)
 
 
 def environment_problems(config: Config, *, store: bool = True) -> list[ConfigError]:
@@ -927,6 +940,11 @@ def environment_problems(config: Config, *, store: bool = True) -> list[ConfigEr
                 if named and not os.path.isfile(os.path.expanduser(named)):
                     problems.append(ConfigError(path, f"{section}.{key}",
                                                 f"no such file: {named}"))
+    chain_key = config.store.chain_key_env
+    if chain_key and len((os.environ.get(chain_key) or "").strip()) < 16:
+        problems.append(ConfigError(path, "store.chain_key_env",
+                                    f"environment variable {chain_key} is not set, or shorter "
+                                    "than 16 characters (it holds the chain key)"))
     webhook = config.notify.webhook_url_env
     if webhook and not (os.environ.get(webhook) or "").strip():
         problems.append(ConfigError(path, "notify.webhook_url_env",

@@ -39,7 +39,15 @@ from console.guardrails import (
     stage_samples,
     with_comparison,
 )
-from console.model import SYSTEM_ACTOR, Event, Kind, clip, describe, format_duration
+from console.model import (
+    SYSTEM_ACTOR,
+    Event,
+    Kind,
+    clip,
+    describe,
+    format_duration,
+    format_head,
+)
 from console.state import IncidentState
 from console.store import RecordStore
 
@@ -152,7 +160,9 @@ class Engine:
         if notifier is None:
             return
         state = self._state
-        message = f"[{state.id_text} {state.priority} {state.service}] {describe(event)}"
+        # every post carries the record's head at this event, so a copy can be checked later
+        message = (f"[{state.id_text} {state.priority} {state.service}] {describe(event)} "
+                   f"({format_head(event.id, event.hash, state.chain_keyed)})")
 
         def send() -> None:
             try:

@@ -134,6 +134,7 @@ class Declared(Payload):
     # Whether the change is the fix for an ongoing harm (rolling it back brings the harm back)
     # or a risky change of its own; absent in older records: the category decides.
     change_is_fix: bool | None = None
+    chain: str | None = None  # "keyed": every hash of this incident is an HMAC-SHA256
 
 
 @dataclass(slots=True)

@@ -19,7 +19,13 @@ from console import commands, paths
 from console.config import Config
 from console.errors import UsageError, os_user
 from console.model import format_incident_id, parse_incident_id
-from console.store import StoreError, UnknownIncident, open_store
+from console.store import (
+    StoreError,
+    UnknownIncident,
+    forbid_write_handles,
+    incident_in_file,
+    open_store,
+)
 
 #: A commander whose heartbeat is older than this is gone, even on another host.
 LEASE_STALE_S = 30.0
@@ -57,7 +63,16 @@ def _watch(incident_id: int, config: Config, db_path: Path | str) -> int:
 
     if isinstance(db_path, Path) and not db_path.exists():
         raise StoreError(f"no incident database at {db_path}")
-    with open_store(db_path, readonly=True, password_env=config.store.password_env) as store:
+    forbid_write_handles()  # a watcher holds no write handle on the record, ever
+    try:
+        store = open_store(db_path, readonly=True, password_env=config.store.password_env)
+    except StoreError:
+        # the plainer answer comes first: an incident the file does not hold
+        if isinstance(db_path, Path) and not incident_in_file(db_path, incident_id):
+            raise UnknownIncident(
+                f"no incident {format_incident_id(incident_id)} in {db_path}") from None
+        raise
+    with store:
         if not store.has_incident(incident_id):
             raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {db_path}")
     app = make_app(config, db_path, incident_id, SystemClock())

@@ -318,6 +318,12 @@ def _p(payload: dict[str, Any], key: str, default: str = "") -> str:
     return default if value is None else str(value)
 
 
+def format_head(event_id: int, digest: str, keyed: bool = False) -> str:
+    """A chain head as it is published: ``head #N sha256:HASH`` (``hmac-sha256:`` for a keyed
+    chain). ``warroom verify ID --head N:HASH`` proves a later copy contains it exactly."""
+    return f"head #{event_id} {'hmac-sha256' if keyed else 'sha256'}:{digest}"
+
+
 def describe(event: Event) -> str:
     """One plain-text sentence for the timeline and the PIR (never markup; callers escape)."""
     p = event.payload

@@ -103,9 +103,31 @@ _V2 = [
     "CREATE INDEX events_by_incident_kind ON events (incident_id, kind, id)",
 ]
 
+_V3 = [
+    # each incident's chain head, advanced with every append; it only moves forward and stays
+    "CREATE TABLE chain_heads (incident_id bigint PRIMARY KEY REFERENCES incidents (id), "
+    "event_id bigint NOT NULL, hash text NOT NULL)",
+    """CREATE FUNCTION warroom_head_advances() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.event_id <= OLD.event_id THEN
+            RAISE EXCEPTION 'a chain head only advances';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    "CREATE TRIGGER chain_heads_only_advance BEFORE UPDATE ON chain_heads FOR EACH ROW "
+    "EXECUTE FUNCTION warroom_head_advances()",
+    "CREATE TRIGGER chain_heads_are_kept BEFORE DELETE ON chain_heads FOR EACH ROW "
+    "EXECUTE FUNCTION warroom_refuse_change()",
+    "INSERT INTO chain_heads (incident_id, event_id, hash) SELECT e.incident_id, e.id, e.hash "
+    "FROM events e WHERE e.id = (SELECT max(id) FROM events WHERE incident_id = e.incident_id)",
+    # the head each lease heartbeat saw
+    "ALTER TABLE leases ADD COLUMN head_event_id bigint",
+    "ALTER TABLE leases ADD COLUMN head_hash text",
+]
+
 #: version reached → the statements that reach it from the version before (the same versions as
-#: the SQLite schema: version 2 has the same tables, columns and indexes).
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+#: the SQLite schema: each version has the same tables, columns and indexes).
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def schema_sql() -> str:
@@ -123,6 +145,7 @@ GRANTS = [
     "GRANT SELECT ON warroom_schema TO {role}",
     "GRANT SELECT, INSERT ON incidents, events, samples TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON checkpoints TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON chain_heads TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON leases TO {role}",
     "GRANT USAGE, SELECT, UPDATE ON SEQUENCE events_id_seq TO {role}",
 ]

@@ -272,6 +272,8 @@ class IncidentState:
     event_count: int = 0
     last_event_id: int = 0
     last_hash: str = ""
+    #: The declaration said "keyed": the chain's hashes are HMAC-SHA256 with the chain key.
+    chain_keyed: bool = False
     last_ts: datetime | None = None
 
     # --- identity and clocks ---------------------------------------------------------------------
@@ -403,6 +405,7 @@ def _declared(state: IncidentState, event: Event, p: ev.Declared) -> None:
     state.rollback_target = state.from_version
     state.commander = p.commander or event.actor
     state.declared_by = event.actor
+    state.chain_keyed = p.chain == "keyed"
     state.declared_ts = event.ts
     state.simulated = p.simulated
     state.scenario = p.scenario or ("bad" if p.simulated else "")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -39,10 +40,18 @@ from typing import Any
 
 from adapters.secrets import scrub, scrub_value
 from console.events import Payload
-from console.model import Event, Kind, format_incident_id, format_ts, parse_ts, utcnow
+from console.model import (
+    Event,
+    Kind,
+    format_head,
+    format_incident_id,
+    format_ts,
+    parse_ts,
+    utcnow,
+)
 from console.state import IncidentState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GENESIS_HASH = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
 #: A checkpoint is written after at least this many events since the last one...
@@ -53,6 +62,34 @@ FREQUENT_KINDS: frozenset[str] = frozenset({
     Kind.NOTE, Kind.GUARDRAIL_CHANGED, Kind.ROLLBACK_PROGRESS, Kind.NOTIFIED, Kind.NOTIFY_FAILED,
     Kind.CONSOLE_OPENED,
 })
+
+
+#: Set by :func:`forbid_write_handles`: this process only watches.
+_WATCH_ONLY = False
+
+
+def incident_in_file(path: Path, incident_id: int) -> bool:
+    """Whether the database file itself holds the incident, read without a -wal or -shm
+    (``immutable``: for an answer when nothing is writing it, e.g. to name an unknown incident
+    before saying why a watcher cannot open the file). True when it cannot tell."""
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        return True
+    try:
+        return conn.execute("SELECT 1 FROM incidents WHERE id = ?",
+                            (incident_id,)).fetchone() is not None
+    except sqlite3.Error:
+        return True
+    finally:
+        conn.close()
+
+
+def forbid_write_handles() -> None:
+    """From now on, every read-only store this process opens holds no write handle on any of
+    the database's files, or is refused (``warroom watch``)."""
+    global _WATCH_ONLY
+    _WATCH_ONLY = True
 
 
 class StoreError(Exception):
@@ -126,7 +163,7 @@ def json_safe(value: Any) -> Any:
 
 
 def event_hash(prev_hash: str, event_id: int, incident_id: int, ts: str, kind: str, actor: str,
-               payload_json: str) -> str:
+               payload_json: str, key: bytes | None = None) -> str:
     """``sha256(prev_hash + canonical event)``, hashing the stored payload bytes as they are.
 
     The canonical event is ``canonical_json`` of ``{actor, id, incident, kind, payload, ts}``;
@@ -136,7 +173,47 @@ def event_hash(prev_hash: str, event_id: int, incident_id: int, ts: str, kind: s
     """
     body = (f'{{"actor":{_json_string(actor)},"id":{event_id},"incident":{incident_id},'
             f'"kind":{_json_string(kind)},"payload":{payload_json},"ts":{_json_string(ts)}}}')
+    if key is not None:  # a keyed chain: nobody without the key can recompute it
+        return hmac.new(key, (prev_hash + body).encode("utf-8"), hashlib.sha256).hexdigest()
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+#: What a keyed incident's declaration says in its payload (``"chain": "keyed"``).
+KEYED = "keyed"
+
+#: The chain key of this process (see :func:`use_chain_key`), used by every store it opens.
+_CHAIN_KEY: bytes | None = None
+
+
+def use_chain_key(key: bytes | None) -> None:
+    """The key of keyed chains (HMAC-SHA256) for every store this process opens: incidents
+    declared with it are keyed, and appending to or verifying a keyed incident needs it."""
+    global _CHAIN_KEY
+    _CHAIN_KEY = key
+
+
+@dataclass(frozen=True)
+class Head:
+    """An incident's newest event: what a published ``head #N sha256:…`` names."""
+
+    event_id: int
+    hash: str
+    keyed: bool = False
+
+    def __str__(self) -> str:
+        return format_head(self.event_id, self.hash, self.keyed)
+
+    @classmethod
+    def parse(cls, text: str) -> Head:
+        """``N:HASH`` (also ``#N:sha256:HASH`` or ``head #N sha256:HASH``) → a head."""
+        cleaned = text.strip().removeprefix("head").strip().lstrip("#")
+        number, sep, digest = cleaned.replace(" ", ":", 1).partition(":")
+        digest = digest.removeprefix("hmac-sha256:").removeprefix("sha256:").strip().lower()
+        if not sep or not number.isdigit() or len(digest) != 64 or any(
+                ch not in "0123456789abcdef" for ch in digest):
+            raise ValueError(f"{text!r} is not a head: expected N:HASH (64 hex digits), as "
+                             "`warroom verify` prints it")
+        return cls(int(number), digest)
 
 
 #: JSON's string encoder without ensure_ascii (what canonical_json uses), in C where available.
@@ -221,8 +298,35 @@ def _schema_v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _schema_v3(conn: sqlite3.Connection) -> None:
+    """Version 3: each incident's chain head, advanced in the transaction of every append (so
+    removing the newest events, or rewriting and re-hashing them, no longer matches it; its
+    triggers refuse moving it back or deleting it), and the head each lease heartbeat saw."""
+    conn.execute(
+        "CREATE TABLE chain_heads (incident_id INTEGER PRIMARY KEY REFERENCES incidents(id), "
+        "event_id INTEGER NOT NULL, hash TEXT NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TRIGGER chain_heads_only_advance BEFORE UPDATE ON chain_heads "
+        "WHEN NEW.event_id <= OLD.event_id "
+        "BEGIN SELECT RAISE(ABORT, 'a chain head only advances'); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER chain_heads_are_kept BEFORE DELETE ON chain_heads "
+        "BEGIN SELECT RAISE(ABORT, 'chain heads are kept'); END"
+    )
+    conn.execute(
+        "INSERT INTO chain_heads (incident_id, event_id, hash) "
+        "SELECT e.incident_id, e.id, e.hash FROM events e "
+        "WHERE e.id = (SELECT MAX(id) FROM events WHERE incident_id = e.incident_id)"
+    )
+    conn.execute("ALTER TABLE leases ADD COLUMN head_event_id INTEGER")
+    conn.execute("ALTER TABLE leases ADD COLUMN head_hash TEXT")
+
+
 #: version reached → the step that reaches it from the version before.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_v1, 2: _schema_v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _schema_v1, 2: _schema_v2, 3: _schema_v3}
 
 
 class ChangeFeed:
@@ -268,6 +372,9 @@ class RecordStore:
     _errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self) -> None:
+        #: The key of keyed chains (this process's, :func:`use_chain_key`; an engine may
+        #: take another).
+        self.chain_key: bytes | None = _CHAIN_KEY
         self._lock = threading.RLock()
         # The folded state of each incident this store has read or written, as of its newest
         # event seen here; and the event count at its last checkpoint.
@@ -343,7 +450,10 @@ class RecordStore:
                         ts: datetime | None = None) -> list[Event]:
         """Number a new incident and append its declaration (and ``extra`` facts) atomically."""
         ts = ts or utcnow()
-        facts = [(Kind.DECLARED.value, _payload_dict(declared))]
+        first = dict(_payload_dict(declared))
+        if self.chain_key is not None:
+            first["chain"] = KEYED  # the incident's first event says its chain is keyed
+        facts = [(Kind.DECLARED.value, first)]
         facts += [(item.KIND, item.to_payload()) if isinstance(item, Payload) else item
                   for item in extra]
         with self._write(None) as conn:
@@ -491,14 +601,26 @@ class RecordStore:
         actor = scrub(actor)
         payload_json = canonical_json(safe_payload)
         ts_text = format_ts(ts)
+        keyed = (safe_payload.get("chain") == KEYED if kind == Kind.DECLARED
+                 else state.chain_keyed)
+        if keyed and self.chain_key is None:
+            raise StoreError(f"{format_incident_id(incident_id)}'s chain is keyed: appending "
+                             "to it needs the chain key (the variable [store] chain_key_env "
+                             "names must hold it)")
         digest = event_hash(prev_hash, event_id, incident_id, ts_text, str(kind), actor,
-                            payload_json)
+                            payload_json, self.chain_key if keyed else None)
         self._execute(
             conn,
             "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (event_id, incident_id, ts_text, str(kind), actor, payload_json, prev_hash, digest),
         )
+        if self.schema_version >= 3:
+            self._execute(
+                conn,
+                "INSERT INTO chain_heads (incident_id, event_id, hash) VALUES (?, ?, ?) "
+                "ON CONFLICT (incident_id) DO UPDATE SET event_id = excluded.event_id, "
+                "hash = excluded.hash", (incident_id, event_id, digest))
         event = Event(event_id, incident_id, parse_ts(ts_text), str(kind), actor, safe_payload,
                       prev_hash, digest)
         state.apply(event)
@@ -644,6 +766,61 @@ class RecordStore:
             pass
         return walk.checked, walk.problem
 
+    def verify_walk(self, incident_id: int) -> ChainWalk:
+        """Re-walk an incident's chain and return the finished walk (its problem, whether it
+        is keyed, whether its hashes could be checked)."""
+        walk = ChainWalk(self, incident_id)
+        while not walk.step():
+            pass
+        return walk
+
+    def head(self, incident_id: int) -> Head | None:
+        """The incident's newest event as a publishable head, or None without events."""
+        rows = self._read("SELECT id, hash FROM events WHERE incident_id = ? ORDER BY id DESC "
+                          "LIMIT 1", (incident_id,))
+        if not rows:
+            return None
+        state_keyed = self._read("SELECT payload FROM events WHERE incident_id = ? ORDER BY id "
+                                 "LIMIT 1", (incident_id,))
+        keyed = bool(state_keyed) and f'"chain":"{KEYED}"' in state_keyed[0][0]
+        return Head(int(rows[0][0]), rows[0][1], keyed)
+
+    def check_head(self, incident_id: int, head: Head) -> ChainProblem | None:
+        """Whether this record contains the published ``head`` exactly: its event is still
+        there, in this incident, with that very hash (so nothing up to it was removed or
+        rewritten, and the chain after it follows from it)."""
+        rows = self._read("SELECT incident_id, hash FROM events WHERE id = ?", (head.event_id,))
+        last = self.last_event_id(incident_id)
+        if not rows or rows[0][0] != incident_id:
+            return ChainProblem(head.event_id, (
+                f"the published head #{head.event_id} is not in this record, which ends at "
+                f"#{last}: events up to the head were removed"))
+        if rows[0][1] != head.hash:
+            return ChainProblem(head.event_id, (
+                f"event #{head.event_id} has hash {rows[0][1][:16]}…, not the published "
+                f"{head.hash[:16]}…: the record up to the head was rewritten and re-hashed"))
+        return None
+
+    def _recorded_heads_problem(self, incident_id: int) -> ChainProblem | None:
+        """The head recorded with the newest append, and the one the commander's last
+        heartbeat saw, must still be in the record with the same hash."""
+        if self.schema_version < 3:
+            return None
+        recorded = self._read("SELECT event_id, hash FROM chain_heads WHERE incident_id = ?",
+                              (incident_id,))
+        beats = self._read("SELECT head_event_id, head_hash FROM leases WHERE incident_id = ? "
+                           "AND head_event_id IS NOT NULL", (incident_id,))
+        for source, rows in (("recorded with the last append", recorded),
+                             ("seen by the commander's last heartbeat", beats)):
+            if not rows:
+                continue
+            event_id, digest = int(rows[0][0]), str(rows[0][1])
+            problem = self.check_head(incident_id, Head(event_id, digest))
+            if problem is not None:
+                return ChainProblem(problem.event_id, f"the head {source} (#{event_id}) no "
+                                    f"longer matches: {problem.message.split(': ', 1)[1]}")
+        return None
+
     def _chain_rows(self, incident_id: int, after_id: int,
                     limit: int) -> list[tuple[Any, ...]]:
         return self._read(
@@ -745,10 +922,21 @@ class RecordStore:
         """Refresh our lease; False if someone took it over meanwhile."""
         now = now or utcnow()
         with self._write(lease.incident_id) as conn:
-            cursor = self._execute(
-                conn, "UPDATE leases SET heartbeat_ts = ? WHERE incident_id = ? AND token = ?",
-                (format_ts(now), lease.incident_id, lease.token),
-            )
+            if self.schema_version >= 3:
+                # each beat records the chain head it saw: removing events after it shows
+                head = self._execute(
+                    conn, "SELECT id, hash FROM events WHERE incident_id = ? ORDER BY id DESC "
+                    "LIMIT 1", (lease.incident_id,)).fetchone() or (None, None)
+                cursor = self._execute(
+                    conn, "UPDATE leases SET heartbeat_ts = ?, head_event_id = ?, head_hash = ? "
+                    "WHERE incident_id = ? AND token = ?",
+                    (format_ts(now), head[0], head[1], lease.incident_id, lease.token),
+                )
+            else:
+                cursor = self._execute(
+                    conn, "UPDATE leases SET heartbeat_ts = ? WHERE incident_id = ? AND token = ?",
+                    (format_ts(now), lease.incident_id, lease.token),
+                )
             return bool(cursor.rowcount == 1)
 
     def release_lease(self, lease: Lease) -> None:
@@ -763,7 +951,7 @@ class RecordStore:
         """Insert an incident and its stored event rows exactly as they are (ids, timestamps,
         payload bytes and hashes), checking the chain as it goes; refused if the incident or
         any of its event ids already exists here. Returns the number of events."""
-        checker = ChainChecker()
+        checker = ChainChecker(self.chain_key)
         with self._write(incident_id) as conn:
             if self._execute(conn, "SELECT 1 FROM incidents WHERE id = ?",
                              (incident_id,)).fetchone() is not None:
@@ -785,6 +973,10 @@ class RecordStore:
                     conn,
                     "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, "
                     "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            if self.schema_version >= 3 and checker.checked:
+                self._execute(conn, "INSERT INTO chain_heads (incident_id, event_id, hash) "
+                              "VALUES (?, ?, ?)", (incident_id, checker.last_id,
+                                                  checker.last_hash))
             self._after_import(conn)
         return checker.checked
 
@@ -858,8 +1050,10 @@ class Store(RecordStore):
     _errors = (sqlite3.Error,)
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
-                 group: str | None = None) -> None:
+                 group: str | None = None, chain_key: bytes | None = None) -> None:
         super().__init__()
+        if chain_key is not None:
+            self.chain_key = chain_key
         self.path = Path(path).expanduser()
         self.location = str(self.path)
         self.readonly = readonly
@@ -867,8 +1061,7 @@ class Store(RecordStore):
         if readonly:
             if not self.path.exists():
                 raise StoreError(f"no database at {self.path}")
-            uri = self.path.resolve().as_uri() + "?mode=ro"
-            self._conn = self._connect(uri, uri=True)
+            self._conn = self._open_readonly()
         else:
             _create_file(self.path, group)
             self._conn = self._connect(str(self.path))
@@ -877,6 +1070,80 @@ class Store(RecordStore):
         except BaseException:
             self._conn.close()
             raise
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A connection that holds no write handle on the database, its -wal or its -shm.
+
+        It is opened, and read once (which opens the -wal and -shm), in a thread the kernel
+        forbids to write (console/sandbox.py), so SQLite falls back to read-only handles; the
+        -shm is asked for read-only too (``readonly_shm``). Such a reader cannot create a
+        missing -wal/-shm: in a watch-only process (:func:`forbid_write_handles`) that is
+        refused with what access would create them; elsewhere (an export, a verify) the plain
+        ``mode=ro`` open of before is used, which creates them where the account may.
+        """
+        from console import sandbox
+
+        resolved = self.path.resolve()
+        strict = _WATCH_ONLY
+        box: dict[str, Any] = {}
+
+        def open_here() -> None:
+            try:
+                sandbox.forbid_writes_in_this_thread()
+            except sandbox.SandboxUnavailable as error:
+                box["unavailable"] = error
+                return
+            try:
+                conn = self._connect(resolved.as_uri() + "?mode=ro&readonly_shm=1", uri=True)
+                try:
+                    conn.execute("PRAGMA temp_store = MEMORY")  # no temp file handles either
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                except BaseException:
+                    conn.close()
+                    raise
+                box["conn"] = conn
+            except BaseException as error:  # reported in the caller's thread
+                box["error"] = error
+
+        opener = threading.Thread(target=open_here, name="warroom-readonly-open", daemon=True)
+        opener.start()
+        opener.join()
+        conn: sqlite3.Connection | None = box.get("conn")
+        if conn is None and strict and "unavailable" not in box:
+            raise StoreError(self._missing_wal_message(box.get("error")))
+        if conn is None:
+            conn = self._connect(resolved.as_uri() + "?mode=ro" +
+                                 ("&readonly_shm=1" if strict else ""), uri=True)
+            conn.execute("PRAGMA temp_store = MEMORY")
+        if strict:
+            writable = sandbox.writable_handles(
+                [str(resolved), f"{resolved}-wal", f"{resolved}-shm"])
+            if writable:
+                conn.close()
+                raise StoreError(
+                    f"cannot watch {self.path} without a write handle ({', '.join(writable)}): "
+                    "this kernel cannot forbid them (no Landlock); watch from an account whose "
+                    "group may only read the directory")
+        return conn
+
+    def _missing_wal_message(self, error: BaseException | None) -> str:
+        """Why a watcher cannot open the record, and what access would let it."""
+        directory = self.path.resolve().parent
+        try:
+            import grp as grp_module
+
+            group = grp_module.getgrgid(directory.stat().st_gid).gr_name
+        except (KeyError, OSError):
+            group = "the war room's group"
+        missing = [name for name in (f"{self.path.name}-wal", f"{self.path.name}-shm")
+                   if not (directory / name).exists()]
+        if not missing:
+            return f"cannot open {self.path} read-only: {error}"
+        return (f"{self.path} has no {' or '.join(missing)} right now (no commander console "
+                f"has it open), and a watcher never creates them: start watching while the "
+                f"commander's console runs, or have an account of group {group} with write "
+                f"access to {directory} open the incident first (chgrp {group} {directory}; "
+                f"chmod 2770 {directory})")
 
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         try:
@@ -995,21 +1262,52 @@ class Store(RecordStore):
 
 class ChainChecker:
     """Checks an incident's stored rows one by one, oldest first: each follows the one before
-    and still matches its hash. Stops at the first problem (:attr:`problem`)."""
+    and still matches its hash (an HMAC with the chain key when the declaration says the chain
+    is keyed). Stops at the first problem (:attr:`problem`). At the end (:meth:`finish`) the
+    head recorded with every append, and the one the commander's last heartbeat saw, must still
+    be in the record, unchanged."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: bytes | None = None) -> None:
         self.checked = 0
         self.last_id = 0
         self.last_hash = GENESIS_HASH
         self.problem: ChainProblem | None = None
+        self.key = key
+        #: The declaration says the chain is keyed.
+        self.keyed = False
+        #: Why the hashes were not checked (a keyed chain and no key), or "": only the links.
+        self.unverified = ""
+        self._hash_key: bytes | None = None
+
+    def _digest(self, row: tuple[Any, ...]) -> str | None:
+        """The hash the row should have, or None where it cannot be known (keyed, no key)."""
+        event_id, inc, ts, kind, actor, payload, prev_hash, _ = row
+        if self.unverified:
+            return None
+        return event_hash(prev_hash, event_id, inc, ts, kind, actor, payload, self._hash_key)
+
+    def _start(self, row: tuple[Any, ...]) -> None:
+        """The first row: is this chain keyed, and can it be checked?"""
+        try:
+            declared = json.loads(row[5])
+        except (TypeError, ValueError):
+            declared = {}
+        self.keyed = isinstance(declared, dict) and declared.get("chain") == KEYED
+        if self.keyed and self.key is None:
+            self.unverified = ("the chain is keyed (HMAC-SHA256) and no chain key is set here: "
+                               "only its links were checked, not its hashes")
+        self._hash_key = self.key if self.keyed else None
 
     def check(self, row: tuple[Any, ...]) -> bool:
         """Check the next stored row; False once the chain is broken (at this row or before)."""
         if self.problem is not None:
             return False
-        event_id, inc, ts, kind, actor, payload, prev_hash, digest = row
+        event_id, _, ts, kind, _, _, prev_hash, digest = row
+        if self.checked == 0 and self.last_id == 0:
+            self._start(row)
+        expected = self._digest(row)
         if (self.checked and prev_hash == self.last_hash
-                and event_hash(prev_hash, event_id, inc, ts, kind, actor, payload) == digest):
+                and (expected is None or expected == digest)):
             self.checked += 1  # the common case, first and cheapest
             self.last_id = event_id
             self.last_hash = digest
@@ -1022,7 +1320,7 @@ class ChainChecker:
             self.problem = ChainProblem(event_id, f"{where} does not follow the event before "
                                                   "it: an event was removed or inserted just "
                                                   "before it")
-        elif event_hash(prev_hash, event_id, inc, ts, kind, actor, payload) != digest:
+        elif expected is not None and expected != digest:
             self.problem = ChainProblem(event_id, f"{where} was edited: its content no longer "
                                                   "matches its hash")
         else:
@@ -1033,7 +1331,8 @@ class ChainChecker:
         return False
 
     def finish(self, store: RecordStore, incident_id: int) -> ChainProblem | None:
-        """At the head: what is wrong beyond the rows (no events at all, triggers removed)."""
+        """At the head: what is wrong beyond the rows (no events at all, triggers removed, the
+        recorded head gone or changed, an unkeyed chain where chains are keyed)."""
         if self.problem is None and self.checked == 0:
             if not store.has_incident(incident_id):
                 raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in "
@@ -1043,6 +1342,12 @@ class ChainChecker:
         if self.problem is None and not store._triggers_intact():
             self.problem = ChainProblem(None, "the append-only triggers were removed from the "
                                               "database")
+        if self.problem is None and self.key is not None and not self.keyed:
+            self.problem = ChainProblem(None, "the chain is not keyed, but a chain key is set "
+                                              "here: it was declared without the key, or "
+                                              "rewritten by someone without it")
+        if self.problem is None:
+            self.problem = store._recorded_heads_problem(incident_id)
         return self.problem
 
 
@@ -1053,7 +1358,7 @@ class ChainWalk:
     def __init__(self, store: RecordStore, incident_id: int) -> None:
         self.store = store
         self.incident_id = incident_id
-        self._checker = ChainChecker()
+        self._checker = ChainChecker(store.chain_key)
 
     @property
     def checked(self) -> int:
@@ -1066,6 +1371,10 @@ class ChainWalk:
     @property
     def problem(self) -> ChainProblem | None:
         return self._checker.problem
+
+    @property
+    def checker(self) -> ChainChecker:
+        return self._checker
 
     def step(self, limit: int = 20_000) -> bool:
         """Check up to ``limit`` more events; True once the walk is at the head (or broken)."""

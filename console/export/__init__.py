@@ -58,7 +58,7 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
     from console.store import ChainChecker
 
     out = _Scrubbed(out)  # type: ignore[assignment]  # write() is all that is used
-    checker = ChainChecker()
+    checker = ChainChecker(store.chain_key)
     if fmt == "json":
         from console.export.jsonexport import write_json
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from console.export.markdown import hours_minutes, md_inline, md_line
 from console.export.record import Record, SamplesLike, build_record
-from console.model import GUARDRAIL_STATUS_WORDS, Event, Kind, format_ts
+from console.model import GUARDRAIL_STATUS_WORDS, Event, Kind, format_head, format_ts
 
 if TYPE_CHECKING:
     from console.config import Config
@@ -53,6 +53,8 @@ def render_comms(events: Sequence[Event], *, config: Config | None = None,
         f"_Drafted from the {s.id_text} record{exported}. Fill in every bracketed blank and "
         "check every line before sending: nothing here has been sent._",
         "",
+        *([f"_Record: `{format_head(record.events[-1].id, record.events[-1].hash, s.chain_keyed)}`"
+           "_", ""] if record.events and record.events[-1].hash else []),
         "---",
         "",
         *_internal(record),

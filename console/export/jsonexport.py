@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from console.model import Event, format_incident_id, format_ts
+from console.model import Event, format_head, format_incident_id, format_ts
 from console.state import IncidentState, fold, state_json
 from console.store import ChainProblem, canonical_json, json_safe
 
@@ -50,6 +50,11 @@ def head_document(state: IncidentState) -> dict[str, Any]:
         },
         "state": state_json(state),
     }
+    if state.last_hash:  # the chain head, as published (`warroom verify ID --head N:HASH`)
+        document["head"] = {
+            "event_id": state.last_event_id, "hash": state.last_hash,
+            "algorithm": "hmac-sha256" if state.chain_keyed else "sha256",
+            "text": format_head(state.last_event_id, state.last_hash, state.chain_keyed)}
     return json_safe(document)  # type: ignore[no-any-return]
 
 

@@ -58,6 +58,7 @@ from console.model import (
     Kind,
     describe,
     format_duration,
+    format_head,
     format_ts,
 )
 
@@ -169,8 +170,10 @@ def _header(record: Record, now: datetime | None) -> list[str]:
         *_roles_lines(record),
         *_links_lines(record),
         f"- **Status**: {status}",
-        f"- **Record**: {len(record.events)} events, chain head `{head.hash or 'none'}` "
-        f"(`warroom verify {s.id_text}` re-checks it)"
+        f"- **Record**: {len(record.events)} events, chain "
+        + (f"`{format_head(head.id, head.hash, s.chain_keyed)}` (`warroom verify {s.id_text} "
+           f"--head {head.id}:{head.hash}` proves a copy holds this record unchanged)"
+           if head.hash else "head unknown (not read from a store)")
         + (f"; exported {format_ts(now)}" if now is not None else ""),
         "",
     ]

@@ -40,8 +40,12 @@ def test_shape_and_formatting(tmp_path: Path) -> None:
     assert text.split("\n")[1] == '  "incident": {'  # indent 2
     assert "≤" in text and "\\u2264" not in text  # UTF-8 kept as is
     document = load(text)
-    assert list(document) == ["incident", "state", "events"]
+    assert list(document) == ["incident", "state", "head", "events"]
     assert render("json", built.events) == text
+    last = document["events"][-1]  # issue 12: the export carries the head it was made from
+    assert document["head"] == {"event_id": last["id"], "hash": last["hash"],
+                                "algorithm": "sha256",
+                                "text": f"head #{last['id']} sha256:{last['hash']}"}
 
 
 def test_incident(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from console.store import (
 )
 
 T0 = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
-ISSUE_12 = pytest.mark.xfail(strict=True, reason="issue 12: a published chain head")
+
 TRIGGERS = {
     verb: f"CREATE TRIGGER events_are_append_only_{verb.lower()} BEFORE {verb} ON events "
           f"BEGIN SELECT RAISE(ABORT, 'events are append-only: {verb} refused'); END"
@@ -158,7 +158,6 @@ def test_an_event_that_is_not_json_is_caught_whatever_its_hash_says(db: Path,
         5, f"event #5 (note_added at {at(4)}) was edited: its content no longer matches its hash"))
 
 
-@ISSUE_12
 def test_the_newest_event_rewritten_and_rehashed_is_caught(db: Path) -> None:
     forge(db, 5, payload='{"text":"rewritten"}')
     assert verify(db)[1] is not None
@@ -188,7 +187,6 @@ def test_every_event_removed_leaves_an_incident_without_its_declaration(db: Path
     assert verify(db, 2) == (1, None)
 
 
-@ISSUE_12
 def test_the_newest_event_removed_is_caught(db: Path) -> None:
     tamper(db, "DELETE FROM events WHERE id = 5")
     assert verify(db)[1] is not None

@@ -9,6 +9,7 @@ import pwd
 import random
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -59,20 +60,14 @@ def ensure_account(name: str, group: str = GROUP) -> pwd.struct_passwd:
     return pwd.getpwnam(name)
 
 
-def shared_room(tmp_path: Path, group: str = GROUP) -> Path:
+def shared_room(group: str = GROUP) -> Path:
     """A directory the war-room group can use (the database and its -wal/-shm live there),
-    readable on the way down for other accounts."""
+    outside pytest's own 0700 temp tree (which another pytest session may lock down again).
+    The caller removes it."""
     gid = ensure_group(group)
-    room = tmp_path / "room"
-    room.mkdir()
+    room = Path(tempfile.mkdtemp(prefix="warroom-sec-room-"))
     os.chown(room, -1, gid)
     os.chmod(room, 0o2770)
-    for parent in [tmp_path, *tmp_path.parents]:
-        if parent == Path("/"):
-            break
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)  # traversable by others (tmp dirs are 0700)
     return room
 
 

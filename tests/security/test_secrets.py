@@ -79,6 +79,14 @@ def test_text_without_a_secret_is_untouched_and_a_short_secret_is_not_scrubbed()
     assert secrets.scrub("abcabc") == "abcabc"  # three characters are everywhere; not a secret
 
 
+def test_a_hash_that_holds_four_hex_digits_of_a_secret_by_chance_is_left_whole() -> None:
+    secrets.register(["QXZJ-1f3c-ab09-QXZJ"])
+    digest = "00" * 10 + "1f3c" + "00" * 14 + "ab09" + "0" * 8
+    assert len(digest) == 64
+    assert secrets.scrub(f"head #7 sha256:{digest}") == f"head #7 sha256:{digest}"
+    assert "1f3c" not in secrets.scrub("token part 1f3c-ab09 printed")
+
+
 def test_a_webhook_url_is_scrubbed_by_its_secret_parts_not_its_host() -> None:
     url = "https://hooks.slack.com/services/T0QXZJ12/B0KVW345/QxZjKvWqxzjkvwQXZJKVWqxz"
     secrets.register([url])
