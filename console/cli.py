@@ -504,9 +504,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         _print_err(f"warroom: {name}: NOT verified: {walk.checker.unverified} (set the "
                    "variable [store] chain_key_env names)")
         return 2
-    how = ("keyed, HMAC-SHA256" if keyed
-           else "unkeyed sha256: compare its head with one published earlier")
-    print(f"{name}: chain intact ({walk.checked} events verified; {how})")
+    print(f"{name}: chain intact ({walk.checked} events verified)")
+    print("keyed chain (HMAC-SHA256): nobody without the key can re-hash it" if keyed else
+          "unkeyed chain (sha256): compare its head with one published earlier (--head)")
     for head in published:
         print(f"contains the published head #{head.event_id} exactly")
     if head_now is not None:

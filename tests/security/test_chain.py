@@ -224,7 +224,7 @@ def test_a_keyed_incident_says_so_and_a_rehash_without_the_key_is_caught(tmp_pat
     assert first["chain"] == "keyed"
     verified = warroom(tmp_path, "verify", "1", key=KEY, config=config)
     assert verified.returncode == 0, verified.stderr
-    assert "keyed, HMAC-SHA256" in verified.stdout and "hmac-sha256:" in verified.stdout
+    assert "keyed chain (HMAC-SHA256)" in verified.stdout and "hmac-sha256:" in verified.stdout
     # no key: nothing is claimed
     unkeyed = warroom(tmp_path, "verify", "1", config=config)
     assert unkeyed.returncode == 2
