@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -77,6 +77,8 @@ class StoreSnapshot:
     lease: Lease | None
     rows: TimelineRows | None = None
     generation: int = 0
+    #: each Mann-Whitney comparison of the stage, in words, from the recorded samples
+    comparisons: dict[str, str] = field(default_factory=dict)
 
 
 class WarroomApp(App[int]):
@@ -151,6 +153,7 @@ class WarroomApp(App[int]):
         self._reader: RecordStore | None = None
         self._feed: ChangeFeed | None = None
         self._samples: dict[str, list[tuple[float, float | None]]] = {}
+        self._comparisons: dict[str, str] = {}
         self._lease_seen: Lease | None = None
         self._heartbeat: Heartbeat | None = None
         self._readings: list[dict[str, Any]] = []
@@ -331,11 +334,31 @@ class WarroomApp(App[int]):
         samples = {
             series: reader.samples(self.incident_id, series, since)
             for g in self.config.guardrails
-            for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit")
+            for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit",
+                           f"{g.name}/warn", f"{g.name}/evidence")
         }
         self.post_message(self.Snapshot(StoreSnapshot(
             events=events, state=state, samples=samples, lease=reader.lease(self.incident_id),
-            rows=rows, generation=generation)))
+            rows=rows, generation=generation,
+            comparisons=self._comparisons_of(reader, state))))
+
+    def _comparisons_of(self, reader: RecordStore, state: IncidentState) -> dict[str, str]:
+        """Each configured Mann-Whitney comparison, from the stage's recorded samples by the
+        engine's own function: what the commander's poll judged by, on every console."""
+        from console.guardrails import compare, stage_samples
+
+        comparisons: dict[str, str] = {}
+        now = self.clock.now()
+        for guardrail in self.config.guardrails:
+            if guardrail.mann_whitney is None:
+                continue
+            canary, baseline = stage_samples(
+                lambda series, since: reader.samples(self.incident_id, series, since),
+                state, guardrail.name, now)
+            comparison = compare(guardrail, canary, baseline)
+            if comparison is not None and state.canary_percent > 0:
+                comparisons[guardrail.name] = comparison.words
+        return comparisons
 
     @on(StoreTrouble)
     def _store_trouble_changed(self, message: StoreTrouble) -> None:
@@ -364,6 +387,7 @@ class WarroomApp(App[int]):
             if self._chain_walk is None or (self._chain_at_head and not self._chain_verifying):
                 self._verify_chain()
             self._samples = snapshot.samples
+            self._comparisons = snapshot.comparisons
             self._render_panes()
             self._render_graphs()
         self._render_header()
@@ -504,7 +528,10 @@ class WarroomApp(App[int]):
         judged = state.canary_percent > 0 and not state.rolled_back and not state.closed
         self.guardrails_pane.show(state, now, units=self._units, figures=self._figures(),
                                   poll_interval_s=self.config.monitoring.poll_interval_s
-                                  if judged else None)
+                                  if judged else None,
+                                  needed={g.name: g.min_evidence for g in self.config.guardrails
+                                          if g.evidence_query and g.min_evidence > 0},
+                                  comparisons=self._comparisons)
         checklist_on = state.checklist_active
         appears = checklist_on and not self.checklist.display
         self.checklist.display = checklist_on
@@ -525,7 +552,9 @@ class WarroomApp(App[int]):
         return {
             g.name: Figures.newest(self._samples.get(f"{g.name}/canary", []),
                                    self._samples.get(f"{g.name}/baseline", []),
-                                   self._samples.get(f"{g.name}/limit", []), g.max)
+                                   self._samples.get(f"{g.name}/limit", []), g.max,
+                                   warn=self._samples.get(f"{g.name}/warn", []),
+                                   evidence=self._samples.get(f"{g.name}/evidence", []))
             for g in self.config.guardrails
         }
 
@@ -540,10 +569,12 @@ class WarroomApp(App[int]):
                 return [(ts, None if v is None else v * factor) for ts, v in points]
 
             limit = figures[guardrail.name].limit
+            warn = figures[guardrail.name].warn
             graph.set_series(guardrail.name, guardrail.unit,
                              scaled(self._samples.get(f"{guardrail.name}/canary", [])),
                              scaled(self._samples.get(f"{guardrail.name}/baseline", [])),
-                             None if limit is None else limit * scale)
+                             None if limit is None else limit * scale,
+                             None if warn is None else warn * scale)
 
     # --- the commander's loop --------------------------------------------------------------------
 
@@ -900,7 +931,8 @@ class WarroomApp(App[int]):
                          save)
 
     def action_detail(self) -> None:
-        from console.model import GUARDRAIL_STATUS_WORDS
+        from console.guardrails import judged_by
+        from console.model import GUARDRAIL_STATUS_WORDS, evidence_words
         from console.screens.info import GuardrailDetailModal
         from widgets.guardrails import figures_line
 
@@ -917,7 +949,15 @@ class WarroomApp(App[int]):
             entry["status"] = GUARDRAIL_STATUS_WORDS.get(status, status)
             entry["detail"] = recorded["detail"]
             unit, scale = self._units.get(name, ("", 1.0))
-            entry["figures"] = figures_line(figures.get(name, Figures()), unit, scale)
+            shown = figures.get(name, Figures())
+            entry["figures"] = figures_line(shown, unit, scale)
+            settings = next((g for g in self.config.guardrails if g.name == name), None)
+            if settings is not None:
+                entry["rules"] = judged_by(settings)
+                if settings.evidence_query and settings.min_evidence > 0:
+                    entry["evidence"] = evidence_words(shown, settings.min_evidence)
+            if name in self._comparisons:
+                entry["comparison"] = self._comparisons[name]
             evaluated = live.get(name)
             if evaluated is not None and evaluated.get("status") != status:
                 entry["last"] = (f"{GUARDRAIL_STATUS_WORDS.get(evaluated.get('status', ''), '')}"

@@ -558,6 +558,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         if g.max_ratio_to_baseline is not None:
             limits.append(f"≤ {g.max_ratio_to_baseline:g}× baseline")
         print(f"  {g.name}: {', '.join(limits)}; {g.consecutive} in a row → {g.on_breach}")
+        from console.guardrails import judgement_rules
+
+        if rules := judgement_rules(g):
+            print(f"    {'; '.join(rules)}")
     print(f"Metrics: {_adapter_line(config.metrics)}")
     print(f"Traffic: {_adapter_line(config.traffic)}")
     print(f"Deploy: {_adapter_line(config.deploy)}")

@@ -160,6 +160,51 @@ class GuardrailReading:
         return payload
 
 
+def judged_by(guardrail: GuardrailSettings) -> str:
+    """How a guardrail judges, in one line: its limits and every rule of issue 16 it has.
+    ``max 2.00% · 2.0× baseline · warn above 80% of the limit · no data: can't evaluate ·
+    3 in a row → rollback``."""
+    g = guardrail
+    parts: list[str] = []
+    if g.max is not None:
+        parts.append(f"max {format_value(g.max, g.unit, g.scale)}")
+    if g.max_ratio_to_baseline is not None:
+        parts.append(f"{_format_ratio(g.max_ratio_to_baseline)} baseline")
+    if g.warn is not None:
+        parts.append(f"WARN above {g.warn:.0%} of the limit")
+    if g.evidence_query and g.min_evidence > 0:
+        parts.append(f"needs {g.min_evidence:,.0f} requests")
+    parts.append(f"no data: {_NO_DATA_RULE[g.on_no_data]}")
+    parts += judgement_rules(g, with_no_data=False, with_warn=False)
+    if not g.shadow:
+        parts.append(f"{g.consecutive} in a row → {g.on_breach}")
+    return " · ".join(parts)
+
+
+_NO_DATA_RULE = {"cant_evaluate": "can't evaluate", "hold": "hold the canary", "breach": "breach"}
+
+
+def judgement_rules(guardrail: GuardrailSettings, *, with_no_data: bool = True,
+                    with_warn: bool = True) -> list[str]:
+    """The judgement settings a guardrail has beyond its limits (issue 16), in words; empty
+    for a guardrail that judges by its limits alone."""
+    g = guardrail
+    parts: list[str] = []
+    if with_warn and g.warn is not None:
+        parts.append(f"WARN above {g.warn:.0%} of the limit")
+    if with_no_data and g.on_no_data != "cant_evaluate":
+        parts.append(f"no data: {_NO_DATA_RULE[g.on_no_data]}")
+    if g.initial_delay_s > 0:
+        parts.append(f"initial delay {g.initial_delay_s:g}s after each stage change")
+    if g.mann_whitney is not None:
+        mw = g.mann_whitney
+        parts.append(f"Mann-Whitney α {mw.alpha:g} on ≥ {mw.min_samples} samples "
+                     + ("(gating)" if mw.gate else "(shown, not gating)"))
+    if g.shadow:
+        parts.append("SHADOW: never gates")
+    return parts
+
+
 # --- the statistical comparison (Mann-Whitney U) ------------------------------------------------
 
 
@@ -544,7 +589,7 @@ def judge(
             return reading(
                 "warn",
                 f"canary {fmt(value)} > warn {fmt(warn_limit)} ({g.warn:.0%} of limit "
-                f"{fmt(limit)}, {why}){na_note}: a person decides",
+                f"{fmt(limit)}, {why}){na_note}{WARN_SUFFIX}",
                 limit=limit, warn_limit=warn_limit, **known,
             )
         return reading(
@@ -559,6 +604,9 @@ def judge(
         **known,
     )
 
+
+#: How a WARN's detail ends (the timeline says who decides; the block says it once).
+WARN_SUFFIX = ": a person decides"
 
 _NO_DATA_WORDS = {
     "cant_evaluate": "",
@@ -804,6 +852,8 @@ __all__ = [
     "evaluate_all",
     "format_value",
     "judge",
+    "judged_by",
+    "judgement_rules",
     "resolve_query",
     "stage_samples",
     "stage_start",

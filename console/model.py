@@ -268,13 +268,18 @@ class Figures:
     baseline: float | None = None
     limit: float | None = None
     ts: float | None = None  # unix time of the newest sample
+    warn: float | None = None  # where the warn band starts (the newest sample), if it has one
+    evidence: float | None = None  # the requests behind the canary's value (the newest sample)
+    evidence_rate: float | None = None  # how fast the evidence grows, per second (recent samples)
 
     @classmethod
     def newest(cls, canary: Sequence[tuple[float, float | None]],
                baseline: Sequence[tuple[float, float | None]],
                limit: Sequence[tuple[float, float | None]],
-               default_limit: float | None = None) -> Figures:
-        """From three series of ``(unix_ts, value)``, oldest first."""
+               default_limit: float | None = None, *,
+               warn: Sequence[tuple[float, float | None]] = (),
+               evidence: Sequence[tuple[float, float | None]] = ()) -> Figures:
+        """From the series of ``(unix_ts, value)``, oldest first."""
 
         def last(series: Sequence[tuple[float, float | None]]) -> float | None:
             if not series:
@@ -285,7 +290,46 @@ class Figures:
         limits = [v for _, v in limit if v is not None and math.isfinite(v)]
         stamps = [series[-1][0] for series in (canary, baseline) if series]
         return cls(last(canary), last(baseline), limits[-1] if limits else default_limit,
-                   max(stamps) if stamps else None)
+                   max(stamps) if stamps else None, warn=last(warn),
+                   evidence=last(evidence), evidence_rate=evidence_rate(evidence))
+
+
+#: The evidence's rate is measured over the samples of this many seconds before the newest.
+EVIDENCE_RATE_WINDOW_S = 60.0
+
+
+def evidence_rate(series: Sequence[tuple[float, float | None]]) -> float | None:
+    """Requests per second the evidence grew by over its recent samples (the last unbroken run
+    within :data:`EVIDENCE_RATE_WINDOW_S`), or None with fewer than two samples to go by."""
+    if not series or series[-1][1] is None:
+        return None
+    newest_ts, newest = series[-1][0], series[-1][1]
+    oldest_ts, oldest = newest_ts, newest
+    for ts, value in reversed(series[:-1]):
+        if value is None or not math.isfinite(value) or newest_ts - ts > EVIDENCE_RATE_WINDOW_S:
+            break
+        oldest_ts, oldest = ts, value
+    if newest_ts <= oldest_ts or not math.isfinite(newest):
+        return None
+    return (newest - oldest) / (newest_ts - oldest_ts)
+
+
+def evidence_words(figures: Figures, needed: float, track: str = "canary") -> str:
+    """The evidence counter: ``412 of 1,000 canary requests · enough in ~40s at the current
+    rate`` (or ``· not rising at the current rate``; ``enough`` once it is)."""
+    have = figures.evidence
+    if have is None:
+        return f"? of {needed:,.0f} {track} requests (no evidence sample)"
+    counted = f"{have:,.0f} of {needed:,.0f} {track} requests"
+    if have >= needed:
+        return f"{counted} · enough"
+    rate = figures.evidence_rate
+    if rate is None:
+        return f"{counted} · rate not known yet"
+    if rate <= 0:
+        return f"{counted} · not rising at the current rate"
+    left = format_duration(max(1.0, (needed - have) / rate))
+    return f"{counted} · enough in ~{left} at the current rate"
 
 
 def clip(text: str, limit: int = 300) -> str:

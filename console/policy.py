@@ -504,7 +504,8 @@ def _warn_block(state: IncidentState) -> Block | None:
         guard = state.guardrails.get(warning.name)
         still = guard is not None and guard.status == "warn"
         parts.append(f"{warning.name} since {warning.ts.strftime('%H:%M:%S')}"
-                     + ("" if still else " (no longer)") + f": {warning.detail}")
+                     + ("" if still else " (no longer)")
+                     + f": {warning.detail.removesuffix(': a person decides')}")
     return Block("warn", f"WARN at {state.canary_percent}% — a person decides: "
                          + "; ".join(parts))
 

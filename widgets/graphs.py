@@ -73,6 +73,7 @@ class MetricGraph(Widget):
         "metric-graph--canary",
         "metric-graph--baseline",
         "metric-graph--limit",
+        "metric-graph--warn",
         "metric-graph--over",
         "metric-graph--muted",
     }
@@ -90,6 +91,7 @@ class MetricGraph(Widget):
     MetricGraph > .metric-graph--canary { color: $warning; }
     MetricGraph > .metric-graph--baseline { color: $primary-lighten-1; }
     MetricGraph > .metric-graph--limit { color: $error; }
+    MetricGraph > .metric-graph--warn { color: $warning-darken-2; }
     /* A canary over its limit is drawn reversed (widgets.canary.loud). */
     MetricGraph > .metric-graph--over { color: $error; text-style: bold; }
     MetricGraph > .metric-graph--muted { color: $text-muted; }
@@ -119,6 +121,7 @@ class MetricGraph(Widget):
         self._canary: tuple[Point, ...] = ()
         self._baseline: tuple[Point, ...] = ()
         self._limit: float | None = None
+        self._warn: float | None = None
         self._signature: tuple[Any, ...] | None = None
         self._drawn: tuple[Any, ...] | None = None  # the signature the plot was last built from
         self._plot: PlotextPlot | None = None
@@ -135,13 +138,15 @@ class MetricGraph(Widget):
         canary: Sequence[Point],
         baseline: Sequence[Point],
         limit: float | None,
+        warn: float | None = None,
     ) -> None:
         """Show ``canary`` and ``baseline`` (``(unix_ts, value | None)``, oldest first).
 
         Values are already scaled to ``unit``; ``limit`` (same unit) is drawn as a horizontal
-        line. Calling again with the same data costs a comparison and draws nothing.
+        line, and ``warn``, where the warn band starts, as another below it. Calling again with
+        the same data costs a comparison and draws nothing.
         """
-        signature = (title, unit, tuple(canary), tuple(baseline), limit)
+        signature = (title, unit, tuple(canary), tuple(baseline), limit, warn)
         if signature == self._signature:
             return
         self._signature = signature
@@ -150,6 +155,7 @@ class MetricGraph(Widget):
         self._canary = tuple(canary)
         self._baseline = tuple(baseline)
         self._limit = limit if _finite(limit) else None
+        self._warn = warn if _finite(warn) else None
         self.border_title = Content(self._title) if self._title else None
         self._update()
 
@@ -269,6 +275,9 @@ class MetricGraph(Widget):
         if self._limit is not None:
             plt.hline(self._limit, color=self._rgb("metric-graph--limit"))
             top = max(top, self._limit)
+        if self._warn is not None:
+            plt.hline(self._warn, color=self._rgb("metric-graph--warn"))
+            top = max(top, self._warn)
         bottom = min(0.0, min(values))
         plt.ylim(bottom, top * 1.1 if top > 0 else 1.0)
         if end > start:

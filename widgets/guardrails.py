@@ -21,7 +21,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from console.model import GUARDRAIL_STATUS_WORDS, Figures
+from console.model import GUARDRAIL_STATUS_WORDS, Figures, evidence_words
 from console.model import format_value as format_figure
 from console.state import GuardrailState, IncidentState
 from widgets.canary import fit_lines, loud, set_subtitle
@@ -32,6 +32,7 @@ Units = Mapping[str, tuple[str, float]]
 
 _MARKS: dict[str, str] = {
     "healthy": "✓",
+    "warn": "~",
     "breach": "✗",
     "insufficient": "?",
     "cant_evaluate": "!",
@@ -49,10 +50,14 @@ class GuardrailRow:
     budget: str
     figures: str
     detail: str
+    shadow: bool = False  # evaluated and recorded, never gates
+    evidence: str = ""  # the evidence counter, when the guardrail needs evidence
+    comparison: str = ""  # the Mann-Whitney comparison of the stage, in words
 
 
 def figures_line(figures: Figures, unit: str, scale: float) -> str:
-    """``canary 2.69% > limit 2.00% · base 0.30%``: the newest samples, one formatter."""
+    """``canary 2.69% > limit 2.00% · base 0.30%``: the newest samples, one formatter. With a
+    warn band, ``canary 1.50% > warn 1.00% · limit 2.00% · base 0.30%`` inside it."""
     canary = format_figure(figures.canary, unit, scale)
     base = format_figure(figures.baseline, unit, scale)
     limit = format_figure(figures.limit, unit, scale)
@@ -60,13 +65,20 @@ def figures_line(figures: Figures, unit: str, scale: float) -> str:
             and figures.canary > figures.limit)
     if over:
         return f"canary {canary} > limit {limit} · base {base}"
-    return f"canary {canary} · base {base} · limit {limit}"
+    if figures.warn is None:
+        return f"canary {canary} · base {base} · limit {limit}"
+    warn = format_figure(figures.warn, unit, scale)
+    if figures.canary is not None and figures.canary > figures.warn:
+        return f"canary {canary} > warn {warn} · limit {limit} · base {base}"
+    return f"canary {canary} · base {base} · warn {warn} · limit {limit}"
 
 
 def budget_words(guard: GuardrailState, poll_interval_s: float | None = None) -> str:
     """The failure budget in words: ``breaches 2/8 → rollback in 6 polls (~12s)``, or
     ``sustained (9 in a row) → rollback`` once the count reached ``consecutive``."""
     breaches, needed = guard.breaches, max(1, guard.consecutive)
+    if guard.shadow:  # recorded and counted, never acted on
+        return f"shadow · breaches {breaches}/{needed}, never acts"
     acts = guard.on_breach in ("rollback", "hold")
     if breaches >= needed and guard.status == "breach":
         return f"sustained ({breaches} in a row)" + (f" → {guard.on_breach}" if acts else "")
@@ -81,6 +93,13 @@ def budget_words(guard: GuardrailState, poll_interval_s: float | None = None) ->
     return f"{words} → {guard.on_breach}"
 
 
+def _status_words(key: str) -> str:
+    """``breach`` → ``BREACH``; ``shadow breach`` → ``shadow BREACH``."""
+    shadow, _, status = key.rpartition(" ")
+    word = GUARDRAIL_STATUS_WORDS.get(status, status)
+    return f"{shadow} {word}" if shadow else word
+
+
 class GuardrailsPane(Widget):
     """One line per guardrail. Call :meth:`show` on every refresh; repaints only on a change."""
 
@@ -88,6 +107,7 @@ class GuardrailsPane(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "guardrails-pane--healthy",
+        "guardrails-pane--warn",
         "guardrails-pane--breach",
         "guardrails-pane--insufficient",
         "guardrails-pane--cant-evaluate",
@@ -108,6 +128,7 @@ class GuardrailsPane(Widget):
     GuardrailsPane.-unsure { border-subtitle-color: $warning; }
     GuardrailsPane.-breach { border: heavy $error; border-subtitle-color: $error; }
     GuardrailsPane > .guardrails-pane--healthy { color: $success; }
+    GuardrailsPane > .guardrails-pane--warn { color: $warning; text-style: bold reverse; }
     /* BREACH is drawn reversed (widgets.canary.loud). */
     GuardrailsPane > .guardrails-pane--breach { color: $error; text-style: bold; }
     GuardrailsPane > .guardrails-pane--insufficient { color: $warning; }
@@ -130,24 +151,34 @@ class GuardrailsPane(Widget):
     def show(
         self, state: IncidentState, now: datetime | None = None, *, units: Units | None = None,
         figures: Mapping[str, Figures] | None = None, poll_interval_s: float | None = None,
+        needed: Mapping[str, float] | None = None, comparisons: Mapping[str, str] | None = None,
     ) -> None:
         """Show ``state.guardrails``: each status as recorded (the events), each figure the
         newest sample (``figures``, :class:`console.model.Figures` — the same the graphs show),
         in its ``(unit, scale)`` from ``units``. With ``poll_interval_s``, a breach that will
-        roll back by itself says in how many polls."""
+        roll back by itself says in how many polls. ``needed`` is each guardrail's
+        ``min_evidence`` (its evidence counter is shown while short of it); ``comparisons``
+        the words of each Mann-Whitney comparison of the stage."""
         units = units or {}
         figures = figures or {}
+        needed = needed or {}
+        comparisons = comparisons or {}
         rows: list[GuardrailRow] = []
         for name, guard in state.guardrails.items():
             unit, scale = units.get(name, ("", 1.0))
             unit = safe_text(unit, limit=20)
+            shown = figures.get(name, Figures())
+            need = needed.get(name)
             rows.append(GuardrailRow(
                 name=safe_text(name, limit=40),
                 status=guard.status,
                 word=GUARDRAIL_STATUS_WORDS.get(guard.status, safe_text(guard.status, limit=40)),
                 budget=safe_text(budget_words(guard, poll_interval_s), limit=60),
-                figures=figures_line(figures.get(name, Figures()), unit, scale),
+                figures=figures_line(shown, unit, scale),
                 detail=safe_text(guard.detail),
+                shadow=guard.shadow,
+                evidence=evidence_words(shown, need) if need else "",
+                comparison=safe_text(comparisons.get(name, ""), limit=120),
             ))
         new = tuple(rows)
         if new == self._rows:
@@ -155,20 +186,23 @@ class GuardrailsPane(Widget):
         self._rows = new
         counts: dict[str, int] = {}
         for row in new:
-            counts[row.status] = counts.get(row.status, 0) + 1
+            key = f"shadow {row.status}" if row.shadow else row.status
+            counts[key] = counts.get(key, 0) + 1
+        # A shadow never gates, so it never paints the pane: it is counted apart.
         breach = counts.get("breach", 0)
-        unsure = sum(counts.get(s, 0) for s in ("insufficient", "cant_evaluate", "unknown"))
+        unsure = sum(counts.get(s, 0) for s in ("warn", "insufficient", "cant_evaluate",
+                                                 "unknown"))
         self.set_class(breach > 0, "-breach")
         self.set_class(breach == 0 and unsure > 0, "-unsure")
         self.set_class(bool(new) and breach == 0 and unsure == 0, "-healthy")
         if not new:
             subtitle = ""
-        elif breach == 0 and unsure == 0:
+        elif all(key in ("healthy", "shadow healthy") for key in counts):
             subtitle = "all healthy"
         else:
             subtitle = " · ".join(
-                f"{count} {GUARDRAIL_STATUS_WORDS[status]}"
-                for status, count in counts.items() if status != "healthy"
+                f"{count} {_status_words(status)}"
+                for status, count in counts.items() if status not in ("healthy", "shadow healthy")
             )
         set_subtitle(self, subtitle)
         self.refresh()
@@ -187,6 +221,7 @@ class GuardrailsPane(Widget):
     def _style(status: str) -> str:
         return {
             "healthy": ".guardrails-pane--healthy",
+            "warn": ".guardrails-pane--warn",
             "breach": ".guardrails-pane--breach",
             "insufficient": ".guardrails-pane--insufficient",
             "cant_evaluate": ".guardrails-pane--cant-evaluate",
@@ -201,8 +236,9 @@ class GuardrailsPane(Widget):
         aligned_heads: dict[str, bool] = {}  # whether a head carried the rollback countdown
 
         def head(row: GuardrailRow, aligned: bool) -> Content:
-            style = cls._style(row.status)
-            word = (loud(row.word, style) if row.status == "breach"
+            # A shadow's status is shown, never shouted: it gates nothing.
+            style = ".guardrails-pane--muted" if row.shadow else cls._style(row.status)
+            word = (loud(row.word, style) if row.status == "breach" and not row.shadow
                     else Content.styled(row.word, style))
             if aligned:  # a table: names and words in columns, the full budget
                 aligned_heads[row.name] = True
@@ -228,10 +264,16 @@ class GuardrailsPane(Widget):
             return line
 
         def tail(row: GuardrailRow) -> Content:
-            # Figures when there are figures to judge by (healthy or in breach: the newest
-            # sample); the recorded reason when there are none to trust (can't evaluate…).
-            figured = row.status in ("healthy", "breach") or not row.detail
-            text = row.figures if figured else row.detail
+            # Figures when there are figures to judge by (healthy, WARN or in breach: the newest
+            # sample); the evidence counter while there is too little evidence; the recorded
+            # reason when there is nothing to trust (can't evaluate…).
+            figured = row.status in ("healthy", "warn", "breach") or not row.detail
+            if row.status == "insufficient" and row.evidence:
+                text = row.evidence
+            else:
+                text = row.figures if figured else row.detail
+            if row.comparison and figured:
+                text = f"{text} · {row.comparison}"
             coming = row.budget.partition(" → ")[2]
             if coming.startswith("rollback in") and not aligned_heads.get(row.name, False):
                 # The head had no room for it: an automatic rollback must not come unannounced.

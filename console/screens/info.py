@@ -107,6 +107,12 @@ def render_detail(readings: list[dict[str, Any]]) -> str:
         if reading.get("figures"):
             lines.append(f"  figures:  {reading.get('figures')}")
         lines.append(f"  why:      {reading.get('detail')}")
+        if reading.get("evidence"):
+            lines.append(f"  evidence: {reading.get('evidence')}")
+        if isinstance(reading.get("comparison"), str):
+            lines.append(f"  compare:  {reading.get('comparison')}")
+        if reading.get("rules"):
+            lines.append(f"  rules:    {reading.get('rules')}")
         if reading.get("last"):
             lines.append(f"  last evaluation ({reading.get('mode')}): {reading.get('last')}")
         for role, query in (reading.get("queries") or {}).items():
