@@ -92,10 +92,19 @@ def machine() -> str:
             f"load {load_1m():.2f}, terminal {COLS}×{ROWS}")
 
 
+def unit_of(name: str) -> str:
+    """A figure's unit from its name, for figures that were never measured."""
+    for suffix, unit in (("_ms", "ms"), ("_mb", "MB"), ("_percent", "%"), ("_s", "s")):
+        if name.endswith(suffix):
+            return unit
+    return "×"
+
+
 def run_group(ctx: Context, group: Group) -> list[Figure]:
     left = ctx.deadline - time.monotonic()
     if left < min(group.cap_s, 30):
-        return [Figure(name, "×", target, note="not run: the run's 10-minute budget was spent")
+        return [Figure(name, unit_of(name), target,
+                       note="not run: the run's 10-minute budget was spent")
                 for name, target in zip(group.figures, group.targets, strict=True)]
     print(f"{group.name}: {', '.join(group.figures)} (at most {group.cap_s:.0f} s)", flush=True)
     ctx.group_deadline = time.monotonic() + group.cap_s
@@ -109,7 +118,8 @@ def run_group(ctx: Context, group: Group) -> list[Figure]:
         if os.environ.get("BENCH_DEBUG"):
             traceback.print_exc()
         first_line = detail.splitlines()[0] if detail else type(error).__name__
-        figures = [Figure(name, "", target, error=f"benchmark failed: {first_line[:300]}")
+        figures = [Figure(name, unit_of(name), target,
+                          error=f"benchmark failed: {first_line[:300]}")
                    for name, target in zip(group.figures, group.targets, strict=True)]
     elapsed = time.monotonic() - started
     load = load_1m()
@@ -155,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(figures))
     print()
     print(f"{len(figures)} figures, {sum(f.status == 'MISS' for f in figures)} MISS, "
-          f"{sum(f.status == 'ERROR' for f in figures)} ERROR; machine: {machine()}; "
+          f"{sum(f.status == 'ERROR' for f in figures)} ERROR, "
+          f"{sum(f.status == 'skipped' for f in figures)} not measured; machine: {machine()}; "
           f"total {time.monotonic() - started:.0f} s; written to {args.output}")
     return 1 if any(f.error for f in figures) else 0
 

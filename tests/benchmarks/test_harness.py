@@ -108,3 +108,11 @@ def test_a_generated_incident_verifies_folds_and_is_cached_by_schema(tmp_path: P
     assert len(events) == 300 and not state.closed and state.canary_percent == 10
     assert not state.missing_roles and state.checklist_acked
     assert {"guardrail_status_changed", "note_added", "canary_weight_set"} <= kinds
+
+
+def test_a_figure_never_measured_keeps_its_unit() -> None:
+    from tests.benchmarks.run import unit_of
+
+    names = ("key_to_redrawn_p95_ms", "rss_100k_mb", "idle_cpu_watch_percent", "pir_export_100k_s",
+             "startup_ratio")
+    assert [unit_of(n) for n in names] == ["ms", "MB", "%", "s", "×"]
