@@ -145,13 +145,40 @@ class Deployer(Protocol):
         """Check, without changing anything, that a rollback to ``target`` can run."""
         ...
 
-    def rollback(self, target: str, progress: Callable[[str], None] | None = None) -> str:
+    def rollback(self, target: str, progress: Callable[[str], None] | None = None, *,
+                 idempotency_key: str | None = None) -> str:
         """Start (and, where the system allows, complete) a rollback to ``target``.
 
         Returns a short description of what was done (an operation id, a revision). Completion is
         confirmed separately by reading :meth:`current_version` until it reports ``target``.
         ``progress`` receives short human-readable progress lines, if the system reports any.
+        ``idempotency_key`` names this rollback for the deploy system (the console derives it
+        from the journalled request, so it is the same after a restart): an adapter that can
+        send it (the ``{idempotency_key}`` placeholder) does; the rollback itself is never
+        retried inside the call.
         """
+        ...
+
+
+@dataclass(frozen=True)
+class RollbackOperation:
+    """What a deploy system says about the rollback sent under one idempotency key."""
+
+    known: bool  # the deploy system has an operation under that key: it was received
+    detail: str = ""
+
+
+@runtime_checkable
+class RollbackLookup(Protocol):
+    """A deployer that can say whether a rollback was received, by its idempotency key.
+
+    Before the console sends a rollback again (after a crash, or a call that timed out), it asks
+    this: a rollback the deploy system already has is never sent twice.
+    """
+
+    def find_rollback(self, idempotency_key: str) -> RollbackOperation | None:
+        """The operation under ``idempotency_key``; None when this deploy system cannot be asked
+        (nothing configured to ask it). Raises AdapterError when it could not answer."""
         ...
 
 

@@ -471,13 +471,16 @@ class CommandDeployer:
         except (DeployError, AdapterTimeout) as error:  # a timeout is not a DeployError
             return PreflightCheck("preflight command", False, str(error))
 
-    def rollback(self, target: str, progress: Callable[[str], None] | None = None) -> str:
+    def rollback(self, target: str, progress: Callable[[str], None] | None = None, *,
+                 idempotency_key: str | None = None) -> str:
         """Run ``rollback`` with ``{target}``; stdout lines go to ``progress`` as they come.
 
         Returns the parsed answer if a parser is configured, else the last line of output.
         Completion is confirmed by the console, by reading :meth:`current_version`.
+        ``{idempotency_key}`` is the console's key for this rollback, when it gives one.
         """
-        output = self._actions.run("rollback", progress, target=target)
+        keyed = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        output = self._actions.run("rollback", progress, target=target, **keyed)
         action = self._actions.action("rollback")
         if action.result_regex is not None or action.result_json_path is not None:
             value = self._actions.value("rollback", output)

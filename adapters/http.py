@@ -10,7 +10,10 @@ Rules this module keeps, because an emergency change is the worst moment to lear
 
 * Retries (bounded, exponential backoff) only where repeating is harmless: reads (GET), and writes
   marked ``idempotent`` or carrying ``{idempotency_key}`` (one key per call, the same on every
-  retry). A non-idempotent write is sent once, whatever happens.
+  retry). A non-idempotent write is sent once, whatever happens. The rollback is never retried
+  inside a call (unless its action says ``idempotent = true``): the console reads the deploy
+  system's state first (``rollback_status``, by the key it derived from the journalled request)
+  and only then decides whether to send it again.
 * Every failure is one line: action, method, URL (no query string, no credentials), HTTP status
   and a short, cleaned excerpt of the body. Secrets never appear in it, even when the server
   echoes them.
@@ -64,7 +67,13 @@ from adapters._common import (
     version_check,
 )
 from adapters._deadline import Deadline
-from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
+from adapters.base import (
+    AdapterTimeout,
+    DeployError,
+    PreflightCheck,
+    PreflightResult,
+    RollbackOperation,
+)
 from adapters.settings import (
     HttpAction,
     HttpSettings,
@@ -195,8 +204,11 @@ class _HttpActions:
     def has(self, name: str) -> bool:
         return name in self.settings.actions
 
-    def call(self, name: str, **extra: str) -> _Answer:
-        """Run action ``name``; raise DeployError / AdapterTimeout with one line on failure."""
+    def call(self, name: str, *, also_ok: frozenset[int] = frozenset(), **extra: str) -> _Answer:
+        """Run action ``name``; raise DeployError / AdapterTimeout with one line on failure.
+
+        ``also_ok``: statuses answered as they are (not retried, not an error), besides the
+        action's ``expect_status``."""
         action = self.settings.actions.get(name)
         if action is None:
             raise DeployError(f"{name}: no such action is configured for the http adapter")
@@ -218,8 +230,8 @@ class _HttpActions:
                 f"{', '.join(sorted(self.context)) or 'nothing'}); nothing was sent"
             ) from None
         where = f"{name}: {action.method} {_display_url(url)}"
-        attempts = 1 + (self.settings.retries if self._idempotent(action) else 0)
-        return self._send(action, url, body, headers, where, attempts, secrets)
+        attempts = 1 + (self.settings.retries if self._idempotent(name, action) else 0)
+        return self._send(action, url, body, headers, where, attempts, secrets, also_ok)
 
     def read(self, name: str, parse: Callable[[object], _T]) -> _T:
         """Run action ``name`` and ``parse`` its answer (at ``result_path``, else the whole body).
@@ -248,11 +260,14 @@ class _HttpActions:
             headers[header] = value
         return headers
 
-    def _idempotent(self, action: HttpAction) -> bool:
+    def _idempotent(self, name: str, action: HttpAction) -> bool:
         if action.idempotent is not None:
             return action.idempotent
         if action.method == "GET":
             return True
+        if name == "rollback":
+            # Never resent blind, key or not: the console asks the deploy system first.
+            return False
         used = template_names(action.url) | set().union(
             *(template_names(v) for v in self.settings.headers.values() if isinstance(v, str))
         )
@@ -267,6 +282,7 @@ class _HttpActions:
         where: str,
         attempts: int,
         secrets: list[str],
+        also_ok: frozenset[int] = frozenset(),
     ) -> _Answer:
         import httpx
 
@@ -313,7 +329,7 @@ class _HttpActions:
                         ) from None
                     reason = excerpt(str(error) or type(error).__name__, secret_tuple, 120)
                     raise DeployError(f"{where} -> {reason}{tried}") from None
-                if status.code in action.expect_status:
+                if status.code in action.expect_status or status.code in also_ok:
                     return _Answer(where, status.code, text, secret_tuple)
                 if status.code in _RETRY_STATUSES and not last:
                     if status.retry_after is None and self._pause(attempt, deadline):
@@ -534,14 +550,21 @@ class HttpDeployer:
         except (DeployError, AdapterTimeout) as error:  # a timeout is not a DeployError
             return [PreflightCheck("preflight endpoint", False, str(error))]
 
-    def rollback(self, target: str, progress: Callable[[str], None] | None = None) -> str:
+    def rollback(self, target: str, progress: Callable[[str], None] | None = None, *,
+                 idempotency_key: str | None = None) -> str:
         """Ask the API to roll back to ``target``; returns the operation id or the HTTP status.
 
-        Completion is confirmed by the console, by reading :meth:`current_version`.
+        Completion is confirmed by the console, by reading :meth:`current_version`. With
+        ``idempotency_key`` (the console's, derived from the journalled request), that key is
+        ``{idempotency_key}`` in the templates; the POST is sent once, never retried here.
         """
         if not target.strip():
             raise DeployError("rollback: no rollback target given; nothing was sent")
-        answer = self._actions.call("rollback", target=target)
+        if idempotency_key:
+            answer = self._actions.call("rollback", target=target,
+                                        idempotency_key=idempotency_key)
+        else:
+            answer = self._actions.call("rollback", target=target)
         path = self._actions.settings.actions["rollback"].result_path
         if path is not None:
             value = answer.result(path)
@@ -553,6 +576,23 @@ class HttpDeployer:
         if progress is not None:
             progress(f"rollback to {target} accepted: {description}")
         return description
+
+    def find_rollback(self, idempotency_key: str) -> RollbackOperation | None:
+        """What the API knows of the rollback sent under ``idempotency_key``, through the
+        ``rollback_status`` action: a 2xx answer is an operation it has (its ``result_path``, or
+        an excerpt of the body, is the detail), 404 is none. None without that action."""
+        if not self._actions.has("rollback_status"):
+            return None
+        answer = self._actions.call("rollback_status", also_ok=frozenset({404}),
+                                    idempotency_key=idempotency_key)
+        if answer.status == 404:
+            return RollbackOperation(False, f"HTTP 404 for {idempotency_key}")
+        path = self._actions.settings.actions["rollback_status"].result_path
+        if path is not None:
+            detail = clean_text(str(answer.result(path)), 120)
+        else:
+            detail = excerpt(answer.text, answer.secrets, 120) or f"HTTP {answer.status}"
+        return RollbackOperation(True, detail)
 
     def close(self) -> None:
         """Close the connection pool (the adapter reopens it if used again)."""

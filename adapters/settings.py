@@ -25,7 +25,8 @@ PLACEHOLDERS: dict[str, str] = {
     "percent": "the canary weight being set, 0..100",
     "incident": "the incident id, e.g. INC-7",
     "base_url": "the adapter's base_url",
-    "idempotency_key": "a key unique to this action (same on retries)",
+    "idempotency_key": "a key unique to this action (same on retries); for a rollback, the "
+                       "console's key for it, the same after a restart",
 }
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -180,7 +181,10 @@ MetricsSettings = Annotated[SimMetricsSettings | PrometheusSettings, Field(discr
 
 #: The actions each section may define.
 TRAFFIC_ACTIONS = ("set_weight", "current_weight")
-DEPLOY_ACTIONS = ("current_version", "preflight", "rollback")
+DEPLOY_ACTIONS = ("current_version", "preflight", "rollback", "rollback_status")
+#: Actions only the http kind has: looking a rollback up by its idempotency key (GET; 404 is
+#: "no such operation").
+HTTP_ONLY_ACTIONS = ("rollback_status",)
 
 
 class SimDeploySettings(Strict):
@@ -475,6 +479,8 @@ def check_actions(
     """Refuse action names a section cannot use, and report required ones that are missing."""
     if isinstance(settings, SimDeploySettings | ArgoRolloutsSettings):
         return  # their actions are built in
+    if isinstance(settings, CommandSettings):
+        allowed = tuple(name for name in allowed if name not in HTTP_ONLY_ACTIONS)
     unknown = sorted(set(settings.actions) - set(allowed))
     if unknown:
         raise KeyedError(f"actions.{unknown[0]}",

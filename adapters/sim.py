@@ -794,7 +794,11 @@ class SimDeployer:
         )
         return PreflightResult(target=target, ok=ok, checks=checks, detail=detail)
 
-    def rollback(self, target: str, progress: Callable[[str], None] | None = None) -> str:
+    def rollback(self, target: str, progress: Callable[[str], None] | None = None, *,
+                 idempotency_key: str | None = None) -> str:
+        # The simulated deploy system lives in the console's process and is rebuilt from the
+        # record at each start: it has no operations to look up, so the key is not kept.
+        del idempotency_key
         return self.service.rollback(target, progress)
 
 

@@ -7,6 +7,13 @@ the fold of the store's events (``refresh``); the engine keeps no second copy of
 All methods may block on adapters: the console calls them from worker threads. A lock serialises
 what the engine writes, so the poll loop and a key press cannot interleave a check and its
 journal entry; adapter calls themselves run outside the lock.
+
+Exactly once: the rollback (the one call that is not idempotent) carries an idempotency key
+derived from its ``rollback_requested`` event (:func:`idempotency_key`), the same after any
+restart, and is never sent again before the deploy system was asked whether it has it. After a
+restart, :meth:`Engine.reconcile` gives every journalled request without an outcome one
+(completed, failed, or reconciled from what the deploy system reports) before any other action
+runs, and leaves the record's canary weight equal to the traffic system's.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from adapters.base import (
-    AdapterError,
     Clock,
     Deployer,
     MetricsSource,
     Notifier,
+    RollbackLookup,
+    RollbackOperation,
     TrafficController,
 )
 from adapters.secrets import scrub
@@ -47,6 +55,7 @@ from console.model import (
     describe,
     format_duration,
     format_head,
+    format_incident_id,
 )
 from console.state import IncidentState
 from console.store import RecordStore
@@ -89,6 +98,13 @@ def _adapter_error(error: BaseException) -> str:
     return clip(text)
 
 
+def idempotency_key(request: Event) -> str:
+    """The deploy system's name for the rollback journalled as ``request``: the same in every
+    process that reads the record (so a restarted console asks for, or resends, the same
+    operation), and unique across databases (the event's hash is part of it)."""
+    return f"warroom-{format_incident_id(request.incident_id)}-{request.id}-{request.hash[:12]}"
+
+
 class Engine:
     """Runs one incident: the canary state machine, guardrails, rollback and its verification."""
 
@@ -116,6 +132,10 @@ class Engine:
         self._verify_waiting_for = ""
         #: guardrails whose data is missing and that already paused the canary for it
         self._data_gaps: set[str] = set()
+        # Set except while :meth:`reconcile` runs: an action waits for it (nothing happens
+        # before every journalled request has its outcome).
+        self._settled = threading.Event()
+        self._settled.set()
         self.refresh()
         for guardrail in self._state.guardrails.values():
             self.tracker.restore(guardrail.name, guardrail.status, guardrail.breaches)
@@ -236,6 +256,7 @@ class Engine:
 
     def preflight(self) -> Event:
         """Check that a rollback to the stable version can run (read-only on the deployer)."""
+        self._settled.wait()
         target = self._state.rollback_target
         if not target:
             raise ActionRefused("no rollback target is known")
@@ -257,12 +278,14 @@ class Engine:
 
     def advance(self, overrides: dict[str, str] | None = None) -> Event:
         """Move to the next stage; every block must be overridden with a reason."""
+        self._settled.wait()
         request = self._command(lambda: commands.request_advance(
             self.store, self.incident_id, actor=self.actor, now=self.now(), overrides=overrides))
         return self._set_weight(request)
 
     def immediate(self, reason: str, overrides: dict[str, str] | None = None) -> Event:
         """The loudly marked "100% now" (seed 000: for the rarest cases); needs a reason."""
+        self._settled.wait()
         request = self._command(lambda: commands.request_immediate(
             self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason,
             overrides=overrides))
@@ -281,11 +304,12 @@ class Engine:
 
     def abort(self, reason: str = "") -> Event:
         """Send all traffic back to the stable track (weight 0); not a rollback."""
+        self._settled.wait()
         request = self._command(lambda: commands.request_abort(
             self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason))
         return self._set_weight(request)
 
-    def _set_weight(self, request: Event) -> Event:
+    def _set_weight(self, request: Event, actor: str | None = None) -> Event:
         """The traffic call a journalled weight request asked for, and its outcome."""
         wanted = ev.read_as(request, ev.WeightRequested)
         percent, stage_index, action = wanted.to_percent, wanted.stage_index, wanted.action
@@ -293,50 +317,82 @@ class Engine:
             self.adapters.traffic.set_weight(percent)
         except Exception as error:
             return self._record(ev.WeightFailed(percent, stage_index, action,
-                                                _adapter_error(error), request_id=request.id))
+                                                _adapter_error(error), request_id=request.id),
+                                actor=actor)
         reported: int | None
         try:
             reported = self.adapters.traffic.current_weight()
         except Exception:
             reported = None  # the set call succeeded; a failed read-back is noted, not fatal
         return self._record(ev.WeightSet(percent, stage_index, action, reported=reported,
-                                         request_id=request.id))
+                                         request_id=request.id), actor=actor)
 
     # --- rollback --------------------------------------------------------------------------------
 
     def request_rollback(self, reason: str, automatic: bool = False) -> Event:
         """Journal the rollback, call the deployer, set the weight to 0; verification follows
         in :meth:`poll`."""
+        self._settled.wait()
         with self._lock:
             request = self._command(lambda: commands.request_rollback(
                 self.store, self.incident_id, now=self.now(), reason=reason,
                 automatic=automatic, actor=SYSTEM_ACTOR if automatic else self.actor))
-            target = self._state.rollback_target
             self._verify_healthy_since = None
-        self._execute_rollback(target)
+        self._send_rollback(request)
+        self._rollback_weight_step()
         return request
 
-    def _execute_rollback(self, target: str) -> None:
+    def _send_rollback(self, request: Event) -> None:
+        """The deployer call of the journalled rollback ``request``, under its idempotency key,
+        and its outcome. A call that failed is looked up before it is called failed: a deploy
+        system that has the operation received it (a timeout is no proof it did not)."""
+        target = ev.read_as(request, ev.RollbackRequested).target or self._state.rollback_target
+        key = idempotency_key(request)
+
         def progress(message: str) -> None:
             self._record(ev.RollbackProgress(target, clip(message)), actor=SYSTEM_ACTOR)
 
         try:
-            detail = self.adapters.deployer.rollback(target, progress)
+            detail = self.adapters.deployer.rollback(target, progress, idempotency_key=key)
         except Exception as error:
-            self._record(ev.RollbackFailed(target, _adapter_error(error)), actor=SYSTEM_ACTOR)
+            problem = _adapter_error(error)
+            found = self._find_rollback(key)
+            if found is not None and found.known:
+                self._record(ev.RollbackStarted(
+                    target, clip(f"the call failed ({problem}) but the deploy system has "
+                                 f"{key}: {found.detail}")), actor=SYSTEM_ACTOR)
+            else:
+                self._record(ev.RollbackFailed(target, problem), actor=SYSTEM_ACTOR)
         else:
             self._record(ev.RollbackStarted(target, clip(str(detail))), actor=SYSTEM_ACTOR)
-        # The canary must carry no traffic, whatever the deployer did — even when it failed:
-        # a failed rollback stops the guardrail loop judging the canary, so it must not serve.
-        previous = self._state.canary_percent
+
+    def _find_rollback(self, key: str) -> RollbackOperation | None:
+        """What the deploy system knows of the rollback ``key``; None when it cannot be asked
+        or did not answer."""
+        deployer = self.adapters.deployer
+        if not isinstance(deployer, RollbackLookup):
+            return None
         try:
-            self.adapters.traffic.set_weight(0)
-        except Exception as error:
-            self._record(ev.WeightFailed(0, -1, "rollback", _adapter_error(error)),
-                         actor=SYSTEM_ACTOR)
-        else:
-            if previous != 0:
-                self._record(ev.WeightSet(0, -1, "rollback"), actor=SYSTEM_ACTOR)
+            return deployer.find_rollback(key)
+        except Exception:
+            return None
+
+    def _rollback_weight_step(self) -> None:
+        """The canary must carry no traffic, whatever the deployer did — even when it failed:
+        a failed rollback stops the guardrail loop judging the canary, so it must not serve.
+        Journalled like any weight change when the canary had traffic (a restart finishes it)."""
+        previous = self._state.canary_percent
+        if previous == 0:
+            try:
+                self.adapters.traffic.set_weight(0)
+            except Exception as error:
+                self._record(ev.WeightFailed(0, -1, "rollback", _adapter_error(error)),
+                             actor=SYSTEM_ACTOR)
+            return
+        request = self._record(ev.WeightRequested(from_percent=previous, to_percent=0,
+                                                  stage_index=-1, action="rollback"),
+                               actor=SYSTEM_ACTOR)
+        self._set_weight(request, actor=SYSTEM_ACTOR)
 
     def _verify(self, now: datetime) -> None:
         """One step of rollback verification, run by each poll while a rollback is active."""
@@ -678,38 +734,151 @@ class Engine:
     # --- start-up --------------------------------------------------------------------------------
 
     def reconcile(self) -> list[Event]:
-        """Settle journalled requests that have no outcome (a crash mid-action)."""
+        """Settle every journalled request that has no outcome (a crash mid-action), before
+        any other action runs (they wait for this), then make the record's canary weight the
+        traffic system's. Never raises for adapter failures: what cannot be read is recorded."""
+        self._settled.clear()
+        try:
+            with self._lock:
+                self.refresh()
+            events: list[Event] = []
+            events += self._reconcile_preflight()
+            events += self._reconcile_weight()
+            events += self._reconcile_rollback()
+            events += self._agree_weight()
+            return events
+        finally:
+            self._settled.set()
+
+    def _latest(self, *kinds: str) -> Event | None:
+        newest = self.store.events_tail(self.incident_id, frozenset(kinds), 1)
+        return newest[0] if newest else None
+
+    def _reconcile_preflight(self) -> list[Event]:
+        """A preflight that never answered failed (it is read-only: the start-up runs a new
+        one)."""
+        latest = self._latest(Kind.PREFLIGHT_REQUESTED, Kind.PREFLIGHT_PASSED,
+                              Kind.PREFLIGHT_FAILED)
+        if latest is None or latest.kind != Kind.PREFLIGHT_REQUESTED:
+            return []
+        target = ev.read_as(latest, ev.PreflightRequested).target
+        return [self._record(ev.PreflightFailed(
+            target, [], "no answer before the console stopped; it is run again"),
+            actor=SYSTEM_ACTOR)]
+
+    def _reconcile_weight(self) -> list[Event]:
+        """A traffic change with no outcome: applied or not, as the traffic system reports. A
+        weight of 0 for a rollback or an abort that was not applied is sent again (setting a
+        weight is idempotent, and 0 is where the canary must be)."""
+        pending = self._state.pending_weight
+        if pending is None:
+            return []
+        request = pending.request
+        wanted = request.to_percent
         events: list[Event] = []
-        state = self._state
-        pending = state.pending_weight
-        if pending is not None:
-            request = pending.request
-            try:
-                reported = self.adapters.traffic.current_weight()
-            except AdapterError as error:
-                events.append(self._record(ev.WeightFailed(
-                    request.to_percent, -1, request.action,
-                    f"unknown outcome after a restart; weight unreadable: "
-                    f"{_adapter_error(error)}", request_id=pending.event_id)))
-            else:
-                wanted = request.to_percent
-                events.append(self._record(ev.Reconciled(
-                    pending.kind, pending.event_id,
-                    "applied" if reported == wanted else "not applied",
-                    f"traffic reports {reported}%"), actor=SYSTEM_ACTOR))
-                if reported == wanted:
-                    events.append(self._record(ev.WeightSet(
-                        reported, request.stage_index, request.action, reported=reported,
-                        request_id=pending.event_id), actor=SYSTEM_ACTOR))
-                else:
-                    events.append(self._record(ev.WeightFailed(
-                        wanted, -1, request.action,
-                        f"not applied before the restart (traffic reports {reported}%)",
-                        request_id=pending.event_id), actor=SYSTEM_ACTOR))
-        if self._state.rollback_status == "requested":
-            # The deployer call may or may not have happened: rolling back again is safe.
-            events.append(self._record(ev.Reconciled(
-                Kind.ROLLBACK_REQUESTED, 0, "re-issued",
-                "rollback had no outcome before the restart"), actor=SYSTEM_ACTOR))
-            self._execute_rollback(self._state.rollback_target)
+        try:
+            reported = self.adapters.traffic.current_weight()
+        except Exception as error:
+            events.append(self._record(ev.WeightFailed(
+                wanted, -1, request.action,
+                f"unknown outcome after a restart; weight unreadable: {_adapter_error(error)}",
+                request_id=pending.event_id), actor=SYSTEM_ACTOR))
+            return events
+        applied = reported == wanted
+        events.append(self._record(ev.Reconciled(
+            pending.kind, pending.event_id, "applied" if applied else "not applied",
+            f"traffic reports {reported}%"), actor=SYSTEM_ACTOR))
+        if applied:
+            events.append(self._record(ev.WeightSet(
+                reported, request.stage_index, request.action, reported=reported,
+                request_id=pending.event_id), actor=SYSTEM_ACTOR))
+            return events
+        events.append(self._record(ev.WeightFailed(
+            wanted, -1, request.action,
+            f"not applied before the restart (traffic reports {reported}%)",
+            request_id=pending.event_id), actor=SYSTEM_ACTOR))
+        if wanted == 0 and request.action in ("rollback", "abort"):
+            again = self._record(ev.WeightRequested(
+                from_percent=self._state.canary_percent, to_percent=0, stage_index=-1,
+                action=request.action, reason="sent again after a restart"), actor=SYSTEM_ACTOR)
+            events.append(self._set_weight(again, actor=SYSTEM_ACTOR))
         return events
+
+    def _reconcile_rollback(self) -> list[Event]:
+        """A rollback with no outcome. The deploy system is asked first, by the request's
+        idempotency key; without that, by what it reports (the target live and no canary
+        traffic: it took effect). It is sent again — once, under the same key — only when the
+        deploy system says it does not have it."""
+        # By the events, not the status: a progress line from the deployer (which makes the
+        # status "in progress") is not the call's outcome.
+        request = self._latest(Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_STARTED,
+                               Kind.ROLLBACK_FAILED)
+        if request is None or request.kind != Kind.ROLLBACK_REQUESTED:
+            return []
+        target = ev.read_as(request, ev.RollbackRequested).target or self._state.rollback_target
+        key = idempotency_key(request)
+        events: list[Event] = []
+
+        def reconciled(outcome: str, detail: str) -> None:
+            events.append(self._record(ev.Reconciled(
+                Kind.ROLLBACK_REQUESTED, request.id, outcome, clip(detail)), actor=SYSTEM_ACTOR))
+
+        found = self._find_rollback(key)
+        if found is not None:
+            if found.known:
+                reconciled("applied", f"the deploy system has {key} ({found.detail}): "
+                                      "not sent again")
+                events.append(self._record(ev.RollbackStarted(
+                    target, clip(f"reconciled after a restart: {found.detail}")),
+                    actor=SYSTEM_ACTOR))
+                return events
+            reconciled("re-issued", f"the deploy system has no operation {key}: sent now, "
+                                    "once")
+            self._send_rollback(request)
+            return events
+        try:
+            live = self.adapters.deployer.current_version()
+            weight = self.adapters.traffic.current_weight()
+        except Exception as error:
+            reconciled("unknown", f"the deploy system could not be read "
+                                  f"({_adapter_error(error)}): not sent again")
+            events.append(self._record(ev.RollbackFailed(
+                target, "no outcome before the restart, and the deploy system could not be "
+                        "read: not sent again; press R to roll back again"), actor=SYSTEM_ACTOR))
+            return events
+        if live == target and weight == 0:
+            reconciled("applied", f"the deploy system reports {target} live and no canary "
+                                  "traffic: not sent again")
+            events.append(self._record(ev.RollbackStarted(
+                target, f"reconciled after a restart: {target} live, canary at 0%"),
+                actor=SYSTEM_ACTOR))
+            return events
+        reconciled("re-issued", f"the deploy system reports {live} live and the canary at "
+                                f"{weight}%: sent again under the same key {key}")
+        self._send_rollback(request)
+        return events
+
+    def _agree_weight(self) -> list[Event]:
+        """End with the record's canary weight equal to the traffic system's: after a rollback
+        the canary goes to 0 (its weight step, journalled); otherwise what the traffic system
+        reports is recorded as the weight (nothing is sent)."""
+        state = self._state
+        try:
+            reported = self.adapters.traffic.current_weight()
+        except Exception:
+            return []  # unreadable: the poll and the verification read it again
+        if state.rolled_back and reported != 0:
+            before = self.store.last_event_id(self.incident_id)
+            self._rollback_weight_step()
+            return self.store.events(self.incident_id, after_id=before)
+        if reported == state.canary_percent:
+            return []
+        stage = next((i for i, s in enumerate(state.plan) if s.percent == reported), -1)
+        return [
+            self._record(ev.Reconciled(
+                Kind.WEIGHT_SET, 0, "adopted",
+                f"the traffic system reports {reported}% where the record said "
+                f"{state.canary_percent}%"), actor=SYSTEM_ACTOR),
+            self._record(ev.WeightSet(reported, stage, "reconciled", reported=reported),
+                         actor=SYSTEM_ACTOR),
+        ]

@@ -295,16 +295,28 @@ def test_write_with_idempotency_key_is_retried_with_the_same_key(api: DeployApi)
     assert keys[-1] != keys[0]
 
 
-def test_key_in_the_body_makes_a_post_retryable(api: DeployApi) -> None:
+def test_key_in_the_body_makes_a_write_retryable(api: DeployApi) -> None:
+    overrides = {"actions": {"set_weight": {
+        "method": "PUT", "url": "{base_url}/api/services/{service}/weight",
+        "body": {"weight": "{percent}", "idempotency_key": "{idempotency_key}"},
+    }}}
+    api.script("PUT", f"{SVC}/weight", Canned(503, "busy"))
+    traffic(api, **overrides).set_weight(5)
+    assert api.count("PUT", f"{SVC}/weight") == 2
+
+
+def test_a_rollback_with_a_key_is_still_sent_once(api: DeployApi) -> None:
+    """The console asks the deploy system (by the key) before it ever sends a rollback again:
+    the adapter never resends it blind, key or not."""
     deploy = deployer(api, actions={"rollback": {
         "method": "POST", "url": "{base_url}/api/services/{service}/rollbacks",
         "body": {"to": "{target}", "idempotency_key": "{idempotency_key}"},
         "result_path": "operation.id",
     }})
     api.script("POST", f"{SVC}/rollbacks", Canned(503, "busy"))
-    assert deploy.rollback("v1.4.1").startswith("op-1")
-    keys = api.idempotency_keys[f"{SVC}/rollbacks"]
-    assert len(keys) == 2 and keys[0] == keys[1]
+    with pytest.raises(DeployError, match="HTTP 503"):
+        deploy.rollback("v1.4.1", idempotency_key="warroom-INC-7-42-abc")
+    assert api.count("POST", f"{SVC}/rollbacks") == 1
 
 
 def test_write_marked_idempotent_is_retried(api: DeployApi) -> None:

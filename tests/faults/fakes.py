@@ -381,16 +381,22 @@ class FaultyServer:
 
 # --- the deploy / traffic API --------------------------------------------------------------------
 
-_ROUTE = re.compile(r"/api/services/([^/]+)/(weight|version|rollbacks|rollbacks/preflight)")
-ENDPOINTS = ("set_weight", "current_weight", "current_version", "preflight", "rollback")
+_ROUTE = re.compile(
+    r"/api/services/([^/]+)/(weight|version|rollbacks|rollbacks/preflight|rollbacks/[^/]+)")
+ENDPOINTS = ("set_weight", "current_weight", "current_version", "preflight", "rollback",
+             "rollback_status")
 
 
 class FakeDeployApi(FaultyServer):
     """A deploy/traffic API with its own state: canary weight, live version, rollbacks done.
 
     Endpoints are named as the adapter actions that call them: ``set_weight`` (PUT weight),
-    ``current_weight`` (GET weight), ``current_version``, ``preflight`` and ``rollback``; and
-    ``webhook`` (POST /hooks/...), a chat webhook that keeps the messages posted to it.
+    ``current_weight`` (GET weight), ``current_version``, ``preflight``, ``rollback`` and
+    ``rollback_status`` (GET rollbacks/KEY: the operation a rollback POST carrying that
+    ``Idempotency-Key`` started, or 404); and ``webhook`` (POST /hooks/...), a chat webhook that
+    keeps the messages posted to it. A rollback POST whose key the API already has is answered
+    with that operation and done no second time (as an API that honours idempotency keys does);
+    it is still recorded as a request, so a test sees every POST that was sent.
     """
 
     def __init__(self, weight: int = 0, version: str = "v1.4.1",
@@ -400,6 +406,7 @@ class FakeDeployApi(FaultyServer):
         self.version = version
         self.known_versions = set(known_versions)
         self.rollbacks: list[str] = []  # targets, in the order the rollbacks were done
+        self.operations: dict[str, dict[str, Any]] = {}  # by idempotency key
         self.messages: list[str] = []  # what was posted to /hooks/... (a chat webhook)
 
     def __enter__(self) -> FakeDeployApi:
@@ -415,6 +422,8 @@ class FakeDeployApi(FaultyServer):
         what = match.group(2)
         if what == "weight":
             return "current_weight" if method == "GET" else "set_weight"
+        if what.startswith("rollbacks/") and what != "rollbacks/preflight":
+            return "rollback_status"
         return {"version": "current_version", "rollbacks": "rollback",
                 "rollbacks/preflight": "preflight"}[what]
 
@@ -439,14 +448,26 @@ class FakeDeployApi(FaultyServer):
                 known = target in self.known_versions
                 return json_answer(200, {"ok": known, "checks": [
                     {"name": "image exists", "ok": known, "detail": target}]})
+            if endpoint == "rollback_status":
+                key = request.path.rsplit("/", 1)[-1]
+                operation = self.operations.get(key)
+                if operation is None:
+                    return json_answer(404, {"error": f"no operation {key}"})
+                return json_answer(200, {"operation": operation})
             if endpoint == "rollback":
                 wanted = body.get("to")
+                key = request.headers.get("idempotency-key")
+                if key and key in self.operations:
+                    return json_answer(202, {"operation": self.operations[key]})
                 if wanted not in self.known_versions:
                     return json_answer(422, {"error": f"unknown version {wanted!r}"})
                 self.rollbacks.append(str(wanted))
                 self.version = str(wanted)
                 self.weight = 0
-                return json_answer(202, {"operation": {"id": f"op-{len(self.rollbacks)}"}})
+                operation = {"id": f"op-{len(self.rollbacks)}", "to": wanted, "status": "done"}
+                if key:
+                    self.operations[key] = operation
+                return json_answer(202, {"operation": operation})
         return json_answer(404, {"error": f"no route {request.method} {request.path}"})
 
     def traffic(self, **overrides: Any) -> dict[str, Any]:
@@ -464,11 +485,15 @@ class FakeDeployApi(FaultyServer):
         }
 
     def deploy(self, **overrides: Any) -> dict[str, Any]:
-        """A ``[deploy]`` section (kind http) that drives this API."""
+        """A ``[deploy]`` section (kind http) that drives this API: the rollback carries the
+        console's idempotency key, and can be looked up by it (``rollback_status``)."""
         return {
             "kind": "http", "base_url": self.url, "timeout_s": 1.0, "deadline_s": 2.0,
-            "retries": 1,
+            "retries": 1, "headers": {"Idempotency-Key": "{idempotency_key}"},
             "actions": {
+                "rollback_status": {"url": "{base_url}/api/services/{service}/rollbacks/"
+                                           "{idempotency_key}",
+                                    "result_path": "operation.id"},
                 "current_version": {"url": "{base_url}/api/services/{service}/version",
                                     "result_path": "items.0.version"},
                 "preflight": {"url": "{base_url}/api/services/{service}/rollbacks/preflight"
