@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -73,10 +72,11 @@ class KillableStore(Store):
         super().__init__(path)
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, incident_id: int | None = None, *,
+               appends: bool = False) -> Iterator[Any]:
         with self._lock:
             self._written = []
-            with super()._write() as conn:
+            with super()._write(incident_id, appends=appends) as conn:
                 yield conn
                 self.switch.point("store: before COMMIT")
             for event in self._written:
@@ -84,7 +84,7 @@ class KillableStore(Store):
             self._written = []
         self.switch.point("store: after COMMIT")
 
-    def _insert(self, conn: sqlite3.Connection, incident_id: int, kind: str, actor: str,
+    def _insert(self, conn: Any, incident_id: int, kind: str, actor: str,
                 payload: dict[str, Any], ts: Any) -> Event:
         event = super()._insert(conn, incident_id, kind, actor, payload, ts)
         self._written.append(event)
