@@ -14,6 +14,7 @@ import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -249,8 +250,8 @@ def cmd_declare(args: argparse.Namespace) -> int:
     from console import commands
 
     config, _ = _load_config(args)
-    user = os_user()
     with _open_store(args, config) as store:
+        user = store.person(os_user())
         declared = commands.declare(
             store, config, commander=user, title=args.title, priority=args.priority,
             category=args.category, service=args.service, from_version=args.from_version,
@@ -279,8 +280,12 @@ def cmd_approve(args: argparse.Namespace) -> int:
     # Who runs this: the OS account, and anyone behind it (su/sudo/runuser keep the login uid,
     # SUDO_USER and the terminal's owner): both are recorded, and the rules check both.
     invocation = invoking_people()
-    user = invocation.user
     with _open_store(args, config, must_exist=True) as store:
+        user = store.person(invocation.user)
+        if user != invocation.user:
+            # PostgreSQL: the person is the database role that authenticated (checked by the
+            # database itself); who is behind the OS account says nothing more about it.
+            invocation = replace(invocation, user=user, behind=())
         if args.relayed_from is not None:
             commands.relay_approval(
                 store, config, incident_id, actor=user, role=args.role,
@@ -308,8 +313,8 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
-    user = os_user()
     with _open_store(args, config, must_exist=True) as store:
+        user = store.person(os_user())
         commands.waive(store, incident_id, actor=user, role=args.role, reason=args.reason)
     print(f"{format_incident_id(incident_id)}: approval of {args.role} WAIVED by {user} (shown "
           "as a waiver in the timeline and the PIR)")
@@ -324,7 +329,7 @@ def cmd_note(args: argparse.Namespace) -> int:
     if not args.text.strip():
         raise UsageError("the note is empty")
     with _open_store(args, config, must_exist=True) as store:
-        event = commands.note(store, incident_id, actor=os_user(), text=args.text,
+        event = commands.note(store, incident_id, actor=store.person(os_user()), text=args.text,
                               links=args.link, highlight=args.highlight)
     print(f"{format_incident_id(incident_id)}: note #{event.id} added")
     return 0
@@ -363,8 +368,8 @@ def cmd_mark(args: argparse.Namespace) -> int:
     incident_id = _incident(args.id)
     at = _time(args.at, "--at")
     with _open_store(args, config, must_exist=True) as store:
-        event = commands.mark(store, incident_id, actor=os_user(), milestone=args.milestone,
-                              at=at, reason=args.reason)
+        event = commands.mark(store, incident_id, actor=store.person(os_user()),
+                              milestone=args.milestone, at=at, reason=args.reason)
     when = event.payload.get("at", "")
     print(f"{format_incident_id(incident_id)}: milestone {args.milestone} at {when} recorded")
     return 0
@@ -376,7 +381,7 @@ def cmd_role(args: argparse.Namespace) -> int:
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
     with _open_store(args, config, must_exist=True) as store:
-        commands.assign_role(store, incident_id, actor=os_user(), role=args.role,
+        commands.assign_role(store, incident_id, actor=store.person(os_user()), role=args.role,
                              user=args.user)
     print(f"{format_incident_id(incident_id)}: {args.role} is {args.user}")
     return 0
@@ -388,7 +393,7 @@ def cmd_highlight(args: argparse.Namespace) -> int:
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
     with _open_store(args, config, must_exist=True) as store:
-        commands.highlight(store, incident_id, actor=os_user(), event_id=args.event,
+        commands.highlight(store, incident_id, actor=store.person(os_user()), event_id=args.event,
                            reason=args.reason)
     print(f"{format_incident_id(incident_id)}: event #{args.event} highlighted")
     return 0
@@ -400,8 +405,8 @@ def cmd_target(args: argparse.Namespace) -> int:
     config, _ = _load_config(args)
     incident_id = _incident(args.id)
     with _open_store(args, config, must_exist=True) as store:
-        commands.change_target(store, incident_id, actor=os_user(), to_version=args.to_version,
-                               reason=args.reason)
+        commands.change_target(store, incident_id, actor=store.person(os_user()),
+                               to_version=args.to_version, reason=args.reason)
     print(f"{format_incident_id(incident_id)}: target is now {args.to_version}; earlier "
           "approvals are stale")
     return 0

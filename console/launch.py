@@ -94,6 +94,7 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
                          "pass --db)")
     store = open_store(db_path, group=config.store.group,
                        password_env=config.store.password_env)
+    user = store.person(user)  # on PostgreSQL, the database role that authenticated
     stop_approvers = threading.Event()
     engine: Engine | None = None
     try:

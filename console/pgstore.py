@@ -36,7 +36,6 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from console.store import (
-    SCHEMA_VERSION,
     ChangeFeed,
     RecordStore,
     StoreError,
@@ -125,9 +124,54 @@ _V3 = [
     "ALTER TABLE leases ADD COLUMN head_hash text",
 ]
 
-#: version reached → the statements that reach it from the version before (the same versions as
-#: the SQLite schema: each version has the same tables, columns and indexes).
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+#: Version 4 (PostgreSQL only; 1-3 are the SQLite schema's): an approval names the person the
+#: database authenticated.
+#: Any approval is recorded by the role that is connected (``actor = session_user``); a direct
+#: approval (any kind but relayed or simulated: the fold reads an unknown kind as direct) is
+#: given by that role (``user = session_user``); a simulated one only in a simulated incident
+#: (the demo). Nobody — the commander included — can record an approval in someone else's
+#: name, whatever client they use; a relayed approval stays marked as relayed.
+_V4 = [
+    """CREATE FUNCTION warroom_check_person() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        approval jsonb;
+        how text;
+    BEGIN
+        IF NEW.kind <> 'approval_given' THEN
+            RETURN NEW;
+        END IF;
+        approval := NEW.payload::jsonb;
+        how := COALESCE(approval->>'kind', 'direct');
+        IF how = 'simulated' THEN
+            IF COALESCE((SELECT (d.payload::jsonb->>'simulated')::boolean FROM events d
+                         WHERE d.incident_id = NEW.incident_id AND d.kind = 'incident_declared'
+                         ORDER BY d.id LIMIT 1), false) THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION 'a simulated approval belongs to a simulated incident only'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF NEW.actor IS DISTINCT FROM session_user::text THEN
+            RAISE EXCEPTION 'an approval is recorded by the database role connected: % cannot '
+                'record it as %', session_user, NEW.actor USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF how <> 'relayed' AND approval->>'user' IS DISTINCT FROM session_user::text THEN
+            RAISE EXCEPTION 'a direct approval is given by the database role connected: % cannot '
+                'approve as %', session_user, approval->>'user'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    "CREATE TRIGGER events_person_is_session_user BEFORE INSERT ON events FOR EACH ROW "
+    "EXECUTE FUNCTION warroom_check_person()",
+]
+
+#: version reached → the statements that reach it from the version before. Versions 1-3 are the
+#: SQLite schema's (each has the same tables, columns and indexes); 4 is PostgreSQL's own (the
+#: identity check), so the next version both engines share must be 5.
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+SCHEMA_VERSION = max(MIGRATIONS)
+IDENTITY_TRIGGER = "events_person_is_session_user"
 
 
 def schema_sql() -> str:
@@ -216,9 +260,13 @@ class PostgresStore(RecordStore):
         self._connect_kwargs = connection_kwargs(url, password_env)
         self._sql: dict[str, str] = {}
         self._ahead: _Ahead | None = None
+        self.schema_version = SCHEMA_VERSION
         self._conn = self.connect()
         try:
             self._prepare()
+            row = self._conn.execute("SELECT session_user").fetchone()
+            #: The database role this store authenticated as: on PostgreSQL, the person.
+            self.session_user = str(row[0]) if row else ""
         except BaseException:
             self._conn.close()
             raise
@@ -377,7 +425,20 @@ class PostgresStore(RecordStore):
             return rows
         return super()._rows_after(incident_id, after_id)
 
+    def person(self, os_account: str) -> str:
+        """The database role that authenticated: who acts, whatever the OS account."""
+        del os_account
+        return self.session_user
+
+    def _before_import(self, conn: Any) -> None:
+        # A copy writes approvals recorded by others, as they were: the identity check is off
+        # for this transaction only, which only the schema's owner can do (ALTER TABLE).
+        if self.schema_version >= 4:
+            conn.execute(f"ALTER TABLE events DISABLE TRIGGER {IDENTITY_TRIGGER}")
+
     def _after_import(self, conn: Any) -> None:
+        if self.schema_version >= 4:
+            conn.execute(f"ALTER TABLE events ENABLE TRIGGER {IDENTITY_TRIGGER}")
         # Imported rows kept their ids: the sequence must go past them (and never back).
         conn.execute(
             "SELECT setval('events_id_seq', GREATEST((SELECT COALESCE(max(id), 0) FROM events), "

@@ -959,6 +959,7 @@ class RecordStore:
                                  f"{self.location}: a copy never merges two records")
             self._execute(conn, "INSERT INTO incidents (id, created_ts) VALUES (?, ?)",
                           (incident_id, created_ts))
+            self._before_import(conn)
             for row in rows:
                 if not checker.check(row):
                     assert checker.problem is not None
@@ -980,8 +981,16 @@ class RecordStore:
             self._after_import(conn)
         return checker.checked
 
+    def _before_import(self, conn: Any) -> None:
+        """What an engine must do before rows recorded elsewhere are inserted as they are."""
+
     def _after_import(self, conn: Any) -> None:
         """What an engine must do after rows were inserted with their own ids."""
+
+    def person(self, os_account: str) -> str:
+        """Who acts through this store: on SQLite the OS account running warroom (DESIGN.md:
+        the approver is the OS account); on PostgreSQL the database role that authenticated."""
+        return os_account
 
 
 def copy_incident(source: RecordStore, target: RecordStore, incident_id: int) -> int:

@@ -7,17 +7,41 @@ import time
 
 import pytest
 
+from console import commands
 from console.app import WATCHING
-from tests.app.conftest import RigFactory, settle
+from console.demo import DEMO_APPROVERS
+from console.pgstore import PostgresStore
+from console.store import open_store
+from tests.app.conftest import Rig, RigFactory, settle
 from tests.app.test_console import SIZE, pane
+from tests.support.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.postgresql
 
 
-async def test_the_commander_acts_on_a_postgresql_record(make_rig: RigFactory,
-                                                         pg_url: str) -> None:
+def approve_as_roles(rig: Rig, server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's approvers sign off as database roles of their own, each on its own
+    connection (on PostgreSQL a direct approval must come from the person's own role)."""
+    assert isinstance(rig.store, PostgresStore) and isinstance(rig.db, str)
+    for user in DEMO_APPROVERS.values():
+        rig.store.grant(server.ensure_role(user, f"{user}-pw"))
+    for role, user in DEMO_APPROVERS.items():
+        monkeypatch.setenv("WARROOM_TEST_APPROVER_PASSWORD", f"{user}-pw")
+        url = rig.db.replace("warroom_admin@", f"{user}@")
+        with open_store(url, password_env="WARROOM_TEST_APPROVER_PASSWORD") as own:
+            commands.approve(own, rig.config, rig.incident_id, user=own.person("root"),
+                             role=role)
+    rig.engine.preflight()
+    rig.engine.acknowledge_checklist()
+    rig.engine.refresh()
+
+
+async def test_the_commander_acts_on_a_postgresql_record(
+        make_rig: RigFactory, pg_url: str, postgres_server: PostgresServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     rig = make_rig("bad", location=pg_url)
-    rig.ready()
+    approve_as_roles(rig, postgres_server, monkeypatch)
+    assert [a.kind for a in rig.engine.state.approvals] == ["direct", "direct"]
     app = rig.app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

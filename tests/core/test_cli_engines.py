@@ -163,9 +163,7 @@ def test_a_granted_role_uses_the_record_but_cannot_remove_its_guards(
     import psycopg
 
     role, secret = "warroom_app", "app-secret"
-    with postgres_server.admin() as admin:
-        admin.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]
-        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}'")  # type: ignore[arg-type]
+    postgres_server.ensure_role(role, secret)
     init = run_warroom("store", "init", "--db", pg_url, "--grant", role)
     assert init.code == 0, init.err
     assert f"GRANT SELECT, INSERT ON incidents, events, samples TO {role};" in init.out

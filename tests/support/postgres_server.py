@@ -218,6 +218,18 @@ class PostgresServer:
 
         return psycopg.connect(self.url(database), password=self.password, autocommit=True)
 
+    def ensure_role(self, name: str, password: str) -> str:
+        """A login role with this password (made, or its password set: roles are the cluster's,
+        shared by every test's database); returns ``name``."""
+        from psycopg import sql
+
+        with self.admin() as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(password)))
+        return name
+
     def create_database(self, name: str | None = None) -> str:
         """A new empty database; returns its URL (without the password)."""
         self._databases += 1
