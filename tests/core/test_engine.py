@@ -1,4 +1,5 @@
-"""The engine on the simulator with an injected clock: exact, deterministic, no screen."""
+"""The engine on the simulator with an injected clock: exact, deterministic, no screen; on both
+engines of the record (``store_location``: an SQLite file, then PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from console.engine import ActionRefused, Engine
 from console.model import Kind
 from console.policy import Refused
 from console.state import fold
-from console.store import Store
+from console.store import open_store
 from console.wiring import build_adapters
 
 T0 = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
@@ -25,7 +26,8 @@ T0 = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
 class World:
     """One incident on the simulator: store, clock, service, engine."""
 
-    def __init__(self, tmp_path: Path, scenario: str = "good", *, on_breach: str = "rollback",
+    def __init__(self, location: Path | str, scenario: str = "good", *,
+                 on_breach: str = "rollback",
                  fail_rollback: bool = False, config_changes: dict[str, Any] | None = None
                  ) -> None:
         config = demo_config(Config(), scenario)
@@ -38,7 +40,7 @@ class World:
             raw[key].update(value)
         self.config = Config.model_validate(raw)
         self.clock = ManualClock(T0)
-        self.store = Store(tmp_path / "w.db")
+        self.store = open_store(location)  # an SQLite file, or PostgreSQL (store_location)
         self.incident = declare_demo(self.store, self.config, "alice", ts=self.clock.now())
         state = fold(self.store.events(self.incident))
         self.service = SimulatedService.from_settings(
@@ -50,9 +52,11 @@ class World:
                              "alice")
 
     def approve_and_prepare(self) -> None:
+        # The demo's approvers (simulated: on PostgreSQL a direct approval must come from the
+        # approver's own database role; tests/core/test_identity_pg.py tests those).
         for role, user in (("security-lead", "priya"), ("platform-lead", "marco")):
             self.store.append(self.incident, Kind.APPROVED, user,
-                              {"role": role, "user": user, "kind": "direct",
+                              {"role": role, "user": user, "kind": "simulated",
                                "version": "v1.4.3"}, ts=self.clock.now())
         self.engine.refresh()
         assert self.engine.preflight().kind == Kind.PREFLIGHT_PASSED
@@ -75,8 +79,8 @@ class World:
         return self.engine.state
 
 
-def test_good_build_reaches_100_and_opens_the_checklist(tmp_path: Path) -> None:
-    world = World(tmp_path, "good")
+def test_good_build_reaches_100_and_opens_the_checklist(store_location: Path | str) -> None:
+    world = World(store_location, "good")
     with pytest.raises(Refused, match="approvals missing"):
         world.engine.advance()
     world.approve_and_prepare()
@@ -101,8 +105,9 @@ def test_good_build_reaches_100_and_opens_the_checklist(tmp_path: Path) -> None:
     assert world.state.closed
 
 
-def test_hold_blocks_until_elapsed_and_can_be_overridden_with_a_reason(tmp_path: Path) -> None:
-    world = World(tmp_path, "good")
+def test_hold_blocks_until_elapsed_and_can_be_overridden_with_a_reason(
+        store_location: Path | str) -> None:
+    world = World(store_location, "good")
     world.approve_and_prepare()
     world.engine.advance()
     world.run(12)
@@ -119,8 +124,9 @@ def test_hold_blocks_until_elapsed_and_can_be_overridden_with_a_reason(tmp_path:
     assert world.state.overrides[-1].reason == "error budget burning, exec asked to speed up"
 
 
-def test_bad_build_breaches_and_rolls_back_automatically_then_verifies(tmp_path: Path) -> None:
-    world = World(tmp_path, "bad", on_breach="rollback")
+def test_bad_build_breaches_and_rolls_back_automatically_then_verifies(
+        store_location: Path | str) -> None:
+    world = World(store_location, "bad", on_breach="rollback")
     world.approve_and_prepare()
     world.engine.advance()
     world.run(22)
@@ -154,8 +160,9 @@ def test_bad_build_breaches_and_rolls_back_automatically_then_verifies(tmp_path:
         world.engine.advance({"rolled-back": "x" * 10})
 
 
-def test_breach_with_hold_blocks_advance_and_never_acts_by_itself(tmp_path: Path) -> None:
-    world = World(tmp_path, "bad", on_breach="hold")
+def test_breach_with_hold_blocks_advance_and_never_acts_by_itself(
+        store_location: Path | str) -> None:
+    world = World(store_location, "bad", on_breach="hold")
     world.approve_and_prepare()
     world.engine.advance({"hold": "skip the 1% hold for this test"})
     world.engine.advance({"hold": "skip the 1% hold for this test too",
@@ -168,8 +175,8 @@ def test_breach_with_hold_blocks_advance_and_never_acts_by_itself(tmp_path: Path
     assert "error-ratio BREACH" in words
 
 
-def test_deployer_that_never_reports_the_target_is_not_verified(tmp_path: Path) -> None:
-    world = World(tmp_path, "bad", fail_rollback=True,
+def test_deployer_that_never_reports_the_target_is_not_verified(store_location: Path | str) -> None:
+    world = World(store_location, "bad", fail_rollback=True,
                   config_changes={"rollback": {"verify_timeout_s": 30}})
     world.approve_and_prepare()
     world.engine.advance()
@@ -180,8 +187,8 @@ def test_deployer_that_never_reports_the_target_is_not_verified(tmp_path: Path) 
     assert "still reports v1.4.3" in state.rollback_detail and "not v1.4.2" in state.rollback_detail
 
 
-def test_metrics_down_is_cant_evaluate_and_blocks(tmp_path: Path) -> None:
-    world = World(tmp_path, "good")
+def test_metrics_down_is_cant_evaluate_and_blocks(store_location: Path | str) -> None:
+    world = World(store_location, "good")
     world.approve_and_prepare()
     world.engine.advance()
     world.run(24)
@@ -211,8 +218,8 @@ class FlakyTraffic:
         return int(self.inner.current_weight())
 
 
-def test_traffic_failure_is_recorded_and_advance_can_be_retried(tmp_path: Path) -> None:
-    world = World(tmp_path, "good")
+def test_traffic_failure_is_recorded_and_advance_can_be_retried(store_location: Path | str) -> None:
+    world = World(store_location, "good")
     flaky = FlakyTraffic(world.adapters.traffic)
     world.adapters.traffic = flaky
     world.approve_and_prepare()
@@ -223,8 +230,8 @@ def test_traffic_failure_is_recorded_and_advance_can_be_retried(tmp_path: Path) 
     assert world.engine.advance().kind == Kind.WEIGHT_SET
 
 
-def test_crash_between_request_and_outcome_is_reconciled(tmp_path: Path) -> None:
-    world = World(tmp_path, "good")
+def test_crash_between_request_and_outcome_is_reconciled(store_location: Path | str) -> None:
+    world = World(store_location, "good")
     world.approve_and_prepare()
     # The request was journalled and the traffic call happened, then the process died.
     world.store.append(world.incident, Kind.WEIGHT_REQUESTED, "alice", {
@@ -239,8 +246,8 @@ def test_crash_between_request_and_outcome_is_reconciled(tmp_path: Path) -> None
     assert restarted.state.canary_percent == 1 and restarted.state.pending_weight is None
 
 
-def test_abort_and_immediate(tmp_path: Path) -> None:
-    world = World(tmp_path, "good")
+def test_abort_and_immediate(store_location: Path | str) -> None:
+    world = World(store_location, "good")
     world.approve_and_prepare()
     with pytest.raises(ActionRefused, match="already 0%"):
         world.engine.abort()
@@ -293,13 +300,13 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("status", [200, 500])
-def test_rollbacks_and_breaches_are_announced_in_chat(tmp_path: Path, status: int,
+def test_rollbacks_and_breaches_are_announced_in_chat(store_location: Path | str, status: int,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from adapters.notify import WebhookNotifier
 
     chat = ChatServer(status)
     monkeypatch.setenv("WARROOM_TEST_WEBHOOK", chat.url)
-    world = World(tmp_path, "bad", on_breach="rollback")
+    world = World(store_location, "bad", on_breach="rollback")
     try:
         world.adapters.notifier = WebhookNotifier("WARROOM_TEST_WEBHOOK", timeout_s=2)
         world.approve_and_prepare()
