@@ -40,6 +40,8 @@ class World:
             raw[key].update(value)
         self.config = Config.model_validate(raw)
         self.clock = ManualClock(T0)
+        if isinstance(location, Path) and location.is_dir():  # a test's tmp_path: its file
+            location = location / "w.db"
         self.store = open_store(location)  # an SQLite file, or PostgreSQL (store_location)
         self.incident = declare_demo(self.store, self.config, "alice", ts=self.clock.now())
         state = fold(self.store.events(self.incident))
