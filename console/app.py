@@ -838,7 +838,8 @@ class WarroomApp(App[int]):
             from_version=state.to_version, weight=state.canary_percent,
             hold_s=self.config.rollback.verification_hold_s,
             guardrails=[g.name for g in self.config.guardrails],
-            deployer_kind=self.config.deploy.kind)
+            deployer_kind=self.config.deploy.kind,
+            harm=state.title if state.change_is_fix else "")
 
         def confirmed(ok: bool | None) -> None:
             if ok:
@@ -922,13 +923,16 @@ class WarroomApp(App[int]):
         open_items = self.state.checklist_open if self.state.checklist_active else []
         prompt = ("Why close now? Open checklist items will be recorded as waived: "
                   + "; ".join(open_items)) if open_items else "Closing note (optional):"
+        if self.state.harm_back:
+            prompt = ("The fix was rolled back and the harm is live again (mark mitigated or "
+                      "resolved with m first, if it is not). Why close now?")
 
         def save(reason: str | None) -> None:
             if reason is not None:
                 self._run_action("close", reason)
 
-        self.push_screen(ReasonModal("Close the incident", prompt, required=bool(open_items)),
-                         save)
+        self.push_screen(ReasonModal("Close the incident", prompt,
+                                     required=bool(open_items) or self.state.harm_back), save)
 
     def action_detail(self) -> None:
         from console.guardrails import judged_by
@@ -1119,7 +1123,7 @@ class WarroomApp(App[int]):
         engine = self.engine
         if engine is not None:
             try:
-                engine.request_rollback("commander pressed R")
+                engine.request_rollback(_rollback_reason(self.state))
             finally:
                 self._show_what_landed()
 
@@ -1148,6 +1152,16 @@ class WarroomApp(App[int]):
         if self._chain_walk is not None:
             with contextlib.suppress(Exception):
                 self._chain_walk.store.close()
+
+
+def _rollback_reason(state: IncidentState) -> str:
+    """What the commander saw when pressing R, as the rollback's recorded reason (not "the
+    commander pressed R"): the weight and each guardrail's status."""
+    from console.model import GUARDRAIL_STATUS_WORDS
+
+    seen = ", ".join(f"{g.name} {GUARDRAIL_STATUS_WORDS.get(g.status, g.status)}"
+                     for g in state.guardrails.values()) or "no guardrails"
+    return f"commander's decision at {state.canary_percent}% ({seen})"
 
 
 def _css_id(name: str) -> str:

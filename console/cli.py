@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     export.add_argument("--allow-broken", action="store_true",
                         help="export a record whose chain fails verification (the export says so)")
+    export.add_argument("--samples", action="store_true",
+                        help="json: add the metric samples the PIR is computed from")
 
     verify = command("verify", "re-walk an incident's hash chain and print its head")
     verify.add_argument("id")
@@ -461,7 +463,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             with open(handle, "w", encoding="utf-8") as out:
                 checked, problem = export(args.format, store, incident_id, out, config=config,
-                                          now=utcnow(), allow_broken=args.allow_broken)
+                                          now=utcnow(), allow_broken=args.allow_broken,
+                                          samples=args.samples)
             if target is not None:
                 protect(partial, config.store.group)  # 0600 (0640 with the store's group)
                 partial.replace(target)

@@ -420,6 +420,9 @@ def check_close(state: IncidentState, reason: str) -> list[str]:
         raise Refused("the incident is already closed")
     if state.rollback_active:
         raise Refused("a rollback is still running")
+    if state.harm_back and not specific(reason):
+        raise Refused("the fix was rolled back and the harm is live again: mark mitigated or "
+                      "resolved first, or close with a specific reason (recorded)")
     open_items = state.checklist_open if state.checklist_active else []
     if open_items and not specific(reason):
         raise Refused(f"{len(open_items)} checklist item(s) are open: close with a reason that "

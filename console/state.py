@@ -352,6 +352,21 @@ class IncidentState:
         return self.rollback_status in ("requested", "in_progress", "verified", "not_verified",
                                         "failed")
 
+    @property
+    def harm_back(self) -> bool:
+        """A fix was rolled back: the harm it was to stop is live again — from when the deployer
+        reports the old version live, until a ``mitigated`` or ``resolved`` milestone marked at
+        or after the rollback says otherwise. (A failed rollback left the fix in place.)"""
+        if not self.change_is_fix or self.rollback_requested_ts is None or self.promoted:
+            return False
+        if self.rollback_status not in ("in_progress", "verified", "not_verified"):
+            return False
+        if self.rollback_completed_ts is None:
+            return False  # the old version is not reported live (yet): the fix still serves
+        return not any(mark.at >= self.rollback_requested_ts
+                       for name, mark in self.milestones.items()
+                       if name in ("mitigated", "resolved"))
+
     # --- after the change ------------------------------------------------------------------------
 
     @property
@@ -835,6 +850,17 @@ def state_json(state: IncidentState) -> dict[str, Any]:
         ] if state.checklist_active else [],
         "paused": state.paused,
         "promoted": state.promoted,
+        "change_is_fix": state.change_is_fix,
+        "harm_back": state.harm_back,
+        "milestones": [
+            {"milestone": m.milestone, "at": format_ts(m.at), "recorded": format_ts(m.recorded),
+             "actor": m.actor, "reason": m.reason}
+            for m in state.milestones.values()
+        ],
+        "roles": [{"role": role, "user": user} for role, user in state.roles.items()],
+        "highlights": [{"event_id": event_id, "reason": reason}
+                       for event_id, reason in state.highlights.items()],
+        "links": [{"kind": kind, "url": url} for kind, url in state.links],
         "closed": state.closed,
         "warnings": state.warnings,
         "event_count": state.event_count,

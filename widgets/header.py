@@ -46,6 +46,8 @@ def urgency(state: IncidentState, now: datetime) -> Urgency:
     if state.deadline is None or state.target_hours <= 0:
         return "none"
     if state.closed and state.closed_ts is not None:
+        if state.change_is_fix and not state.promoted:
+            return "critical" if state.harm_back else "warning"  # the fix never shipped
         return "ok" if state.time_left_s(state.closed_ts) >= 0 else "critical"
     left = state.time_left_s(now)
     if left < CRITICAL_S:
@@ -61,6 +63,9 @@ def time_left_text(state: IncidentState, now: datetime, *, short: bool = False) 
     if state.deadline is None or state.target_hours <= 0:
         return "no target"
     if state.closed and state.closed_ts is not None:
+        if state.change_is_fix and not state.promoted:
+            # Closing is not shipping: the deploy target was for the fix, which never shipped.
+            return "no fix shipped" if short else "closed, the fix NOT shipped"
         left = state.time_left_s(state.closed_ts)
         if short:
             return f"closed {format_duration(abs(left))} {'early' if left >= 0 else 'late'}"
@@ -278,6 +283,10 @@ class IncidentHeader(Widget):
             if state.escalation:
                 badges.append(_Part("escalated", " ESCALATED: commander decides ", "alarm",
                                     short=" ESCALATED "))
+        if state is not None and state.harm_back:
+            # The fix was rolled back: what it was to stop is live again (seed 002: hotfix next).
+            badges.append(_Part("harm", " HARM BACK: hotfix next ", "alarm",
+                                short=" HARM BACK "))
         if state is not None and state.closed:
             badges.append(_Part("closed", " CLOSED ", "closed"))
         return badges

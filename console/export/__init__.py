@@ -48,13 +48,32 @@ def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
 
 def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
            config: Config | None = None, now: datetime | None = None,
-           allow_broken: bool = False) -> tuple[int, ChainProblem | None]:
+           allow_broken: bool = False, samples: bool = False
+           ) -> tuple[int, ChainProblem | None]:
     """Write one incident from ``store`` to ``out`` as ``fmt``, verifying its chain as it is
-    read; returns (events checked, the first problem or None).
+    read; returns (events checked, the first problem or None). ``samples``: the JSON carries
+    the metric samples too.
 
     A broken chain raises :class:`BrokenChain` unless ``allow_broken`` (the caller discards what
     was written: export to a temporary file); allowed, the export says where it broke.
     """
+    import gc
+
+    # An export allocates a few objects per event and frees none until it is done: the cyclic
+    # collector's passes over 100,000 live events would cost more than the export itself.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _export(fmt, store, incident_id, out, config=config, now=now,
+                       allow_broken=allow_broken, samples=samples)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
+            config: Config | None, now: datetime | None, allow_broken: bool,
+            samples: bool) -> tuple[int, ChainProblem | None]:
     from console.store import ChainChecker
 
     out = _Scrubbed(out)  # type: ignore[assignment]  # write() is all that is used
@@ -73,7 +92,10 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
                 raise BrokenChain(problem)
             return problem
 
-        write_json(out, store.state(incident_id), verified(store.iter_rows(incident_id)), chain)
+        series = ({name: store.samples(incident_id, name)
+                   for name in store.series_names(incident_id)} if samples else None)
+        write_json(out, store.state(incident_id), verified(store.iter_rows(incident_id)), chain,
+                   series)
         return checker.checked, checker.problem
     events = read_verified(store, incident_id, checker)
     problem = checker.finish(store, incident_id)
@@ -81,8 +103,9 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
         raise BrokenChain(problem)
     if not events:
         events = store.require_events(incident_id)  # raises: the incident has none
-    samples = {name: store.samples(incident_id, name) for name in store.series_names(incident_id)}
-    out.write(render(fmt, events, config=config, samples=samples, now=now,
+    measured = {name: store.samples(incident_id, name)
+                for name in store.series_names(incident_id)}
+    out.write(render(fmt, events, config=config, samples=measured, now=now,
                      chain_problem=problem))
     return checker.checked, problem
 

@@ -20,11 +20,17 @@ Import-light: stdlib and ``console.model`` / ``console.state`` (through
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from console.export.markdown import hours_minutes, md_inline, md_line
-from console.export.record import Record, SamplesLike, build_record
+from console.export.record import (
+    Record,
+    SamplesLike,
+    build_record,
+    fix_rolled_back,
+    harm_sentence,
+)
 from console.model import GUARDRAIL_STATUS_WORDS, Event, Kind, format_head, format_ts
 
 if TYPE_CHECKING:
@@ -46,10 +52,15 @@ def render_comms(events: Sequence[Event], *, config: Config | None = None,
     del samples  # the drafts quote guardrail verdicts, not raw series
     record = build_record(events, config)
     s = record.state
+    public = _Public(record, config)
     exported = f" at {format_ts(now)}" if now is not None else ""
+    simulated = (["> **SIMULATED — a warroom demo, not a real incident. Do not send.** "
+                  "Approvals, traffic and metrics in these drafts were simulated.", ""]
+                 if s.simulated else [])
     out = [
         f"# Communication drafts: {s.id_text} — {md_line(s.title) or '(untitled)'}",
         "",
+        *simulated,
         f"_Drafted from the {s.id_text} record{exported}. Fill in every bracketed blank and "
         "check every line before sending: nothing here has been sent._",
         "",
@@ -60,10 +71,10 @@ def render_comms(events: Sequence[Event], *, config: Config | None = None,
         *_internal(record),
         "---",
         "",
-        *_status_page(record),
+        *_status_page(record, public),
         "---",
         "",
-        *_email(record),
+        *_email(record, public),
     ]
     while out and out[-1] == "":
         out.pop()
@@ -81,6 +92,11 @@ def _resolved_at(record: Record) -> datetime | None:
     incident was closed; open or waived leaves it to the close.
     """
     s = record.state
+    resolved = s.milestones.get("resolved")
+    if resolved is not None:
+        return resolved.at  # a person marked it: that is the answer
+    if fix_rolled_back(record):
+        return None  # the harm came back with the rollback: nothing is resolved yet
     result, _ = record.gate_status(s.post_checklist()[0])
     if result == "failed":
         return None
@@ -105,6 +121,12 @@ def _internal(record: Record) -> list[str]:
     s = record.state
     if s.promoted:
         headline, status = "Production Hotfix Deployed", "✅ Resolved"
+    elif fix_rolled_back(record):
+        headline = "Fix Rolled Back — the Original Harm Is Back"
+        status = ("🔴 Fix rolled back: the harm is live again; next: a corrected fix by the "
+                  "hotfix path" if s.harm_back else
+                  "⚠️ Fix rolled back; the harm is mitigated, not resolved: a corrected fix "
+                  "follows by the hotfix path")
     elif s.rolled_back:
         headline = "Production Hotfix Rolled Back"
         status = {
@@ -138,6 +160,7 @@ def _internal(record: Record) -> list[str]:
         "",
         "**Fix**:",
         _fix(record),
+        *([f"**⚠ {harm_sentence(record)}**"] if fix_rolled_back(record) else []),
         "",
         "**Verification**:",
         *_verification(record),
@@ -154,7 +177,14 @@ def _internal(record: Record) -> list[str]:
 def _timeline(record: Record) -> list[str]:
     s = record.state
     declared = record.declared
-    lines = [f"- Issue discovered (emergency declared): {_utc(record, declared)}"]
+    lines = []
+    impact = s.milestones.get("impact-started")
+    if impact is not None:
+        lines.append(f"- Impact started: {_utc(record, impact.at)}")
+    detected = s.milestones.get("detected")
+    if detected is not None:
+        lines.append(f"- Issue detected: {_utc(record, detected.at)}")
+    lines.append(f"- Emergency declared: {_utc(record, declared)}")
     end: datetime | None = None
     if s.promoted and s.promoted_ts is not None:
         end = s.promoted_ts
@@ -290,11 +320,37 @@ def _follow_up(record: Record) -> list[str]:
 # --- 2. status page ------------------------------------------------------------------------------
 
 
-def _status_page(record: Record) -> list[str]:
+class _Public:
+    """What the public drafts may say: the service by the name customers know (config
+    ``[export] customer_names``; a [bracketed] blank otherwise — never the internal name), when
+    impact began (the milestone, else the declaration, said as such), and when the next update
+    is due (``[export] update_every_minutes`` by priority)."""
+
+    def __init__(self, record: Record, config: Config | None) -> None:
+        s = record.state
+        names = config.export.customer_names if config is not None else {}
+        minutes = (config.export.update_every_minutes if config is not None else {}).get(
+            s.priority, 60)  # type: ignore[call-overload]
+        self.service = (md_inline(names[s.service], "") if s.service in names
+                        else "[the service, by the name customers know]")
+        impact = s.milestones.get("impact-started")
+        self.start = impact.at if impact is not None else record.declared
+        self.start_is_known = impact is not None
+        self.next_update = record.end + timedelta(minutes=minutes)
+        self.minutes = minutes
+
+    def since(self, record: Record) -> str:
+        when = _utc(record, self.start).removesuffix(" UTC")
+        return when if self.start_is_known else f"{when} [impact start not marked: check]"
+
+
+def _status_page(record: Record, public: _Public) -> list[str]:
     s = record.state
-    service = md_inline(s.service, "")
-    start = _utc(record, record.declared).removesuffix(" UTC")
+    service = public.service
+    start = public.since(record)
     resolved = _resolved_at(record)
+    next_update = (f"We will post an update by {_utc(record, public.next_update)} "
+                   f"(within {public.minutes} minutes).")
     if resolved is not None:
         head = f"🟢 Resolved - Issue affecting {service}"
         opening = f"We've resolved an issue that was affecting {service}."
@@ -302,18 +358,29 @@ def _status_page(record: Record) -> list[str]:
                     "[specific issue].")
         current = "The issue has been fully resolved. All systems are operating normally."
         steps = "We're conducting a thorough review to prevent similar issues in the future."
+    elif fix_rolled_back(record):
+        head = f"🔴 Identified - Issue affecting {service}"
+        opening = f"We are still working on an issue affecting {service}."
+        happened = f"Since {start} UTC, users may experience [specific issue]."
+        current = ("The fix we began deploying did not work as intended and was withdrawn; "
+                   "the issue is ongoing" + ("" if s.harm_back else
+                                             ", with a temporary mitigation in place")
+                   + ". We are preparing a corrected fix.")
+        steps = next_update
     elif s.promoted:
         head = f"🟡 Monitoring - Issue affecting {service}"
         opening = f"A fix has been deployed for an issue affecting {service}."
         happened = f"Since {start} UTC, users may have experienced [specific issue]."
         current = "The fix is live and we are monitoring the results."
-        steps = "We will post an update once we have confirmed the issue is resolved."
+        steps = next_update
     else:
         head = f"🟠 Identified - Issue affecting {service}"
         opening = f"We have identified an issue affecting {service} and are working on a fix."
         happened = f"Since {start} UTC, users may experience [specific issue]."
         current = "Our team is working on a fix."
-        steps = "We will post an update by [time of the next update]."
+        steps = next_update
+    if s.simulated:
+        head = "SIMULATED (demo) — " + head
     return [
         "## 2. Status page update",
         "",
@@ -338,12 +405,11 @@ def _status_page(record: Record) -> list[str]:
 # --- 3. email to affected users ------------------------------------------------------------------
 
 
-def _email(record: Record) -> list[str]:
+def _email(record: Record, public: _Public) -> list[str]:
     s = record.state
-    service = md_inline(s.service, "")
-    declared = record.declared
-    day = f"{declared.day} {declared:%B %Y}"
-    start = _utc(record, declared).removesuffix(" UTC")
+    service = public.service
+    day = f"{public.start.day} {public.start:%B %Y}"
+    start = public.since(record)
     resolved = _resolved_at(record)
     lines = ["## 3. Email to affected users", ""]
     review = _REVIEWED_CATEGORIES.get(s.category)
@@ -356,12 +422,21 @@ def _email(record: Record) -> list[str]:
         status = ["**Resolution:**",
                   "Our team identified and resolved the issue. The service is now operating "
                   "normally."]
+    elif fix_rolled_back(record):
+        subject = f"Subject: Update on {service} Issue - Ongoing"
+        happened = f"Since {start} UTC, you may have experienced [specific issue]."
+        status = ["**Current status:**",
+                  "The fix we began deploying did not work as intended and was withdrawn, so "
+                  "the issue is not yet resolved. Our team is preparing a corrected fix; we "
+                  f"will write again by {_utc(record, public.next_update)}."]
     else:
         subject = f"Subject: Update on {service} Issue"
         happened = f"Since {start} UTC, you may have experienced [specific issue]."
         status = ["**Current status:**",
                   "Our team has identified the issue and is working on a fix. We will write "
-                  "again when it is resolved."]
+                  f"again by {_utc(record, public.next_update)}, and when it is resolved."]
+    if s.simulated:
+        subject = subject.replace("Subject: ", "Subject: SIMULATED (demo) — ", 1)
     lines += [
         subject,
         "",

@@ -9,6 +9,10 @@ One object, UTF-8 kept as is, ending with a newline:
   ``{role, user, kind, stale, ...}``) and ``guardrails`` (list of ``{name, status, ...}``);
 - ``events``: every event with ``id``, ``incident``, ``ts``, ``kind``, ``actor``, ``payload``,
   ``prev_hash`` and ``hash``, oldest first, **one per line** (``grep`` and ``jq`` friendly);
+- ``samples`` (only with ``--samples``): each metric series the commander's poller recorded
+  (``<guardrail>/<track>``, track one of ``canary``, ``baseline``, ``limit``) as a list of
+  ``[ts, value]`` (``ts`` as the events' ``ts``; ``value`` a number or ``null``), oldest first —
+  what the PIR's impact figures and graphs are computed from;
 - ``chain``, last (only when the record failed verification and the export was asked for anyway
   with ``--allow-broken``): ``{intact: false, event_id, problem}``.
 
@@ -21,7 +25,9 @@ Numbers JSON cannot carry (NaN, ±Inf) are never stored; in the state they becom
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from console.model import Event, format_head, format_incident_id, format_ts
@@ -67,9 +73,12 @@ def event_line(row: Row) -> str:
 
 
 def write_json(out: TextIO, state: IncidentState, rows: Iterable[Row],
-               chain: Callable[[], ChainProblem | None] | ChainProblem | None = None) -> None:
-    """Write the export: the head, each event as it comes, then — when the chain is broken —
-    where (``chain``: the problem, or what says it once every row was read and checked)."""
+               chain: Callable[[], ChainProblem | None] | ChainProblem | None = None,
+               samples: Mapping[str, Sequence[tuple[float, float | None]]] | None = None
+               ) -> None:
+    """Write the export: the head, each event as it comes, the metric samples when asked
+    (``--samples``), then — when the chain is broken — where (``chain``: the problem, or what
+    says it once every row was read and checked)."""
     head = json.dumps(head_document(state), indent=2, ensure_ascii=False, allow_nan=False)
     out.write(head[:-2])  # without the closing "\n}"
     out.write(',\n  "events": [\n')
@@ -83,11 +92,27 @@ def write_json(out: TextIO, state: IncidentState, rows: Iterable[Row],
     if batch:
         out.write(("" if first else ",\n") + ",\n".join(batch))
     out.write("\n  ]")
+    if samples is not None:
+        out.write(',\n  "samples": {')
+        for index, name in enumerate(sorted(samples)):
+            points = ",".join(f"[{_string(format_ts(_utc(ts)))},{_figure(value)}]"
+                              for ts, value in samples[name])
+            out.write(("," if index else "") + f"\n    {_string(name)}: [{points}]")
+        out.write("\n  }" if samples else "}")
     problem = chain() if callable(chain) else chain
     if problem is not None:
         broken = {"intact": False, "event_id": problem.event_id, "problem": problem.message}
         out.write(',\n  "chain": ' + json.dumps(broken, ensure_ascii=False))
     out.write("\n}\n")
+
+
+def _utc(unix_ts: float) -> datetime:
+    return datetime.fromtimestamp(unix_ts, UTC)
+
+
+def _figure(value: float | None) -> str:
+    """A sample's value as JSON: ``null`` when there was none (or it was not finite)."""
+    return "null" if value is None or not math.isfinite(value) else repr(float(value))
 
 
 def event_row(event: Event) -> Row:
@@ -103,10 +128,13 @@ def export_document(events: Sequence[Event]) -> dict[str, Any]:
     return document
 
 
-def render_json(events: Sequence[Event], chain_problem: ChainProblem | None = None) -> str:
+def render_json(events: Sequence[Event], chain_problem: ChainProblem | None = None,
+                samples: Mapping[str, Sequence[tuple[float, float | None]]] | None = None
+                ) -> str:
     """One incident (its events, oldest first) as the JSON export."""
     import io
 
     out = io.StringIO()
-    write_json(out, fold(events), (event_row(event) for event in events), chain_problem)
+    write_json(out, fold(events), (event_row(event) for event in events), chain_problem,
+               samples)
     return out.getvalue()

@@ -45,6 +45,8 @@ from console.export.record import (
     Record,
     SamplesLike,
     build_record,
+    fix_rolled_back,
+    harm_sentence,
     number,
     outcome_sentence,
     series_figures,
@@ -302,6 +304,9 @@ def _summary(record: Record) -> list[str]:
             f"declared {clock.at(record.declared)} UTC by {md_inline(s.declared_by, '')}: "
             f"“{md_inline(s.title, '')}”. The change {md_inline(s.from_version, '')} → "
             f"{md_inline(s.to_version, '')} bypassed {bypassed}. {outcome_sentence(record)}")
+    harm = harm_sentence(record)
+    if harm:
+        text += f" **{harm}**"
     if s.closed and s.closed_ts is not None:
         text += (f" Closed at {clock.at(s.closed_ts)} UTC, "
                  f"{hours_minutes(record.duration_s)} after declaration.")
@@ -407,6 +412,24 @@ def _impact(record: Record, samples: SamplesLike) -> list[str]:
     lines += md_table(["Series", "Samples", "Peak", "Peak at (UTC)", "Limit", "Over the limit"],
                       rows)
     lines.append("")
+    lines += _graphs(record, samples)
+    return lines
+
+
+def _graphs(record: Record, samples: SamplesLike) -> list[str]:
+    """A Mermaid xychart per guardrail: canary and baseline against the limit, stage changes
+    and the rollback marked on the time axis (console/export/graphs.py)."""
+    from console.export.graphs import charts
+
+    units = {name: (unit.unit, unit.scale) for name, unit in record.units.items()}
+    lines: list[str] = []
+    for chart in charts(samples, record.events, units):
+        drawn = [track for track in ("canary", "baseline", "limit") if track in chart.lines]
+        lines += [f"**{md_inline(chart.guardrail)}** — lines in order: {', '.join(drawn)}"
+                  + (f" ({md_inline(chart.unit)})" if chart.unit else "")
+                  + "; on the time axis (UTC): stage changes (→N%), the rollback and its "
+                  "verdict. A canary at 0 took no traffic.", "",
+                  "```mermaid", chart.mermaid, "```", ""]
     return lines
 
 
@@ -452,6 +475,9 @@ def _resolution(record: Record) -> list[str]:
             tail = f"**{word}** at the last event."
         lines.append(f"**Rolled back to {md_inline(s.rollback_target, '')}**{how}: {tail} "
                      f"{md_inline(s.to_version, '')} did not ship.")
+        harm = harm_sentence(record)
+        if harm:
+            lines += ["", f"**⚠ {harm}**"]
     else:
         lines.append(f"Not resolved at the last event: {outcome_sentence(record)}")
     if s.closed and s.closed_ts is not None:
@@ -493,6 +519,9 @@ def _declaration_part(record: Record) -> list[str]:
     lines = ["### Declaration and bypass scope", ""]
     lines.append(f"- **Declared**: {clock.at(declared)} UTC by {md_inline(s.declared_by)}; "
                  f"category {md_inline(s.category)}, priority {md_inline(s.priority)}")
+    lines.append("- **The change**: " + (
+        "the fix for an ongoing harm — rolling it back brings the harm back"
+        if s.change_is_fix else "a risky change of its own — rolling it back ends the risk"))
     if s.target_hours and s.deadline is not None:
         if s.promoted and s.promoted_ts is not None:
             elapsed = (s.promoted_ts - declared).total_seconds()
@@ -778,8 +807,7 @@ def _guardrails_part(record: Record) -> list[str]:
         lines += ["Each guardrail over the incident (every status change is on the timeline; a "
                   "breach episode is a run of polls in BREACH):", ""]
         rows = []
-        for name in dict.fromkeys(run.name for run in runs):
-            mine = [run for run in runs if run.name == name]
+        for name, mine in _runs_by_guardrail(record).items():
             breaches = [run for run in mine if run.status == "breach"]
             longest = max(breaches, key=lambda run: (run.count, run.span_s), default=None)
             peaks = [run.peak for run in breaches if run.peak is not None]
@@ -816,10 +844,13 @@ def _guardrails_part(record: Record) -> list[str]:
 def _limits_seen(record: Record, name: str, runs: Sequence[GuardrailRun]) -> str:
     """The limits the guardrail reported, per track: a limit on the stable track that differs
     from the canary's is said, not hidden."""
-    by_track: dict[str, list[str]] = {}
+    raw: dict[str, set[float]] = {}
     for run in runs:
-        shown = by_track.setdefault(run.mode, [])
-        for limit in sorted(run.limits):
+        raw.setdefault(run.mode, set()).update(run.limits)
+    by_track: dict[str, list[str]] = {}
+    for track, limits in raw.items():
+        shown = by_track.setdefault(track, [])
+        for limit in sorted(limits):
             text = record.value(name, limit)
             if text not in shown:
                 shown.append(text)
@@ -831,6 +862,13 @@ def _limits_seen(record: Record, name: str, runs: Sequence[GuardrailRun]) -> str
     return "; ".join(parts) or "—"
 
 
+def _runs_by_guardrail(record: Record) -> dict[str, list[GuardrailRun]]:
+    grouped: dict[str, list[GuardrailRun]] = {}
+    for run in record.story.runs:
+        grouped.setdefault(run.name, []).append(run)
+    return grouped
+
+
 def _span(shown: list[str]) -> str:
     return shown[0] if len(shown) == 1 else f"{shown[0]} – {shown[-1]}"
 
@@ -838,8 +876,7 @@ def _span(shown: list[str]) -> str:
 def _stable_limits_note(record: Record) -> list[str]:
     """Why a guardrail's limit changed while the rollback was verified, when it did."""
     changed = []
-    for name in dict.fromkeys(run.name for run in record.story.runs):
-        mine = [run for run in record.story.runs if run.name == name]
+    for name, mine in _runs_by_guardrail(record).items():
         if _limits_seen(record, name, mine).count("on the stable track"):
             changed.append(md_inline(name))
     if not changed:
@@ -965,7 +1002,8 @@ def _went_well(record: Record) -> list[str]:
     if s.rollback_status == "verified" and verified is not None and requested is not None:
         facts.append(f"The rollback was VERIFIED "
                      f"{format_duration((verified - requested).total_seconds())} after it was "
-                     "requested.")
+                     "requested" + (" — as a mechanism: it undid the fix, so the harm came back "
+                                    "(What Went Wrong)." if fix_rolled_back(record) else "."))
     if s.promoted and s.promoted_ts is not None and s.target_hours:
         elapsed = (s.promoted_ts - record.declared).total_seconds()
         if elapsed <= s.target_hours * 3600:
@@ -981,6 +1019,9 @@ def _went_wrong(record: Record) -> list[str]:
     s = record.state
     clock = record.clock
     facts: list[str] = []
+    harm = harm_sentence(record)
+    if harm:
+        facts.append(f"**The fix was rolled back.** {harm}")
     for event in record.of(Kind.RATE_WARNING):
         facts.append(f"Emergency-rate warning: {md_inline(event.payload.get('message', ''))}")
     for a in s.approvals:
@@ -1058,6 +1099,9 @@ def _went_wrong(record: Record) -> list[str]:
 def _action_items(record: Record) -> list[str]:
     s = record.state
     items: list[str] = []
+    if fix_rolled_back(record) and "resolved" not in s.milestones:
+        items.append(f"Ship a corrected fix for “{md_inline(s.title)}” by the hotfix path "
+                     "(seed 002), then mark `resolved` when the harm has stopped")
     if s.rollback_status in ("not_verified", "failed", "requested", "in_progress"):
         word = {"not_verified": "NOT VERIFIED", "failed": "FAILED"}.get(s.rollback_status,
                                                                        "not finished")

@@ -428,6 +428,48 @@ def outcome_sentence(record: Record) -> str:
     return f"The canary of {s.to_version} had not started at the last event."
 
 
+def fix_rolled_back(record: Record) -> bool:
+    """The change was the fix for an ongoing harm, and it was rolled back (not shipped since)."""
+    s = record.state
+    return (s.change_is_fix and s.rollback_requested_ts is not None and not s.promoted
+            and s.rollback_status in ("requested", "in_progress", "verified", "not_verified"))
+
+
+def harm_sentence(record: Record) -> str:
+    """When a fix was rolled back, what that means in plain words (empty otherwise): the harm
+    it was to stop is back, since when, until when, and what comes next (seed 002)."""
+    if not fix_rolled_back(record):
+        return ""
+    s = record.state
+    clock = record.clock
+    requested = s.rollback_requested_ts
+    assert requested is not None
+    live = next((e for e in record.of(Kind.ROLLBACK_COMPLETED) if e.ts >= requested), None)
+    if live is None:
+        return (f"{md_inline(s.to_version, '')} was the fix for this incident's harm "
+                f"(“{md_inline(s.title, '')}”): rolling it back means the harm is live again "
+                f"as soon as {md_inline(s.rollback_target, '')} serves — not reported live at "
+                "the last event. The next step is the hotfix path (seed 002): a corrected fix, "
+                "through the same discipline.")
+    text = (f"{md_inline(s.to_version, '')} was the fix for this incident's harm "
+            f"(“{md_inline(s.title, '')}”): rolling it back put "
+            f"{md_inline(s.rollback_target, '')} back, so the harm was live again when it went "
+            f"live at {clock.at(live.ts)} UTC")
+    ends = [mark for name, mark in s.milestones.items()
+            if name in ("mitigated", "resolved") and mark.at >= requested]
+    if ends:
+        first = min(ends, key=lambda mark: mark.at)
+        why = f" ({md_inline(first.reason, '')})" if first.reason else ""
+        text += f", until it was marked {first.milestone} at {clock.at(first.at)} UTC{why}."
+        if first.milestone == "mitigated" and "resolved" not in s.milestones:
+            text += (" Mitigated is not resolved: the fix itself is still to ship, by the "
+                     "hotfix path (seed 002).")
+    else:
+        text += (" — and still was at the last event: the emergency is not over. The next step "
+                 "is the hotfix path (seed 002): a corrected fix, through the same discipline.")
+    return text
+
+
 def verdict_word(record: Record) -> str:
     """The rollback's state in capitals when it matters: VERIFIED, NOT VERIFIED, FAILED..."""
     return {

@@ -68,9 +68,19 @@ class ConfirmRollbackModal(ConfirmModal):
     """The rollback confirmation: target, current weight, what counts as verified."""
 
     def __init__(self, service: str, target: str, from_version: str, weight: int,
-                 hold_s: float, guardrails: list[str], deployer_kind: str) -> None:
+                 hold_s: float, guardrails: list[str], deployer_kind: str,
+                 harm: str = "") -> None:
         checks = ", ".join(guardrails) if guardrails else "no guardrails configured"
+        # When the change is the fix for an ongoing harm, going back brings the harm back:
+        # say so before anyone presses y (seed 002: then the hotfix path).
+        warning = [
+            f"⚠ {from_version} is the FIX for: {harm}",
+            f"  Rolling back puts {target} back: that harm is LIVE again, and the",
+            "  next step is the hotfix path (seed 002), not the end of the emergency.",
+            "",
+        ] if harm else []
         lines = [
+            *warning,
             f"Service:        {service}",
             f"Roll back to:   {target}   (from {from_version})",
             f"Canary weight:  {weight}% → 0%",

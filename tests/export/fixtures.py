@@ -69,7 +69,8 @@ def fixture_config(local_timezone: str = "") -> Config:
     """The seeds' defaults, plus what a real deployment would configure: roster, guardrails and
     the mission-critical scenarios (and, when given, the local time zone of the exports)."""
     return Config(
-        export=ExportSettings(local_timezone=local_timezone),
+        export=ExportSettings(local_timezone=local_timezone,
+                              customer_names={"redaction-api": "Support transcripts"}),
         roster={"security-lead": ["priya"], "platform-lead": ["marco"]},
         guardrails=[
             GuardrailSettings(name="error-rate", query=ERROR_RATE_QUERY, unit="%", scale=100,

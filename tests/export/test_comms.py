@@ -36,6 +36,8 @@ HEADINGS = [
 #: The only blanks a person must fill in.
 HUMAN_BRACKETS = {
     "[Who was affected and how]",
+    "[impact start not marked: check]",
+    "[the service, by the name customers know]",
     "[Brief explanation]",
     "[link to the change]",
     "[date]",
@@ -90,10 +92,13 @@ def test_brackets_only_where_a_person_must_fill_in(tmp_path: Path) -> None:
 
 def test_internal_message_fields(tmp_path: Path) -> None:
     internal = draft(comms(build_verified(tmp_path)), 1)
-    assert "🚨 **Production Hotfix Rolled Back**" in internal
+    assert "🚨 **Fix Rolled Back — the Original Harm Is Back**" in internal
     for line in (f"**Issue**: {TITLE}", "**Ticket**: INC-1", "**Priority**: P0",
-                 "**Status**: ⚠️ Rolled back (verified) — incident closed",
-                 "- Issue discovered (emergency declared): 22:04 UTC",
+                 "**Status**: ⚠️ Fix rolled back; the harm is mitigated, not resolved: a "
+                 "corrected fix follows by the hotfix path — incident closed",
+                 "- Impact started: 19:30 UTC",
+                 "- Issue detected: 21:52 UTC",
+                 "- Emergency declared: 22:04 UTC",
                  "- Rolled back to v1.4.2: 22:21 UTC (verified 22:22 UTC)",
                  "- Duration: 0h 17m",
                  "redaction-api: v1.4.3 took at most 10% of traffic (canary) before the rollback "
@@ -115,7 +120,8 @@ def test_statuses(tmp_path: Path) -> None:
     assert "- Fix deployed (v1.4.4 at 100%): 2026-03-12 23:40 UTC\n- Duration: 1h 35m" in \
            promoted
     not_verified = comms(build_not_verified(tmp_path / "n"))
-    assert "**Status**: ⚠️ Rolled back (NOT VERIFIED)\n" in not_verified
+    assert ("**Status**: 🔴 Fix rolled back: the harm is live again; next: a corrected fix by "
+            "the hotfix path\n") in not_verified
     assert f"❌ Rollback to v1.4.2 NOT VERIFIED: {NOT_VERIFIED_REASON}" in not_verified
     builder = IncidentBuilder(tmp_path / "open.db")
     builder.declare("22:04:05")
@@ -127,37 +133,53 @@ def test_statuses(tmp_path: Path) -> None:
     assert "**Status**: 🔄 In progress\n" in in_progress
     assert "- Fix in progress: canary at 1% at 22:11 UTC\n- Duration: 0h 06m so far" in \
            in_progress
-    assert "🟠 Identified - Issue affecting redaction-api" in in_progress
+    assert "🟠 Identified - Issue affecting Support transcripts" in in_progress
+    assert "redaction-api" not in draft(in_progress, 2) + draft(in_progress, 3)
+    assert "We will post an update by 22:41 UTC (within 30 minutes)." in in_progress
 
 
 def test_status_page_never_claims_more_than_the_record(tmp_path: Path) -> None:
     promoted = build_promoted(tmp_path / "p")
     resolved = draft(comms(promoted), 2)
-    assert "🟢 Resolved - Issue affecting redaction-api" in resolved
-    assert "Between 2026-03-12 22:04 and 2026-03-12 23:40 UTC, users experienced " \
-           "[specific issue]." in resolved
+    assert "🟢 Resolved - Issue affecting Support transcripts" in resolved
+    # resolved as marked (00:10); impact start not marked: the declaration, flagged
+    assert ("Between 2026-03-12 22:04 [impact start not marked: check] and 2026-03-13 00:10 "
+            "UTC, users experienced [specific issue].") in resolved
     # Before "verify resolution" is recorded, the fix is only being monitored.
-    before_gates = [e for e in promoted.events if e.kind != Kind.GATE_RECORDED]
+    before_gates = [e for e in promoted.events
+                    if e.kind not in (Kind.GATE_RECORDED, Kind.MILESTONE)]
     monitoring = comms(promoted, before_gates)
-    assert "🟡 Monitoring - Issue affecting redaction-api" in draft(monitoring, 2)
-    assert "Subject: Update on redaction-api Issue\n" in draft(monitoring, 3)
+    assert "🟡 Monitoring - Issue affecting Support transcripts" in draft(monitoring, 2)
+    assert "Subject: Update on Support transcripts Issue\n" in draft(monitoring, 3)
     assert "⏳ Resolution not yet verified" in draft(monitoring, 1)
-    # Rolled back and closed, but the record says the harm did not stop: not "Resolved".
+    # The fix rolled back and the incident closed, but the harm only mitigated: not "Resolved".
     verified = comms(build_verified(tmp_path / "v"))
-    assert "🟠 Identified - Issue affecting redaction-api" in draft(verified, 2)
+    assert "🔴 Identified - Issue affecting Support transcripts" in draft(verified, 2)
+    assert "did not work as intended and was withdrawn" in draft(verified, 2)
+    assert "Since 19:30 UTC, users may experience" in draft(verified, 2)  # impact, as marked
     assert "Resolved" not in draft(verified, 2) + draft(verified, 3)
 
 
 def test_customer_email(tmp_path: Path) -> None:
     email = draft(comms(build_promoted(tmp_path)), 3)
     assert "_Security emergency: have the security lead review this email" in email
-    assert "Subject: Update on redaction-api Issue - Resolved" in email
+    assert "Subject: Update on Support transcripts Issue - Resolved" in email
     assert "Hi [User]," in email
-    assert "affected redaction-api on 12 March 2026." in email
-    assert "Between 2026-03-12 22:04 and 2026-03-12 23:40 UTC, you may have experienced " \
-           "[specific issue]." in email
+    assert "affected Support transcripts on 12 March 2026." in email
+    assert "redaction-api" not in email  # the internal name never reaches a customer
+    assert ("Between 2026-03-12 22:04 [impact start not marked: check] and 2026-03-13 00:10 "
+            "UTC, you may have experienced [specific issue].") in email
     assert "please reach out to [support address]." in email
     assert email.rstrip().endswith("The [Company] Team")
+
+
+def test_demo_drafts_say_simulated_where_they_would_be_copied(tmp_path: Path) -> None:
+    builder = IncidentBuilder(tmp_path / "sim.db")
+    builder.declare("22:04:05", simulated=True, rate_count=0)
+    text = comms(builder.finish())
+    assert "> **SIMULATED — a warroom demo, not a real incident. Do not send.**" in text
+    assert "SIMULATED (demo) — 🟠 Identified" in draft(text, 2)
+    assert "Subject: SIMULATED (demo) — Update on" in draft(text, 3)
 
 
 def test_hostile_title_stays_on_its_lines(tmp_path: Path) -> None:

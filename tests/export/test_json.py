@@ -129,3 +129,26 @@ def test_non_finite_numbers_become_null(tmp_path: Path) -> None:
                                                          "list": [float("inf"), 1.5]})
     document = load(render_json([*built.events[:-1], odd]))
     assert document["events"][-1]["payload"] == {"value": None, "list": [None, 1.5]}
+
+
+def test_samples_on_request_and_the_new_state_names(tmp_path: Path) -> None:
+    from console.cli import main
+
+    built = build_verified(tmp_path)
+    out = tmp_path / "with-samples.json"
+    assert main(["export", "1", "--format", "json", "--samples", "-o", str(out), "--db",
+                 str(built.path)]) == 0
+    document = load(out.read_text(encoding="utf-8"))
+    assert list(document) == ["incident", "state", "events", "samples"]
+    canary = document["samples"]["error-rate/canary"]
+    assert canary[0] == ["2026-03-12T22:11:10.000Z", 0.004] and len(canary) == 54
+    assert sorted(document["samples"]) == sorted(built.samples)
+    plain = load(render_json(built.events))
+    assert "samples" not in plain  # only when asked: the contract's shape is unchanged
+    state = plain["state"]
+    assert state["change_is_fix"] is True and state["harm_back"] is False  # mitigated since
+    assert [m["milestone"] for m in state["milestones"]] == ["detected", "impact-started",
+                                                              "mitigated"]
+    assert state["roles"] == [{"role": "scribe", "user": "lee"}, {"role": "comms", "user": "ana"}]
+    assert {"kind": "ticket", "url": "https://tickets.example/SUP-4411"} in state["links"]
+    assert len(state["highlights"]) == 2

@@ -433,7 +433,7 @@ def test_not_verified_says_so_loudly(tmp_path: Path) -> None:
     assert ("| guardrails healthy on the stable track | **FAILED** | error-rate on the stable "
             "track: baseline 5.20% > limit 2.00% (max) |") in text
     actions = sections(text)["Action Items"]
-    assert (f"- [ ] INC-1-1: Confirm by hand that v1.4.2 is live and healthy — rollback NOT "
+    assert (f"- [ ] INC-1-2: Confirm by hand that v1.4.2 is live and healthy — rollback NOT "
             f"VERIFIED: {NOT_VERIFIED_REASON} (@owner, by YYYY-MM-DD)") in actions
     assert "command handover** from sam (bastion-1) to lee (bastion-2)" in text
     assert "- **Commander**: lee (declared by sam; 1 command handover)" in text
