@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,7 +58,7 @@ from console.model import (
     format_incident_id,
 )
 from console.state import IncidentState
-from console.store import RecordStore
+from console.store import RecordStore, StoreError
 
 #: Events a notifier announces (with the move to 100%).
 NOTIFY_KINDS = frozenset({Kind.GUARDRAIL_ACTION, Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_FAILED,
@@ -136,6 +136,8 @@ class Engine:
         # before every journalled request has its outcome).
         self._settled = threading.Event()
         self._settled.set()
+        self._acting_lock = threading.Lock()
+        self._actions_running = 0
         self.refresh()
         for guardrail in self._state.guardrails.values():
             self.tracker.restore(guardrail.name, guardrail.status, guardrail.breaches)
@@ -278,18 +280,19 @@ class Engine:
 
     def advance(self, overrides: dict[str, str] | None = None) -> Event:
         """Move to the next stage; every block must be overridden with a reason."""
-        self._settled.wait()
-        request = self._command(lambda: commands.request_advance(
-            self.store, self.incident_id, actor=self.actor, now=self.now(), overrides=overrides))
-        return self._set_weight(request)
+        with self._acting():
+            request = self._command(lambda: commands.request_advance(
+                self.store, self.incident_id, actor=self.actor, now=self.now(),
+                overrides=overrides))
+            return self._set_weight(request)
 
     def immediate(self, reason: str, overrides: dict[str, str] | None = None) -> Event:
         """The loudly marked "100% now" (seed 000: for the rarest cases); needs a reason."""
-        self._settled.wait()
-        request = self._command(lambda: commands.request_immediate(
-            self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason,
-            overrides=overrides))
-        return self._set_weight(request)
+        with self._acting():
+            request = self._command(lambda: commands.request_immediate(
+                self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason,
+                overrides=overrides))
+            return self._set_weight(request)
 
     def pause(self, reason: str = "") -> Event:
         """Hold the canary where it is (advance waits); no traffic call is made."""
@@ -304,10 +307,10 @@ class Engine:
 
     def abort(self, reason: str = "") -> Event:
         """Send all traffic back to the stable track (weight 0); not a rollback."""
-        self._settled.wait()
-        request = self._command(lambda: commands.request_abort(
-            self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason))
-        return self._set_weight(request)
+        with self._acting():
+            request = self._command(lambda: commands.request_abort(
+                self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason))
+            return self._set_weight(request)
 
     def _set_weight(self, request: Event, actor: str | None = None) -> Event:
         """The traffic call a journalled weight request asked for, and its outcome."""
@@ -332,15 +335,29 @@ class Engine:
     def request_rollback(self, reason: str, automatic: bool = False) -> Event:
         """Journal the rollback, call the deployer, set the weight to 0; verification follows
         in :meth:`poll`."""
+        with self._acting():
+            with self._lock:
+                request = self._command(lambda: commands.request_rollback(
+                    self.store, self.incident_id, now=self.now(), reason=reason,
+                    automatic=automatic, actor=SYSTEM_ACTOR if automatic else self.actor))
+                self._verify_healthy_since = None
+            self._send_rollback(request)
+            self._rollback_weight_step()
+            return request
+
+    @contextlib.contextmanager
+    def _acting(self) -> Iterator[None]:
+        """An action that journals a request and calls an adapter: it waits for the start-up's
+        reconciliation, and while it runs the poll leaves its request alone (it is not an
+        orphan: its outcome is on the way)."""
         self._settled.wait()
-        with self._lock:
-            request = self._command(lambda: commands.request_rollback(
-                self.store, self.incident_id, now=self.now(), reason=reason,
-                automatic=automatic, actor=SYSTEM_ACTOR if automatic else self.actor))
-            self._verify_healthy_since = None
-        self._send_rollback(request)
-        self._rollback_weight_step()
-        return request
+        with self._acting_lock:
+            self._actions_running += 1
+        try:
+            yield
+        finally:
+            with self._acting_lock:
+                self._actions_running -= 1
 
     def _send_rollback(self, request: Event) -> None:
         """The deployer call of the journalled rollback ``request``, under its idempotency key,
@@ -350,7 +367,9 @@ class Engine:
         key = idempotency_key(request)
 
         def progress(message: str) -> None:
-            self._record(ev.RollbackProgress(target, clip(message)), actor=SYSTEM_ACTOR)
+            # A progress line the database cannot take must not interrupt the deployer's call.
+            with contextlib.suppress(StoreError):
+                self._record(ev.RollbackProgress(target, clip(message)), actor=SYSTEM_ACTOR)
 
         try:
             detail = self.adapters.deployer.rollback(target, progress, idempotency_key=key)
@@ -512,6 +531,7 @@ class Engine:
         result = PollResult()
         now = self.now()
         self.refresh()
+        self._settle_orphans()
         state = self._state
         if state.closed:
             return result
@@ -749,6 +769,25 @@ class Engine:
             return events
         finally:
             self._settled.set()
+
+    def _settle_orphans(self) -> None:
+        """A request whose outcome could not be recorded (the database was locked past its busy
+        timeout, full, or read-only at that moment) is settled by the next poll that can
+        write, from what the adapters report — the same way a restart settles it — and the
+        record's weight is made the traffic system's again. Never while an action runs."""
+        with self._acting_lock:
+            if self._actions_running:
+                return
+        latest = self._latest(Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_STARTED,
+                              Kind.ROLLBACK_FAILED)
+        rollback_orphan = latest is not None and latest.kind == Kind.ROLLBACK_REQUESTED
+        if self._state.pending_weight is None and not rollback_orphan:
+            return
+        self._reconcile_weight()
+        self._reconcile_rollback()
+        self._agree_weight()
+        with self._lock:
+            self.refresh()
 
     def _latest(self, *kinds: str) -> Event | None:
         newest = self.store.events_tail(self.incident_id, frozenset(kinds), 1)

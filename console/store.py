@@ -29,6 +29,7 @@ import hmac
 import json
 import math
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -231,6 +232,38 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+def storage_advice(error: BaseException, where: object = None) -> str:
+    """What to do about a storage error, in words (empty when there is nothing to say): the
+    faults a war room meets are a lock held too long, a full disk and a read-only file."""
+    text = str(error).lower()
+    if where is not None and ("i/o" in text or "full" in text):
+        # SQLite says "disk I/O error" when a full disk stops it making its -shm file
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(Path(str(where)).parent).free < 64 * 1024:
+                return "the disk is full: free space on its filesystem, then try again"
+    if "locked" in text or "busy" in text:
+        return (f"another process held the database locked for more than "
+                f"{BUSY_TIMEOUT_MS / 1000:g} s: let it finish or stop it, then try again")
+    if "full" in text or "no space" in text:
+        return "the disk is full: free space on its filesystem, then try again"
+    if "readonly" in text or "read-only" in text or "permission" in text:
+        return ("it cannot be written: make the file, its -wal and -shm files and its directory "
+                "writable for this user, then try again")
+    if "unable to open" in text or "disk i/o" in text:
+        return ("check that the file, its -wal and -shm files and its directory exist and are "
+                "readable and writable for this user")
+    return ""
+
+
+def _storage_error(doing: str, where: object, error: BaseException) -> StoreError:
+    """One line: what could not be done to which file, why, what to do (and, for a write,
+    that nothing of it was written)."""
+    advice = storage_advice(error, where)
+    written = "; nothing was written" if doing == "write" else ""
+    return StoreError(f"cannot {doing} {where}: {error}{written}"
+                      + (f" ({advice})" if advice else ""))
 
 
 def _create_file(path: Path, group: str | None) -> None:
@@ -441,7 +474,7 @@ class RecordStore:
             try:
                 return list(self._execute(self._connection(), sql, params).fetchall())
             except self._errors as error:
-                raise StoreError(f"cannot read {self.location}: {error}") from None
+                raise _storage_error("read", self.location, error) from None
 
     # --- incidents and events --------------------------------------------------------------------
 
@@ -501,7 +534,7 @@ class RecordStore:
             try:
                 state = self._state_in(incident_id)
             except self._errors as error:
-                raise StoreError(f"cannot read {self.location}: {error}") from None
+                raise _storage_error("read", self.location, error) from None
             if not state.event_count:
                 raise UnknownIncident(
                     f"no incident {format_incident_id(incident_id)} in {self.location}")
@@ -717,7 +750,7 @@ class RecordStore:
                     anchor = (self.count_events(incident_id, kinds, before_id=anchor_id)
                               if anchor_id is not None else None)
             except self._errors as error:
-                raise StoreError(f"cannot read {self.location}: {error}") from None
+                raise _storage_error("read", self.location, error) from None
         return TimelineRows(int(rows), int(head[1]), tail, int(head[0]), anchor)
 
     def iter_rows(self, incident_id: int, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
@@ -1167,7 +1200,9 @@ class Store(RecordStore):
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.path} is not a warroom database ({error})") from None
+            if "not a database" in str(error) or "malformed" in str(error):
+                raise StoreError(f"{self.path} is not a warroom database ({error})") from None
+            raise _storage_error("open", self.path, error) from None
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {version}, newer than this warroom "
@@ -1185,7 +1220,7 @@ class Store(RecordStore):
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.OperationalError as error:
-            raise StoreError(f"cannot use {self.path}: {error}") from None
+            raise _storage_error("use", self.path, error) from None
         if version < SCHEMA_VERSION:
             self._migrate(version)
 
@@ -1209,21 +1244,30 @@ class Store(RecordStore):
                      appends: bool) -> Iterator[sqlite3.Connection]:
         # BEGIN IMMEDIATE takes the file's one write lock: every writer, of every incident, in
         # turn (SQLite has no finer lock, and needs none at a war room's write rate).
+        # Every failure is one StoreError saying what to do (a full disk, a lock held too long,
+        # a read-only file), and the transaction is rolled back whole: nothing half-written.
+        # A failed statement may already have ended the transaction, so ROLLBACK may fail too.
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise StoreError(f"cannot write {self.path}: {error}") from None
+        except sqlite3.Error as error:
+            raise _storage_error("write", self.path, error) from None
         try:
             yield self._conn
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise _storage_error("write", self.path, error) from None
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
             raise
         else:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as error:
-                self._conn.execute("ROLLBACK")
-                raise StoreError(f"cannot write {self.path}: {error}") from None
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise _storage_error("write", self.path, error) from None
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         return conn.execute(sql, params)
