@@ -935,11 +935,23 @@ def environment_problems(config: Config, *, store: bool = True) -> list[ConfigEr
     for section in ("traffic", "deploy"):
         kube: Any = getattr(config, section)
         if isinstance(kube, ArgoRolloutsSettings):
+            missing = False
             for key in ("ca_file", "kubeconfig"):
                 named = getattr(kube, key)
                 if named and not os.path.isfile(os.path.expanduser(named)):
+                    missing = True
                     problems.append(ConfigError(path, f"{section}.{key}",
                                                 f"no such file: {named}"))
+            if not missing:
+                # where the API server and the credentials come from (files and environment
+                # only, no request): not in a pod and no kubeconfig must fail now, not at 22:00
+                from adapters.base import DeployError
+                from adapters.kube import resolve_target
+
+                try:
+                    resolve_target(kube)
+                except DeployError as error:
+                    problems.append(ConfigError(path, f"{section}.kind", str(error)))
     chain_key = config.store.chain_key_env
     if chain_key and len((os.environ.get(chain_key) or "").strip()) < 16:
         problems.append(ConfigError(path, "store.chain_key_env",

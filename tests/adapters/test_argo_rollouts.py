@@ -539,3 +539,41 @@ def test_the_documented_example_runs(fake: FakeKube) -> None:
     deployer.rollback("v1.4.2")
     traffic.set_weight(0)
     eventually(lambda: deployer.current_version() == "v1.4.2")
+
+
+# --- check-config ------------------------------------------------------------------------------
+
+
+ARGO_CONFIG = """
+[metrics]
+kind = "prometheus"
+url = "http://127.0.0.1:9090"
+
+[traffic]
+kind = "argo-rollouts"
+namespace = "payments"
+token = { env = "WARROOM_KUBE_TOKEN" }
+{extra}
+
+[deploy]
+kind = "argo-rollouts"
+namespace = "payments"
+token = { env = "WARROOM_KUBE_TOKEN" }
+{extra}
+"""
+
+
+def test_check_config_says_where_the_rollout_is_and_refuses_no_api(
+        run_warroom: Any, tmp_path: Path) -> None:
+    env = {"WARROOM_KUBE_TOKEN": TOKEN, "KUBECONFIG": str(tmp_path / "none"),
+           "KUBERNETES_SERVICE_HOST": ""}
+    config = tmp_path / "argo.toml"
+    config.write_text(ARGO_CONFIG.replace("{extra}", 'api_url = "https://10.0.0.1:6443"'))
+    good = run_warroom("check-config", str(config), env=env)
+    assert good.code == 0, good.err
+    assert "argo-rollouts: Rollout {service} in payments via https://10.0.0.1:6443" in good.out
+    # neither an api_url, nor a pod, nor a kubeconfig: refused now, naming the key
+    config.write_text(ARGO_CONFIG.replace("{extra}", ""))
+    bad = run_warroom("check-config", str(config), env=env)
+    assert bad.code == 2
+    assert "traffic.kind: no Kubernetes API to talk to: not in a pod, no api_url" in bad.err
