@@ -72,7 +72,8 @@ async def test_a_rollback_undone_after_verified_alarms_records_and_notifies(rig:
         reverted = rig.events(Kind.ROLLBACK_REVERTED)
         assert len(reverted) == 1
         assert reverted[0].payload == {"target": "v1.4.2", "live": "v1.4.3"}
-        assert "ROLLBACK UNDONE: v1.4.3 live" in pane(app, app.header)
+        # the badge (its short form when other badges crowd the header at this width)
+        assert "ROLLBACK UNDONE" in pane(app, app.header)
         rollback = pane(app, app.rollback_pane)
         assert "✗ ROLLBACK UNDONE: v1.4.3 is live, not v1.4.2 since 22:" in rollback
         assert app.rollback_pane.has_class("-alarm")
