@@ -952,6 +952,8 @@ class WarroomApp(App[int]):
             status = guard.status if guard else "unknown"
             entry["status"] = GUARDRAIL_STATUS_WORDS.get(status, status)
             entry["detail"] = recorded["detail"]
+            if guard is not None and guard.rule:
+                entry["rule"] = guard.rule  # what decided the recorded status
             unit, scale = self._units.get(name, ("", 1.0))
             shown = figures.get(name, Figures())
             entry["figures"] = figures_line(shown, unit, scale)
@@ -981,7 +983,9 @@ class WarroomApp(App[int]):
         for name, guardrail in self.state.guardrails.items():
             queries: dict[str, str] = {}
             settings = known.get(name)
-            if settings is not None:
+            if guardrail.queries:  # as sent when the status was recorded
+                queries = dict(guardrail.queries)
+            elif settings is not None:
                 for track in ("canary", "baseline"):
                     queries[track] = resolve_query(settings.query, self.state.service, track)
             readings.append({

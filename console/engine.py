@@ -583,7 +583,8 @@ class Engine:
                     on_breach=self._on_breach(reading.name), sustained=False,
                     shadow=True if settings is not None and settings.shadow else None,
                     no_data=True if reading.no_data else None,
-                    comparison=reading.comparison.words if reading.comparison else None)
+                    comparison=reading.comparison.words if reading.comparison else None,
+                    rule=reading.rule or None, queries=dict(reading.queries) or None)
                 result.events.append(self._record(change, actor=SYSTEM_ACTOR))
         for event in list(result.events):
             change = ev.read_as(event, ev.GuardrailChanged)

@@ -291,6 +291,8 @@ class GuardrailChanged(Payload):
     no_data: bool | None = None  # the canary answered with nothing (its on_no_data applied)
     shadow: bool | None = None  # evaluated and recorded, never gates
     comparison: str | None = None  # the Mann-Whitney comparison, in words, when configured
+    rule: str | None = None  # the rule that decided (max, max_ratio_to_baseline, warn, ...)
+    queries: dict[str, str] | None = None  # role → the query as sent
 
 
 @dataclass(slots=True)
@@ -652,6 +654,8 @@ _SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
     list[str]: _str_list,
     list[str] | None: lambda v, d: None if v is None else _str_list(v, []),
     dict[str, Any]: lambda v, d: dict(v) if isinstance(v, dict) else {},
+    dict[str, str] | None: lambda v, d: (
+        {str(k): str(x) for k, x in v.items()} if isinstance(v, dict) else None),
 }
 
 _READERS_BY_CLASS: dict[type[Any], Callable[[Mapping[str, Any]], Any]] = {}

@@ -129,6 +129,7 @@ class GuardrailReading:
     warn_limit: float | None = None  # where the warn band starts (``warn`` × the limit)
     no_data: bool = False  # the canary (or its evidence) answered with nothing: on_no_data
     comparison: Comparison | None = None  # Mann-Whitney on the stage's samples, if configured
+    rule: str = ""  # the rule that decided the status, by its setting's name
 
     @property
     def is_healthy(self) -> bool:
@@ -150,6 +151,8 @@ class GuardrailReading:
             "error": self.error,
             "ts": format_ts(self.ts),
         }
+        if self.rule:
+            payload["rule"] = self.rule
         # What only some guardrails have is written only when there.
         if self.warn_limit is not None:
             payload["warn_limit"] = _json_float(self.warn_limit)
@@ -316,10 +319,11 @@ def with_comparison(reading: GuardrailReading, comparison: Comparison | None) ->
     if not comparison.gate or reading.status not in ("healthy", "warn"):
         return judged
     if not comparison.enough:
-        return replace(judged, status="insufficient",
+        return replace(judged, status="insufficient", rule="mann_whitney (too few samples)",
                        detail=f"{comparison.words}; {reading.detail}")
     if comparison.higher:
-        return replace(judged, status="breach", detail=f"{comparison.words}; {reading.detail}")
+        return replace(judged, status="breach", rule="mann_whitney",
+                       detail=f"{comparison.words}; {reading.detail}")
     return judged
 
 
@@ -457,7 +461,8 @@ def judge(
     def fmt(value: float | None) -> str:
         return format_value(value, g.unit, g.scale)
 
-    def reading(status: GuardrailStatus, detail: str, **values: Any) -> GuardrailReading:
+    def reading(status: GuardrailStatus, detail: str, rule: str = "",
+                **values: Any) -> GuardrailReading:
         return GuardrailReading(
             name=g.name,
             status=status,
@@ -466,6 +471,7 @@ def judge(
             raw=raw,
             ts=now,
             mode=mode,
+            rule=rule or RULE_BY_STATUS.get(status, ""),
             **values,
         )
 
@@ -574,6 +580,7 @@ def judge(
         return reading(
             "breach",
             f"canary {fmt(value)} > limit {fmt(limit)} ({why}){na_note}{unknown}",
+            rule="max" if why == "max" else "max_ratio_to_baseline",
             limit=limit,
             **known,
         )
@@ -605,6 +612,16 @@ def judge(
     )
 
 
+#: The rule that decides each status unless a judgement names another (a limit's breach names
+#: its limit; no data names on_no_data; a gating comparison names mann_whitney).
+RULE_BY_STATUS: dict[str, str] = {
+    "healthy": "every limit holds",
+    "warn": "warn",
+    "breach": "max",
+    "insufficient": "min_evidence",
+    "cant_evaluate": "untrusted data",
+}
+
 #: How a WARN's detail ends (the timeline says who decides; the block says it once).
 WARN_SUFFIX = ": a person decides"
 
@@ -619,7 +636,8 @@ def _no_data(g: GuardrailSettings, reading: Any, problem: str, **known: Any) -> 
     """The canary's query (or its evidence) answered with nothing: the guardrail's
     ``on_no_data`` says what that is. Never healthy."""
     status: GuardrailStatus = "breach" if g.on_no_data == "breach" else "cant_evaluate"
-    result: GuardrailReading = reading(status, problem + _NO_DATA_WORDS[g.on_no_data], **known)
+    result: GuardrailReading = reading(status, problem + _NO_DATA_WORDS[g.on_no_data],
+                                       rule=f"on_no_data = {g.on_no_data}", **known)
     return replace(result, no_data=True)
 
 
@@ -759,6 +777,9 @@ class Transition:
                 figures["no_data"] = True
             if reading.comparison is not None:
                 figures["comparison"] = reading.comparison.words
+            if reading.rule:
+                figures["rule"] = reading.rule
+            figures["queries"] = dict(reading.queries) or None
         return GuardrailChanged(name=self.name, status=self.status, previous=self.previous,
                                 breaches=self.breaches, consecutive=self.consecutive,
                                 sustained=self.sustained, on_breach=on_breach,

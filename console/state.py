@@ -128,6 +128,8 @@ class GuardrailState:
     warn_limit: float | None = None  # where the warn band started at the last change
     no_data: bool = False  # the last change was the canary answering with nothing
     comparison: str = ""  # the Mann-Whitney comparison at the last change, in words
+    rule: str = ""  # the rule that decided the last change
+    queries: dict[str, str] = field(default_factory=dict)  # role → the query as sent then
 
     @property
     def budget(self) -> str:
@@ -621,6 +623,8 @@ def _guardrail_changed(state: IncidentState, event: Event, p: ev.GuardrailChange
         warn_limit=_figure(p.warn_limit),
         no_data=bool(p.no_data),
         comparison=p.comparison or "",
+        rule=p.rule or (old.rule if status == old.status else ""),
+        queries=dict(p.queries) if p.queries else dict(old.queries),
     )
     if (status == "warn" and not shadow and p.mode != "stable" and state.canary_percent > 0
             and p.name not in state.stage_warnings):

@@ -107,6 +107,8 @@ def render_detail(readings: list[dict[str, Any]]) -> str:
         if reading.get("figures"):
             lines.append(f"  figures:  {reading.get('figures')}")
         lines.append(f"  why:      {reading.get('detail')}")
+        if reading.get("rule"):
+            lines.append(f"  decided by: {reading.get('rule')}")
         if reading.get("evidence"):
             lines.append(f"  evidence: {reading.get('evidence')}")
         if isinstance(reading.get("comparison"), str):

@@ -153,3 +153,20 @@ async def test_the_mann_whitney_comparison_on_screen(make_rig: RigFactory) -> No
         await settle(pilot)
         detail = squash(screen_text(app))
         assert "compare: Mann-Whitney: canary higher" in detail
+
+
+async def test_a_watcher_sees_the_rule_that_decided_and_the_queries_as_sent(
+        make_rig: RigFactory) -> None:
+    rig = make_rig("bad")
+    rig.to_ten_percent()
+    rig.tick(6)
+    assert rig.engine.state.guardrails["error-ratio"].status == "breach"
+    app = rig.app(watch=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GuardrailDetailModal)
+        detail = squash(screen_text(app))
+        assert "decided by: max" in detail
+        assert 'canary query: sim:error_ratio{service="redaction-api", track="canary"}' in detail

@@ -531,3 +531,38 @@ def test_the_engine_compares_the_samples_of_the_stage(engine_rig: Any) -> None:
     reading = rig.engine.last_readings[0]
     assert reading.comparison is not None
     assert (reading.comparison.n_canary, reading.comparison.n_baseline) == (4, 4)
+
+
+# --- the rule that decided, recorded with the queries as sent (issue 16, item 2) ----------------
+
+
+@pytest.mark.parametrize(("g", "canary", "baseline", "rule"), [
+    (guardrail(max=0.02), [iv(0.03)], None, "max"),
+    (latency(max_ratio_to_baseline=2.0), [iv(0.3)], [iv(0.1)], "max_ratio_to_baseline"),
+    (warned(), [iv(0.015)], None, "warn"),
+    (guardrail(max=0.02), [iv(0.001)], None, "every limit holds"),
+    (guardrail(max=0.02), [iv(math.inf)], None, "untrusted data"),
+    (guardrail(max=0.02, on_no_data="breach"), [], None, "on_no_data = breach"),
+])
+def test_each_reading_names_the_rule_that_decided(g: GuardrailSettings, canary: Any,
+                                                  baseline: Any, rule: str) -> None:
+    assert run(g, canary, baseline).rule == rule
+
+
+def test_a_gating_comparison_names_itself() -> None:
+    assert with_comparison(healthy(), compare(compared(gate=True), HIGH, LOW)).rule == \
+        "mann_whitney"
+    assert with_comparison(healthy(), compare(compared(gate=True), HIGH[:1], LOW)).rule == \
+        "mann_whitney (too few samples)"
+
+
+def test_a_status_change_records_its_rule_and_queries_and_the_fold_keeps_them(
+        engine_rig: Any) -> None:
+    rig = engine_rig()
+    rig.poll(0.05)
+    change = rig.events(Kind.GUARDRAIL_CHANGED)[0].payload
+    assert change["rule"] == "max"
+    assert change["queries"]["canary"] == 'sim:error_ratio{service="redaction-api", ' \
+                                          'track="canary"}'
+    guard = rig.engine.state.guardrails["error-ratio"]
+    assert guard.rule == "max" and guard.queries == change["queries"]
