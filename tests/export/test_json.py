@@ -139,7 +139,7 @@ def test_samples_on_request_and_the_new_state_names(tmp_path: Path) -> None:
     assert main(["export", "1", "--format", "json", "--samples", "-o", str(out), "--db",
                  str(built.path)]) == 0
     document = load(out.read_text(encoding="utf-8"))
-    assert list(document) == ["incident", "state", "events", "samples"]
+    assert list(document) == ["incident", "state", "head", "events", "samples"]
     canary = document["samples"]["error-rate/canary"]
     assert canary[0] == ["2026-03-12T22:11:10.000Z", 0.004] and len(canary) == 54
     assert sorted(document["samples"]) == sorted(built.samples)
