@@ -365,6 +365,8 @@ class IncidentState:
             return False
         if self.rollback_completed_ts is None:
             return False  # the old version is not reported live (yet): the fix still serves
+        if self.watch_status == "reverted":
+            return False  # the rollback was undone: the fix serves again (ROLLBACK UNDONE)
         return not any(mark.at >= self.rollback_requested_ts
                        for name, mark in self.milestones.items()
                        if name in ("mitigated", "resolved"))
