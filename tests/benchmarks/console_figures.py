@@ -243,8 +243,9 @@ def watch_open(ctx: Context) -> list[Figure]:
                                   WATCH_OPEN_CAP_S, "timeline rows (1,000,000 events)",
                                   inspect=lambda term: large_rss.append(term.rss_mb()[0]))
 
-    open_small(0)  # warm-up
-    interleave(REPETITIONS, [(small, open_small), (large, open_large)])
+    with ctx.held_open(small_db, large_db):  # live incidents: a commander has them open
+        open_small(0)  # warm-up
+        interleave(REPETITIONS, [(small, open_small), (large, open_large)])
     note = (f"the 1M watcher's VmRSS when its rows showed (or at the cap): "
             f"{max(large_rss):.0f} MB" if large_rss else "")
     return [ratio("watch_open_1m_vs_1k_ratio", 2, large, small, note=note)]
@@ -263,7 +264,8 @@ def idle_cpu(ctx: Context) -> list[Figure]:
         "commander": Series("warroom open (1,000 events, simulator polling every 2 s), idle: "
                             "% of one core", "%"),
     }
-    with ctx.running(ctx.app("bare"), titled(BARE_TITLE), 60, "the bare app") as bare, \
+    with ctx.held_open(watch_db), \
+            ctx.running(ctx.app("bare"), titled(BARE_TITLE), 60, "the bare app") as bare, \
             ctx.running(ctx.console("watch", watch_db, "1"),
                         every(titled(*WARROOM_PANES), timeline_rows()), 60,
                         "the watcher") as watcher, \
@@ -312,6 +314,8 @@ def memory(ctx: Context) -> list[Figure]:
     ready = {"commander": every(titled(*WARROOM_PANES), timeline_rows()),
              "watcher": every(titled(*WARROOM_PANES), timeline_rows()),
              "bare": titled(BARE_TITLE)}
+    held = ctx.held_open(db)  # the watcher may start before the commander has the file open
+    held.__enter__()
     try:
         for term in terms.values():
             term.start()
@@ -334,6 +338,7 @@ def memory(ctx: Context) -> list[Figure]:
     finally:
         for term in terms.values():
             term.stop()
+        held.__exit__(None, None, None)
     larger = max(("commander", "watcher"), key=lambda name: max(samples[name].samples))
     other = "watcher" if larger == "commander" else "commander"
     notes.append(f"the larger is the {larger}; the {other}: {max(samples[other].samples):.0f} MB; "

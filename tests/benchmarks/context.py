@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -99,6 +100,23 @@ class Context:
     def incident(self, count: int) -> Path:
         """The cached incident of ``count`` events (built on first use). Read it only."""
         return incidents.incident_db(count)
+
+    @staticmethod
+    @contextmanager
+    def held_open(*paths: Path) -> Iterator[None]:
+        """Each database held open by a reading connection of this process, as a commander's
+        console holds its incident: its -wal and -shm exist, which `warroom watch` needs (a
+        watcher never creates them, issue 12). Nothing is written."""
+        connections: list[sqlite3.Connection] = []
+        try:
+            for path in paths:
+                connection = sqlite3.connect(path)
+                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                connections.append(connection)
+            yield
+        finally:
+            for connection in connections:
+                connection.close()
 
     def private_copy(self, count: int, name: str) -> Path:
         """A copy of the cached incident in this run's directory, for a process that writes."""
