@@ -731,6 +731,10 @@ def test_transition_payload() -> None:
         "breaches": 1,
         "consecutive": 1,
         "sustained": True,
+        # Why, at a glance (issue 16): the rule that decided and the queries as sent.
+        "rule": "max",
+        "queries": {"canary": 'err{service="redaction-api", track="canary"}',
+                    "baseline": 'err{service="redaction-api", track="baseline"}'},
     }
     assert isinstance(t, Transition)
 
