@@ -314,31 +314,30 @@ def memory(ctx: Context) -> list[Figure]:
     ready = {"commander": every(titled(*WARROOM_PANES), timeline_rows()),
              "watcher": every(titled(*WARROOM_PANES), timeline_rows()),
              "bare": titled(BARE_TITLE)}
-    held = ctx.held_open(db)  # the watcher may start before the commander has the file open
-    held.__enter__()
-    try:
-        for term in terms.values():
-            term.start()
-        deadline = time.monotonic() + ctx.cap(RSS_CAP_S)
-        for name, term in terms.items():
-            try:
-                term.wait(term.watch(ready[name]), deadline, f"the {name}'s first frame")
-            except Capped as capped:
-                rss = term.rss_mb()[0]
-                samples[name].add_capped(rss, f"the {name} showed no timeline rows within "
-                                              f"{capped.elapsed_s:.0f} s (VmRSS then)")
-        for _ in range(4):  # right away, then each second for 3 s: workers may still load
+    # The watcher may start before the commander has the file open: hold it open meanwhile.
+    with ctx.held_open(db):
+        try:
+            for term in terms.values():
+                term.start()
+            deadline = time.monotonic() + ctx.cap(RSS_CAP_S)
             for name, term in terms.items():
-                if not samples[name].capped:
-                    samples[name].add(term.rss_mb()[0])
-                peaks[name] = term.rss_mb()[1]
-            time.sleep(1.0)
-    except (OSError, ProcessLookupError) as error:
-        raise BenchError(f"reading /proc failed: {error}") from None
-    finally:
-        for term in terms.values():
-            term.stop()
-        held.__exit__(None, None, None)
+                try:
+                    term.wait(term.watch(ready[name]), deadline, f"the {name}'s first frame")
+                except Capped as capped:
+                    rss = term.rss_mb()[0]
+                    samples[name].add_capped(rss, f"the {name} showed no timeline rows within "
+                                                  f"{capped.elapsed_s:.0f} s (VmRSS then)")
+            for _ in range(4):  # right away, then each second for 3 s: workers may still load
+                for name, term in terms.items():
+                    if not samples[name].capped:
+                        samples[name].add(term.rss_mb()[0])
+                    peaks[name] = term.rss_mb()[1]
+                time.sleep(1.0)
+        except (OSError, ProcessLookupError) as error:
+            raise BenchError(f"reading /proc failed: {error}") from None
+        finally:
+            for term in terms.values():
+                term.stop()
     larger = max(("commander", "watcher"), key=lambda name: max(samples[name].samples))
     other = "watcher" if larger == "commander" else "commander"
     notes.append(f"the larger is the {larger}; the {other}: {max(samples[other].samples):.0f} MB; "
