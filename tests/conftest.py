@@ -28,6 +28,18 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("WARROOM_CONFIG", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _registered_secrets_restored() -> Iterator[None]:
+    """Secrets a test registers for scrubbing are forgotten after it: the registry lives for the
+    process, and one test's token must not scrub another test's output."""
+    from adapters import secrets
+
+    before = secrets.registered()
+    yield
+    secrets.forget_all()
+    secrets.register(before)
+
+
 @dataclass
 class Result:
     code: int

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters import kube, secrets
+from adapters import kube
 from adapters.argo_rollouts import (
     ArgoRolloutsDeployer,
     ArgoRolloutsTraffic,
@@ -39,15 +39,6 @@ CONTEXT = {"service": "payments", "version": "v1.4.3", "target": "v1.4.2", "inci
 NEW = "registry.example/payments:v1.4.3"
 STATUS_PATH = "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments/status"
 ROLLOUT_PATH = "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments"
-
-
-@pytest.fixture(autouse=True)
-def secrets_of_this_test() -> Iterator[None]:
-    """The tokens these tests register for scrubbing are forgotten after each test."""
-    before = secrets.registered()
-    yield
-    secrets.forget_all()
-    secrets.register(before)
 
 
 @pytest.fixture(autouse=True)

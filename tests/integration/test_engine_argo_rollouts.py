@@ -14,21 +14,12 @@ from typing import Any
 
 import pytest
 
-from adapters import kube, secrets
+from adapters import kube
 from console.model import Kind
 from tests.integration.engine_support import FROM_VERSION, TO_VERSION, LiveIncident, make_config
 from tests.support.fake_kube import TOKEN, FakeKube
 
 SERVICE = "payments"
-
-
-@pytest.fixture(autouse=True)
-def secrets_of_this_test() -> Iterator[None]:
-    """The tokens these tests register for scrubbing are forgotten after each test."""
-    before = secrets.registered()
-    yield
-    secrets.forget_all()
-    secrets.register(before)
 
 
 @pytest.fixture(autouse=True)
