@@ -12,9 +12,33 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres_server import PostgresServer, require_postgresql
+from tests.support.watchdog import Watchdog, reap_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
 WARROOM = [sys.executable, "-m", "console.cli"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop the PostgreSQL clusters and Prometheus servers of earlier test runs that died
+    without stopping them (and whose watchdog died too; tests/support/watchdog.py). Those of a
+    test run still going — another checkout's, on this machine — are left alone.
+
+    And the private tmux servers this run starts (their sockets are named ``warroom-e2e-PID-…``
+    and ``warroom-sec-PID-…`` after this process) are stopped if it dies without stopping them:
+    a warroom left running in one would go on forever."""
+    reap_leftovers()
+    pid = os.getpid()
+    session.config.stash[_TMUX_WATCHDOG] = Watchdog({"marks": [
+        [f"warroom-e2e-{pid}-", "SIGTERM"], [f"warroom-sec-{pid}-", "SIGTERM"]]})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    watchdog = session.config.stash.get(_TMUX_WATCHDOG, None)
+    if watchdog is not None:
+        watchdog.release()
+
+
+_TMUX_WATCHDOG = pytest.StashKey[Watchdog]()
 
 
 @pytest.fixture(autouse=True)

@@ -170,6 +170,46 @@ def test_under_every_fault_the_engine_records_cant_evaluate_and_acts_on_nothing(
     assert run.state.canary_percent == 1
 
 
+#: Data that cannot be trusted although every value in it is healthy: stamped in the future
+#: (beyond the clock-skew allowance), or partial (a series missing, one series too many, a value
+#: or a timestamp that does not parse). (fault, the one track it hits or None for both)
+UNTRUSTED_HEALTHY = [("future", None), ("future", "baseline"), ("empty", "canary"),
+                     ("empty", "baseline"), ("two_series", "canary"), ("bad_value", "canary"),
+                     ("bad_timestamp", None)]
+
+
+@pytest.mark.parametrize(("fault", "track"), UNTRUSTED_HEALTHY,
+                         ids=[f"{f}-{t or 'both'}" for f, t in UNTRUSTED_HEALTHY])
+def test_untrusted_healthy_data_is_cant_evaluate_and_blocks_advance(
+    incident: tuple[LiveIncident, FakeDeployApi], prometheus: FakePrometheus, fault: str,
+    track: str | None, tally: Tally,
+) -> None:
+    """The report: samples stamped 10 minutes in the future were judged healthy and did not
+    block advance. Healthy values, untrusted data: can't evaluate, and ``advance`` is refused."""
+    from console.policy import Refused
+
+    run, api = incident
+    run.poll()
+    assert "guardrails" not in {b.code for b in run.engine.advance_blocks()}, run.describe()
+    prometheus.set_fault(fault, endpoint=track)
+    run.poll()
+    statuses = {g.name: g.status for g in run.state.guardrails.values()}
+    # a fault on the baseline alone leaves the absolute limit judged on a trustworthy canary
+    untrusted = ["error-vs-baseline"] if track == "baseline" else list(statuses)
+    false = [name for name in untrusted if statuses[name] != "cant_evaluate"]
+    tally.bad_outcome("false verdicts (healthy or breach on bad data)", len(false))
+    assert not false, (fault, track, run.describe())
+    blocks = {b.code: b.words for b in run.engine.advance_blocks()}
+    assert "can't evaluate" in blocks.get("guardrails", ""), blocks
+    with pytest.raises(Refused, match="guardrails not healthy"):
+        run.engine.advance()
+    tally.add("advances refused on untrusted healthy data")
+    assert api.weight == 1 and run.state.canary_percent == 1
+    prometheus.clear_faults()
+    run.poll()  # trustworthy again: judged healthy, advance is free
+    assert "guardrails" not in {b.code for b in run.engine.advance_blocks()}, run.describe()
+
+
 def test_after_a_trickling_prometheus_recovers_a_real_breach_is_acted_on(
     incident: tuple[LiveIncident, FakeDeployApi], prometheus: FakePrometheus, tally: Tally
 ) -> None:

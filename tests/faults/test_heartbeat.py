@@ -6,7 +6,8 @@ answer one byte at a time, every endpoint) while the commander's console runs, l
 real workers: the start-up preflight, the guardrail poll and an ``advance`` all sit in dripping
 calls for their whole deadline. Meanwhile the heartbeat keeps landing on its own thread, another
 console asking for command (one that would take a lease whose heartbeat is 1.5 s old) is refused
-every time, and the dripping advance still ends in a recorded failure within its deadline.
+every time, and the dripping advance and the dripping rollback (``R``, ``y``) each end in a
+recorded outcome within their deadlines — the rollback POST sent once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,41 +78,63 @@ async def test_the_heartbeat_lands_while_every_adapter_call_drips(
     app = make_app(run.config, db, run.id, SystemClock(), engine=run.engine, lease=lease,
                    options=AppOptions(live=True))
     rival = Store(db)
-    refused = beats_seen = 0
+    refused = 0
+    worst_age = 0.0
+
+    async def watch(until: Any, limit_s: float, what: str) -> None:
+        """Check the heartbeat and try to take command every 0.1 s until ``until()`` holds."""
+        nonlocal refused, worst_age
+        started = time.monotonic()
+        while not until():
+            assert time.monotonic() - started < limit_s, (what, run.describe())
+            await pilot.pause(0.1)
+            worst_age = max(worst_age, _heartbeat_age(db, run.id))
+            try:
+                rival.acquire_lease(run.id, "mallory", host="other-host", pid=1,
+                                    stale_after_s=STALE_S)
+            except LeaseHeld:
+                refused += 1
+            else:
+                raise AssertionError(f"another console took command during the drip ({what})")
+
     try:
         async with app.run_test(size=(120, 36)) as pilot:
             await pilot.pause()
             heartbeat = app._heartbeat
             assert isinstance(heartbeat, Heartbeat)
             app._run_action("advance", None)  # what `a` runs: its PUT drips too
-            started = time.monotonic()
-            worst_age = 0.0
-            failed = False
             # Watch until the advance has its outcome: the start-up's reconciliation (which
             # the advance waits for) and preflight, the polls and the advance all drip.
-            while time.monotonic() - started < 2 * DEADLINE_S or not failed:
-                assert time.monotonic() - started < 6 * DEADLINE_S, run.describe()
-                await pilot.pause(0.1)
-                worst_age = max(worst_age, _heartbeat_age(db, run.id))
-                try:
-                    rival.acquire_lease(run.id, "mallory", host="other-host", pid=1,
-                                        stale_after_s=STALE_S)
-                except LeaseHeld:
-                    refused += 1
-                else:
-                    raise AssertionError("another console took command during the drip")
-                failed = any(e.kind == Kind.WEIGHT_FAILED for e in run.events())
-            beats_seen = heartbeat.beats
-            tally.add("heartbeat checks while every adapter call drips", refused)
-            tally.bad_outcome("take-overs of a live commander during a drip", 0)
-            assert beats_seen >= DEADLINE_S / BEAT_S / 2, beats_seen
-            assert worst_age < STALE_S, worst_age
-            assert app.mode == "COMMANDER"
+            watch_started = time.monotonic()
+            await watch(lambda: time.monotonic() - watch_started > 2 * DEADLINE_S
+                        and bool(run.events(Kind.WEIGHT_FAILED)), 6 * DEADLINE_S, "advance")
             # the dripping advance ended, recorded, within its deadline (plus slack)
             requested = run.events(Kind.WEIGHT_REQUESTED)[-1]
             outcome = run.events(Kind.WEIGHT_FAILED)[-1]
             took = (outcome.ts - requested.ts).total_seconds()
             assert took < DEADLINE_S + 2.0, (took, run.describe())
+            # The rollback (R, then y) drips too: its POST, the look-up by its key, the
+            # weight-0 step. It ends in a recorded outcome; the heartbeat never stops.
+            await pilot.press("R")
+            await pilot.press("y")
+            await watch(lambda: bool(run.events(Kind.ROLLBACK_FAILED)
+                                     + run.events(Kind.ROLLBACK_STARTED)),
+                        6 * DEADLINE_S, "rollback")
+            (rollback,) = run.events(Kind.ROLLBACK_REQUESTED)
+            (ended,) = run.events(Kind.ROLLBACK_FAILED) + run.events(Kind.ROLLBACK_STARTED)
+            took = (ended.ts - rollback.ts).total_seconds()
+            said = str(ended.payload.get("error") or ended.payload.get("detail"))
+            # two bounded calls: the POST, then the look-up by its key (≈ 6.1 s measured)
+            assert took < 2 * DEADLINE_S + 3.0 and "within" in said, (took, run.describe())
+            sent = len(api.requests_to("rollback"))
+            tally.bad_outcome("rollback POSTs sent more than once", int(sent != 1))
+            assert sent == 1
+            beats_seen = heartbeat.beats
+            tally.add("heartbeat checks while every adapter call drips", refused)
+            tally.bad_outcome("take-overs of a live commander during a drip", 0)
+            assert beats_seen >= 2 * DEADLINE_S / BEAT_S / 2, beats_seen
+            assert worst_age < STALE_S, worst_age
+            assert app.mode == "COMMANDER"
             api.clear_faults()
             prometheus.clear_faults()
             app.exit()

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.watchdog import Watchdog, write_owner
+
 MISSING_MESSAGE = ("PostgreSQL server not installed: run scripts/ensure-postgresql (needs root), "
                    "or install Debian's postgresql package")
 ADMIN = "warroom_admin"
@@ -108,6 +110,7 @@ class PostgresServer:
         self.user: str | None = None
         self.workdir: Path | None = None
         self._databases = 0
+        self._watchdog: Watchdog | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -123,6 +126,11 @@ class PostgresServer:
         bindir = self.bindir = self.bindir or require_postgresql()
         self.user = _server_user()
         workdir = self.workdir = Path(tempfile.mkdtemp(prefix="warroom-pg-"))
+        # The cluster dies with this process, however it ends (tests/support/watchdog.py):
+        # SIGQUIT is PostgreSQL's immediate shutdown.
+        write_owner(workdir)
+        self._watchdog = Watchdog({"marks": [[str(workdir), "SIGQUIT"]],
+                                   "remove": [str(workdir)]})
         pwfile = workdir / "pwfile"
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)
@@ -195,6 +203,9 @@ class PostgresServer:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+        if self._watchdog is not None:
+            self._watchdog.release()
+            self._watchdog = None
 
     def __enter__(self) -> PostgresServer:
         return self.start()

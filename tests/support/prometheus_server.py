@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.watchdog import Watchdog, write_owner
+
 #: What a missing server tells the person running the tests.
 MISSING_MESSAGE = "prometheus not installed: run scripts/ensure-prometheus (needs root)"
 #: How long a started server may take to answer /-/ready (it takes < 1 s here).
@@ -128,6 +130,7 @@ class PrometheusServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.started_at = 0.0
+        self._watchdog: Watchdog | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -153,6 +156,12 @@ class PrometheusServer:
             raise PrometheusError("already started")
         binary = self.binary or require_prometheus()
         self._workdir = Path(tempfile.mkdtemp(prefix="warroom-prometheus-"))
+        # The server dies with this process, however it ends (tests/support/watchdog.py): its
+        # command line names the temp dir (its config file is there). A storage dir given by the
+        # caller is theirs, and stays.
+        write_owner(self._workdir)
+        self._watchdog = Watchdog({"marks": [[str(self._workdir), "SIGTERM"]],
+                                   "remove": [str(self._workdir)]})
         config = self._workdir / "prometheus.yml"
         config.write_text(scrape_config(self.targets, self.scrape_interval))
         storage = self._storage or (self._workdir / "data")
@@ -245,6 +254,9 @@ class PrometheusServer:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+        if self._watchdog is not None:
+            self._watchdog.release()
+            self._watchdog = None
 
     def __enter__(self) -> PrometheusServer:
         if self.process is None:
