@@ -23,6 +23,7 @@ Open a store with :func:`open_store` (a path or a ``postgresql://`` URL).
 from __future__ import annotations
 
 import contextlib
+import functools
 import grp
 import hashlib
 import hmac
@@ -756,10 +757,16 @@ class RecordStore:
     def iter_rows(self, incident_id: int, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
         """Every event of the incident as its stored row (id, incident_id, ts, kind, actor,
         payload JSON, prev_hash, hash), oldest first, read ``chunk`` rows at a time."""
+        for rows in self.iter_chunks(incident_id, chunk):
+            yield from rows
+
+    def iter_chunks(self, incident_id: int, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of :meth:`iter_rows`, a list of up to ``chunk`` at a time (never empty)."""
         after = 0
         while True:
             rows = self._chain_rows(incident_id, after, chunk)
-            yield from rows
+            if rows:
+                yield rows
             if len(rows) < chunk:
                 return
             after = rows[-1][0]
@@ -1331,6 +1338,19 @@ class ChainChecker:
         #: Why the hashes were not checked (a keyed chain and no key), or "": only the links.
         self.unverified = ""
         self._hash_key: bytes | None = None
+
+    def hasher(self) -> Callable[[bytes], Any] | None:
+        """For a caller that checks rows in a loop of its own (the JSON export, which quotes
+        the same fields for its lines): what hashes ``prev_hash + canonical event`` as
+        :func:`event_hash` does (its result's ``hexdigest()`` is the stored hash) — or None
+        while that loop must go through :meth:`check` (before the first row, after a
+        problem, or where hashes cannot be checked). A row the loop does not accept goes to
+        :meth:`check`, which says why."""
+        if self.checked == 0 or self.problem is not None or self.unverified:
+            return None
+        if self._hash_key is None:
+            return hashlib.sha256
+        return functools.partial(hmac.new, self._hash_key, digestmod=hashlib.sha256)
 
     def _digest(self, row: tuple[Any, ...]) -> str | None:
         """The hash the row should have, or None where it cannot be known (keyed, no key)."""

@@ -79,12 +79,11 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
     out = _Scrubbed(out)  # type: ignore[assignment]  # write() is all that is used
     checker = ChainChecker(store.chain_key)
     if fmt == "json":
-        from console.export.jsonexport import write_json
+        from console.export.jsonexport import verified_lines, write_json_lines
 
-        def verified(rows: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
-            for row in rows:
-                checker.check(row)
-                yield row
+        def verified(chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[list[str]]:
+            for rows in chunks:  # each row checked as its line is made
+                yield verified_lines(rows, checker)
 
         def chain() -> ChainProblem | None:
             problem = checker.finish(store, incident_id)
@@ -94,8 +93,8 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
 
         series = ({name: store.samples(incident_id, name)
                    for name in store.series_names(incident_id)} if samples else None)
-        write_json(out, store.state(incident_id), verified(store.iter_rows(incident_id)), chain,
-                   series)
+        write_json_lines(out, store.state(incident_id), verified(store.iter_chunks(incident_id)),
+                         chain, series)
         return checker.checked, checker.problem
     events = read_verified(store, incident_id, checker)
     problem = checker.finish(store, incident_id)

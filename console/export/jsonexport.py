@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from console.model import Event, format_head, format_incident_id, format_ts
 from console.state import IncidentState, fold, state_json
-from console.store import ChainProblem, canonical_json, json_safe
+from console.store import ChainChecker, ChainProblem, canonical_json, json_safe
 
 #: JSON's string encoder without ensure_ascii (C where available): UTF-8 kept as is.
 _string = json.encoder.encode_basestring  # type: ignore[attr-defined]
@@ -79,18 +79,34 @@ def write_json(out: TextIO, state: IncidentState, rows: Iterable[Row],
     """Write the export: the head, each event as it comes, the metric samples when asked
     (``--samples``), then — when the chain is broken — where (``chain``: the problem, or what
     says it once every row was read and checked)."""
-    head = json.dumps(head_document(state), indent=2, ensure_ascii=False, allow_nan=False)
-    out.write(head[:-2])  # without the closing "\n}"
-    out.write(',\n  "events": [\n')
+    write_json_lines(out, state, _line_batches(rows), chain, samples)
+
+
+def _line_batches(rows: Iterable[Row]) -> Iterator[list[str]]:
     batch: list[str] = []
-    first = True
     for row in rows:
         batch.append(event_line(row))
         if len(batch) == 2000:  # a few large writes rather than 200,000 small ones
-            out.write(("" if first else ",\n") + ",\n".join(batch))
-            batch, first = [], False
+            yield batch
+            batch = []
     if batch:
-        out.write(("" if first else ",\n") + ",\n".join(batch))
+        yield batch
+
+
+def write_json_lines(out: TextIO, state: IncidentState, batches: Iterable[list[str]],
+                     chain: Callable[[], ChainProblem | None] | ChainProblem | None = None,
+                     samples: Mapping[str, Sequence[tuple[float, float | None]]] | None = None
+                     ) -> None:
+    """:func:`write_json` of events already made into their lines (:func:`event_line`), a
+    batch at a time."""
+    head = json.dumps(head_document(state), indent=2, ensure_ascii=False, allow_nan=False)
+    out.write(head[:-2])  # without the closing "\n}"
+    out.write(',\n  "events": [\n')
+    first = True
+    for batch in batches:
+        if batch:
+            out.write(("" if first else ",\n") + ",\n".join(batch))
+            first = False
     out.write("\n  ]")
     if samples is not None:
         out.write(',\n  "samples": {')
@@ -104,6 +120,50 @@ def write_json(out: TextIO, state: IncidentState, rows: Iterable[Row],
         broken = {"intact": False, "event_id": problem.event_id, "problem": problem.message}
         out.write(',\n  "chain": ' + json.dumps(broken, ensure_ascii=False))
     out.write("\n}\n")
+
+
+def verified_lines(rows: Sequence[Row], checker: ChainChecker) -> list[str]:
+    """The export lines of a chunk of stored rows (oldest first, following the rows
+    ``checker`` has seen), each row checked against the chain on the way.
+
+    One loop does both, since the hash and the line quote the same ts, kind and actor: a row
+    that follows its predecessor and whose ``prev_hash + canonical event`` (as
+    :func:`console.store.event_hash` spells it) hashes to its stored hash is accepted here;
+    any other row — the first, a break, a keyed chain without its key — goes to
+    ``checker.check``, which decides and says why. The lines are :func:`event_line`'s, byte
+    for byte; an accepted row's hashes are hex digits and need no quoting."""
+    quote = _string
+    lines: list[str] = []
+    append = lines.append
+    hasher = checker.hasher()
+    checked, last_id, last_hash = checker.checked, checker.last_id, checker.last_hash
+    incident, incident_text = None, ""
+    for row in rows:
+        event_id, incident_id, ts, kind, actor, payload, prev_hash, digest = row
+        if incident_id != incident:
+            incident, incident_text = incident_id, format_incident_id(incident_id)
+        q_ts, q_kind, q_actor = quote(ts), quote(kind), quote(actor)
+        if hasher is not None and prev_hash == last_hash and hasher(
+                (f'{prev_hash}{{"actor":{q_actor},"id":{event_id},"incident":{incident_id},'
+                 f'"kind":{q_kind},"payload":{payload},"ts":{q_ts}}}').encode()
+        ).hexdigest() == digest:
+            checked += 1
+            last_id, last_hash = event_id, digest
+            append(f'    {{"id":{event_id},"incident":"{incident_text}","ts":{q_ts},'
+                   f'"kind":{q_kind},"actor":{q_actor},"payload":{payload},'
+                   f'"prev_hash":"{prev_hash}","hash":"{digest}"}}')
+            continue
+        if checker.problem is None:
+            checker.checked, checker.last_id, checker.last_hash = checked, last_id, last_hash
+            checker.check(row)
+            hasher = checker.hasher()
+            checked, last_id, last_hash = checker.checked, checker.last_id, checker.last_hash
+        append(f'    {{"id":{event_id},"incident":"{incident_text}","ts":{q_ts},'
+               f'"kind":{q_kind},"actor":{q_actor},"payload":{payload},'
+               f'"prev_hash":{quote(prev_hash)},"hash":{quote(digest)}}}')
+    if checker.problem is None:
+        checker.checked, checker.last_id, checker.last_hash = checked, last_id, last_hash
+    return lines
 
 
 def _utc(unix_ts: float) -> datetime:
