@@ -49,6 +49,7 @@ from console.model import (
     format_incident_id,
     format_ts,
     parse_ts,
+    stored_event,
     utcnow,
 )
 from console.state import IncidentState
@@ -1470,8 +1471,8 @@ def _payload_dict(payload: Payload | dict[str, Any]) -> dict[str, Any]:
 
 def _event_from_row(row: tuple[Any, ...]) -> Event:
     event_id, incident_id, ts, kind, actor, payload, prev_hash, digest = row
-    return Event(event_id, incident_id, parse_ts(ts), kind, actor, json.loads(payload), prev_hash,
-                 digest)
+    return stored_event(event_id, incident_id, parse_ts(ts), kind, actor, json.loads(payload),
+                        prev_hash, digest)
 
 
 def _lease_from_row(row: tuple[Any, ...]) -> Lease:

@@ -127,47 +127,36 @@ class _Scrubbed:
 
 def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -> list[Event]:
     """Every event of the incident, read once: each row is checked against the chain as it
-    is read, and payloads are decoded a chunk at a time. Past a break (once ``checker`` has a
-    problem) the rows are still read, so ``--allow-broken`` exports the record as it is."""
-    from console.model import Event, parse_ts
+    is read, and its payload decoded. Past a break (once ``checker`` has a problem) the rows
+    are still read, so ``--allow-broken`` exports the record as it is."""
+    from console.model import parse_ts, stored_event
 
     decode = _payload_decoder()
     events: list[Event] = []
     append = events.append
     check = checker.check
     times: dict[str, datetime] = {}  # events written together share their time
-
-    def convert(rows: list[tuple[Any, ...]]) -> None:
-        for (event_id, inc, ts, kind, actor, _, prev, digest), payload in zip(
-                rows, decode(rows), strict=True):
+    for rows in store.iter_chunks(incident_id):
+        for row in rows:
+            check(row)
+        for event_id, inc, ts, kind, actor, payload, prev, digest in rows:
             when = times.get(ts)
             if when is None:
                 when = times[ts] = parse_ts(ts)
-            append(Event(event_id, inc, when, kind, actor, payload, prev, digest))
-
-    rows: list[tuple[Any, ...]] = []
-    for row in store.iter_rows(incident_id):
-        check(row)
-        rows.append(row)
-        if len(rows) == 5000:
-            convert(rows)
-            rows = []
-    convert(rows)
+            append(stored_event(event_id, inc, when, kind, actor, decode(payload), prev, digest))
     return events
 
 
-def _payload_decoder() -> Callable[[Sequence[tuple[Any, ...]]], list[dict[str, Any]]]:
-    """Decodes the payload column of stored rows (msgspec when installed: a fraction of the
-    json module's time per payload, which is most of an export's reading)."""
+def _payload_decoder() -> Callable[[str], dict[str, Any]]:
+    """Decodes a stored payload (msgspec when installed: a fraction of the json module's time
+    per payload, which is most of an export's reading)."""
     try:
         import msgspec
     except ImportError:  # pragma: no cover - msgspec is a dependency; json is the fallback
         import json
 
-        return lambda rows: [json.loads(row[5]) for row in rows]
-    decoder = msgspec.json.Decoder()
-    decode = decoder.decode
-    return lambda rows: [decode(row[5]) for row in rows]
+        return json.loads
+    return msgspec.json.Decoder().decode  # type: ignore[no-any-return]
 
 
 def protect(path: Path, group: str | None = None) -> None:

@@ -100,9 +100,17 @@ def _chart(guardrail: str, tracks: Mapping[str, list[tuple[float, float]]],
 
     grouped: dict[str, list[list[float]]] = {track: [[] for _ in range(count)]
                                              for track in tracks}
+    top_index = count - 1
     for track, points in tracks.items():
-        for ts, value in points:
-            grouped[track][bucket(ts)].append(value * scale)
+        buckets = grouped[track]
+        if last > first:  # bucket(), inline: a long incident has a sample per poll
+            for ts, value in points:
+                index = int((ts - first) / width)
+                buckets[top_index if index > top_index else 0 if index < 0 else index].append(
+                    value * scale)
+        else:
+            for _, value in points:
+                buckets[0].append(value * scale)
     lines: dict[str, list[float]] = {}
     for track in TRACKS:
         if track not in grouped:

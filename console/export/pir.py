@@ -332,12 +332,25 @@ def _timeline(record: Record) -> list[str]:
     ]
     moment = clock.moment if clock.local is not None else clock.at
     starred = record.state.highlights
+    actor = _Actors()
     for line in record.story.lines:
-        star = "⭐ " if line.event.id in starred else ""
-        lines.append(f"- {star}{moment(line.ts)} — {md_inline(line.actor)}: "
+        event = line.event
+        star = "⭐ " if event.id in starred else ""
+        lines.append(f"- {star}{moment(event.ts)} — {actor(line.actor)}: "
                      f"{md_inline(line.text)}")
     lines.append("")
     return lines
+
+
+class _Actors(dict[str, str]):
+    """``md_inline`` of actors, each worked out once: a long record has a few actors and a
+    line per event."""
+
+    def __call__(self, actor: str) -> str:
+        shown = self.get(actor)
+        if shown is None:
+            shown = self[actor] = md_inline(actor)
+        return shown
 
 
 def _notes(record: Record) -> list[str]:
@@ -349,8 +362,9 @@ def _notes(record: Record) -> list[str]:
     lines += [f"_{len(found)} note{'s' if len(found) != 1 else ''} from the record, as typed._",
               ""]
     moment = clock.moment if clock.local is not None else clock.at
+    actor = _Actors()
     for event in found:
-        lines.append(f"- {moment(event.ts)} — {md_inline(event.actor)}: "
+        lines.append(f"- {moment(event.ts)} — {actor(event.actor)}: "
                      f"{md_inline(event.payload.get('text', ''))}")
     lines.append("")
     return lines
@@ -423,7 +437,9 @@ def _graphs(record: Record, samples: SamplesLike) -> list[str]:
 
     units = {name: (unit.unit, unit.scale) for name, unit in record.units.items()}
     lines: list[str] = []
-    for chart in charts(samples, record.events, units):
+    marked = record.of(Kind.WEIGHT_SET, Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_VERIFIED,
+                       Kind.ROLLBACK_NOT_VERIFIED)  # the moments a chart marks (graphs.py)
+    for chart in charts(samples, marked, units):
         drawn = [track for track in ("canary", "baseline", "limit") if track in chart.lines]
         lines += [f"**{md_inline(chart.guardrail)}** — lines in order: {', '.join(drawn)}"
                   + (f" ({md_inline(chart.unit)})" if chart.unit else "")
@@ -807,6 +823,8 @@ def _guardrails_part(record: Record) -> list[str]:
         lines += ["Each guardrail over the incident (every status change is on the timeline; a "
                   "breach episode is a run of polls in BREACH):", ""]
         rows = []
+        limits_seen = {name: _limits_seen(record, name, mine)
+                       for name, mine in _runs_by_guardrail(record).items()}
         for name, mine in _runs_by_guardrail(record).items():
             breaches = [run for run in mine if run.status == "breach"]
             longest = max(breaches, key=lambda run: (run.count, run.span_s), default=None)
@@ -820,13 +838,13 @@ def _guardrails_part(record: Record) -> list[str]:
                 (f"{longest.count} polls, {format_duration(longest.span_s)} from "
                  f"{clock.at(longest.first.ts)}") if longest is not None else "—",
                 record.value(name, max(peaks)) if peaks else "—",
-                _limits_seen(record, name, mine),
+                limits_seen[name],
                 str(blind) if blind else "—",
             ])
         lines += md_table(["Guardrail", "Status changes", "Breach episodes", "Longest breach",
                            "Peak canary in breach", "Limits", "Can't evaluate"], rows)
         lines.append("")
-        lines += _stable_limits_note(record)
+        lines += _stable_limits_note(limits_seen)
     else:
         lines += ["No guardrail changed status.", ""]
     actions = record.of(Kind.GUARDRAIL_ACTION)
@@ -873,11 +891,12 @@ def _span(shown: list[str]) -> str:
     return shown[0] if len(shown) == 1 else f"{shown[0]} – {shown[-1]}"
 
 
-def _stable_limits_note(record: Record) -> list[str]:
-    """Why a guardrail's limit changed while the rollback was verified, when it did."""
+def _stable_limits_note(limits_seen: dict[str, str]) -> list[str]:
+    """Why a guardrail's limit changed while the rollback was verified, when it did
+    (``limits_seen``: each guardrail's :func:`_limits_seen`)."""
     changed = []
-    for name, mine in _runs_by_guardrail(record).items():
-        if _limits_seen(record, name, mine).count("on the stable track"):
+    for name, seen in limits_seen.items():
+        if seen.count("on the stable track"):
             changed.append(md_inline(name))
     if not changed:
         return []
