@@ -28,6 +28,10 @@ cmd``; the field names are the Rollout CRD's):
   rollback is ``undo`` to the ReplicaSet running the target (the stable one): the Rollout's
   ``spec.template`` is set to that ReplicaSet's template (undo.go), here as a merge patch computed
   against the template read, with ``metadata.resourceVersion`` (a 409 reads again and recomputes).
+* **Exactly once.** The undo writes the console's idempotency key to the Rollout's
+  ``warroom.io/rollback-key`` annotation in the same patch as the template; ``find_rollback``
+  reads it back, so a console restarted after a crash knows whether its undo arrived (it is then
+  not sent again) or not (sent once, under the same key).
 * **The live version** is the stable ReplicaSet's only once the Rollout has *settled* on it (the
   controller observed the spec, the current pod hash is the stable one, not aborted, the pods are
   available). Otherwise it says what the Rollout is doing — "v1.4.3 (aborted: the spec still
@@ -51,7 +55,13 @@ from urllib.parse import quote
 
 from adapters._common import check_context, check_percent, clean_text, kind_of, version_check
 from adapters._deadline import Deadline
-from adapters.base import AdapterTimeout, DeployError, PreflightCheck, PreflightResult
+from adapters.base import (
+    AdapterTimeout,
+    DeployError,
+    PreflightCheck,
+    PreflightResult,
+    RollbackOperation,
+)
 from adapters.kube import KubeClient, KubeError, KubeTarget, resolve_target
 from adapters.settings import ArgoRolloutsSettings, fill_template
 
@@ -116,6 +126,8 @@ class RolloutView:
     workload_ref: str
     replicasets: list[ReplicaSetView]
     spec_template: dict[str, Any] = field(repr=False)
+    #: The ``warroom.io/rollback-key`` annotation: the key of the last rollback sent here.
+    rollback_key: str = ""
 
     def replicaset(self, pod_hash: str) -> ReplicaSetView | None:
         return next((rs for rs in self.replicasets if pod_hash and rs.pod_hash == pod_hash), None)
@@ -308,6 +320,7 @@ def parse_rollout(rollout: object, replicasets: object, container: str | None) -
         workload_ref=f"{workload.get('kind', '?')}/{workload.get('name', '?')}" if workload else "",
         replicasets=sorted(views, key=lambda rs: rs.revision),
         spec_template=_map(spec, "template"),
+        rollback_key=str(_map(meta, "annotations").get(ROLLBACK_KEY_ANNOTATION) or ""),
     )
 
 
@@ -730,6 +743,26 @@ class ArgoRolloutsDeployer:
             time.sleep(min(POLL_S, max(0.0, deadline.remaining() - 0.1)))
         say(f"the controller has not yet taken in the undo: the Rollout will walk its canary "
             f"steps to {found.version} (pausing at each) unless it is promoted fully")
+
+    def find_rollback(self, idempotency_key: str) -> RollbackOperation:
+        """Whether the undo sent under ``idempotency_key`` reached the Rollout: the undo writes
+        the key to the ``warroom.io/rollback-key`` annotation in the same patch as the pod
+        template, so the annotation carrying it proves the undo was applied (one patch is
+        applied whole or not at all). Another key, or none, means this rollback never arrived.
+        Raises DeployError / AdapterTimeout when the Rollout cannot be read (the console then
+        judges by the live version, and never sends blindly)."""
+        with Deadline(self.settings.deadline_s) as deadline:
+            view = self.rollout.read(deadline, "find_rollback")
+        if view.rollback_key == idempotency_key:
+            return RollbackOperation(True, clean_text(
+                f"Rollout {view.name} carries {ROLLBACK_KEY_ANNOTATION}={idempotency_key}: the "
+                f"undo was applied (spec {view.spec_version}, stable "
+                f"{view.stable_version or '-'})", 200))
+        holds = (f"{ROLLBACK_KEY_ANNOTATION}={view.rollback_key}" if view.rollback_key
+                 else f"no {ROLLBACK_KEY_ANNOTATION} annotation")
+        return RollbackOperation(False, clean_text(
+            f"Rollout {view.name} has {holds}: the undo under {idempotency_key} never "
+            f"arrived", 200))
 
     def close(self) -> None:
         self.rollout.close()

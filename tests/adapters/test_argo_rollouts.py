@@ -30,7 +30,13 @@ from adapters.argo_rollouts import (
     merge_patch,
     parse_rollout,
 )
-from adapters.base import AdapterTimeout, Deployer, DeployError, TrafficController
+from adapters.base import (
+    AdapterTimeout,
+    Deployer,
+    DeployError,
+    RollbackLookup,
+    TrafficController,
+)
 from adapters.settings import ArgoRolloutsSettings
 from tests.support.fake_kube import TOKEN, FakeKube, pod_hash, template
 
@@ -212,6 +218,45 @@ def test_the_undo_carries_the_rollbacks_key(fake: FakeKube) -> None:
     assert fake.patches()[-1].body["metadata"]["annotations"] == {
         "warroom.io/rollback-key": "rb-17-abc"}
     assert fake.get()["metadata"]["annotations"]["warroom.io/rollback-key"] == "rb-17-abc"
+
+
+def test_the_rollbacks_key_is_found_on_the_rollout(fake: FakeKube) -> None:
+    _, deployer = adapters(fake)
+    assert isinstance(deployer, RollbackLookup)
+    fake.deploy(NEW)
+    missing = deployer.find_rollback("rb-17-abc")
+    assert not missing.known
+    assert "no warroom.io/rollback-key annotation" in missing.detail
+    assert fake.patches() == []  # looking is reading: nothing was sent
+    deployer.rollback("v1.4.2", idempotency_key="rb-17-abc")
+    found = deployer.find_rollback("rb-17-abc")
+    assert found.known
+    assert "warroom.io/rollback-key=rb-17-abc" in found.detail
+    assert "the undo was applied (spec v1.4.2" in found.detail
+    # another rollback's key is not this one's: that rollback never arrived
+    other = deployer.find_rollback("rb-18-def")
+    assert not other.known
+    assert "warroom.io/rollback-key=rb-17-abc" in other.detail
+    # the annotation outlives a re-apply of the manifest (which does not name it)
+    fake.deploy(NEW)
+    assert deployer.find_rollback("rb-17-abc").known
+
+
+def test_a_rejected_undo_leaves_no_key(fake: FakeKube) -> None:
+    _, deployer = adapters(fake)
+    fake.deploy(NEW)
+    fake.forbidden = {("patch", "rollouts")}
+    with pytest.raises(DeployError, match="HTTP 403"):
+        deployer.rollback("v1.4.2", idempotency_key="rb-17-abc")
+    fake.forbidden = set()
+    assert not deployer.find_rollback("rb-17-abc").known
+
+
+def test_an_unreadable_rollout_is_no_answer(fake: FakeKube) -> None:
+    _, deployer = adapters(fake)
+    fake.forbidden = {("get", "rollouts")}
+    with pytest.raises(DeployError, match="HTTP 403"):
+        deployer.find_rollback("rb-17-abc")
 
 
 def test_a_rollback_repeated_is_harmless(fake: FakeKube) -> None:

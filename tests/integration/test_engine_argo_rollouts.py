@@ -15,8 +15,17 @@ from typing import Any
 import pytest
 
 from adapters import kube
-from console.model import Kind
-from tests.integration.engine_support import FROM_VERSION, TO_VERSION, LiveIncident, make_config
+from console import commands
+from console.engine import Engine, idempotency_key
+from console.model import Event, Kind
+from console.wiring import build_adapters
+from tests.integration.engine_support import (
+    COMMANDER,
+    FROM_VERSION,
+    TO_VERSION,
+    LiveIncident,
+    make_config,
+)
 from tests.support.fake_kube import TOKEN, FakeKube
 
 SERVICE = "payments"
@@ -115,3 +124,74 @@ def test_a_gitops_tool_undoing_the_rollback_is_caught_by_the_watch(incident: Liv
     incident.poll_until(lambda _: incident.state.watch_status == "watching", 10,
                         "the target is live again")
     assert len(incident.events(Kind.ROLLBACK_RESTORED)) == 1
+
+
+# --- a console that died during the rollback ---------------------------------------------------
+
+
+def _journal_rollback(incident: LiveIncident) -> Event:
+    """The rollback as the write path journals it, and nothing after (the console died)."""
+    request = commands.request_rollback(incident.store, incident.id, actor=COMMANDER,
+                                        now=incident.clock.now(), reason="drill")
+    incident.engine.refresh()
+    return request
+
+
+def _restart(incident: LiveIncident) -> Engine:
+    """What a restarted console builds: new adapters, a new engine on the same record."""
+    incident.engine.close()
+    state = incident.store.state(incident.id)
+    incident.engine = Engine(incident.store, incident.id, incident.config,
+                             build_adapters(incident.config, state, incident.clock),
+                             incident.clock, COMMANDER)
+    return incident.engine
+
+
+def _undos(fake: FakeKube) -> list[Any]:
+    return [p for p in fake.patches() if p.path.endswith(f"/rollouts/{SERVICE}")
+            and "template" in (p.body.get("spec") or {})]
+
+
+def _rollback_reconciliations(incident: LiveIncident) -> list[dict[str, Any]]:
+    return [e.payload for e in incident.events(Kind.RECONCILED)
+            if e.payload["request_kind"] == Kind.ROLLBACK_REQUESTED]
+
+
+def test_killed_after_the_undo_reached_the_rollout_it_is_not_sent_again(
+        incident: LiveIncident, fake: FakeKube) -> None:
+    incident.prepare()
+    incident.engine.advance()
+    request = _journal_rollback(incident)
+    key = idempotency_key(request)
+    # the undo reached the API server; the console died before it read the answer
+    incident.adapters.deployer.rollback(FROM_VERSION, idempotency_key=key)
+    assert len(_undos(fake)) == 1
+    fake.deploy(f"registry.example/{SERVICE}:{TO_VERSION}")  # and GitOps re-applied meanwhile
+    _restart(incident).reconcile()
+    # found by its key (not by the live version, which is the bad one again): not sent again
+    assert len(_undos(fake)) == 1
+    (reconciled,) = _rollback_reconciliations(incident)
+    assert reconciled["outcome"] == "applied"
+    assert f"warroom.io/rollback-key={key}" in reconciled["detail"]
+    assert "not sent again" in reconciled["detail"]
+    started = incident.events(Kind.ROLLBACK_STARTED)
+    assert len(started) == 1 and "reconciled after a restart" in started[0].payload["detail"]
+
+
+def test_killed_before_the_undo_was_sent_it_is_sent_once_under_its_key(
+        incident: LiveIncident, fake: FakeKube) -> None:
+    incident.prepare()
+    incident.engine.advance()
+    request = _journal_rollback(incident)
+    key = idempotency_key(request)
+    _restart(incident).reconcile()
+    (undo,) = _undos(fake)
+    assert undo.body["metadata"]["annotations"] == {"warroom.io/rollback-key": key}
+    (reconciled,) = _rollback_reconciliations(incident)
+    assert reconciled["outcome"] == "re-issued"
+    assert "no operation" in reconciled["detail"]
+    # a second restart finds it: still one undo
+    _restart(incident).reconcile()
+    assert len(_undos(fake)) == 1
+    incident.poll_until(lambda _: incident.state.rollback_status == "verified", 20,
+                        "the undo sent after the restart is verified")
