@@ -61,6 +61,12 @@ ACTIONS: tuple[Action, ...] = (
            "the target, the weight reads 0%, and the guardrails stay healthy on the stable "
            "track for the verification hold — or it says ROLLBACK NOT VERIFIED, and why.",
            "y", True, danger=True),
+    Action("relay_approval", "A", "A", "Relay approval",
+           "Record an approval given elsewhere (a bridge call, a chat message) for a role still "
+           "waiting: who gave it, exactly as on the role's roster, and the evidence. The approval "
+           "rules apply (a rostered person, one role each, never the commander or the declarer); "
+           "a refusal is shown in the approvals pane with every rule.", "none", True,
+           footer=False),
     Action("note", "n", "n", "Note", "Add a note to the timeline.", "none", True),
     Action("mark_milestone", "m", "m", "Milestone",
            "Mark a milestone now: detected, impact started, mitigated or resolved (the PIR "

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -54,6 +54,9 @@ from widgets.guardrails import GuardrailsPane
 from widgets.header import IncidentHeader
 from widgets.rollback import RollbackPane
 from widgets.timeline import Timeline, safe_describe
+
+if TYPE_CHECKING:
+    from console.screens.forms import RelayRequest
 
 COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
@@ -114,12 +117,15 @@ class WarroomApp(App[int]):
         """The background verification got this far (``problem``: where the chain broke)."""
 
         def __init__(self, verified_to: int, checked: int, at_head: bool,
-                     problem: ChainProblem | None) -> None:
+                     problem: ChainProblem | None, *, keyed: bool = False,
+                     unverified: str = "") -> None:
             super().__init__()
             self.verified_to = verified_to
             self.checked = checked
             self.at_head = at_head
             self.problem = problem
+            self.keyed = keyed  # the declaration says HMAC-SHA256
+            self.unverified = unverified  # why only the links were checked (no key here)
 
     class PollDone(Message):
         def __init__(self, readings: list[dict[str, Any]]) -> None:
@@ -167,6 +173,7 @@ class WarroomApp(App[int]):
         # built only once the action before it has landed, from the state it left.
         self._in_flight: set[Worker[None]] = set()
         self._deferred: list[str] = []
+        self._relay_refusal: RelayRequest | None = None  # shown in the approvals pane
         self.title = f"warroom {format_incident_id(incident_id)}"
 
     # --- layout ----------------------------------------------------------------------------------
@@ -410,8 +417,10 @@ class WarroomApp(App[int]):
                                                 self.incident_id)
         while True:
             at_head = walk.step()
+            checker = walk.checker
             self.post_message(self.ChainChecked(walk.last_id, walk.checked, at_head,
-                                                walk.problem))
+                                                walk.problem, keyed=checker.keyed,
+                                                unverified=checker.unverified))
             if at_head:
                 return
 
@@ -422,9 +431,7 @@ class WarroomApp(App[int]):
             self._chain_verifying = False
             self._chain_at_head = True
         if problem is None:
-            self.timeline.chain = (f"chain ✓ verified to #{message.verified_to:,}"
-                                   if message.at_head else
-                                   f"verifying chain… {message.checked:,} events ✓")
+            self.timeline.chain = _chain_words(message)
             return
         if self._chain_problem is not None:
             return
@@ -525,6 +532,9 @@ class WarroomApp(App[int]):
         self.rollback_pane.show(state, now, can_act=can_act,
                                 verify_timeout_s=self.config.rollback.verify_timeout_s)
         self.approvals.show(state, now)
+        refused = self._relay_refusal
+        if refused is not None and refused.role not in state.missing_roles:
+            self._clear_relay_refusal()  # the role was approved or waived meanwhile
         judged = state.canary_percent > 0 and not state.rolled_back and not state.closed
         self.guardrails_pane.show(state, now, units=self._units, figures=self._figures(),
                                   poll_interval_s=self.config.monitoring.poll_interval_s
@@ -858,6 +868,50 @@ class WarroomApp(App[int]):
 
         self.push_screen(NoteModal(), save)
 
+    def action_relay_approval(self) -> None:
+        self._open_relay_form()
+
+    def _open_relay_form(self, previous: RelayRequest | None = None,
+                         refusal: str | None = None) -> None:
+        """The ``A`` form, for a role still waiting; after a refusal, again with the values
+        typed and the refusal at its top."""
+        from console.screens.forms import RelayApprovalModal
+
+        waiting = list(self.state.missing_roles)
+        if not waiting:
+            self.notify("Every required role has approved or was waived: nothing to relay.",
+                        timeout=6)
+            return
+        rosters = {role: list(self.config.roster.get(role, [])) for role in waiting}
+
+        def save(request: RelayRequest | None) -> None:
+            if request is not None:
+                self._run_action("relay", request)
+
+        self.push_screen(RelayApprovalModal(waiting, rosters, policy.approval_rules(self.config),
+                                            refusal=refusal, previous=previous), save)
+
+    def _relay_refused(self, request: RelayRequest, refusal: str) -> None:
+        """The rules refused a relayed approval: the approvals pane says so with every rule, and
+        the form opens again with what was typed, to correct it."""
+        self._relay_refusal = request
+        self.approvals.show_refusal(refusal, policy.approval_rules(self.config))
+        self.screen_stack[0].set_class(True, "-approval-refused")
+        self._open_relay_form(request, refusal)
+
+    def _relay_recorded(self, request: RelayRequest) -> None:
+        self._clear_relay_refusal()
+        done = not self.state.missing_roles
+        self.notify(f"Relayed approval recorded: {request.role} by {request.relayed_from.strip()}"
+                    + (". Every required approval is in." if done else "."),
+                    title="Approval", timeout=8, markup=False)
+
+    def _clear_relay_refusal(self) -> None:
+        if self._relay_refusal is not None:
+            self._relay_refusal = None
+            self.approvals.show_refusal(None, [])
+            self.screen_stack[0].set_class(False, "-approval-refused")
+
     def action_mark_milestone(self) -> None:
         from console.screens.forms import MilestoneModal
 
@@ -1112,6 +1166,14 @@ class WarroomApp(App[int]):
             engine.close_incident(args[0])
         elif name == "mark":
             engine.mark(args[0], args[1])
+        elif name == "relay":
+            request: RelayRequest = args[0]
+            try:
+                engine.relay_approval(request.role, request.relayed_from, request.evidence)
+            except policy.Refused as refused:
+                self.call_from_thread(self._relay_refused, request, str(refused))
+            else:
+                self.call_from_thread(self._relay_recorded, request)
         elif name == "highlight":
             engine.highlight(args[0], args[1])
         elif name == "pause":
@@ -1166,6 +1228,18 @@ def _rollback_reason(state: IncidentState) -> str:
     seen = ", ".join(f"{g.name} {GUARDRAIL_STATUS_WORDS.get(g.status, g.status)}"
                      for g in state.guardrails.values()) or "no guardrails"
     return f"commander's decision at {state.canary_percent}% ({seen})"
+
+
+def _chain_words(checked: WarroomApp.ChainChecked) -> str:
+    """The timeline's chain status: how far it is verified, and whether it is keyed (HMAC)
+    and could be checked here (a keyed chain without the key: only its links)."""
+    if checked.unverified:
+        return (f"chain keyed (HMAC): links only to #{checked.verified_to:,}, no chain key here"
+                if checked.at_head else f"chain keyed: {checked.checked:,} links ✓…")
+    keyed = "keyed (HMAC) " if checked.keyed else ""
+    if checked.at_head:
+        return f"chain ✓ {keyed}verified to #{checked.verified_to:,}"
+    return f"verifying {keyed}chain… {checked.checked:,} events ✓"
 
 
 def _css_id(name: str) -> str:

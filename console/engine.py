@@ -218,6 +218,13 @@ class Engine:
         return self._command(lambda: commands.note(self.store, self.incident_id, actor=self.actor,
                                                    text=text, ts=self.now()))
 
+    def relay_approval(self, role: str, relayed_from: str, evidence: str) -> Event:
+        """An approval given elsewhere, recorded by the commander (the console's ``A``); the
+        rules are checked in the store's transaction and refuse with :class:`policy.Refused`."""
+        return self._command(lambda: commands.relay_approval(
+            self.store, self.config, self.incident_id, actor=self.actor, role=role,
+            relayed_from=relayed_from, evidence=evidence, ts=self.now()))
+
     def mark(self, milestone: str, reason: str = "") -> Event:
         """Mark a milestone as of now (the console's ``m``)."""
         return self._command(lambda: commands.mark(self.store, self.incident_id, actor=self.actor,

@@ -20,7 +20,7 @@ from textual.content import Content
 from textual.widget import Widget
 
 from console.state import Approval, IncidentState
-from widgets.canary import fit_lines, hhmm, set_subtitle
+from widgets.canary import fit_lines, hhmm, loud, set_subtitle
 from widgets.text import safe_text
 
 RowKind = Literal["direct", "relayed", "waived", "simulated", "waiting", "stale"]
@@ -108,6 +108,7 @@ class ApprovalsPane(Widget):
         "approvals-pane--waiting",
         "approvals-pane--stale",
         "approvals-pane--muted",
+        "approvals-pane--refused",
     }
 
     DEFAULT_CSS = """
@@ -128,6 +129,8 @@ class ApprovalsPane(Widget):
     ApprovalsPane > .approvals-pane--waiting { color: $warning; }
     ApprovalsPane > .approvals-pane--stale { color: $text-muted; text-style: strike; }
     ApprovalsPane > .approvals-pane--muted { color: $text-muted; }
+    ApprovalsPane > .approvals-pane--refused { color: $error; text-style: bold; }
+    ApprovalsPane.-refused { border: round $error; }
     """
 
     def __init__(
@@ -135,11 +138,26 @@ class ApprovalsPane(Widget):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._rows: tuple[ApprovalRow, ...] | None = None
+        self._refusal: str | None = None
+        self._rules: tuple[str, ...] = ()
 
     @property
     def rows(self) -> tuple[ApprovalRow, ...]:
         """The rows last shown."""
         return self._rows or ()
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal of the commander's last relayed approval, while it is shown."""
+        return self._refusal
+
+    def show_refusal(self, refusal: str | None, rules: list[str]) -> None:
+        """Say loudly, above the rows, why the rules refused a relayed approval, and list every
+        rule under them (``None`` clears it: the role was approved or the relay corrected)."""
+        self._refusal = refusal
+        self._rules = tuple(rules) if refusal else ()
+        self.set_class(refusal is not None, "-refused")
+        self.refresh()
 
     def show(self, state: IncidentState, now: datetime | None = None) -> None:
         """Show the approvals of ``state`` (``now`` is accepted for symmetry and unused)."""
@@ -174,7 +192,15 @@ class ApprovalsPane(Widget):
         if not self._rows:
             return Content.styled("no approvals required", ".approvals-pane--muted")
         width, height = self.size
-        return fit_lines(self._lines(self._rows, width), width, height, ".approvals-pane--muted")
+        lines = self._lines(self._rows, width)
+        if self._refusal is not None:
+            refused = loud(" REFUSED ", ".approvals-pane--refused") + Content.styled(
+                f" {safe_text(self._refusal, limit=400)}", ".approvals-pane--refused")
+            lines = [refused, *lines,
+                     Content.styled("The approval rules:", ".approvals-pane--muted"),
+                     *(Content.styled(f"· {rule}", ".approvals-pane--muted")
+                       for rule in self._rules)]
+        return fit_lines(lines, width, height, ".approvals-pane--muted")
 
     @staticmethod
     def _style(kind: RowKind) -> str:

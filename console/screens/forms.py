@@ -247,3 +247,120 @@ class MilestoneModal(ModalScreen[tuple[str, str] | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class RelayRequest:
+    """An approval given elsewhere, as the commander typed it into the ``A`` form."""
+
+    role: str
+    relayed_from: str
+    evidence: str
+
+
+class RelayApprovalModal(ModalScreen[RelayRequest | None]):
+    """Record a relayed approval: a digit chooses the waiting role, then who gave it (exactly as
+    on the roster) and the evidence. Every approval rule is listed under the form, and a refusal
+    of an earlier try is shown at its top with the values kept for correction."""
+
+    DEFAULT_CSS = FORM_CSS.format(name="RelayApprovalModal") + """
+    RelayApprovalModal .form--rules {
+        color: $text-muted;
+    }
+    """
+    # Enter is a priority binding, as in OverrideModal: keys typed straight after it land in
+    # the next box, never in the one just left.
+    BINDINGS = [Binding("escape", "cancel", "Cancel"),
+                Binding("enter", "next_or_save", "Next / save", show=False, priority=True)]
+
+    def __init__(self, waiting: list[str], rosters: dict[str, list[str]], rules: list[str], *,
+                 refusal: str | None = None, previous: RelayRequest | None = None) -> None:
+        super().__init__(classes="-loud" if refusal else "")
+        self._waiting = waiting[:9]  # chosen with one digit each
+        self._rosters = rosters
+        self._rules = rules
+        self._refusal = refusal
+        self._previous = previous
+        chosen = previous.role if previous is not None else None
+        if chosen is None and len(self._waiting) == 1:
+            chosen = self._waiting[0]
+        self._chosen: str | None = chosen if chosen in self._waiting else None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Record a relayed approval (given on a call or in chat)",
+                         classes="form--title")
+            with VerticalScroll():
+                if self._refusal:
+                    yield Label(Content(f"REFUSED: {self._refusal}"), classes="form--error",
+                                id="refusal")
+                for number, role in enumerate(self._waiting, start=1):
+                    roster = ", ".join(self._rosters.get(role, [])) or "no roster"
+                    yield Label(Content(f"  {number}  {role}  (roster: {roster})"))
+                yield Label(self._prompt(), id="prompt")
+                previous = self._previous
+                yield Input(value=previous.relayed_from if previous else "",
+                            placeholder="who gave it, exactly as on the roster",
+                            id="relayed-from", disabled=self._chosen is None)
+                yield Input(value=previous.evidence if previous else "",
+                            placeholder="evidence: where and when it was given (recorded)",
+                            id="evidence", disabled=self._chosen is None)
+                yield Static(Content("The approval rules:\n" + "\n".join(
+                    f"  · {rule}" for rule in self._rules)), classes="form--rules")
+            yield Static("", classes="form--error", id="error")
+            yield Static("digit = choose the role    Enter = next / save    Escape = cancel",
+                         classes="form--hint")
+
+    def on_mount(self) -> None:
+        if self._chosen is not None:
+            self.query_one("#relayed-from", Input).focus()
+
+    def _prompt(self) -> Content:
+        if self._chosen is None:
+            return Content(f"Press 1–{len(self._waiting)} to choose the role.")
+        return Content(f"{self._chosen}: who approved, and the evidence?")
+
+    def on_key(self, event: events.Key) -> None:
+        if self._chosen is not None or not event.character or not event.character.isdigit():
+            return
+        index = int(event.character) - 1
+        if 0 <= index < len(self._waiting):
+            event.stop()
+            self._chosen = self._waiting[index]
+            self.query_one("#prompt", Label).update(self._prompt())
+            for field in self.query(Input):
+                field.disabled = False
+            self.query_one("#relayed-from", Input).focus()
+
+    def action_next_or_save(self) -> None:
+        if self._chosen is None:
+            self.query_one("#error", Static).update(
+                Content(f"Choose the role first: press 1–{len(self._waiting)}."))
+            return
+        who = self.query_one("#relayed-from", Input)
+        evidence = self.query_one("#evidence", Input)
+        if self.focused is who and not evidence.value.strip():
+            self.set_focus(evidence)
+            return
+        # Read the values only after both boxes handled the keys already sent to them.
+        who.call_later(lambda: evidence.call_later(self._save))
+
+    def _save(self) -> None:
+        if not self.is_attached or self.app.screen is not self or self._chosen is None:
+            return  # cancelled meanwhile
+        who = self.query_one("#relayed-from", Input)
+        evidence = self.query_one("#evidence", Input)
+        if not who.value.strip():
+            self.query_one("#error", Static).update("Name who gave the approval.")
+            self.set_focus(who)
+            return
+        if len(evidence.value.strip()) < MIN_REASON:
+            self.query_one("#error", Static).update(Content(
+                f"Say where the approval was given (at least {MIN_REASON} characters), e.g. "
+                "'bridge call 22:14'."))
+            self.set_focus(evidence)
+            return
+        self.dismiss(RelayRequest(self._chosen, who.value, evidence.value.strip()))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -9,7 +9,7 @@ from console.actions import ACTIONS, BY_NAME, COMMANDER_ONLY, palette_order
 from console.model import Kind
 from console.screens.confirm import ConfirmModal
 from console.screens.forms import OverrideModal
-from tests.app.conftest import Rig, screen_text, settle, squash, toasts_text
+from tests.app.conftest import Rig, region_text, screen_text, settle, squash, toasts_text
 
 SIZE = (80, 24)
 
@@ -175,3 +175,98 @@ async def test_m_marks_a_milestone_and_h_highlights_the_newest_event(rig: Rig) -
         await settle(pilot)
         (highlight,) = rig.events(Kind.HIGHLIGHTED)
         assert highlight.payload == {"event_id": mark.id, "reason": "when we knew"}
+
+
+async def test_a_relays_an_approval_given_on_the_bridge(rig: Rig) -> None:
+    """``A``: a digit chooses the waiting role, then who gave it and the evidence; recorded as
+    relayed, by the commander, with the evidence, and the pane says so."""
+    from console.screens.forms import RelayApprovalModal
+    from tests.app.test_console import type_text
+
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("A")
+        await settle(pilot)
+        assert isinstance(app.screen, RelayApprovalModal)
+        waiting = rig.state().missing_roles
+        await pilot.press(str(waiting.index("platform-lead") + 1))
+        await type_text(pilot, "marco")
+        await pilot.press("enter")
+        await type_text(pilot, "bridge call 22:14, said go")
+        await pilot.press("enter")
+        await settle(pilot)
+        (approval,) = rig.events(Kind.APPROVED)
+        assert approval.actor == "alice"
+        assert {k: approval.payload[k] for k in ("role", "user", "kind", "relayed_from",
+                                                 "evidence")} == {
+            "role": "platform-lead", "user": "marco", "kind": "relayed",
+            "relayed_from": "marco", "evidence": "bridge call 22:14, said go"}
+        assert any(row.role == "platform-lead" and row.how == "relayed via alice"
+                   for row in app.approvals.rows)
+        assert "platform-lead marco · relayed" in squash(region_text(app, app.approvals))
+        assert "Relayed approval recorded: platform-lead by marco" in toasts_text(app)
+
+
+async def test_a_refused_relay_is_shown_with_every_rule_and_can_be_corrected(rig: Rig) -> None:
+    """The commander relays for a name not on the roster (a look-alike spelling): nothing is
+    recorded, the approvals pane says REFUSED and why, with every approval rule, and the form
+    opens again with what was typed; corrected, it is recorded."""
+    from console.policy import approval_rules
+    from console.screens.forms import RelayApprovalModal
+    from tests.app.test_console import type_text
+
+    app = rig.app()
+    async with app.run_test(size=(200, 50), notifications=True) as pilot:
+        await settle(pilot)
+        before = rig.last_id()
+        await pilot.press("A")
+        await settle(pilot)
+        await pilot.press(str(rig.state().missing_roles.index("security-lead") + 1))
+        await type_text(pilot, "Priya ")
+        await pilot.press("enter")
+        await type_text(pilot, "bridge call 22:14")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert rig.last_id() == before  # nothing recorded
+        assert app.approvals.refusal is not None
+        assert "Priya" in app.approvals.refusal and "'priya' is" in app.approvals.refusal
+        pane = squash(region_text(app, app.approvals))
+        assert "REFUSED" in pane and "The approval rules:" in pane
+        for rule in approval_rules(rig.config):
+            assert squash(rule)[:40] in pane, rule
+        # the form again, loud, with the refusal and the values kept
+        form = app.screen
+        assert isinstance(form, RelayApprovalModal)
+        assert "REFUSED" in squash(screen_text(app))
+        field = form.query_one("#relayed-from")
+        assert field.value == "Priya " and field.has_focus  # type: ignore[attr-defined]
+        await pilot.press("ctrl+u")  # clear the box, type the roster's spelling
+        await type_text(pilot, "priya")
+        await pilot.press("enter")
+        await settle(pilot)
+        (approval,) = rig.events(Kind.APPROVED)
+        assert (approval.payload["user"], approval.payload["kind"]) == ("priya", "relayed")
+        assert app.approvals.refusal is None
+        assert "REFUSED" not in squash(screen_text(app))
+
+
+async def test_a_says_so_when_nothing_waits(rig: Rig) -> None:
+    rig.approve_all()
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("A")
+        await settle(pilot)
+        assert len(app.screen_stack) == 1
+        assert "nothing to relay" in toasts_text(app)
+
+
+async def test_a_watcher_cannot_relay(rig: Rig) -> None:
+    app = rig.app(watch=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = rig.last_id()
+        await pilot.press("A")
+        await settle(pilot)
+        assert len(app.screen_stack) == 1 and rig.last_id() == before

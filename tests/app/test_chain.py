@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from console.model import Kind
-from tests.app.conftest import Rig, region_text, settle, squash, toasts_text
+from console.store import use_chain_key
+from tests.app.conftest import Rig, RigFactory, region_text, settle, squash, toasts_text
 
 
 async def test_an_intact_chain_is_verified_to_the_newest_event(rig: Rig) -> None:
@@ -68,3 +71,31 @@ async def test_a_watcher_shows_the_break_and_writes_nothing(rig: Rig) -> None:
         await settle(pilot)
         assert f"CHAIN BROKEN at #{edited}" in squash(region_text(app, app.header))
     assert rig.last_id() == before
+
+
+async def test_a_keyed_chain_says_so_and_without_the_key_only_its_links(
+        make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyed incident (HMAC-SHA256, issue 12): the console's chain status says "keyed" when
+    it verified the hashes with the key, and says that only the links were checked on a console
+    that has no key (it cannot tell a rehashed record from the real one)."""
+    monkeypatch.setenv("WARROOM_CHAIN_KEY", "a-chain-key-for-the-test")
+    use_chain_key(b"a-chain-key-for-the-test")
+    try:
+        rig = make_rig("bad", store__chain_key_env="WARROOM_CHAIN_KEY")
+        assert rig.events()[0].payload["chain"] == "keyed"
+        rig.ready()
+        app = rig.app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            title = squash(region_text(app, app.timeline, border=True).splitlines()[0])
+            assert f"chain ✓ keyed (HMAC) verified to #{rig.last_id()}" in title
+        monkeypatch.delenv("WARROOM_CHAIN_KEY")
+        watcher = rig.app(watch=True)
+        async with watcher.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            title = squash(region_text(watcher, watcher.timeline, border=True).splitlines()[0])
+            assert (f"chain keyed (HMAC): links only to #{rig.last_id()}, no chain key here"
+                    in title)
+            assert "✓ keyed" not in title
+    finally:
+        use_chain_key(None)

@@ -111,3 +111,26 @@ async def test_a_resize_round_trip_loses_nothing(make_rig: RigFactory) -> None:
             assert timeline >= (5 if size[1] >= 24 else 3), (size, timeline)
         assert _frame(app) == start
         assert all(graph.region.height >= 5 for graph in app.graphs.values())
+
+
+async def _relay_refused(pilot: Pilot[Any]) -> None:
+    """``A``, security-lead, a name on no roster: the rules refuse it; the form is left with
+    Escape so the picture shows the approvals pane with the refusal and every rule."""
+    await settle(pilot)
+    await pilot.press("A")
+    await settle(pilot)
+    await pilot.press(str(pilot.app.state.missing_roles.index("security-lead") + 1))  # type: ignore[attr-defined]
+    await pilot.press(*"sam", "enter", *"bridge call 22:14", "enter")
+    await settle(pilot)
+    await pilot.press("escape")
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", [SIZES[0], SIZES[-1]])
+def test_relayed_approval_refused(make_rig: RigFactory, snap_compare: SnapCompare,
+                                  size: tuple[int, int]) -> None:
+    """A relayed approval the rules refuse: REFUSED and why at the top of the approvals pane
+    (loud border), the rows, then every approval rule where there is room (200×50)."""
+    rig = make_rig("bad")
+    rig.engine.preflight()
+    assert snap_compare(rig.app(), terminal_size=size, run_before=_relay_refused)
