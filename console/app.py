@@ -1045,7 +1045,8 @@ class WarroomApp(App[int]):
             readings.append({
                 "name": name, "status": guardrail.status, "mode": "as last recorded",
                 "detail": guardrail.detail or "not evaluated yet", "queries": queries,
-                "raw": {}, "error": None,
+                "raw": {role: list(values) for role, values in guardrail.samples.items()},
+                "error": None,
                 "ts": format_ts(guardrail.since) if guardrail.since else "never"})
         return readings
 

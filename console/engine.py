@@ -518,7 +518,9 @@ class Engine:
                 previous=known.status if known else "unknown", detail=detail, canary=None,
                 baseline=payload["baseline"], limit=payload["limit"], breaches=0,
                 consecutive=self.tracker.consecutive(reading.name),
-                on_breach=self._on_breach(reading.name), sustained=False), actor=SYSTEM_ACTOR)
+                on_breach=self._on_breach(reading.name), sustained=False,
+                rule=reading.rule or None, queries=dict(reading.queries) or None,
+                samples=reading.why()["samples"]), actor=SYSTEM_ACTOR)
 
     def _not_verified(self, target: str, reason: str, checks: list[ev.Check]) -> None:
         self._record(ev.RollbackNotVerified(target, reason, checks), actor=SYSTEM_ACTOR)
@@ -591,7 +593,8 @@ class Engine:
                     shadow=True if settings is not None and settings.shadow else None,
                     no_data=True if reading.no_data else None,
                     comparison=reading.comparison.words if reading.comparison else None,
-                    rule=reading.rule or None, queries=dict(reading.queries) or None)
+                    rule=reading.rule or None, queries=dict(reading.queries) or None,
+                    samples=reading.why()["samples"])
                 result.events.append(self._record(change, actor=SYSTEM_ACTOR))
         for event in list(result.events):
             change = ev.read_as(event, ev.GuardrailChanged)
@@ -741,7 +744,9 @@ class Engine:
                     detail=f"stable track: {reading.detail}", canary=None,
                     baseline=payload["baseline"], limit=payload["limit"], breaches=breaches,
                     consecutive=self.tracker.consecutive(reading.name),
-                    on_breach=self._on_breach(reading.name), sustained=False),
+                    on_breach=self._on_breach(reading.name), sustained=False,
+                    rule=reading.rule or None, queries=dict(reading.queries) or None,
+                    samples=reading.why()["samples"]),
                     actor=SYSTEM_ACTOR))
             if (self._on_breach(reading.name) == "rollback" and not self._state.escalation
                     and breaches == self.tracker.consecutive(reading.name)):

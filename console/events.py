@@ -293,6 +293,9 @@ class GuardrailChanged(Payload):
     comparison: str | None = None  # the Mann-Whitney comparison, in words, when configured
     rule: str | None = None  # the rule that decided (max, max_ratio_to_baseline, warn, ...)
     queries: dict[str, str] | None = None  # role → the query as sent
+    #: role → the values its query answered, the samples this verdict was judged on
+    #: (Prometheus's words for NaN and infinities kept); absent in records before issue 16
+    samples: dict[str, list[Figure]] | None = None
 
 
 @dataclass(slots=True)
@@ -656,6 +659,9 @@ _SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
     dict[str, Any]: lambda v, d: dict(v) if isinstance(v, dict) else {},
     dict[str, str] | None: lambda v, d: (
         {str(k): str(x) for k, x in v.items()} if isinstance(v, dict) else None),
+    dict[str, list[Figure]] | None: lambda v, d: (
+        {str(k): [_figure(x, None) for x in (xs if isinstance(xs, list) else [])]
+         for k, xs in v.items()} if isinstance(v, dict) else None),
 }
 
 _READERS_BY_CLASS: dict[type[Any], Callable[[Mapping[str, Any]], Any]] = {}

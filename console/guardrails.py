@@ -135,6 +135,27 @@ class GuardrailReading:
     def is_healthy(self) -> bool:
         return self.status == "healthy"
 
+    def why(self) -> dict[str, Any]:
+        """What a recorded status change keeps of this reading (``GuardrailChanged``'s fields):
+        each value, the limit and the warn band, the rule that decided, the queries as sent and
+        the samples they answered — the verdict's why, readable from the record alone."""
+        figures: dict[str, Any] = {
+            "canary": _json_float(self.canary), "baseline": _json_float(self.baseline),
+            "limit": _json_float(self.limit), "evidence": _json_float(self.evidence),
+            "detail": self.detail}
+        if self.warn_limit is not None:
+            figures["warn_limit"] = _json_float(self.warn_limit)
+        if self.no_data:
+            figures["no_data"] = True
+        if self.comparison is not None:
+            figures["comparison"] = self.comparison.words
+        if self.rule:
+            figures["rule"] = self.rule
+        figures["queries"] = dict(self.queries) or None
+        figures["samples"] = {role: [_json_float(v) for v in values]
+                              for role, values in self.raw.items()} or None
+        return figures
+
     def to_payload(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN/Inf written as strings, the time as the store's UTC string)."""
         payload: dict[str, Any] = {
@@ -765,21 +786,7 @@ class Transition:
         figures (and how the guardrail acts on a sustained breach, and whether it is a shadow
         that never acts)."""
         reading = self.reading
-        figures: dict[str, Any] = {}
-        if reading is not None:
-            figures = {"canary": _json_float(reading.canary),
-                       "baseline": _json_float(reading.baseline),
-                       "limit": _json_float(reading.limit),
-                       "evidence": _json_float(reading.evidence), "detail": reading.detail}
-            if reading.warn_limit is not None:
-                figures["warn_limit"] = _json_float(reading.warn_limit)
-            if reading.no_data:
-                figures["no_data"] = True
-            if reading.comparison is not None:
-                figures["comparison"] = reading.comparison.words
-            if reading.rule:
-                figures["rule"] = reading.rule
-            figures["queries"] = dict(reading.queries) or None
+        figures = reading.why() if reading is not None else {}
         return GuardrailChanged(name=self.name, status=self.status, previous=self.previous,
                                 breaches=self.breaches, consecutive=self.consecutive,
                                 sustained=self.sustained, on_breach=on_breach,

@@ -130,6 +130,8 @@ class GuardrailState:
     comparison: str = ""  # the Mann-Whitney comparison at the last change, in words
     rule: str = ""  # the rule that decided the last change
     queries: dict[str, str] = field(default_factory=dict)  # role → the query as sent then
+    #: role → the values its query answered at the last change (the samples it was judged on)
+    samples: dict[str, list[float | None]] = field(default_factory=dict)
 
     @property
     def budget(self) -> str:
@@ -627,6 +629,8 @@ def _guardrail_changed(state: IncidentState, event: Event, p: ev.GuardrailChange
         comparison=p.comparison or "",
         rule=p.rule or (old.rule if status == old.status else ""),
         queries=dict(p.queries) if p.queries else dict(old.queries),
+        samples={role: [_figure(v) for v in values] for role, values in p.samples.items()}
+        if p.samples else {},
     )
     if (status == "warn" and not shadow and p.mode != "stable" and state.canary_percent > 0
             and p.name not in state.stage_warnings):

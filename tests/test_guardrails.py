@@ -735,6 +735,8 @@ def test_transition_payload() -> None:
         "rule": "max",
         "queries": {"canary": 'err{service="redaction-api", track="canary"}',
                     "baseline": 'err{service="redaction-api", track="baseline"}'},
+        # ...and the samples the queries answered, the verdict was judged on
+        "samples": {"canary": [0.0412], "baseline": [0.003]},
     }
     assert isinstance(t, Transition)
 

@@ -110,6 +110,18 @@ def md_cell(text: object, empty: str = "—") -> str:
     return cell or empty
 
 
+def md_code(text: object) -> str:
+    """Text as an inline code span (a query as sent): one line, control and invisible
+    characters shown as escapes, fenced with more backticks than it holds in a row."""
+    shown = " ".join(str(text).split())
+    shown = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", shown)
+    shown = _INVISIBLE.sub(lambda match: f"\\u{ord(match.group()):04x}", shown)
+    longest = max((len(run) for run in re.findall("`+", shown)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}" if shown else "—"
+
+
 def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     """A GFM table; cells must already be :func:`md_cell`-safe."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -53,6 +53,7 @@ from console.export.record import (
     verdict_word,
 )
 from console.export.timeline import GuardrailRun
+from console.export.why import why_part
 from console.model import (
     GUARDRAIL_STATUS_WORDS,
     MILESTONES,
@@ -856,7 +857,7 @@ def _guardrails_part(record: Record) -> list[str]:
                          f"breach ({md_inline(p.get('breaches', ''))} in a row) → "
                          f"**{md_inline(p.get('action', ''))}**")
         lines.append("")
-    return lines
+    return lines + why_part(record)
 
 
 def _limits_seen(record: Record, name: str, runs: Sequence[GuardrailRun]) -> str:

@@ -325,7 +325,9 @@ def test_no_user_text_breaks_the_structure(verified_incident: BuiltIncident, tex
     tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(out)
     heads = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
     split = SECTIONS.index("Emergency Change Record") + 1
-    assert heads[1:] == [*SECTIONS[:split], *RECORD_PARTS, *SECTIONS[split:]]
+    parts = [*RECORD_PARTS]
+    parts.insert(parts.index("Guardrails") + 1, "Why each verdict")  # its own, under Guardrails
+    assert heads[1:] == [*SECTIONS[:split], *parts, *SECTIONS[split:]]
     assert heads[0].startswith("Post-Incident Review: INC-1 — ")
     assert not any(t.type == "html_block" for t in tokens)
     inline = [child for t in tokens for child in (t.children or [])]
