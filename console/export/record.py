@@ -7,6 +7,7 @@ Import-light: stdlib and ``console.model`` / ``console.state`` only.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -119,7 +120,11 @@ class Record:
     def story(self) -> Story:
         """The timeline as a story (:mod:`console.export.timeline`), told once."""
         if self._story is None:
-            self._story = story(self.events, at=self.clock.at, value=self.value,
+            # The story's lines are worded lazily by closures over ``value``: bound to the
+            # units, not to this record, so no reference cycle holds the record's 100,000
+            # events for the cyclic collector to find (a long export's last half second).
+            self._story = story(self.events, at=self.clock.at,
+                                value=functools.partial(guardrail_value, self.units),
                                 highlighted=frozenset(self.state.highlights))
         return self._story
 
@@ -166,11 +171,7 @@ class Record:
         return found[-1] if found else None
 
     def value(self, guardrail: str, value: Any) -> str:
-        unit = self.units.get(guardrail, GuardrailUnit())
-        figure = number(value)
-        if figure is None and value not in (None, ""):
-            return str(value)  # "NaN" / "+Inf" as written by the guardrail payload
-        return format_value(figure, unit.unit, unit.scale)
+        return guardrail_value(self.units, guardrail, value)
 
     @property
     def duration_s(self) -> float:
@@ -211,6 +212,18 @@ class Record:
 
 #: Bypassed elements whose compensation is about the version at 100 % (seed 000).
 _PROMOTED_ONLY = frozenset({"canary", "eval-gate"})
+
+
+def guardrail_value(units: Mapping[str, GuardrailUnit], guardrail: str, value: Any) -> str:
+    """A guardrail's figure as the exports show it, in the guardrail's unit."""
+    unit = units.get(guardrail, _NO_UNIT)
+    figure = number(value)
+    if figure is None and value not in (None, ""):
+        return str(value)  # "NaN" / "+Inf" as written by the guardrail payload
+    return format_value(figure, unit.unit, unit.scale)
+
+
+_NO_UNIT = GuardrailUnit()
 
 
 def number(value: Any) -> float | None:
