@@ -1404,6 +1404,37 @@ class ChainChecker:
             return True
         return False
 
+    def check_rows(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+        """:meth:`check` each of ``rows`` (the next stored rows, oldest first) in one loop:
+        the same verdicts at a fraction of the cost per row (a long record's verification is
+        mostly this loop). A row the loop does not accept goes to :meth:`check`, which
+        decides and says why. False once the chain is broken."""
+        quote = _json_string
+        index, count = 0, len(rows)
+        while index < count and self.problem is None:
+            hasher = self.hasher()
+            if hasher is None:  # the first row, or hashes that cannot be checked
+                self.check(rows[index])
+                index += 1
+                continue
+            checked, last_id, last_hash = self.checked, self.last_id, self.last_hash
+            stopped = count
+            for at in range(index, count):
+                event_id, incident_id, ts, kind, actor, payload, prev_hash, digest = rows[at]
+                if prev_hash != last_hash or hasher(
+                        (f'{prev_hash}{{"actor":{quote(actor)},"id":{event_id},'
+                         f'"incident":{incident_id},"kind":{quote(kind)},"payload":{payload},'
+                         f'"ts":{quote(ts)}}}').encode()).hexdigest() != digest:
+                    stopped = at
+                    break
+                checked += 1
+                last_id, last_hash = event_id, digest
+            self.checked, self.last_id, self.last_hash = checked, last_id, last_hash
+            if stopped < count:
+                self.check(rows[stopped])
+            index = stopped + 1
+        return self.problem is None
+
     def finish(self, store: RecordStore, incident_id: int) -> ChainProblem | None:
         """At the head: what is wrong beyond the rows (no events at all, triggers removed, the
         recorded head gone or changed, an unkeyed chain where chains are keyed)."""
@@ -1456,9 +1487,8 @@ class ChainWalk:
         if checker.problem is not None:
             return True
         rows = self.store._chain_rows(self.incident_id, checker.last_id, limit)
-        for row in rows:
-            if not checker.check(row):
-                return True
+        if not checker.check_rows(rows):
+            return True
         if len(rows) < limit:
             checker.finish(self.store, self.incident_id)
             return True

@@ -134,11 +134,9 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
     decode = _payload_decoder()
     events: list[Event] = []
     append = events.append
-    check = checker.check
     times: dict[str, datetime] = {}  # events written together share their time
     for rows in store.iter_chunks(incident_id):
-        for row in rows:
-            check(row)
+        checker.check_rows(rows)
         for event_id, inc, ts, kind, actor, payload, prev, digest in rows:
             when = times.get(ts)
             if when is None:
