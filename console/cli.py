@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "contains that exact prefix (catches removed newest events and a "
                         "rewritten, re-hashed record)")
 
+    gate = command("gate", "serve Flagger's manual gates (confirm-rollout, "
+                   "confirm-traffic-increase, confirm-promotion, rollback) from the record")
+    gate.add_argument("id")
+    gate.add_argument("--listen", metavar="HOST:PORT",
+                      help="where to listen (default: [gate] listen, 127.0.0.1:8795)")
+
     check = command("check-config", "print what a config file means, or why it is refused")
     check.add_argument("file", nargs="?")
 
@@ -522,6 +528,42 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from console.config import ConfigError, GateSettings
+    from console.gate import serve
+
+    config, path = _load_config(args)
+    if config.gate is None:
+        raise ConfigError(path, "gate", "no [gate] section: say which Flagger Canary namespace "
+                                        "the gate answers for (see config.example.toml)")
+    settings = config.gate
+    if args.listen:
+        try:
+            settings = GateSettings.model_validate({**settings.model_dump(),
+                                                    "listen": args.listen})
+        except ValueError:
+            raise UsageError(f"--listen {args.listen!r}: expected HOST:PORT") from None
+    incident_id = _incident(args.id)
+    with _open_store(args, config, must_exist=True) as store:
+        state = store.state(incident_id)
+        canary = settings.canary_name(state.service)
+
+        def ready(server: object) -> None:
+            from console.gate import GateServer
+
+            assert isinstance(server, GateServer)
+            print(f"warroom gate: {state.id_text}'s Flagger gates for canary {canary} on "
+                  f"{server.url}/gate/<confirm-rollout|confirm-traffic-increase|"
+                  "confirm-promotion|rollback> (ctrl+c stops)", flush=True)
+
+        try:
+            serve(store, incident_id, settings, ready=ready)
+        except OSError as error:
+            raise UsageError(f"gate: cannot listen on {settings.listen}: "
+                             f"{error.strerror or error}") from None
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from console.config import ConfigError, environment_problems
 
@@ -580,6 +622,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for name in config.simulated_sections():
         print(f"WARNING: [{name}] is the simulator while another section is real (a drill "
               "only); the console shows SIM")
+    if config.gate is not None:
+        gate = config.gate
+        token = f"token from ${gate.token_env}" if gate.token_env else "no token asked"
+        print(f"Flagger gate: `warroom gate ID` on {gate.listen}, canary "
+              f"{gate.canary_name('{service}')} ({token})")
     if config.console.environment:
         print(f"Environment: {config.console.environment} (header colour "
               f"{config.console.badge_colour()})")
@@ -694,6 +741,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": cmd_export,
     "verify": cmd_verify,
     "check-config": cmd_check_config,
+    "gate": cmd_gate,
     "store": cmd_store,
     "demo": cmd_console,
     "open": cmd_console,

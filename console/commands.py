@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from console import events as ev
-from console import policy
+from console import flagger, policy
 from console.config import Config
 from console.model import Event, format_ts, utcnow
 from console.state import IncidentState
@@ -345,3 +345,81 @@ def request_rollback(store: RecordStore, incident_id: int, *, actor: str, now: d
             reason=reason or ("sustained guardrail breach" if automatic else "commander"))
 
     return store.record(incident_id, actor, decide, now)
+
+
+# --- Flagger's gates (`warroom gate`) ----------------------------------------------------------
+
+
+def open_flagger_gate(store: RecordStore, incident_id: int, *, actor: str, gate: str, canary: str,
+                      reason: str, once: bool = False, ts: datetime | None = None) -> Event:
+    """The commander opens one of Flagger's gates for the run Flagger presented last (its
+    checksum): a later run finds it closed. ``once``: it lets one call through."""
+
+    def decide(state: IncidentState) -> ev.FlaggerGateOpened:
+        if gate not in flagger.GATES:
+            raise policy.Refused(f"{gate!r} is not one of Flagger's gates")
+        if not state.flagger_checksum:
+            raise policy.Refused(
+                f"Flagger has not called the gate for {canary} yet: there is no canary run to "
+                f"open {gate} for (do the Canary's webhooks point at `warroom gate`?)")
+        if state.flagger_canary != canary:
+            raise policy.Refused(f"Flagger last called for {state.flagger_canary}, not {canary}")
+        return ev.FlaggerGateOpened(gate, canary, state.flagger_checksum, once, reason.strip())
+
+    return store.record(incident_id, actor, decide, ts)
+
+
+def close_flagger_gate(store: RecordStore, incident_id: int, *, actor: str, gate: str,
+                       reason: str, ts: datetime | None = None) -> Event | None:
+    """Close a gate the record has open (None when it is not open: nothing to record)."""
+
+    class _NotOpen(Exception):
+        pass
+
+    def decide(state: IncidentState) -> ev.FlaggerGateClosed:
+        decision = state.flagger_gates.get(gate)
+        if decision is None or not decision.open:
+            raise _NotOpen
+        return ev.FlaggerGateClosed(gate, decision.canary, decision.checksum, reason.strip())
+
+    try:
+        return store.record(incident_id, actor, decide, ts)
+    except _NotOpen:
+        return None
+
+
+#: Who the record names for a call of Flagger's webhook.
+FLAGGER_ACTOR = "flagger"
+
+
+def ask_flagger_gate(store: RecordStore, incident_id: int, *, gate: str,
+                     payload: flagger.WebhookPayload, canary: str,
+                     ts: datetime | None = None) -> flagger.Answer:
+    """Flagger calls ``gate`` with ``payload``: the answer from the record, recorded when it
+    changes.
+
+    A call that uses up a one-use opening, or any answer worth recording, is decided again and
+    appended inside one write transaction, so two calls cannot both use one opening; an answer
+    that is open is given only once that transaction has committed. Whatever goes wrong — no
+    such incident, a store that cannot be read or written — the answer is closed, with why.
+    """
+    try:
+        state = store.state(incident_id)
+        answer = flagger.decide(state, gate, payload, canary)
+        if not flagger.worth_recording(state, gate, payload, answer):
+            return answer
+        decided: list[flagger.Answer] = []
+
+        def decide(current: IncidentState) -> ev.FlaggerGateAsked:
+            again = flagger.decide(current, gate, payload, canary)
+            decided.append(again)
+            return ev.FlaggerGateAsked(gate, payload.canary, payload.checksum, payload.phase,
+                                       again.word, again.detail)
+
+        store.record(incident_id, FLAGGER_ACTOR, decide, ts)
+        return decided[-1]
+    except Exception as error:  # never open on a fault
+        from adapters.secrets import scrub
+
+        text = " ".join(scrub(str(error)).split())[:200] or type(error).__name__
+        return flagger.Answer(False, f"the record could not answer ({text}): closed")

@@ -419,6 +419,44 @@ class NotifySettings(Strict):
     )
 
 
+class GateSettings(Strict):
+    """``warroom gate``: Flagger's manual gates (confirm-rollout, confirm-traffic-increase,
+    confirm-promotion, rollback) answered from the incident record (optional)."""
+
+    listen: str = Field(
+        default="127.0.0.1:8795", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="HOST:PORT the gate server listens on (127.0.0.1 by default: put a proxy "
+                    "or a port-forward in front of it rather than listening on every address).",
+    )
+    canary: str = Field(
+        default="{service}", min_length=1, max_length=253,
+        pattern=r"^(\{service\}|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$",
+        description="The Flagger Canary's name ({service}: the incident's service).",
+    )
+    namespace: str = Field(
+        min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="The Flagger Canary's namespace: a call for any other canary is refused.",
+    )
+    token_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding a token each webhook must carry as "
+                    "metadata.token (the Canary's webhook metadata); unset: no token asked.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, value: str) -> str:
+        port = int(value.rsplit(":", 1)[1])
+        if not 0 <= port <= 65535:  # 0: any free port (printed when the gate starts)
+            raise ValueError(f"port {port} is not between 0 and 65535")
+        return value
+
+    def canary_name(self, service: str) -> str:
+        """``name.namespace`` of the Canary this incident's gate answers for."""
+        name = service if self.canary == "{service}" else self.canary
+        return f"{name}.{self.namespace}"
+
+
 class ConsoleSettings(Strict):
     """Where this console runs, always on screen: the header carries the environment's name in
     its colour, so nobody mistakes production for staging at 22:00."""
@@ -519,6 +557,8 @@ class Config(Strict):
     scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
     emergency_rate: EmergencyRateSettings = Field(default_factory=EmergencyRateSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    gate: GateSettings | None = Field(
+        default=None, description="Flagger's manual gates kept in the record (`warroom gate`).")
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     metrics: MetricsSettings = Field(default_factory=SimMetricsSettings)
@@ -894,6 +934,8 @@ def secret_values(config: Config) -> list[str]:
         names.append(config.notify.webhook_url_env)
     if config.store.password_env:
         names.append(config.store.password_env)
+    if config.gate is not None and config.gate.token_env:
+        names.append(config.gate.token_env)
     if config.store.chain_key_env:
         names.append(config.store.chain_key_env)
     return [value.strip() for name in names if (value := os.environ.get(name) or "").strip()]
@@ -962,6 +1004,11 @@ def environment_problems(config: Config, *, store: bool = True) -> list[ConfigEr
         problems.append(ConfigError(path, "notify.webhook_url_env",
                                     f"environment variable {webhook} is not set or empty (it "
                                     "holds the chat webhook URL)"))
+    gate = config.gate
+    if gate is not None and gate.token_env and not (os.environ.get(gate.token_env) or "").strip():
+        problems.append(ConfigError(path, "gate.token_env",
+                                    f"environment variable {gate.token_env} is not set or empty "
+                                    "(it holds the token Flagger's webhooks carry)"))
     if store and config.store.group:
         import grp
 
@@ -978,6 +1025,7 @@ __all__ = [
     "PRIORITIES",
     "Config",
     "ConfigError",
+    "GateSettings",
     "GuardrailSettings",
     "MannWhitneySettings",
     "PlanSettings",

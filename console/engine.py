@@ -36,7 +36,7 @@ from adapters.base import (
     TrafficController,
 )
 from adapters.secrets import scrub
-from console import commands, policy
+from console import commands, flagger, policy
 from console import events as ev
 from console.config import Config, GuardrailSettings
 from console.guardrails import (
@@ -288,18 +288,74 @@ class Engine:
     def advance(self, overrides: dict[str, str] | None = None) -> Event:
         """Move to the next stage; every block must be overridden with a reason."""
         with self._acting():
+            self._flagger_ready()
             request = self._command(lambda: commands.request_advance(
                 self.store, self.incident_id, actor=self.actor, now=self.now(),
                 overrides=overrides))
-            return self._set_weight(request)
+            return self._set_weight(request, gates=True)
 
     def immediate(self, reason: str, overrides: dict[str, str] | None = None) -> Event:
         """The loudly marked "100% now" (seed 000: for the rarest cases); needs a reason."""
         with self._acting():
+            self._flagger_ready()
             request = self._command(lambda: commands.request_immediate(
                 self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason,
                 overrides=overrides))
-            return self._set_weight(request)
+            return self._set_weight(request, gates=True)
+
+    # --- Flagger's gates (`warroom gate`): the keys open them in the record -----------------------
+
+    def _flagger_canary(self) -> str | None:
+        gate = self.config.gate
+        return gate.canary_name(self._state.service) if gate is not None else None
+
+    def _flagger_ready(self) -> None:
+        """With a Flagger gate, an advance needs a run to approve: Flagger must have called."""
+        canary = self._flagger_canary()
+        if canary is not None:
+            self.refresh()  # Flagger's calls are recorded by `warroom gate`, another process
+        if canary is not None and not self._state.flagger_checksum:
+            raise ActionRefused(
+                f"Flagger has not called `warroom gate` for {canary} yet: there is no canary "
+                "run to approve (do the Canary's confirm webhooks point at the gate?)")
+
+    def _open_advance_gates(self, wanted: ev.WeightRequested, actor: str | None) -> None:
+        """The gates a journalled advance opens for the current run (in the record)."""
+        canary = self._flagger_canary()
+        if canary is None:
+            return
+        immediate = wanted.action == "immediate"
+        reason = (f"100% now: {wanted.reason}" if immediate
+                  else f"advance {wanted.from_percent}% → {wanted.to_percent}%")
+        for gate, once in flagger.gates_for_advance(self._state, wanted.to_percent,
+                                                    immediate=immediate):
+            self._command(functools.partial(
+                commands.open_flagger_gate, self.store, self.incident_id,
+                actor=actor or self.actor, gate=gate, canary=canary, reason=reason, once=once,
+                ts=self.now()))
+
+    def _open_rollback_gate(self, reason: str, actor: str) -> str:
+        """Abort and rollback: Flagger's confirm gates close and its rollback gate opens for
+        the current run. Returns why it could not be opened ("" when it was)."""
+        canary = self._flagger_canary()
+        if canary is None:
+            return ""
+        for gate in flagger.GATES[:3]:
+            self._command_or_none(functools.partial(
+                commands.close_flagger_gate, self.store, self.incident_id, actor=actor,
+                gate=gate, reason=f"the canary goes back: {reason}", ts=self.now()))
+        try:
+            self._command(lambda: commands.open_flagger_gate(
+                self.store, self.incident_id, actor=actor, gate="rollback", canary=canary,
+                reason=reason, ts=self.now()))
+        except ActionRefused as refused:
+            return str(refused)
+        return ""
+
+    def _command_or_none(self, append: Callable[[], Event | None]) -> None:
+        with self._lock:
+            if append() is not None:
+                self.refresh()
 
     def pause(self, reason: str = "") -> Event:
         """Hold the canary where it is (advance waits); no traffic call is made."""
@@ -317,13 +373,19 @@ class Engine:
         with self._acting():
             request = self._command(lambda: commands.request_abort(
                 self.store, self.incident_id, actor=self.actor, now=self.now(), reason=reason))
+            # Flagger has one way back to the primary: its rollback gate
+            self._open_rollback_gate(f"abort: {reason or 'the commander'}", self.actor)
             return self._set_weight(request)
 
-    def _set_weight(self, request: Event, actor: str | None = None) -> Event:
-        """The traffic call a journalled weight request asked for, and its outcome."""
+    def _set_weight(self, request: Event, actor: str | None = None, *,
+                    gates: bool = False) -> Event:
+        """The traffic call a journalled weight request asked for, and its outcome (with
+        ``gates``, Flagger's gates for it are opened first)."""
         wanted = ev.read_as(request, ev.WeightRequested)
         percent, stage_index, action = wanted.to_percent, wanted.stage_index, wanted.action
         try:
+            if gates:
+                self._open_advance_gates(wanted, actor)
             self.adapters.traffic.set_weight(percent)
         except Exception as error:
             return self._record(ev.WeightFailed(percent, stage_index, action,
@@ -348,6 +410,15 @@ class Engine:
                     self.store, self.incident_id, now=self.now(), reason=reason,
                     automatic=automatic, actor=SYSTEM_ACTOR if automatic else self.actor))
                 self._verify_healthy_since = None
+            why_not = self._open_rollback_gate(
+                ev.read_as(request, ev.RollbackRequested).reason or "rollback",
+                SYSTEM_ACTOR if automatic else self.actor)
+            if why_not:
+                target = ev.read_as(request, ev.RollbackRequested).target
+                with contextlib.suppress(StoreError):
+                    self._record(ev.RollbackProgress(target, clip(
+                        f"Flagger's rollback gate was not opened: {why_not}")),
+                        actor=SYSTEM_ACTOR)
             self._send_rollback(request)
             self._rollback_weight_step()
             return request

@@ -516,6 +516,36 @@ class Escalated(Payload):
 
 
 @dataclass(slots=True)
+class FlaggerGateOpened(Payload):
+    KIND: ClassVar[str] = Kind.FLAGGER_GATE_OPENED
+    gate: str = ""
+    canary: str = ""
+    checksum: str = ""
+    once: bool = False
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class FlaggerGateClosed(Payload):
+    KIND: ClassVar[str] = Kind.FLAGGER_GATE_CLOSED
+    gate: str = ""
+    canary: str = ""
+    checksum: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class FlaggerGateAsked(Payload):
+    KIND: ClassVar[str] = Kind.FLAGGER_GATE_ASKED
+    gate: str = ""
+    canary: str = ""
+    checksum: str = ""
+    phase: str = ""
+    answer: str = ""
+    detail: str = ""
+
+
+@dataclass(slots=True)
 class Unknown(Payload):
     """A kind this code does not know (a newer warroom wrote it): kept, counted, shown raw."""
 
@@ -533,7 +563,7 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     RollbackVerified, RollbackNotVerified, GateRecorded, Reconciled, Closed, Notified,
     NotifyFailed, ChainBroken, Paused, Resumed, Milestone, RoleAssigned, Highlighted,
     ConsoleClosed, RollbackWatchStarted, RollbackReverted, RollbackRestored, RollbackWatchEnded,
-    Escalated,
+    Escalated, FlaggerGateOpened, FlaggerGateClosed, FlaggerGateAsked,
 )
 BY_KIND: dict[str, type[Payload]] = {cls.KIND: cls for cls in PAYLOAD_TYPES}
 

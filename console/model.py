@@ -142,6 +142,16 @@ class Kind(StrEnum):
     # {name, breaches, reason}  a sustained breach that the rules do not let warroom roll back
     #  automatically again (at most one automatic rollback per incident): the commander decides
     ESCALATED = "escalated_to_commander"
+    # {gate: confirm-rollout|confirm-traffic-increase|confirm-promotion|rollback, canary
+    #  (name.namespace), checksum, once: bool, reason}  the commander opens a Flagger gate for
+    #  exactly the canary run ``checksum`` (once: it lets one call through, then is closed)
+    FLAGGER_GATE_OPENED = "flagger_gate_opened"
+    # {gate, canary, checksum, reason}
+    FLAGGER_GATE_CLOSED = "flagger_gate_closed"
+    # {gate, canary, checksum, phase, answer: open|closed, detail}  Flagger asked the gate
+    #  (`warroom gate`) and was answered; recorded when the answer changes (not every poll),
+    #  and always when it lets a one-use opening through (that uses it up)
+    FLAGGER_GATE_ASKED = "flagger_gate_asked"
 
 
 #: The milestones a person marks, in the order an incident normally reaches them.
@@ -487,6 +497,16 @@ def describe(event: Event) -> str:
     if kind == Kind.ESCALATED:
         return (f"ESCALATED to the commander: sustained breach of {_p(p, 'name')} "
                 f"({_p(p, 'breaches')} in a row): {_p(p, 'reason')}")
+    if kind == Kind.FLAGGER_GATE_OPENED:
+        once = " for one call" if p.get("once") else ""
+        return (f"Flagger gate {_p(p, 'gate')} OPENED{once} for {_p(p, 'canary')} run "
+                f"{_p(p, 'checksum')}: {_p(p, 'reason')}")
+    if kind == Kind.FLAGGER_GATE_CLOSED:
+        return (f"Flagger gate {_p(p, 'gate')} closed for {_p(p, 'canary')} run "
+                f"{_p(p, 'checksum')}: {_p(p, 'reason')}")
+    if kind == Kind.FLAGGER_GATE_ASKED:
+        return (f"Flagger asked {_p(p, 'gate')} for {_p(p, 'canary')} run {_p(p, 'checksum')} "
+                f"({_p(p, 'phase')}): {_p(p, 'answer')} — {_p(p, 'detail')}")
     if kind == Kind.GATE_RECORDED:
         text = f"Post-emergency: {_p(p, 'item')} — {_p(p, 'result')}"
         return text + (f": {_p(p, 'detail')}" if p.get("detail") else "")

@@ -182,6 +182,33 @@ class GateResult:
 
 
 @dataclass(frozen=True)
+class FlaggerGate:
+    """One of Flagger's gates as the record decides it: open only for the run ``checksum``."""
+
+    gate: str
+    canary: str
+    checksum: str
+    open: bool
+    once: bool  # lets one call through, then is closed (a traffic increase per advance)
+    by: str
+    ts: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class FlaggerAsk:
+    """The newest recorded call of Flagger at one gate, and what it was answered."""
+
+    gate: str
+    canary: str
+    checksum: str
+    phase: str
+    answer: str  # open | closed
+    detail: str
+    ts: datetime
+
+
+@dataclass(frozen=True)
 class Pending:
     """A journalled weight request with no outcome yet."""
 
@@ -260,6 +287,14 @@ class IncidentState:
     #: next stage change: the advance that overrode them is the decision)
     stage_warnings: dict[str, StageWarning] = field(default_factory=dict)
     gates: dict[str, GateResult] = field(default_factory=dict)
+    #: Flagger's gates (``warroom gate``), by gate type: the commander's decisions ...
+    flagger_gates: dict[str, FlaggerGate] = field(default_factory=dict)
+    #: ... and Flagger's newest recorded call at each
+    flagger_asks: dict[str, FlaggerAsk] = field(default_factory=dict)
+    #: The canary run Flagger presented last (its checksum) and which canary: what the
+    #: console's keys open the gates for
+    flagger_checksum: str = ""
+    flagger_canary: str = ""
     notes: int = 0
     warnings: list[str] = field(default_factory=list)
     chain_breaks: list[str] = field(default_factory=list)  # as recorded: "#N: what was found"
@@ -747,6 +782,28 @@ def _gate(state: IncidentState, event: Event, p: ev.GateRecorded) -> None:
     state.gates[p.item] = GateResult(p.item, p.result, p.detail, event.ts, event.actor)
 
 
+def _flagger_opened(state: IncidentState, event: Event, p: ev.FlaggerGateOpened) -> None:
+    state.flagger_gates[p.gate] = FlaggerGate(p.gate, p.canary, p.checksum, True, p.once,
+                                              event.actor, event.ts, p.reason)
+
+
+def _flagger_closed(state: IncidentState, event: Event, p: ev.FlaggerGateClosed) -> None:
+    state.flagger_gates[p.gate] = FlaggerGate(p.gate, p.canary, p.checksum, False, False,
+                                              event.actor, event.ts, p.reason)
+
+
+def _flagger_asked(state: IncidentState, event: Event, p: ev.FlaggerGateAsked) -> None:
+    state.flagger_asks[p.gate] = FlaggerAsk(p.gate, p.canary, p.checksum, p.phase, p.answer,
+                                            p.detail, event.ts)
+    state.flagger_checksum, state.flagger_canary = p.checksum, p.canary
+    decision = state.flagger_gates.get(p.gate)
+    if (p.answer == "open" and decision is not None and decision.open and decision.once
+            and decision.checksum == p.checksum):
+        # a one-use opening let this call through: it is used up
+        state.flagger_gates[p.gate] = replace(decision, open=False, by=event.actor,
+                                              ts=event.ts, reason="used by Flagger's call")
+
+
 def _paused(state: IncidentState, event: Event, p: ev.Paused) -> None:
     state.paused = True
     state.paused_by = event.actor
@@ -810,6 +867,9 @@ _HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.ROLLBACK_RESTORED: _restored,
     Kind.ROLLBACK_WATCH_ENDED: _watch_ended,
     Kind.ESCALATED: _escalated,
+    Kind.FLAGGER_GATE_OPENED: _flagger_opened,
+    Kind.FLAGGER_GATE_CLOSED: _flagger_closed,
+    Kind.FLAGGER_GATE_ASKED: _flagger_asked,
 }
 
 

@@ -94,6 +94,22 @@ class CanaryView:
     blocks: tuple[Block, ...]
     ready: str
     overrides: tuple[tuple[str, str], ...]
+    flagger: str = ""  # what Flagger asked `warroom gate` last, and which gates are open
+
+
+def flagger_line(state: IncidentState) -> str:
+    """One line on Flagger's gates: the run it presented, what it asked last, what is open."""
+    if not state.flagger_checksum:
+        return ""
+    opened = [gate for gate, decision in state.flagger_gates.items()
+              if decision.open and decision.checksum == state.flagger_checksum]
+    asks = sorted(state.flagger_asks.values(), key=lambda ask: ask.ts)
+    text = f"Flagger run {state.flagger_checksum}"
+    if asks:
+        last = asks[-1]
+        text += f": asked {last.gate} ({last.phase}) → {last.answer}"
+    return safe_text(text + (f"; open: {', '.join(opened)}" if opened else
+                             "; every gate closed"), limit=200)
 
 
 class CanaryPane(Widget):
@@ -267,6 +283,7 @@ class CanaryPane(Widget):
             overrides=tuple(
                 (safe_text(o.block, limit=40), safe_text(o.reason)) for o in state.overrides
             ),
+            flagger=flagger_line(state),
         )
 
     # --- drawing ---------------------------------------------------------------------------------
@@ -313,6 +330,8 @@ class CanaryPane(Widget):
         else:
             lines.append(Content.assemble(weight, " · ", hold))
 
+        if view.flagger:
+            lines.append(Content.styled(view.flagger, ".canary-pane--muted"))
         if view.error:
             lines.append(loud(f"✗ WEIGHT CHANGE FAILED: {view.error}", ".canary-pane--loud"))
         if view.immediate:

@@ -33,6 +33,7 @@ from adapters.settings import (
     HttpSettings,
     check_actions,
 )
+from console.config import GateSettings
 from tests.support.deploy_api import DeployApi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -477,9 +478,12 @@ SECTION_RULES = {
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_doc_example_validates(name: str) -> None:
-    example = EXAMPLES[name]
-    assert set(example) <= {"traffic", "deploy"}, f"{name}: unexpected tables {sorted(example)}"
+    example = dict(EXAMPLES[name])
+    assert set(example) <= {"traffic", "deploy", "gate"}, \
+        f"{name}: unexpected tables {sorted(example)}"
     assert example, f"{name}: the block has neither [traffic] nor [deploy]"
+    if "gate" in example:
+        GateSettings.model_validate(example.pop("gate"))
     adapter = TypeAdapter(DeploySettings)
     for section, table in example.items():
         settings = adapter.validate_python(table)
