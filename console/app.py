@@ -35,6 +35,7 @@ from console.actions import ACTIONS, COMMANDER_ONLY, palette_order
 from console.config import Config, register_secrets
 from console.engine import Engine
 from console.heartbeat import Heartbeat
+from console.marks import MARK_KINDS, MAX_MARKS, Mark, marks
 from console.model import Event, Figures, format_incident_id, format_ts
 from console.state import IncidentState
 from console.store import (
@@ -82,6 +83,8 @@ class StoreSnapshot:
     generation: int = 0
     #: each Mann-Whitney comparison of the stage, in words, from the recorded samples
     comparisons: dict[str, str] = field(default_factory=dict)
+    #: the graphs' marks in their window: stage changes, approvals, overrides, the rollback
+    marks: list[Mark] = field(default_factory=list)
 
 
 class WarroomApp(App[int]):
@@ -160,6 +163,7 @@ class WarroomApp(App[int]):
         self._feed: ChangeFeed | None = None
         self._samples: dict[str, list[tuple[float, float | None]]] = {}
         self._comparisons: dict[str, str] = {}
+        self._marks: list[Mark] = []
         self._lease_seen: Lease | None = None
         self._heartbeat: Heartbeat | None = None
         self._readings: list[dict[str, Any]] = []
@@ -344,10 +348,11 @@ class WarroomApp(App[int]):
             for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit",
                            f"{g.name}/warn", f"{g.name}/evidence")
         }
+        marked = marks(reader.events_tail(self.incident_id, MARK_KINDS, MAX_MARKS), since)
         self.post_message(self.Snapshot(StoreSnapshot(
             events=events, state=state, samples=samples, lease=reader.lease(self.incident_id),
             rows=rows, generation=generation,
-            comparisons=self._comparisons_of(reader, state))))
+            comparisons=self._comparisons_of(reader, state), marks=marked)))
 
     def _comparisons_of(self, reader: RecordStore, state: IncidentState) -> dict[str, str]:
         """Each configured Mann-Whitney comparison, from the stage's recorded samples by the
@@ -395,6 +400,7 @@ class WarroomApp(App[int]):
                 self._verify_chain()
             self._samples = snapshot.samples
             self._comparisons = snapshot.comparisons
+            self._marks = snapshot.marks
             self._render_panes()
             self._render_graphs()
         self._render_header()
@@ -584,7 +590,7 @@ class WarroomApp(App[int]):
                              scaled(self._samples.get(f"{guardrail.name}/canary", [])),
                              scaled(self._samples.get(f"{guardrail.name}/baseline", [])),
                              None if limit is None else limit * scale,
-                             None if warn is None else warn * scale)
+                             None if warn is None else warn * scale, marks=self._marks)
 
     # --- the commander's loop --------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""A metric graph: the canary against the baseline over time, with the limit as a line.
+"""A metric graph: the canary against the baseline over time, with the limit as a line and the
+moments that changed things (stage changes, approvals, overrides, the rollback) marked on the
+time axis.
 
 Given room, :class:`MetricGraph` draws a textual-plotext plot (imported only when first needed:
 it costs ≈ 0.2 s at start-up). In a small box (below :attr:`MetricGraph.PLOT_MIN_WIDTH` ×
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
 
 Point = tuple[float, float | None]
 """``(unix_ts, value)``; ``None`` is a gap (no answer at that time)."""
+Mark = tuple[float, str, bool]
+"""``(unix_ts, label, loud)``: a moment drawn as a vertical line with its label on top."""
+#: Rows the marks' labels may use, from the top of the plot down, before they overlap.
+MARK_ROWS = 3
 
 
 def _finite(value: float | None) -> TypeGuard[float]:
@@ -76,6 +82,8 @@ class MetricGraph(Widget):
         "metric-graph--warn",
         "metric-graph--over",
         "metric-graph--muted",
+        "metric-graph--mark",
+        "metric-graph--mark-loud",
     }
 
     DEFAULT_CSS = """
@@ -95,6 +103,8 @@ class MetricGraph(Widget):
     /* A canary over its limit is drawn reversed (widgets.canary.loud). */
     MetricGraph > .metric-graph--over { color: $error; text-style: bold; }
     MetricGraph > .metric-graph--muted { color: $text-muted; }
+    MetricGraph > .metric-graph--mark { color: $success; }
+    MetricGraph > .metric-graph--mark-loud { color: $error; }
     MetricGraph > #figures { height: 1; width: 1fr; }
     MetricGraph > Sparkline { height: 1fr; width: 1fr; }
     MetricGraph > Sparkline > .sparkline--max-color { color: $warning; }
@@ -122,6 +132,7 @@ class MetricGraph(Widget):
         self._baseline: tuple[Point, ...] = ()
         self._limit: float | None = None
         self._warn: float | None = None
+        self._marks: tuple[Mark, ...] = ()
         self._signature: tuple[Any, ...] | None = None
         self._drawn: tuple[Any, ...] | None = None  # the signature the plot was last built from
         self._plot: PlotextPlot | None = None
@@ -139,14 +150,16 @@ class MetricGraph(Widget):
         baseline: Sequence[Point],
         limit: float | None,
         warn: float | None = None,
+        marks: Sequence[Mark] = (),
     ) -> None:
         """Show ``canary`` and ``baseline`` (``(unix_ts, value | None)``, oldest first).
 
         Values are already scaled to ``unit``; ``limit`` (same unit) is drawn as a horizontal
-        line, and ``warn``, where the warn band starts, as another below it. Calling again with
-        the same data costs a comparison and draws nothing.
+        line, and ``warn``, where the warn band starts, as another below it; each of ``marks``
+        (``(unix_ts, label, loud)``) inside the plotted time is a vertical line with its label.
+        Calling again with the same data costs a comparison and draws nothing.
         """
-        signature = (title, unit, tuple(canary), tuple(baseline), limit, warn)
+        signature = (title, unit, tuple(canary), tuple(baseline), limit, warn, tuple(marks))
         if signature == self._signature:
             return
         self._signature = signature
@@ -156,6 +169,8 @@ class MetricGraph(Widget):
         self._baseline = tuple(baseline)
         self._limit = limit if _finite(limit) else None
         self._warn = warn if _finite(warn) else None
+        self._marks = tuple((ts, safe_text(label, limit=20), is_loud)
+                            for ts, label, is_loud in marks)
         self.border_title = Content(self._title) if self._title else None
         self._update()
 
@@ -260,16 +275,18 @@ class MetricGraph(Widget):
         self._drawn = drawn
         plt = self._plot.plt
         plt.clear_data()
+        # The time axis spans the samples and the marks (an approval or a stage change just
+        # before the first sample, a rollback just after the last, is still shown).
         points = [ts for ts, v in (*self._canary, *self._baseline) if _finite(v)]
+        points += [ts for ts, _label, _loud in self._marks]
         start, end = min(points), max(points)
-        for name, series, component in (
-            ("baseline", self._baseline, "metric-graph--baseline"),
-            ("canary", self._canary, "metric-graph--canary"),
-        ):
+        for series, component in ((self._baseline, "metric-graph--baseline"),
+                                  (self._canary, "metric-graph--canary")):
             color = self._rgb(component)
-            for index, (xs, ys) in enumerate(_segments(series)):
-                plt.plot(xs, ys, color=color, marker="braille",
-                         label=name if index == 0 else None)
+            # No legend: the figures line above names each colour, and the plot's top row is
+            # where the marks' labels go.
+            for xs, ys in _segments(series):
+                plt.plot(xs, ys, color=color, marker="braille")
         values = [v for _t, v in (*self._canary, *self._baseline) if _finite(v)]
         top = max(values)
         if self._limit is not None:
@@ -279,7 +296,9 @@ class MetricGraph(Widget):
             plt.hline(self._warn, color=self._rgb("metric-graph--warn"))
             top = max(top, self._warn)
         bottom = min(0.0, min(values))
-        plt.ylim(bottom, top * 1.1 if top > 0 else 1.0)
+        ceiling = top * 1.1 if top > 0 else 1.0
+        plt.ylim(bottom, ceiling)
+        self._draw_marks(plt, start, end, bottom, ceiling)
         if end > start:
             plt.xlim(start, end)
             ticks = [start + (end - start) * i / 3 for i in range(4)]
@@ -287,3 +306,29 @@ class MetricGraph(Widget):
             ticks = [start]
         plt.xticks(ticks, [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in ticks])
         self._plot.refresh()
+
+    def _draw_marks(self, plt: Any, start: float, end: float, bottom: float,
+                    ceiling: float) -> None:
+        """Each mark inside the plotted time: a vertical line, its label at the top; a label that
+        would run into the one before it goes a row lower (up to :data:`MARK_ROWS`)."""
+        shown = list(self._marks)
+        if not shown:
+            return
+        columns = max(1, self.size.width - 8)  # the y axis's labels take a few columns
+        per_column = (end - start) / columns if end > start else 1.0
+        row_height = (ceiling - bottom) / max(1, self.size.height - 4)
+        row_ends: list[float] = [-math.inf] * MARK_ROWS
+        background = self.background_colors[1].rgb
+        for ts, label, is_loud in shown:
+            color = self._rgb("metric-graph--mark-loud" if is_loud else "metric-graph--mark")
+            plt.vline(ts, color=color)
+            width = (len(label) + 1) * per_column
+            # A label that would run off the right edge ends at its line instead.
+            right = ts + width > end
+            left = ts - width if right else ts
+            row = next((i for i, ends in enumerate(row_ends) if left > ends), None)
+            if row is None:
+                continue  # no room for its label: the line alone says something happened
+            row_ends[row] = ts if right else ts + width
+            plt.text(label, x=ts, y=ceiling - row * row_height, color=color,
+                     background=background, alignment="right" if right else "left")

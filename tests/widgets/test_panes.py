@@ -528,7 +528,7 @@ async def test_graph_plots_canary_baseline_and_limit_when_there_is_room() -> Non
         assert not graph.is_compact
         assert graph._plot is not None and graph._plot.display
         assert not graph.query_one(Sparkline).display
-        assert "canary" in text and "baseline" in text  # the legend
+        assert "canary" in text and "base" in text  # the figures line names the colours
         assert "12:00" in text and "12:05" in text  # time ticks in UTC
         assert any("\u2800" <= ch <= "\u28ff" for ch in text)  # plotext's braille lines
         # Same data again: nothing is rebuilt.
