@@ -189,4 +189,35 @@ def deadline_http_adapter(**kwargs: Any) -> Any:
     return _DeadlineAdapter(**kwargs)
 
 
-__all__ = ["Deadline", "current_deadline", "deadline_http_adapter"]
+_urllib3_guarded = False
+_urllib3_lock = threading.Lock()
+
+
+def guard_urllib3() -> None:
+    """Make every new urllib3 connection of this process obey the :class:`Deadline` its thread
+    is inside (and nothing else: outside a deadline it is unchanged).
+
+    For libraries that call ``requests.post`` themselves — apprise does, with a new session per
+    call — so no transport adapter can be mounted (:func:`deadline_http_adapter` is the way
+    where one can). Idempotent; HTTPS connections inherit the hook.
+    """
+    global _urllib3_guarded
+    with _urllib3_lock:
+        if _urllib3_guarded:
+            return
+        from urllib3.connection import HTTPConnection
+
+        original = HTTPConnection._new_conn
+
+        def _new_conn(self: HTTPConnection) -> socket.socket:
+            sock = original(self)
+            deadline = current_deadline()
+            if deadline is not None:
+                deadline.guard(sock)
+            return sock
+
+        HTTPConnection._new_conn = _new_conn  # type: ignore[method-assign]
+        _urllib3_guarded = True
+
+
+__all__ = ["Deadline", "current_deadline", "deadline_http_adapter", "guard_urllib3"]

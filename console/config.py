@@ -14,9 +14,16 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from adapters.settings import (
     DEPLOY_ACTIONS,
@@ -408,7 +415,14 @@ class NotifySettings(Strict):
 
     webhook_url_env: str | None = Field(
         default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="Environment variable holding a chat webhook URL.",
+        description="Environment variable holding a chat webhook URL (a service's own webhook "
+                    "URL goes through apprise in that service's shape; any other gets "
+                    '{"text": ...}).',
+    )
+    urls_env: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list, max_length=20,
+        description="Environment variables each holding an apprise URL (slack://, msteams://, "
+                    "mmost://, discord://, mailto://, pagerduty://, ...): every target is told.",
     )
     timeout_s: float = Field(
         default=3.0, gt=0, le=60, description="Timeout of one connect and of one read."
@@ -932,6 +946,7 @@ def secret_values(config: Config) -> list[str]:
     names = [secret.env for _, secret in _secrets(config)]
     if config.notify.webhook_url_env:
         names.append(config.notify.webhook_url_env)
+    names += config.notify.urls_env
     if config.store.password_env:
         names.append(config.store.password_env)
     if config.gate is not None and config.gate.token_env:
@@ -1004,6 +1019,20 @@ def environment_problems(config: Config, *, store: bool = True) -> list[ConfigEr
         problems.append(ConfigError(path, "notify.webhook_url_env",
                                     f"environment variable {webhook} is not set or empty (it "
                                     "holds the chat webhook URL)"))
+    for name in config.notify.urls_env:
+        url = (os.environ.get(name) or "").strip()
+        if not url:
+            problems.append(ConfigError(path, "notify.urls_env",
+                                        f"environment variable {name} is not set or empty (it "
+                                        "holds an apprise URL)"))
+            continue
+        from adapters.chat import apprise_knows
+
+        if not apprise_knows(url):
+            problems.append(ConfigError(path, "notify.urls_env",
+                                        f"${name} holds a URL apprise does not know (it takes "
+                                        "slack://, msteams://, mmost://, discord://, mailto://, "
+                                        "pagerduty://, json://, ...)"))
     gate = config.gate
     if gate is not None and gate.token_env and not (os.environ.get(gate.token_env) or "").strip():
         problems.append(ConfigError(path, "gate.token_env",

@@ -79,6 +79,8 @@ class Adapters:
     deployer: Deployer
     #: Tells people in their chat about breaches, rollbacks and their verdicts (optional).
     notifier: Notifier | None = None
+    #: More targets (``[notify] urls_env``, through apprise), each recorded by its ``target``.
+    notifiers: list[Notifier] = field(default_factory=list)
     #: Stops what the adapters started (the simulator's exporter, HTTP clients).
     on_close: Callable[[], None] | None = None
 
@@ -178,24 +180,28 @@ class Engine:
     def _notify(self, event: Event) -> None:
         """Send a chat line for an event that people must hear about, off this thread; its
         outcome is recorded either way (a failed page is a fact too)."""
-        notifier = self.adapters.notifier
-        if notifier is None:
+        targets: list[tuple[Notifier, str | None]] = [
+            (notifier, getattr(notifier, "target", None)) for notifier in
+            [self.adapters.notifier, *self.adapters.notifiers] if notifier is not None]
+        if not targets:
             return
         state = self._state
         # every post carries the record's head at this event, so a copy can be checked later
         message = (f"[{state.id_text} {state.priority} {state.service}] {describe(event)} "
                    f"({format_head(event.id, event.hash, state.chain_keyed)})")
 
-        def send() -> None:
+        def send(notifier: Notifier, target: str | None) -> None:
             try:
                 notifier.send(message)
             except Exception as error:
-                self._record(ev.NotifyFailed(message, _adapter_error(error)), actor=SYSTEM_ACTOR)
+                self._record(ev.NotifyFailed(message, _adapter_error(error), target),
+                             actor=SYSTEM_ACTOR)
             else:
-                self._record(ev.Notified(message), actor=SYSTEM_ACTOR)
+                self._record(ev.Notified(message, target), actor=SYSTEM_ACTOR)
 
-        with contextlib.suppress(RuntimeError):  # the engine is shutting down
-            self._pool.submit(send)
+        for notifier, target in targets:
+            with contextlib.suppress(RuntimeError):  # the engine is shutting down
+                self._pool.submit(send, notifier, target)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -403,6 +403,7 @@ class Closed(Payload):
 class Notified(Payload):
     KIND: ClassVar[str] = Kind.NOTIFIED
     message: str = ""
+    target: str | None = None  # the [notify] urls_env variable it went to (absent: the webhook)
 
 
 @dataclass(slots=True)
@@ -410,6 +411,7 @@ class NotifyFailed(Payload):
     KIND: ClassVar[str] = Kind.NOTIFY_FAILED
     message: str = ""
     error: str = ""
+    target: str | None = None
 
 
 @dataclass(slots=True)

@@ -111,9 +111,9 @@ class Kind(StrEnum):
     RECONCILED = "request_reconciled"
     # {reason, waived_items: [str]}
     CLOSED = "incident_closed"
-    # {message}  a chat notification went out
+    # {message, target?}  a chat notification went out (target: the [notify] urls_env variable)
     NOTIFIED = "notification_sent"
-    # {message, error}
+    # {message, error, target?}
     NOTIFY_FAILED = "notification_failed"
     # {event_id, message, verified_to}  verification found the record edited; recorded once
     CHAIN_BROKEN = "chain_broken"
@@ -516,9 +516,11 @@ def describe(event: Event) -> str:
     if kind == Kind.CLOSED:
         return f"Incident closed: {_p(p, 'reason')}"
     if kind == Kind.NOTIFIED:
-        return f"Chat notified: {_p(p, 'message')}"
+        where = f" ({_p(p, 'target')})" if p.get("target") else ""
+        return f"Chat notified{where}: {_p(p, 'message')}"
     if kind == Kind.NOTIFY_FAILED:
-        return f"Chat notification FAILED ({_p(p, 'error')}): {_p(p, 'message')}"
+        where = f" ({_p(p, 'target')})" if p.get("target") else ""
+        return f"Chat notification{where} FAILED ({_p(p, 'error')}): {_p(p, 'message')}"
     if kind == Kind.PAUSED:
         reason = f": {_p(p, 'reason')}" if p.get("reason") else ""
         return f"Canary PAUSED at {_p(p, 'percent')}%{reason}"

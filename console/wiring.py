@@ -122,20 +122,26 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
         deployer = CommandDeployer(config.deploy, context)
 
     notifier: Any = None
-    if config.notify.webhook_url_env:
-        from adapters.notify import WebhookNotifier
+    notify = config.notify
+    if notify.webhook_url_env:
+        from adapters.chat import ChatWebhook
 
-        notifier = WebhookNotifier(config.notify.webhook_url_env,
-                                   timeout_s=config.notify.timeout_s,
-                                   deadline_s=config.notify.deadline_s)
+        notifier = ChatWebhook(notify.webhook_url_env, timeout_s=notify.timeout_s,
+                               deadline_s=notify.deadline_s)
+    targets: list[Any] = []
+    if notify.urls_env:
+        from adapters.chat import AppriseNotifier
+
+        targets = [AppriseNotifier(name, timeout_s=notify.timeout_s,
+                                   deadline_s=notify.deadline_s) for name in notify.urls_env]
 
     def close() -> None:
         for stopper in stoppers:
             stopper.stop()
-        for adapter in (metrics, traffic, deployer, notifier):
+        for adapter in (metrics, traffic, deployer, notifier, *targets):
             closer = getattr(adapter, "close", None)
             if callable(closer):
                 closer()
 
     return Adapters(metrics=metrics, traffic=traffic, deployer=deployer, notifier=notifier,
-                    on_close=close)
+                    notifiers=targets, on_close=close)
