@@ -73,8 +73,9 @@ ACTIONS: tuple[Action, ...] = (
            "measures time to detect, mitigate and resolve from them; an earlier moment: warroom "
            "mark ID MILESTONE --at TIME).", "none", True, footer=False),
     Action("highlight", "h", "h", "Highlight",
-           "Highlight the newest event on the timeline as a moment that matters (the PIR lists "
-           "it); recorded as a fact of its own.", "none", True, footer=False),
+           "Highlight the event selected on the timeline (↑/↓ select, Escape lets go; with "
+           "nothing selected, the newest) as a moment that matters (the PIR lists it); "
+           "recorded as a fact of its own.", "none", True, footer=False),
     Action("ack_checklist", "c", "c", "Ack checklist",
            "Acknowledge the rollback compatibility checklist (seed 002), before the first "
            "stage.", "y", True, footer=False),

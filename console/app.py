@@ -933,12 +933,19 @@ class WarroomApp(App[int]):
         from console.model import Kind as EventKind
         from console.screens.forms import ReasonModal
 
-        # The newest event that is not itself a highlight (what the timeline shows last).
-        event_id = self.timeline.last_event_id
-        newest = self.timeline.row_event(self.timeline.row_count - 1) if (
-            self.timeline.row_count) else None
-        if newest is not None and newest.kind != EventKind.HIGHLIGHTED:
-            event_id = newest.id
+        # The event selected on the timeline (↑/↓); else the newest that is not itself a
+        # highlight (what the timeline shows last).
+        timeline = self.timeline
+        newest = timeline.cursor_event
+        row = timeline.row_count - 1
+        while newest is None and row >= 0:
+            shown = timeline.row_event(row)
+            if shown is None:
+                break  # not held here: the newest id is the best we know
+            if shown.kind != EventKind.HIGHLIGHTED:
+                newest = shown
+            row -= 1
+        event_id = newest.id if newest is not None else timeline.last_event_id
         if not event_id:
             self.notify("Nothing on the timeline to highlight yet.", timeout=4)
             return

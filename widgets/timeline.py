@@ -150,6 +150,11 @@ class Timeline(ScrollView, can_focus=True):
         Binding("home", "scroll_home", "Oldest", show=False),
         Binding("end", "scroll_end", "Newest"),
         Binding("f", "cycle_filter", "Filter"),
+        # ↑/↓ select an event (the console's ``h`` highlights the selected one); Escape or End
+        # lets go of it. Page up/down still scroll.
+        Binding("up", "cursor_up", "Select earlier", show=False),
+        Binding("down", "cursor_down", "Select later", show=False),
+        Binding("escape", "clear_cursor", "Unselect", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -163,6 +168,7 @@ class Timeline(ScrollView, can_focus=True):
         "timeline--verified",
         "timeline--alarm",
         "timeline--pending",
+        "timeline--cursor",
     }
 
     DEFAULT_CSS = """
@@ -194,6 +200,7 @@ class Timeline(ScrollView, can_focus=True):
         & > .timeline--verified { color: $success; text-style: bold; }
         & > .timeline--alarm { background: $error; color: $text; text-style: bold; }
         & > .timeline--pending { color: $text-muted; }
+        & > .timeline--cursor { background: $accent 35%; }
     }
     """
 
@@ -213,6 +220,9 @@ class Timeline(ScrollView, can_focus=True):
 
     follow: reactive[bool] = reactive(True, init=False)
     """Keep the newest event in view. Scrolling up clears it; End or reaching the bottom sets it."""
+    cursor: reactive[int | None] = reactive(None, init=False)
+    """The selected row under the current filter (↑/↓), or ``None``: nothing selected (``h``
+    then highlights the newest event)."""
     chain: reactive[str] = reactive("", init=False)
     """How far the record's hash chain is verified, for the border title (``chain ✓ to #N``,
     ``verifying chain…``, ``CHAIN BROKEN at #N``); empty: not shown."""
@@ -282,7 +292,7 @@ class Timeline(ScrollView, can_focus=True):
         # Fed by the app (reset was called) or its own source (every event held below).
         self._fed = False
         self._own: list[Event] = []
-        self._line_cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(self.CACHE_SIZE)
+        self._line_cache: LRUCache[tuple[int, int, int, bool], Strip] = LRUCache(self.CACHE_SIZE)
         self._styles: dict[str, Style] | None = None
         if events:
             self.append_events(events)
@@ -328,6 +338,11 @@ class Timeline(ScrollView, can_focus=True):
     def generation(self) -> int:
         """Changes with the filter: answers to older :class:`RowsWanted` are ignored."""
         return self._generation
+
+    @property
+    def cursor_event(self) -> Event | None:
+        """The selected event, if a row is selected and held."""
+        return None if self.cursor is None else self._held.get(self.cursor)
 
     def row_event(self, row: int) -> Event | None:
         """The event shown on ``row`` (0 is the oldest under the current filter), if held."""
@@ -436,6 +451,7 @@ class Timeline(ScrollView, can_focus=True):
         if name == self._filter:
             return
         top = self.row_event(self.scroll_offset.y)
+        self.cursor = None  # rows are numbered anew under the new filter
         self._filter = name
         self._kinds = FILTERS[name]
         self._generation += 1
@@ -473,8 +489,50 @@ class Timeline(ScrollView, can_focus=True):
         """Show the next filter (``f``)."""
         self.set_filter(self.next_filter())
 
+    def action_cursor_up(self) -> None:
+        """Select the event above the selected one (the bottom row in view when nothing is
+        selected); the view follows the selection and stops following new events."""
+        if not self._row_total:
+            return
+        top = self.scroll_offset.y
+        bottom = min(self._row_total, top + self.scrollable_content_region.height) - 1
+        if self.cursor is None or not top <= self.cursor <= bottom:
+            row = bottom
+        else:
+            row = max(0, self.cursor - 1)
+        self._select(row)
+
+    def action_cursor_down(self) -> None:
+        """Select the event below the selected one; below the newest, let go and follow."""
+        if self.cursor is None:
+            return
+        if self.cursor + 1 >= self._row_total:
+            self.action_clear_cursor()
+            self.follow = True
+            return
+        self._select(self.cursor + 1)
+
+    def action_clear_cursor(self) -> None:
+        """Nothing selected (Escape)."""
+        self.cursor = None
+
+    def _select(self, row: int) -> None:
+        self.follow = False
+        self.cursor = row
+        if row < self.scroll_offset.y:
+            self.scroll_to(y=row, animate=False, force=True)
+        elif row >= self.scroll_offset.y + self.scrollable_content_region.height:
+            self.scroll_to(y=row - self.scrollable_content_region.height + 1, animate=False,
+                           force=True)
+
+    def watch_cursor(self, old: int | None, new: int | None) -> None:
+        self._line_cache.clear()  # the selected row is drawn in its own colour
+        self._update_subtitle()
+        self.refresh()
+
     def action_scroll_end(self) -> None:
-        """Jump to the newest event and follow new ones (``end``)."""
+        """Jump to the newest event and follow new ones (``end``); lets go of a selection."""
+        self.cursor = None
         if self.follow:
             self._scroll_to_newest()
         else:
@@ -593,6 +651,9 @@ class Timeline(ScrollView, can_focus=True):
 
     def _update_subtitle(self) -> None:
         parts: list[str] = []
+        selected = self.cursor_event
+        if selected is not None:
+            parts.append(f"#{selected.id:,} selected (h highlights · Esc)")
         if self._filter != "all":
             parts.append(f"{self._filter} {self._row_total:,}/{self._event_total:,}")
         if self._new_count and not self.follow:
@@ -626,10 +687,18 @@ class Timeline(ScrollView, can_focus=True):
         if event is None:
             self._want(index // self.PAGE)
             return self._placeholder(width)
-        key = (event.id, width, self._style_generation)
+        selected = index == self.cursor
+        key = (event.id, width, self._style_generation, selected)
         strip = self._line_cache.get(key)
         if strip is None:
             strip = self._render_event(event, width)
+            if selected:
+                # After the row's own styles, so its background wins over theirs.
+                cursor = self._line_styles()["timeline--cursor"]
+                mark = (Style(bgcolor=cursor.bgcolor) if cursor.bgcolor is not None
+                        else Style(reverse=True))
+                strip = Strip(Segment.apply_style(list(strip), post_style=mark),
+                              strip.cell_length)
             self._line_cache[key] = strip
         return strip
 

@@ -270,3 +270,37 @@ async def test_a_watcher_cannot_relay(rig: Rig) -> None:
         await pilot.press("A")
         await settle(pilot)
         assert len(app.screen_stack) == 1 and rig.last_id() == before
+
+
+async def test_h_highlights_the_event_selected_on_the_timeline(rig: Rig) -> None:
+    """↑ selects events on the timeline (the newest first, then earlier ones); ``h`` highlights
+    the selected one, not the newest; with nothing selected it takes the newest."""
+    from console.screens.forms import ReasonModal
+    from tests.app.test_console import type_text
+
+    for text in ("bridge opened", "security on the call", "PII confirmed in responses"):
+        rig.engine.note(text)
+    notes = rig.events(Kind.NOTE)
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        assert app.timeline.has_focus
+        await pilot.press("up", "up", "up")
+        await settle(pilot)
+        selected = app.timeline.cursor_event
+        assert selected is not None and selected.id == notes[0].id
+        await pilot.press("h")
+        await settle(pilot)
+        assert isinstance(app.screen, ReasonModal)
+        assert f"#{notes[0].id}" in screen_text(app) and "bridge opened" in screen_text(app)
+        await type_text(pilot, "first call")
+        await pilot.press("enter")
+        await settle(pilot)
+        (highlight,) = rig.events(Kind.HIGHLIGHTED)
+        assert highlight.payload == {"event_id": notes[0].id, "reason": "first call"}
+        await pilot.press("escape", "h")  # nothing selected: the newest (not a highlight)
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert [e.payload["event_id"] for e in rig.events(Kind.HIGHLIGHTED)] == [
+            notes[0].id, notes[-1].id]

@@ -436,3 +436,81 @@ def test_printable_and_truncate_cells() -> None:
     assert truncate_cells("日本語テキスト", 5) == "日本…"
     assert truncate_cells("x" * 5000, 10) == "x" * 9 + "…"
     assert truncate_cells("anything", 0) == ""
+
+
+def selected_rows(timeline: Timeline) -> list[str]:
+    """The rows on screen drawn with the selection's background."""
+    cursor = timeline.get_component_rich_style("timeline--cursor").bgcolor
+    height = timeline.scrollable_content_region.height
+    rows = []
+    for y in range(height):
+        strip = timeline.render_line(y)
+        if any(segment.style is not None and segment.style.bgcolor == cursor
+               for segment in strip):
+            rows.append(strip.text)
+    return rows
+
+
+async def test_up_and_down_select_an_event_and_escape_lets_go() -> None:
+    app = TimelineApp(notes(1, 60))
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        timeline.focus()
+        await pilot.pause()
+        assert timeline.cursor is None and timeline.cursor_event is None
+        await pilot.press("up")  # the bottom row in view: the newest
+        await pilot.pause()
+        assert timeline.cursor_event is not None and timeline.cursor_event.id == 60
+        await pilot.press("up", "up")
+        await pilot.pause()
+        assert timeline.cursor_event is not None and timeline.cursor_event.id == 58
+        assert [note_number(row) for row in selected_rows(timeline)] == [58]
+        assert "#58 selected" in border_bottom(timeline)
+        assert not timeline.follow  # a new event does not move the selection out of view
+        timeline.append_events(notes(61, 61))
+        await pilot.pause()
+        assert timeline.cursor_event is not None and timeline.cursor_event.id == 58
+        assert [note_number(row) for row in selected_rows(timeline)] == [58]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert timeline.cursor is None and selected_rows(timeline) == []
+        assert "selected" not in border_bottom(timeline)
+
+
+async def test_the_selection_scrolls_into_view_and_down_past_the_newest_follows() -> None:
+    app = TimelineApp(notes(1, 60))
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        timeline.focus()
+        await pilot.pause()
+        height = timeline.scrollable_content_region.height
+        for _ in range(height + 5):
+            await pilot.press("up")
+        await pilot.pause()
+        selected = timeline.cursor_event
+        assert selected is not None and selected.id == 60 - (height + 4)
+        assert [note_number(row) for row in selected_rows(timeline)] == [selected.id]
+        await pilot.press("home")  # scrolls; the selection stays where it was
+        await pilot.pause()
+        await pilot.press("up")  # out of view: the selection comes back to the view's bottom
+        await pilot.pause()
+        assert timeline.cursor == height - 1
+        await pilot.press("end")
+        await pilot.pause()
+        assert timeline.cursor is None and timeline.follow
+        await pilot.press("up", "down")  # the newest, then below it: let go, follow
+        await pilot.pause()
+        assert timeline.cursor is None and timeline.follow
+
+
+async def test_a_filter_change_lets_go_of_the_selection() -> None:
+    app = TimelineApp(notes(1, 10))
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        timeline.focus()
+        await pilot.press("up")
+        await pilot.pause()
+        assert timeline.cursor is not None
+        await pilot.press("f")
+        await pilot.pause()
+        assert timeline.cursor is None
