@@ -89,6 +89,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("close_incident", "C", "C", "Close",
            "Close the incident (open checklist items need a reason and are recorded as "
            "waived).", "none", True, footer=False),
+    Action("status_page", "s", "s", "Status page",
+           "Post the status page update ([statuspage]): the comms draft's text for where the "
+           "incident stands (investigating, identified, monitoring, resolved), edited in a box — "
+           "its [blanks] must be filled — then shown exactly as it will be posted; y posts it. "
+           "Each post and each failure is recorded.", "y", True, footer=False),
     Action("export", "e", "e", "Export",
            "Export the post-incident review (PIR) to a file and show its path.", "none", False),
     Action("detail", "g", "g", "Detail",

@@ -1122,6 +1122,72 @@ class WarroomApp(App[int]):
     def action_export(self) -> None:
         self._export_pir()
 
+    def action_status_page(self) -> None:
+        if self.config.statuspage is None:
+            self.notify("No status page is configured: add a [statuspage] section "
+                        "(config.example.toml).", severity="warning", timeout=8, markup=False)
+            return
+        self._draft_status_page()
+
+    @work(thread=True, group="statuspage-draft", exit_on_error=False)
+    def _draft_status_page(self) -> None:
+        from console.export.comms import status_page_draft
+        from console.statuspage import component_status, next_post
+
+        reader = self._open_reader()
+        try:
+            events = reader.require_events(self.incident_id)
+        finally:
+            reader.close()
+        draft = status_page_draft(events, config=self.config)
+        assert self.config.statuspage is not None
+        state = self.state
+        post = next_post(state, draft, self.config.statuspage)
+        from console.statuspage import blanks
+
+        if blanks(post.name):
+            self.call_from_thread(
+                self.notify, f"The status page title needs the name customers know "
+                f"{state.service} by: set [export] customer_names (config.example.toml).",
+                severity="warning", timeout=12, markup=False)
+            return
+        lines = [f"Status:     {draft.status}"
+                 + (f" (the page says {state.statuspage_status} now)"
+                    if state.statuspage_status else " (nothing posted yet)"),
+                 f"Title:      {post.name}"]
+        for component in post.components:
+            lines.append(f"Component:  {component} → "
+                         f"{component_status(draft.status, state.priority)}")
+        if not post.components:
+            lines.append(f"Component:  none ({state.service} has no [statuspage] components "
+                         "entry)")
+        self.call_from_thread(self._edit_status_page, post, lines)
+
+    def _edit_status_page(self, post: Any, lines: list[str]) -> None:
+        from dataclasses import replace as with_body
+
+        from console.screens.confirm import ConfirmModal
+        from console.screens.statuspage import StatusPageModal
+        from console.statuspage import preview
+
+        def edited(body: str | None) -> None:
+            if body is None:
+                self.notify("Nothing was posted.", timeout=4)
+                return
+            final = with_body(post, body=body)
+
+            def confirmed(ok: bool | None) -> None:
+                if ok:
+                    self._run_action("statuspage", final)
+                else:
+                    self.notify("Nothing was posted.", timeout=4)
+
+            self.push_screen(ConfirmModal(f"Post to the status page: {final.status.upper()}?",
+                                          preview(final), "post it"), confirmed)
+
+        self.push_screen(StatusPageModal(f"Status page update ({post.action})", lines,
+                                         post.body), edited)
+
     @on(ChecklistPane.ItemChosen)
     def _checklist_item(self, message: ChecklistPane.ItemChosen) -> None:
         from console.screens.forms import ReasonModal
@@ -1194,6 +1260,19 @@ class WarroomApp(App[int]):
             engine.pause()
         elif name == "resume":
             engine.resume()
+        elif name == "statuspage":
+            from console import events as ev
+            from console.model import Kind
+
+            event = engine.post_status_page(args[0])
+            if event.kind == Kind.STATUSPAGE_FAILED:
+                error = ev.read_as(event, ev.StatusPageFailed).error
+                self.call_from_thread(self.notify, f"Status page post FAILED: {error}",
+                                      severity="error", timeout=15, markup=False)
+            else:
+                posted = ev.read_as(event, ev.StatusPagePosted)
+                self.call_from_thread(self.notify, f"Status page: {posted.status} posted "
+                                      f"{posted.shortlink}".rstrip(), timeout=8, markup=False)
 
     def _run_rollback(self) -> None:
         self._in_flight.add(self._rollback_worker())

@@ -471,6 +471,28 @@ class GateSettings(Strict):
         return f"{name}.{self.namespace}"
 
 
+class StatuspageSettings(Strict):
+    """A status page (Atlassian Statuspage's API): the commander posts the comms draft's status
+    page update from the console (``s``), after seeing the exact text."""
+
+    page_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                         description="The page's id (Statuspage: Your page → API info).")
+    api_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="Environment variable holding the API key.")
+    api_url: str = Field(default="https://api.statuspage.io", pattern=r"^https?://[^\s]+$",
+                         description="The API's base URL (a proxy, or a stand-in for drills).")
+    components: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service → the page's component id whose status follows the incident.")
+    deliver_notifications: bool = Field(
+        default=True, description="Let the page notify its subscribers of each update.")
+    ca_file: str | None = Field(default=None, description="A private CA for the API's TLS.")
+    timeout_s: float = Field(default=5.0, gt=0, le=60,
+                             description="Timeout of one connect and of one read.")
+    deadline_s: float = Field(default=15.0, gt=0, le=120,
+                              description="Total deadline of one post.")
+
+
 class ConsoleSettings(Strict):
     """Where this console runs, always on screen: the header carries the environment's name in
     its colour, so nobody mistakes production for staging at 22:00."""
@@ -573,6 +595,8 @@ class Config(Strict):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     gate: GateSettings | None = Field(
         default=None, description="Flagger's manual gates kept in the record (`warroom gate`).")
+    statuspage: StatuspageSettings | None = Field(
+        default=None, description="A status page the commander posts to from the console.")
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     metrics: MetricsSettings = Field(default_factory=SimMetricsSettings)
@@ -951,6 +975,8 @@ def secret_values(config: Config) -> list[str]:
         names.append(config.store.password_env)
     if config.gate is not None and config.gate.token_env:
         names.append(config.gate.token_env)
+    if config.statuspage is not None:
+        names.append(config.statuspage.api_key_env)
     if config.store.chain_key_env:
         names.append(config.store.chain_key_env)
     return [value.strip() for name in names if (value := os.environ.get(name) or "").strip()]
@@ -1033,6 +1059,15 @@ def environment_problems(config: Config, *, store: bool = True) -> list[ConfigEr
                                         f"${name} holds a URL apprise does not know (it takes "
                                         "slack://, msteams://, mmost://, discord://, mailto://, "
                                         "pagerduty://, json://, ...)"))
+    page = config.statuspage
+    if page is not None:
+        if not (os.environ.get(page.api_key_env) or "").strip():
+            problems.append(ConfigError(path, "statuspage.api_key_env",
+                                        f"environment variable {page.api_key_env} is not set or "
+                                        "empty (it holds the status page's API key)"))
+        if page.ca_file and not os.path.isfile(page.ca_file):
+            problems.append(ConfigError(path, "statuspage.ca_file",
+                                        f"no such file: {page.ca_file}"))
     gate = config.gate
     if gate is not None and gate.token_env and not (os.environ.get(gate.token_env) or "").strip():
         problems.append(ConfigError(path, "gate.token_env",
@@ -1059,6 +1094,7 @@ __all__ = [
     "MannWhitneySettings",
     "PlanSettings",
     "StageSettings",
+    "StatuspageSettings",
     "environment_problems",
     "load_config",
     "parse_config",

@@ -36,6 +36,7 @@ from adapters.base import (
     TrafficController,
 )
 from adapters.secrets import scrub
+from adapters.statuspage import StatuspageClient, StatusPost
 from console import commands, flagger, policy
 from console import events as ev
 from console.config import Config, GuardrailSettings
@@ -81,6 +82,8 @@ class Adapters:
     notifier: Notifier | None = None
     #: More targets (``[notify] urls_env``, through apprise), each recorded by its ``target``.
     notifiers: list[Notifier] = field(default_factory=list)
+    #: The status page (``[statuspage]``), posted to only when the commander confirms a post.
+    statuspage: StatuspageClient | None = None
     #: Stops what the adapters started (the simulator's exporter, HTTP clients).
     on_close: Callable[[], None] | None = None
 
@@ -266,6 +269,32 @@ class Engine:
             if any(b.startswith(f"{where}:") for b in self._state.chain_breaks):
                 return
             self._record(ev.ChainBroken(event_id, message, verified_to), actor=SYSTEM_ACTOR)
+
+    # --- the status page ------------------------------------------------------------------------
+
+    def post_status_page(self, post: StatusPost) -> Event:
+        """Post what the commander confirmed, once; the outcome, either way, is an event."""
+        from console.statuspage import blanks
+
+        client = self.adapters.statuspage
+        if client is None:
+            raise ActionRefused("no status page is configured ([statuspage] in the config)")
+        left = blanks(post.body) + blanks(post.name)
+        if left:
+            raise ActionRefused(f"the text still has the draft's blanks ({', '.join(left[:3])}): "
+                                "fill them in before it goes public")
+        if not post.body.strip():
+            raise ActionRefused("the status page update has no text")
+        components = dict(post.components)
+        try:
+            posted = client.post(post)
+        except Exception as error:
+            return self._record(ev.StatusPageFailed(post.action, post.name, post.status,
+                                                    components, post.body,
+                                                    _adapter_error(error)))
+        return self._record(ev.StatusPagePosted(
+            post.action, post.name, posted.status or post.status, components, post.body,
+            posted.incident_id, posted.shortlink, clip(posted.detail) if posted.detail else None))
 
     # --- rollback preflight ----------------------------------------------------------------------
 

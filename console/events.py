@@ -548,6 +548,30 @@ class FlaggerGateAsked(Payload):
 
 
 @dataclass(slots=True)
+class StatusPagePosted(Payload):
+    KIND: ClassVar[str] = Kind.STATUSPAGE_POSTED
+    action: str = ""
+    name: str = ""
+    status: str = ""
+    components: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    page_incident: str = ""
+    shortlink: str = ""
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class StatusPageFailed(Payload):
+    KIND: ClassVar[str] = Kind.STATUSPAGE_FAILED
+    action: str = ""
+    name: str = ""
+    status: str = ""
+    components: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    error: str = ""
+
+
+@dataclass(slots=True)
 class Unknown(Payload):
     """A kind this code does not know (a newer warroom wrote it): kept, counted, shown raw."""
 
@@ -565,7 +589,8 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     RollbackVerified, RollbackNotVerified, GateRecorded, Reconciled, Closed, Notified,
     NotifyFailed, ChainBroken, Paused, Resumed, Milestone, RoleAssigned, Highlighted,
     ConsoleClosed, RollbackWatchStarted, RollbackReverted, RollbackRestored, RollbackWatchEnded,
-    Escalated, FlaggerGateOpened, FlaggerGateClosed, FlaggerGateAsked,
+    Escalated, FlaggerGateOpened, FlaggerGateClosed, FlaggerGateAsked, StatusPagePosted,
+    StatusPageFailed,
 )
 BY_KIND: dict[str, type[Payload]] = {cls.KIND: cls for cls in PAYLOAD_TYPES}
 
@@ -691,6 +716,8 @@ _SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
     dict[str, Any]: lambda v, d: dict(v) if isinstance(v, dict) else {},
     dict[str, str] | None: lambda v, d: (
         {str(k): str(x) for k, x in v.items()} if isinstance(v, dict) else None),
+    dict[str, str]: lambda v, d: (
+        {str(k): str(x) for k, x in v.items()} if isinstance(v, dict) else {}),
     dict[str, list[Figure]] | None: lambda v, d: (
         {str(k): [_figure(x, None) for x in (xs if isinstance(xs, list) else [])]
          for k, xs in v.items()} if isinstance(v, dict) else None),

@@ -152,6 +152,11 @@ class Kind(StrEnum):
     #  (`warroom gate`) and was answered; recorded when the answer changes (not every poll),
     #  and always when it lets a one-use opening through (that uses it up)
     FLAGGER_GATE_ASKED = "flagger_gate_asked"
+    # {action: create|update|resolve, name, status, components: {id: status}, body,
+    #  page_incident, shortlink, detail?}  the commander confirmed this exact text; it is posted
+    STATUSPAGE_POSTED = "status_page_posted"
+    # {action, name, status, components, body, error}
+    STATUSPAGE_FAILED = "status_page_failed"
 
 
 #: The milestones a person marks, in the order an incident normally reaches them.
@@ -170,6 +175,7 @@ LOUD_KINDS = frozenset(
         Kind.GUARDRAIL_ACTION,
         Kind.HANDOVER,
         Kind.NOTIFY_FAILED,
+        Kind.STATUSPAGE_FAILED,
         Kind.CHAIN_BROKEN,
         Kind.ROLLBACK_REVERTED,
         Kind.ESCALATED,
@@ -507,6 +513,13 @@ def describe(event: Event) -> str:
     if kind == Kind.FLAGGER_GATE_ASKED:
         return (f"Flagger asked {_p(p, 'gate')} for {_p(p, 'canary')} run {_p(p, 'checksum')} "
                 f"({_p(p, 'phase')}): {_p(p, 'answer')} — {_p(p, 'detail')}")
+    if kind == Kind.STATUSPAGE_POSTED:
+        link = f" {_p(p, 'shortlink')}" if p.get("shortlink") else ""
+        return (f"Status page {_p(p, 'action')}: {_p(p, 'status').upper()} — "
+                f"{_p(p, 'name')}{link}")
+    if kind == Kind.STATUSPAGE_FAILED:
+        return (f"Status page {_p(p, 'action')} ({_p(p, 'status')}) FAILED: "
+                f"{_p(p, 'error')}")
     if kind == Kind.GATE_RECORDED:
         text = f"Post-emergency: {_p(p, 'item')} — {_p(p, 'result')}"
         return text + (f": {_p(p, 'detail')}" if p.get("detail") else "")

@@ -295,6 +295,11 @@ class IncidentState:
     #: console's keys open the gates for
     flagger_checksum: str = ""
     flagger_canary: str = ""
+    #: The status page's incident for this one (``[statuspage]``), and what was posted last
+    statuspage_incident: str = ""
+    statuspage_status: str = ""
+    statuspage_shortlink: str = ""
+    statuspage_posts: int = 0
     notes: int = 0
     warnings: list[str] = field(default_factory=list)
     chain_breaks: list[str] = field(default_factory=list)  # as recorded: "#N: what was found"
@@ -804,6 +809,13 @@ def _flagger_asked(state: IncidentState, event: Event, p: ev.FlaggerGateAsked) -
                                               ts=event.ts, reason="used by Flagger's call")
 
 
+def _statuspage_posted(state: IncidentState, event: Event, p: ev.StatusPagePosted) -> None:
+    state.statuspage_incident = p.page_incident or state.statuspage_incident
+    state.statuspage_status = p.status
+    state.statuspage_shortlink = p.shortlink or state.statuspage_shortlink
+    state.statuspage_posts += 1
+
+
 def _paused(state: IncidentState, event: Event, p: ev.Paused) -> None:
     state.paused = True
     state.paused_by = event.actor
@@ -870,6 +882,7 @@ _HANDLERS: dict[str, Callable[[IncidentState, Event, Any], None]] = {
     Kind.FLAGGER_GATE_OPENED: _flagger_opened,
     Kind.FLAGGER_GATE_CLOSED: _flagger_closed,
     Kind.FLAGGER_GATE_ASKED: _flagger_asked,
+    Kind.STATUSPAGE_POSTED: _statuspage_posted,
 }
 
 

@@ -135,6 +135,17 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
         targets = [AppriseNotifier(name, timeout_s=notify.timeout_s,
                                    deadline_s=notify.deadline_s) for name in notify.urls_env]
 
+    statuspage: Any = None
+    if config.statuspage is not None:
+        from adapters.statuspage import StatuspageClient
+
+        page = config.statuspage
+        statuspage = StatuspageClient(api_url=page.api_url, page_id=page.page_id,
+                                      api_key_env=page.api_key_env, timeout_s=page.timeout_s,
+                                      deadline_s=page.deadline_s,
+                                      deliver_notifications=page.deliver_notifications,
+                                      ca_file=page.ca_file)
+
     def close() -> None:
         for stopper in stoppers:
             stopper.stop()
@@ -144,4 +155,4 @@ def build_adapters(config: Config, state: IncidentState, clock: Clock,
                 closer()
 
     return Adapters(metrics=metrics, traffic=traffic, deployer=deployer, notifier=notifier,
-                    notifiers=targets, on_close=close)
+                    notifiers=targets, statuspage=statuspage, on_close=close)

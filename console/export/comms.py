@@ -20,6 +20,7 @@ Import-light: stdlib and ``console.model`` / ``console.state`` (through
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -344,7 +345,39 @@ class _Public:
         return when if self.start_is_known else f"{when} [impact start not marked: check]"
 
 
-def _status_page(record: Record, public: _Public) -> list[str]:
+@dataclass(frozen=True)
+class StatusPageDraft:
+    """The status page update, in parts: what the draft says and what a status page API takes.
+
+    ``status`` is the page's word for the stage the record shows (Atlassian Statuspage's):
+    ``investigating`` (declared, nothing shipped yet), ``identified`` (the fix is shipping, or
+    it was withdrawn and the issue goes on), ``monitoring`` (the fix is live), ``resolved``.
+    """
+
+    status: str
+    head: str
+    name: str
+    opening: str
+    happened: str
+    current: str
+    steps: str
+    closing: str = "We apologize for any inconvenience."
+
+    @property
+    def body(self) -> str:
+        """The update's text as a status page shows it (plain paragraphs)."""
+        return "\n\n".join([self.opening, f"What happened: {self.happened}",
+                             f"Current status: {self.current}", f"Next steps: {self.steps}",
+                             self.closing])
+
+
+def status_page_draft(events: Sequence[Event], *, config: Config | None = None) -> StatusPageDraft:
+    """The status page update for one incident (its events, oldest first)."""
+    record = build_record(events, config)
+    return _status_parts(record, _Public(record, config))
+
+
+def _status_parts(record: Record, public: _Public) -> StatusPageDraft:
     s = record.state
     service = public.service
     start = public.since(record)
@@ -352,14 +385,14 @@ def _status_page(record: Record, public: _Public) -> list[str]:
     next_update = (f"We will post an update by {_utc(record, public.next_update)} "
                    f"(within {public.minutes} minutes).")
     if resolved is not None:
-        head = f"🟢 Resolved - Issue affecting {service}"
+        status, head = "resolved", f"🟢 Resolved - Issue affecting {service}"
         opening = f"We've resolved an issue that was affecting {service}."
         happened = (f"Between {start} and {_utc(record, resolved)}, users experienced "
                     "[specific issue].")
         current = "The issue has been fully resolved. All systems are operating normally."
         steps = "We're conducting a thorough review to prevent similar issues in the future."
     elif fix_rolled_back(record):
-        head = f"🔴 Identified - Issue affecting {service}"
+        status, head = "identified", f"🔴 Identified - Issue affecting {service}"
         opening = f"We are still working on an issue affecting {service}."
         happened = f"Since {start} UTC, users may experience [specific issue]."
         current = ("The fix we began deploying did not work as intended and was withdrawn; "
@@ -368,36 +401,49 @@ def _status_page(record: Record, public: _Public) -> list[str]:
                    + ". We are preparing a corrected fix.")
         steps = next_update
     elif s.promoted:
-        head = f"🟡 Monitoring - Issue affecting {service}"
+        status, head = "monitoring", f"🟡 Monitoring - Issue affecting {service}"
         opening = f"A fix has been deployed for an issue affecting {service}."
         happened = f"Since {start} UTC, users may have experienced [specific issue]."
         current = "The fix is live and we are monitoring the results."
         steps = next_update
+    elif not s.visits and s.rollback_status in ("none", "preflight_passed", "preflight_failed"):
+        status, head = "investigating", f"🔴 Investigating - Issue affecting {service}"
+        opening = f"We are investigating an issue affecting {service}."
+        happened = f"Since {start} UTC, users may experience [specific issue]."
+        current = "We have found a likely cause and are preparing a fix."
+        steps = next_update
     else:
-        head = f"🟠 Identified - Issue affecting {service}"
+        status, head = "identified", f"🟠 Identified - Issue affecting {service}"
         opening = f"We have identified an issue affecting {service} and are working on a fix."
         happened = f"Since {start} UTC, users may experience [specific issue]."
         current = "Our team is working on a fix."
         steps = next_update
+    name = f"Issue affecting {service}"
     if s.simulated:
         head = "SIMULATED (demo) — " + head
+        name = "SIMULATED (demo) — " + name
+    return StatusPageDraft(status, head, name, opening, happened, current, steps)
+
+
+def _status_page(record: Record, public: _Public) -> list[str]:
+    draft = _status_parts(record, public)
     return [
         "## 2. Status page update",
         "",
-        head,
+        draft.head,
         "",
-        opening,
+        draft.opening,
         "",
         "**What happened:**",
-        happened,
+        draft.happened,
         "",
         "**Current status:**",
-        current,
+        draft.current,
         "",
         "**Next steps:**",
-        steps,
+        draft.steps,
         "",
-        "We apologize for any inconvenience.",
+        draft.closing,
         "",
     ]
 

@@ -33,7 +33,7 @@ from adapters.settings import (
     HttpSettings,
     check_actions,
 )
-from console.config import GateSettings
+from console.config import GateSettings, NotifySettings, StatuspageSettings
 from tests.support.deploy_api import DeployApi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -479,11 +479,15 @@ SECTION_RULES = {
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_doc_example_validates(name: str) -> None:
     example = dict(EXAMPLES[name])
-    assert set(example) <= {"traffic", "deploy", "gate"}, \
+    assert set(example) <= {"traffic", "deploy", "gate", "notify", "statuspage"}, \
         f"{name}: unexpected tables {sorted(example)}"
     assert example, f"{name}: the block has neither [traffic] nor [deploy]"
     if "gate" in example:
         GateSettings.model_validate(example.pop("gate"))
+    if "notify" in example:
+        NotifySettings.model_validate(example.pop("notify"))
+    if "statuspage" in example:
+        StatuspageSettings.model_validate(example.pop("statuspage"))
     adapter = TypeAdapter(DeploySettings)
     for section, table in example.items():
         settings = adapter.validate_python(table)

@@ -134,3 +134,30 @@ def test_relayed_approval_refused(make_rig: RigFactory, snap_compare: SnapCompar
     rig = make_rig("bad")
     rig.engine.preflight()
     assert snap_compare(rig.app(), terminal_size=size, run_before=_relay_refused)
+
+
+async def _status_page_form(pilot: Pilot[Any]) -> None:
+    from console.screens.statuspage import StatusPageModal
+
+    await settle(pilot)
+    await pilot.press("s")
+    for _ in range(200):
+        await settle(pilot)
+        if isinstance(pilot.app.screen, StatusPageModal):
+            break
+    await pilot.press("ctrl+s")  # the draft's blanks are still there: refused, in words
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", [SIZES[0], SIZES[2]])
+def test_status_page_form(make_rig: RigFactory, snap_compare: SnapCompare,
+                          size: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """s at 10%: the status page update (identified), its component, the draft's text in a box
+    and why it cannot be posted yet (its blanks)."""
+    monkeypatch.setenv("WARROOM_STATUSPAGE_KEY", "not-used-nothing-is-posted")
+    rig = make_rig("bad", statuspage={
+        "page_id": "kctbh9vrtdwd", "api_key_env": "WARROOM_STATUSPAGE_KEY",
+        "api_url": "http://127.0.0.1:9", "components": {"redaction-api": "8kbf7d35c070"}},
+        export={"customer_names": {"redaction-api": "Support transcripts"}})
+    blocked_at_ten(rig)
+    assert snap_compare(rig.app(), terminal_size=size, run_before=_status_page_form)

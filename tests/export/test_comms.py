@@ -178,7 +178,7 @@ def test_demo_drafts_say_simulated_where_they_would_be_copied(tmp_path: Path) ->
     builder.declare("22:04:05", simulated=True, rate_count=0)
     text = comms(builder.finish())
     assert "> **SIMULATED — a warroom demo, not a real incident. Do not send.**" in text
-    assert "SIMULATED (demo) — 🟠 Identified" in draft(text, 2)
+    assert "SIMULATED (demo) — 🔴 Investigating" in draft(text, 2)  # nothing shipped yet
     assert "Subject: SIMULATED (demo) — Update on" in draft(text, 3)
 
 
