@@ -145,6 +145,10 @@ async def _status_page_form(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         if isinstance(pilot.app.screen, StatusPageModal):
             break
+    from textual.widgets import TextArea
+
+    # a blinking cursor is a race with the screenshot (seen under load): hold it on
+    pilot.app.screen.query_one(TextArea).cursor_blink = False
     await pilot.press("ctrl+s")  # the draft's blanks are still there: refused, in words
     await settle(pilot)
 
