@@ -26,11 +26,12 @@ demo-good: $(STAMP)
 demo-prometheus: $(STAMP)
 	scripts/demo-prometheus
 
-# The whole suite. Prometheus and PostgreSQL (Debian's packages) are installed when missing and we
-# are root (CI).
+# The whole suite. Prometheus, PostgreSQL and Chromium (Debian's packages) are installed when
+# missing and we are root (CI).
 test: $(STAMP)
 	@scripts/ensure-prometheus >/dev/null 2>&1 || echo "note: prometheus not installed; its integration tests will say they were skipped (they fail under CI=true)"
 	@scripts/ensure-postgresql >/dev/null 2>&1 || echo "note: PostgreSQL not installed; the store tests on PostgreSQL will say they were skipped (they fail under CI=true)"
+	@scripts/ensure-chromium >/dev/null 2>&1 || echo "note: chromium not installed; the browser tests of warroom serve will say they were skipped (they fail under CI=true)"
 	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq tmux >/dev/null 2>&1; } || true
 	$(PY) -m ruff check .
 	$(PY) -m mypy console widgets adapters

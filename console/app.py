@@ -246,9 +246,15 @@ class WarroomApp(App[int]):
                 title = f"⚠ {action.label}" if action.danger else action.label
                 yield SystemCommand(title, action.description,
                                     getattr(self, f"action_{action.name}"))
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            # in a browser (`warroom serve`) a screenshot would be a file delivered through the
+            # server, which relays none
+            if not (self.is_web and command.title == "Screenshot"):
+                yield command
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "export" and self.is_web:
+            return False  # `warroom serve`: a browser writes no file on the server's disk
         return not (action in COMMANDER_ONLY and self.mode != COMMANDER)
 
     def _when_idle(self, name: str) -> bool:
@@ -1120,6 +1126,10 @@ class WarroomApp(App[int]):
         return lines
 
     def action_export(self) -> None:
+        if self.is_web:  # never reached by a key (check_action); said if called all the same
+            self.notify("The PIR is not exported from a browser: `warroom export` on the war "
+                        "room's host writes it.", title="Export", markup=False)
+            return
         self._export_pir()
 
     def action_status_page(self) -> None:

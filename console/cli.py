@@ -108,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     watch = command("watch", "read-only console for an incident")
     watch.add_argument("id")
 
+    serve = command("serve", "the read-only console in browsers (textual-serve), behind a "
+                    "token printed once at start")
+    serve.add_argument("id")
+    serve.add_argument("--host", help="address to listen on (default: [serve] host, "
+                       "127.0.0.1: put the team's reverse proxy in front)")
+    serve.add_argument("--port", type=int, help="TCP port (default: [serve] port, 8000; 0: any "
+                       "free port)")
+    serve.add_argument("--public-url", metavar="URL", help="the base URL browsers use through "
+                       "the reverse proxy (default: [serve] public_url): the printed link")
+    serve.add_argument("--max-watchers", type=int, metavar="N",
+                       help="browser sessions at once (default: [serve] max_watchers, 20)")
+
     approve = command("approve", "approve as the OS account running this, or record a relayed "
                                  "approval (commander)")
     approve.add_argument("id")
@@ -194,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--grant", metavar="ROLE",
                        help="init (PostgreSQL): also grant ROLE what day-to-day use needs, and "
                        "no ownership (with --print: print the grants)")
+    store.add_argument("--grant-read", metavar="ROLE",
+                       help="init (PostgreSQL): grant ROLE read access only, for watchers and "
+                       "`warroom serve` (with --print: print the grants)")
     return parser
 
 
@@ -630,6 +645,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config.console.environment:
         print(f"Environment: {config.console.environment} (header colour "
               f"{config.console.badge_colour()})")
+    serve = config.serve
+    print(f"Browser watchers (warroom serve ID): listen on {serve.host}:{serve.port}, at most "
+          f"{serve.max_watchers} at once, each a read-only `warroom watch`; a new token in the "
+          "link at each start" + (f"; link through {serve.public_url}" if serve.public_url
+                                  else ""))
+    if not serve.is_loopback():
+        print(f"WARNING: [serve] host = {serve.host} is not the loopback: browsers reach the "
+              "server without TLS unless the reverse proxy is the only way in")
     print(f"Rollback: verification hold {config.rollback.verification_hold_s:g}s, "
           f"{len(config.rollback.compatibility_checklist)} compatibility checks")
     print("Mission-critical scenarios: "
@@ -652,21 +675,26 @@ def cmd_store(args: argparse.Namespace) -> int:
             print(schema_sql(), end="")
             for grant in grants_sql(args.grant) if args.grant else []:
                 print(f"{grant};")
+            for grant in grants_sql(args.grant_read, read_only=True) if args.grant_read else []:
+                print(f"{grant};")
             return 0
         with _open_store(args, config) as store:
             print(f"{store.location}: warroom schema version {store.schema_version} ready "
                   f"({store.engine})")
-            if args.grant:
+            if args.grant or args.grant_read:
                 from console.pgstore import PostgresStore
 
                 if not isinstance(store, PostgresStore):
                     raise UsageError("--grant is for a PostgreSQL store (an SQLite file's "
                                      "access is its mode and group)")
-                for grant in store.grant(args.grant):
+                for grant in store.grant(args.grant) if args.grant else []:
+                    print(f"{grant};")
+                for grant in (store.grant(args.grant_read, read_only=True) if args.grant_read
+                              else []):
                     print(f"{grant};")
         return 0
-    if args.print_sql or args.grant:
-        raise UsageError("--print and --grant go with store init")
+    if args.print_sql or args.grant or args.grant_read:
+        raise UsageError("--print, --grant and --grant-read go with store init")
     if not args.to:
         raise UsageError("store copy needs --to PATH|URL")
 
@@ -698,6 +726,59 @@ def cmd_store(args: argparse.Namespace) -> int:
                   f"event{'' if copied == 1 else 's'} copied to "
                   f"{target.location}; chain verified on both sides (head {head[:16]}…)")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from console.config import ServeSettings
+    from console.launch import check_watchable
+
+    config, config_path = _load_config(args)
+    incident_id = _incident(args.id)
+    given = {key: value for key, value in (
+        ("host", args.host), ("port", args.port), ("public_url", args.public_url),
+        ("max_watchers", args.max_watchers)) if value is not None}
+    try:
+        settings = ServeSettings.model_validate({**config.serve.model_dump(), **given})
+    except ValueError as error:
+        from pydantic import ValidationError
+
+        if isinstance(error, ValidationError):
+            problem = error.errors()[0]
+            flag = "--" + str(problem["loc"][0]).replace("_", "-")
+            raise UsageError(f"{flag}: {problem['msg']}") from None
+        raise
+    location = _db_path(args, config)
+    if isinstance(location, Path):
+        location = location.resolve()
+    # what each browser's `warroom watch` would refuse is refused now, once, on this terminal
+    check_watchable(incident_id, config, location)
+    from console.serve import ServePlan, new_token, page_url, serve
+
+    name = format_incident_id(incident_id)
+    argv = [sys.executable, "-m", "console.cli", "watch", name, "--db", str(location)]
+    if config_path is not None:
+        argv += ["--config", str(Path(config_path).resolve())]
+    plan = ServePlan(title=f"warroom {name} (watching, read-only)", argv=tuple(argv),
+                     token=new_token(), max_watchers=settings.max_watchers)
+
+    def announce(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        local = page_url(f"http://{shown}:{port}", plan.token)
+        print(f"Serving {name} read-only to browsers: each one runs `warroom watch {name}`, "
+              "which cannot act.")
+        if settings.public_url:
+            print(f"  Link: {page_url(settings.public_url, plan.token)}")
+            print(f"  (through the reverse proxy to {local})")
+        else:
+            print(f"  Link: {local}")
+        print("Anyone with this link can watch until this server stops; it is shown only now "
+              "(a new one each run). Ctrl+C stops.")
+        if not settings.is_loopback(host):
+            print(f"WARNING: listening on {host}, not the loopback: the link travels without "
+                  "TLS unless a reverse proxy terminates it in front of this address.")
+        sys.stdout.flush()
+
+    return serve(plan, settings.host, settings.port, settings.public_url, announce)
 
 
 def _adapter_line(settings: Any) -> str:
@@ -746,6 +827,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_console,
     "open": cmd_console,
     "watch": cmd_console,
+    "serve": cmd_serve,
 }
 
 

@@ -515,6 +515,43 @@ class ConsoleSettings(Strict):
         return "red" if "prod" in self.environment.lower() else "none"
 
 
+class ServeSettings(Strict):
+    """`warroom serve ID`: the read-only console for browsers (README, "Browser watchers")."""
+
+    host: str = Field(
+        default="127.0.0.1", min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_-]+$",
+        description="Address the server listens on. Keep the loopback default and put the "
+                    "team's reverse proxy (TLS, single sign-on) in front; --host overrides.",
+    )
+    port: int = Field(
+        default=8000, ge=0, le=65535,
+        description="TCP port (0: any free port, printed at start); --port overrides.",
+    )
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="The base URL browsers use, through the reverse proxy (e.g. "
+                    "https://ops.example.com/warroom): only the printed link changes.",
+    )
+    max_watchers: int = Field(
+        default=20, ge=1, le=500,
+        description="Browser sessions at once (each is a `warroom watch` process); more are "
+                    "refused with 503.",
+    )
+
+    def is_loopback(self, host: str | None = None) -> bool:
+        """True when ``host`` (default: this section's) accepts connections from this machine
+        only."""
+        import ipaddress
+
+        name = host or self.host
+        if name == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+
 def _default_update_minutes() -> dict[Priority, int]:
     return {"P0": 30, "P1": 60, "P2": 240, "P3": 1440}
 
@@ -598,6 +635,7 @@ class Config(Strict):
     statuspage: StatuspageSettings | None = Field(
         default=None, description="A status page the commander posts to from the console.")
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     metrics: MetricsSettings = Field(default_factory=SimMetricsSettings)
     traffic: DeploySettings = Field(default_factory=SimDeploySettings)

@@ -61,6 +61,16 @@ def _incident_id(text: str) -> int:
 def _watch(incident_id: int, config: Config, db_path: Path | str) -> int:
     from console.app import make_app
 
+    check_watchable(incident_id, config, db_path)
+    app = make_app(config, db_path, incident_id, SystemClock())
+    app.run()
+    return 0
+
+
+def check_watchable(incident_id: int, config: Config, db_path: Path | str) -> None:
+    """Refuse, with one line, what `warroom watch` would refuse: no database, a record this
+    process cannot open read-only (with no write handle), no such incident. From here on this
+    process holds no write handle on the record (`watch`, `serve`)."""
     if isinstance(db_path, Path) and not db_path.exists():
         raise StoreError(f"no incident database at {db_path}")
     forbid_write_handles()  # a watcher holds no write handle on the record, ever
@@ -75,9 +85,6 @@ def _watch(incident_id: int, config: Config, db_path: Path | str) -> int:
     with store:
         if not store.has_incident(incident_id):
             raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {db_path}")
-    app = make_app(config, db_path, incident_id, SystemClock())
-    app.run()
-    return 0
 
 
 def _command(args: argparse.Namespace, config: Config, db_path: Path | str,

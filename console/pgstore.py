@@ -193,14 +193,21 @@ GRANTS = [
     "GRANT SELECT, INSERT, UPDATE, DELETE ON leases TO {role}",
     "GRANT USAGE, SELECT, UPDATE ON SEQUENCE events_id_seq TO {role}",
 ]
+#: What a watcher needs, and nothing more: `warroom watch` and `warroom serve` (LISTEN needs no
+#: grant). A role with only these can read the record and cannot write one byte of it.
+READ_GRANTS = [
+    "GRANT SELECT ON warroom_schema, incidents, events, samples, checkpoints, chain_heads, "
+    "leases TO {role}",
+]
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-def grants_sql(role: str) -> list[str]:
-    """The GRANT statements that let ``role`` use the record without owning it."""
+def grants_sql(role: str, *, read_only: bool = False) -> list[str]:
+    """The GRANT statements that let ``role`` use the record without owning it (with
+    ``read_only``: only read it, as a watcher)."""
     if not ROLE_NAME.match(role):
         raise StoreError(f"{role!r} is not a plain role name (lower-case letters, digits, _)")
-    return [grant.format(role=role) for grant in GRANTS]
+    return [grant.format(role=role) for grant in (READ_GRANTS if read_only else GRANTS)]
 
 
 def _first_line(error: BaseException) -> str:
@@ -453,9 +460,9 @@ class PostgresStore(RecordStore):
     def change_feed(self, incident_id: int) -> ChangeFeed:
         return PostgresChangeFeed(self.connect(), incident_id)
 
-    def grant(self, role: str) -> list[str]:
+    def grant(self, role: str, *, read_only: bool = False) -> list[str]:
         """Apply :func:`grants_sql` for ``role`` (as the schema's owner); returns what ran."""
-        statements = grants_sql(role)
+        statements = grants_sql(role, read_only=read_only)
         with self._write(MIGRATION_LOCK) as conn:
             for statement in statements:
                 conn.execute(statement)  # type: ignore[arg-type]  # a checked role name

@@ -37,7 +37,7 @@ from pathlib import Path
 #: The file in a server's temp dir that names the test process owning it.
 OWNER_FILE = "owner"
 #: Temp dirs of test servers that :func:`reap_leftovers` may stop and delete.
-REAPED_PREFIXES = ("warroom-pg-", "warroom-prometheus-")
+REAPED_PREFIXES = ("warroom-pg-", "warroom-prometheus-", "warroom-chromium-")
 #: How long a stopped server may take to go before it is SIGKILLed.
 GRACE_S = 10.0
 #: A mark must be this long (a temp dir path, a tmux socket with a random part): a short one
