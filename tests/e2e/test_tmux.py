@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres_server import PostgresServer
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.tmux
 
@@ -306,3 +308,65 @@ def test_second_commander_refused_then_take_over_hands_command_over(
                  if e["kind"] == "command_handover"]
     assert len(handovers) == 1
     assert handovers[0]["payload"]["reason"] == "day shift takes over"
+
+
+@pytest.mark.postgresql
+def test_on_postgresql_an_approver_elsewhere_and_a_watcher_follow_the_commander(
+        world: tuple[Path, dict[str, str], Callable[[str], Tmux]], pg_url: str,
+        postgres_server: PostgresServer) -> None:
+    """The multi-host setup in real terminals on one PostgreSQL record: the commander's console
+    (`warroom open`), a watcher's (`warroom watch`), and an approver who is a database role of
+    their own, running `warroom approve` from another shell. Both consoles show the approval and
+    the commander's note as they commit (NOTIFY, not polling); the watcher's R does nothing."""
+    db, env, session = world
+    env["PGPASSWORD"] = os.environ["PGPASSWORD"]  # the admin's: the commander's role here
+    (db.parent / "warroom.toml").write_text('[roster]\nsenior-engineer = ["asha"]\n')
+    declared = run_warroom(env, db.parent, "declare", "--db", pg_url, "--title",
+                           "Checkout errors", "--priority", "P1", "--category", "incident",
+                           "--service", "checkout-api", "--from-version", "1.4.2",
+                           "--to-version", "1.4.3")
+    assert declared.returncode == 0, declared.stderr
+    granted = run_warroom(env, db.parent, "store", "init", "--db", pg_url, "--grant",
+                          postgres_server.ensure_role("asha", "asha-pw"))
+    assert granted.returncode == 0, granted.stderr
+
+    commander = session("commander")
+    commander.start([*WARROOM, "open", "1", "--db", pg_url], 120, 36)
+    commander.wait_for("COMMANDER", 30, "the commander's console")
+    watcher = session("watcher")
+    watcher.start([*WARROOM, "watch", "1", "--db", pg_url], 120, 36)
+    watcher.wait_for(lambda s: "WATCHING" in s and "INC-1" in s, 30, "the watcher's console")
+    watcher.wait_for("Console opened by", 20, "the commander's timeline")
+
+    # asha approves from "her laptop": her own role and password, no share of the commander's
+    approved = run_warroom({**env, "PGPASSWORD": "asha-pw"}, db.parent, "approve", "1",
+                           "--role", "senior-engineer", "--db",
+                           pg_url.replace("warroom_admin@", "asha@"))
+    assert approved.returncode == 0, approved.stderr
+    for console in (commander, watcher):
+        console.wait_for(lambda s: "asha" in s and "1 approved" in s, 20,
+                         "asha's approval on the console")
+
+    watcher.send("R")
+    watcher.send("?")
+    screen = watcher.wait_for("warroom — running an emergency change", 10, "the help screen")
+    assert "ROLL BACK" not in screen
+    watcher.send("Escape")
+    watcher.wait_for(lambda s: "running an emergency change" not in s, 5, "the help to close")
+
+    commander.send("n")
+    commander.wait_for("Add a note to the timeline", 5)
+    commander.type("go/no-go at 22:15")
+    commander.send("Enter")
+    watcher.wait_for("Note: go/no-go at 22:15", 10, "the commander's note in the watcher")
+
+    watcher.send("q")
+    watcher.wait_for("warroom exited with 0", 15)
+    commander.send("q")
+    commander.wait_for("warroom exited with 0", 15)
+    exported = run_warroom(env, db.parent, "export", "1", "--format", "json", "--db", pg_url)
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads(exported.stdout)
+    assert [(a["role"], a["user"], a["kind"]) for a in document["state"]["approvals"]] == [
+        ("senior-engineer", "asha", "direct")]
+    assert "rollback_requested" not in [e["kind"] for e in document["events"]]
