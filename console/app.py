@@ -63,8 +63,6 @@ COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
 #: The worker groups that run a commander's action (a dialog waits for them to land).
 ACTION_GROUPS = frozenset({"canary-action", "rollback"})
-#: How often a console asks SQLite whether another connection committed (PRAGMA data_version).
-STORE_WATCH_S = 0.1
 #: New events pushed to the timeline in one snapshot at most; beyond it the timeline is reset
 #: to its newest rows (a burst of thousands is read as a window, not one by one).
 MAX_PUSH = 500
@@ -299,16 +297,17 @@ class WarroomApp(App[int]):
     @work(thread=True, group="store-watch-loop", exit_on_error=False)
     def _store_watch_loop(self) -> None:
         """The live console's watch on the store, through its change feed: SQLite's
-        ``PRAGMA data_version`` every :data:`STORE_WATCH_S` (microseconds of work), PostgreSQL's
-        LISTEN/NOTIFY (woken at the commit). Only a commit by another connection leads to a read
-        and a message, so an idle console reads, sends and renders nothing."""
+        ``PRAGMA data_version`` when the kernel says the record's files were written (or every
+        0.1 s where it cannot say), PostgreSQL's LISTEN/NOTIFY (woken at the commit). Only a
+        commit by another connection leads to a read and a message, so an idle console wakes
+        for nothing, and reads, sends and renders nothing."""
         worker = get_current_worker()
         trouble = False
         while not worker.is_cancelled and not self._stopping.is_set():
             try:
                 reader = self._reader_store()
                 feed = self._feed
-                if feed is None or not feed.wait(STORE_WATCH_S, self._stopping):
+                if feed is None or not feed.wait(feed.patience, self._stopping):
                     continue
                 timeline = self.timeline  # plain attributes: read as they are now
                 self._read_once(reader, timeline.last_event_id, timeline.kinds,
