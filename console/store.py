@@ -303,38 +303,34 @@ def _schema_v2(conn: sqlite3.Connection) -> None:
 
 
 def _schema_v1(conn: sqlite3.Connection) -> None:
-    """Version 1: incidents, append-only events, samples, leases."""
-    import sqlite_utils  # only paid for when a database is created or migrated
+    """Version 1: incidents, append-only events, samples, leases.
 
-    db = sqlite_utils.Database(conn)
-    db.table("incidents").create({"id": int, "created_ts": str}, pk="id", not_null={"created_ts"})
-    db.table("events").create(
-        {"id": int, "incident_id": int, "ts": str, "kind": str, "actor": str, "payload": str,
-         "prev_hash": str, "hash": str},
-        pk="id",
-        not_null={"incident_id", "ts", "kind", "actor", "payload", "prev_hash", "hash"},
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-    db.table("events").create_index(["incident_id", "id"], index_name="events_by_incident")
-    db.table("events").create_index(["kind", "ts"], index_name="events_by_kind")
+    The statements are the ones sqlite-utils wrote for this schema, byte for byte (so the
+    schema text of every database is the same whichever made it), in plain SQL: sqlite-utils
+    imports numpy where it is installed, a fifth of a second at every new database's start."""
+    conn.execute('CREATE TABLE "incidents" (\n   "id" INTEGER PRIMARY KEY,\n'
+                 '   "created_ts" TEXT NOT NULL\n)')
+    conn.execute('CREATE TABLE "events" (\n   "id" INTEGER PRIMARY KEY,\n'
+                 '   "incident_id" INTEGER NOT NULL REFERENCES "incidents"("id"),\n'
+                 '   "ts" TEXT NOT NULL,\n   "kind" TEXT NOT NULL,\n   "actor" TEXT NOT NULL,\n'
+                 '   "payload" TEXT NOT NULL,\n   "prev_hash" TEXT NOT NULL,\n'
+                 '   "hash" TEXT NOT NULL\n)')
+    conn.execute('CREATE INDEX "events_by_incident"\n    ON "events" ("incident_id", "id")')
+    conn.execute('CREATE INDEX "events_by_kind"\n    ON "events" ("kind", "ts")')
     for table in ("events", "incidents"):
         for verb in ("UPDATE", "DELETE"):
             conn.execute(
                 f"CREATE TRIGGER {table}_are_append_only_{verb.lower()} BEFORE {verb} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: {verb} refused'); END"
             )
-    db.table("samples").create(
-        {"incident_id": int, "series": str, "ts": float, "value": float},
-        not_null={"incident_id", "series", "ts"},
-    )
-    db.table("samples").create_index(["incident_id", "series", "ts"],
-                                     index_name="samples_by_series")
-    db.table("leases").create(
-        {"incident_id": int, "user": str, "host": str, "pid": int, "token": str,
-         "acquired_ts": str, "heartbeat_ts": str},
-        pk="incident_id",
-        not_null={"user", "host", "pid", "token", "acquired_ts", "heartbeat_ts"},
-    )
+    conn.execute('CREATE TABLE "samples" (\n   "incident_id" INTEGER NOT NULL,\n'
+                 '   "series" TEXT NOT NULL,\n   "ts" REAL NOT NULL,\n   "value" REAL\n)')
+    conn.execute('CREATE INDEX "samples_by_series"\n'
+                 '    ON "samples" ("incident_id", "series", "ts")')
+    conn.execute('CREATE TABLE "leases" (\n   "incident_id" INTEGER PRIMARY KEY,\n'
+                 '   "user" TEXT NOT NULL,\n   "host" TEXT NOT NULL,\n'
+                 '   "pid" INTEGER NOT NULL,\n   "token" TEXT NOT NULL,\n'
+                 '   "acquired_ts" TEXT NOT NULL,\n   "heartbeat_ts" TEXT NOT NULL\n)')
 
 
 def _schema_v3(conn: sqlite3.Connection) -> None:

@@ -11,9 +11,9 @@ one metric sample per event in the samples table. Everything goes through ``Stor
 
 Built incidents are cached in ``$WARROOM_BENCH_CACHE`` (default ``$XDG_CACHE_HOME/warroom-bench``,
 else ``~/.cache/warroom-bench``) under a key made of ``console.store.SCHEMA_VERSION``,
-:data:`GENERATOR_VERSION` and a digest of the store's source files, so a schema or store change
-rebuilds them. Builds take a file lock (several worktrees may run ``make bench`` at once) and
-appear under their final name only when complete.
+:data:`GENERATOR_VERSION` and a digest of the store's and the fold's source files, so a schema,
+store or fold change rebuilds them. Builds take a file lock (several worktrees may run
+``make bench`` at once) and appear under their final name only when complete.
 """
 
 from __future__ import annotations
@@ -80,9 +80,12 @@ def cache_dir() -> Path:
 
 
 def store_fingerprint() -> str:
-    """A digest of the store's source (and of any checkpoint or typed-event module beside it)."""
+    """A digest of the store's source (and of any checkpoint or typed-event module beside it)
+    and of the fold (its checkpoints are stored in the incidents: one made by another fold is
+    ignored, and every reader would then fold the whole history, in every figure)."""
     digest = hashlib.sha256()
-    for name in ("store.py", "checkpoint.py", "events.py"):
+    for name in ("store.py", "checkpoint.py", "events.py", "state.py", "model.py",
+                 "identity.py"):
         path = REPO / "console" / name
         if path.exists():
             digest.update(name.encode() + b"\0" + path.read_bytes())
