@@ -485,7 +485,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             with open(handle, "w", encoding="utf-8") as out:
                 checked, problem = export(args.format, store, incident_id, out, config=config,
                                           now=utcnow(), allow_broken=args.allow_broken,
-                                          samples=args.samples)
+                                          samples=args.samples, parallel=True)
             if target is not None:
                 protect(partial, config.store.group)  # 0600 (0640 with the store's group)
                 partial.replace(target)

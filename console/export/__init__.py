@@ -48,11 +48,12 @@ def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
 
 def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
            config: Config | None = None, now: datetime | None = None,
-           allow_broken: bool = False, samples: bool = False
+           allow_broken: bool = False, samples: bool = False, parallel: bool = False
            ) -> tuple[int, ChainProblem | None]:
     """Write one incident from ``store`` to ``out`` as ``fmt``, verifying its chain as it is
     read; returns (events checked, the first problem or None). ``samples``: the JSON carries
-    the metric samples too.
+    the metric samples too. ``parallel`` (the CLI, a process of its own): the PIR's and the
+    comms' hashes are checked by a forked child meanwhile (:func:`read_events`).
 
     A broken chain raises :class:`BrokenChain` unless ``allow_broken`` (the caller discards what
     was written: export to a temporary file); allowed, the export says where it broke.
@@ -65,7 +66,7 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
     gc.disable()
     try:
         return _export(fmt, store, incident_id, out, config=config, now=now,
-                       allow_broken=allow_broken, samples=samples)
+                       allow_broken=allow_broken, samples=samples, parallel=parallel)
     finally:
         if collecting:
             gc.enable()
@@ -73,7 +74,7 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
 
 def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
             config: Config | None, now: datetime | None, allow_broken: bool,
-            samples: bool) -> tuple[int, ChainProblem | None]:
+            samples: bool, parallel: bool) -> tuple[int, ChainProblem | None]:
     from console.store import ChainChecker
 
     out = _Scrubbed(out)  # type: ignore[assignment]  # write() is all that is used
@@ -96,7 +97,8 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
         write_json_lines(out, store.state(incident_id), verified(store.iter_chunks(incident_id)),
                          chain, series)
         return checker.checked, checker.problem
-    events = read_verified(store, incident_id, checker)
+    events = (read_events(store, incident_id, checker) if parallel
+              else read_verified(store, incident_id, checker))
     problem = checker.finish(store, incident_id)
     if problem is not None and not allow_broken:
         raise BrokenChain(problem)
@@ -143,6 +145,153 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
                 when = times[ts] = parse_ts(ts)
             append(stored_event(event_id, inc, when, kind, actor, decode(payload), prev, digest))
     return events
+
+
+def read_events(store: RecordStore, incident_id: int, checker: ChainChecker) -> list[Event]:
+    """:func:`read_verified`, its hash-checking done by a forked child meanwhile where one can
+    be had (an SQLite record, a platform with ``fork``): the child reads the same rows on a
+    connection of its own and checks them while this process decodes them and builds the
+    events — on two cores, the check costs no wait. Both stop at the newest event there was
+    when they began, and each keeps a digest of every chunk it read: rows that differ between
+    the two reads (the record written to under them), or a child that fails, and the rows are
+    read and checked here, as without a child. ``checker`` ends as the child's."""
+    child = _CheckingChild.start(store, incident_id, checker)
+    if child is None:
+        return read_verified(store, incident_id, checker)
+    events, digests = _read_unchecked(store, incident_id, child.up_to)
+    if not child.adopt(checker, digests):
+        events = read_verified(store, incident_id, checker)
+    return events
+
+
+def _rows_up_to(store: RecordStore, incident_id: int,
+                up_to: int) -> Iterator[list[tuple[Any, ...]]]:
+    for rows in store.iter_chunks(incident_id):
+        if rows[-1][0] > up_to:
+            rows = [row for row in rows if row[0] <= up_to]
+            if rows:
+                yield rows
+            return
+        yield rows
+
+
+def _read_unchecked(store: RecordStore, incident_id: int,
+                    up_to: int) -> tuple[list[Event], list[int]]:
+    """The events up to ``up_to`` (not checked), and a digest of each chunk of rows."""
+    from console.model import parse_ts, stored_event
+
+    decode = _payload_decoder()
+    events: list[Event] = []
+    append = events.append
+    digests: list[int] = []
+    times: dict[str, datetime] = {}
+    for rows in _rows_up_to(store, incident_id, up_to):
+        digests.append(hash(tuple(rows)))
+        for event_id, inc, ts, kind, actor, payload, prev, digest in rows:
+            when = times.get(ts)
+            if when is None:
+                when = times[ts] = parse_ts(ts)
+            append(stored_event(event_id, inc, when, kind, actor, decode(payload), prev, digest))
+    return events, digests
+
+
+class _CheckingChild:
+    """A forked process that checks an incident's chain up to one event and reports how far
+    it got (pickled through a pipe), with a digest of each chunk of rows it read."""
+
+    #: Longest wait for the child's answer once this process is done (then: check here).
+    WAIT_S = 120.0
+
+    def __init__(self, pid: int, answer: int, up_to: int) -> None:
+        self.pid = pid
+        self.up_to = up_to
+        self._answer = answer
+
+    @classmethod
+    def start(cls, store: RecordStore, incident_id: int,
+              checker: ChainChecker) -> _CheckingChild | None:
+        import os
+
+        if store.engine != "sqlite" or not hasattr(os, "fork") or checker.checked:
+            return None
+        up_to = store.last_event_id(incident_id)
+        location = store.location
+        read, write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            return None
+        if pid == 0:  # the child: check, answer, and leave without running any cleanup
+            os.close(read)
+            code = 1
+            try:
+                _check_in_child(location, incident_id, up_to, checker.key, write)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        return cls(pid, read, up_to)
+
+    def adopt(self, checker: ChainChecker, digests: list[int]) -> bool:
+        """The child's verdict into ``checker``; False (``checker`` untouched) when the child
+        failed, took too long, or read other rows than ``digests`` say this process read."""
+        import os
+        import pickle
+        import select
+        import signal
+        import time
+
+        data = bytearray()
+        deadline = time.monotonic() + self.WAIT_S
+        try:
+            while True:
+                ready, _, _ = select.select([self._answer], [], [],
+                                            max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    os.kill(self.pid, signal.SIGKILL)
+                    return False
+                chunk = os.read(self._answer, 1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(self._answer)
+            _, status = os.waitpid(self.pid, 0)
+        if status != 0:
+            return False
+        try:
+            answer = pickle.loads(bytes(data))
+        except Exception:  # a torn answer is no answer
+            return False
+        if answer["digests"] != digests:
+            return False
+        for name in ("checked", "last_id", "last_hash", "problem", "keyed", "unverified"):
+            setattr(checker, name, answer[name])
+        return True
+
+
+def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | None,
+                    answer: int) -> None:
+    import os
+    import pickle
+
+    from console.store import ChainChecker, Store
+
+    with Store(location, readonly=True, chain_key=key) as store:
+        checker = ChainChecker(store.chain_key)
+        digests = []
+        for rows in _rows_up_to(store, incident_id, up_to):
+            checker.check_rows(rows)  # once broken, the rest is only read (and digested)
+            digests.append(hash(tuple(rows)))
+    data = memoryview(pickle.dumps({
+        "checked": checker.checked, "last_id": checker.last_id,
+        "last_hash": checker.last_hash, "problem": checker.problem, "keyed": checker.keyed,
+        "unverified": checker.unverified, "digests": digests}))
+    while data:
+        data = data[os.write(answer, data):]
+    os.close(answer)
 
 
 def _payload_decoder() -> Callable[[str], dict[str, Any]]:

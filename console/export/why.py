@@ -64,7 +64,17 @@ def _verdicts(record: Record) -> tuple[dict[str, list[Verdict]], Queries]:
     guardrail's distinct (role, query) pairs as sent, in order."""
     out: dict[str, list[Verdict]] = {}
     queries: Queries = {}
-    last: dict[str, Verdict] = {}  # each guardrail's status in effect
+    # Each guardrail's status change in effect, and its Verdict once one is needed (a long
+    # record has tens of thousands of changes, few of which decide anything).
+    last: dict[str, Event] = {}
+    made: dict[str, Verdict] = {}
+
+    def verdict_of(name: str) -> Verdict:
+        verdict = made.get(name)
+        if verdict is None:
+            verdict = made[name] = Verdict(last[name])
+        return verdict
+
     run: dict[str, list[tuple[Any, float]]] = {}  # the canary values of the breach run so far
     kinds = {Kind.GUARDRAIL_CHANGED, Kind.WEIGHT_REQUESTED, Kind.GUARDRAIL_ACTION,
              Kind.ESCALATED}
@@ -77,38 +87,39 @@ def _verdicts(record: Record) -> tuple[dict[str, list[Verdict]], Queries]:
             name = str(p.get("name", ""))
             status = str(p.get("status", "unknown"))
             previous = last.get(name)
-            verdict = Verdict(event)
+            previous_status = None if previous is None else previous.payload.get("status")
             sent = p.get("queries")
             if isinstance(sent, dict):
                 mine = queries.setdefault(name, {})
                 for role, query in sent.items():
                     mine.setdefault((str(role), str(query)), None)
             if status == "breach":
-                polls = run.setdefault(name, []) if (
-                    previous is not None and previous.payload.get("status") == "breach") else []
+                polls = run.setdefault(name, []) if previous_status == "breach" else []
                 canary = number(p.get("canary"))
                 if canary is not None:
                     polls.append((event.ts, canary))
                 run[name] = polls
             else:
                 run.pop(name, None)
-            last[name] = verdict
-            changed = previous is None or previous.payload.get("status") != status \
+            last[name] = event
+            made.pop(name, None)
+            changed = previous is None or previous_status != status \
                 or (previous.payload.get("mode") or "canary") != (p.get("mode") or "canary")
             if p.get("sustained"):
+                verdict = verdict_of(name)
                 verdict.polls = list(run.get(name, []))
                 _keep(out, name, verdict)
             elif changed and status in LOUD:
-                _keep(out, name, verdict)
+                _keep(out, name, verdict_of(name))
         elif kind == Kind.WEIGHT_REQUESTED and p.get("action") in ("advance", "immediate"):
             to = p.get("to_percent", "?")
             overridden = {str(o.get("block", "")): str(o.get("reason", ""))
                           for o in p.get("overrides") or [] if isinstance(o, dict)}
-            for name, verdict in last.items():
-                status = str(verdict.payload.get("status", "unknown"))
-                if verdict.payload.get("mode") == "stable":
+            for name, in_effect in last.items():
+                status = str(in_effect.payload.get("status", "unknown"))
+                if in_effect.payload.get("mode") == "stable":
                     continue
-                if verdict.payload.get("shadow"):
+                if in_effect.payload.get("shadow"):
                     effect = f"shadow: did not gate the advance to {to}%"
                 elif status == "healthy":
                     effect = f"allowed the advance to {to}%"
@@ -117,19 +128,19 @@ def _verdicts(record: Record) -> tuple[dict[str, list[Verdict]], Queries]:
                     reason = overridden.get(block)
                     effect = (f"overridden for the advance to {to}%: “{reason}”" if reason
                               else f"did not hold the advance to {to}%")
+                verdict = verdict_of(name)
                 verdict.effects.append(effect)
                 _keep(out, name, verdict)
-        elif kind == Kind.GUARDRAIL_ACTION:
-            verdict_or_none = last.get(str(p.get("name", "")))
-            if verdict_or_none is not None:
-                action = str(p.get("action", ""))
-                verdict_or_none.effects.append(
-                    "triggered the automatic rollback" if action == "rollback"
-                    else f"on_breach = {action}")
-        elif kind == Kind.ESCALATED:
-            verdict_or_none = last.get(str(p.get("name", "")))
-            if verdict_or_none is not None:
-                verdict_or_none.effects.append("escalated to the commander")
+        elif kind in (Kind.GUARDRAIL_ACTION, Kind.ESCALATED):
+            name = str(p.get("name", ""))
+            if name in last:
+                if kind == Kind.ESCALATED:
+                    effect = "escalated to the commander"
+                else:
+                    action = str(p.get("action", ""))
+                    effect = ("triggered the automatic rollback" if action == "rollback"
+                              else f"on_breach = {action}")
+                verdict_of(name).effects.append(effect)
     return out, queries
 
 

@@ -69,3 +69,80 @@ def test_an_intact_record_exports_without_a_chain_key(run_warroom, tmp_path: Pat
     result = run_warroom("export", "1", "--format", "json", "--db", str(db))
     assert result.code == 0
     assert "chain" not in json.loads(result.out)
+
+
+# --- the PIR's hashes checked by a forked child while the events are built ----------------------
+
+
+def _export_text(db: Path, fmt: str, *, parallel: bool,
+                 allow_broken: bool = False) -> tuple[str, int, object]:
+    import io
+    from datetime import UTC, datetime
+
+    from console.export import export
+
+    out = io.StringIO()
+    with Store(db, readonly=True) as store:
+        checked, problem = export(fmt, store, 1, out, now=datetime(2026, 12, 3, tzinfo=UTC),
+                                  allow_broken=allow_broken, parallel=parallel)
+    return out.getvalue(), checked, problem
+
+
+@pytest.mark.parametrize("fmt", ["pir", "comms"])
+def test_a_forked_check_exports_what_the_one_process_does(tmp_path: Path, fmt: str) -> None:
+    db = tmp_path / "w.db"
+    with Store(db) as store:
+        incident = declare_demo(store, demo_config(Config(), "bad"), "alice")
+        for number in range(300):
+            store.append(incident, Kind.NOTE, "bob", {"text": f"note {number}"})
+    assert _export_text(db, fmt, parallel=True) == _export_text(db, fmt, parallel=False)
+    edited = tmp_path / "edited.db"
+    edited_record(edited)
+    from console.export import BrokenChain
+
+    with pytest.raises(BrokenChain) as refused:
+        _export_text(edited, fmt, parallel=True)
+    assert refused.value.problem.event_id == 3
+    broken = _export_text(edited, fmt, parallel=True, allow_broken=True)
+    assert broken == _export_text(edited, fmt, parallel=False, allow_broken=True)
+    assert "CHAIN BROKEN at #3" in broken[0]
+
+
+def test_rows_read_otherwise_by_the_child_are_checked_again_here(tmp_path: Path) -> None:
+    from console.export import _CheckingChild, _read_unchecked
+    from console.store import ChainChecker
+
+    db = tmp_path / "w.db"
+    with Store(db) as store:
+        declare_demo(store, demo_config(Config(), "bad"), "alice")
+    with Store(db, readonly=True) as store:
+        checker = ChainChecker()
+        child = _CheckingChild.start(store, 1, checker)
+        assert child is not None
+        _, digests = _read_unchecked(store, 1, child.up_to)
+        assert not child.adopt(checker, [*digests, 0])  # not what this process read
+        assert checker.checked == 0 and checker.problem is None  # untouched: check here
+        child = _CheckingChild.start(store, 1, checker)
+        assert child is not None
+        assert child.adopt(checker, digests)
+        assert checker.checked == child.up_to and checker.problem is None
+
+
+def test_the_child_and_this_process_stop_at_the_same_event(tmp_path: Path) -> None:
+    """Events appended while an export runs are in neither half: both stop at the newest event
+    there was when it began."""
+    from console.export import _CheckingChild, _read_unchecked
+    from console.store import ChainChecker
+
+    db = tmp_path / "w.db"
+    with Store(db) as writer:
+        incident = declare_demo(writer, demo_config(Config(), "bad"), "alice")
+        with Store(db, readonly=True) as store:
+            checker = ChainChecker()
+            child = _CheckingChild.start(store, incident, checker)
+            assert child is not None
+            writer.append(incident, Kind.NOTE, "bob", {"text": "after the start"})
+            events, digests = _read_unchecked(store, incident, child.up_to)
+            assert child.adopt(checker, digests)
+            assert events[-1].id == child.up_to == checker.last_id
+            assert store.last_event_id(incident) == child.up_to + 1
