@@ -72,6 +72,10 @@ class FileWatch:
                 ours = True
         return ours
 
+    def __del__(self) -> None:  # a watch nobody closed still gives its descriptors back
+        with contextlib.suppress(Exception):
+            self.close()
+
     def close(self) -> None:
         """Wake a waiting :meth:`wait` (it returns False) and release the descriptors."""
         if self._closed:
