@@ -6,7 +6,7 @@ STAMP := $(VENV)/.bootstrap-stamp
 export PYTHONDONTWRITEBYTECODE :=
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo demo-good demo-prometheus test test-fast mutate test-repeat test-under-load faults bench snapshots lint prometheus clean
+.PHONY: demo demo-good demo-flagger demo-prometheus test test-fast mutate test-repeat test-under-load faults bench snapshots lint prometheus clean
 
 # The venv is rebuilt when pyproject.toml changes (scripts/bootstrap: uv when it can be had from
 # the package registry, else pip; each step printed with its elapsed time).
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 demo-good: $(STAMP)
 	$(VENV)/bin/warroom demo --scenario good
+
+# The demo with Flagger's manual gates served from the record by `warroom gate` (a simulated
+# Flagger calls them; a / x / R open them) and a Statuspage stand-in that `s` posts to.
+demo-flagger: $(STAMP)
+	$(VENV)/bin/warroom demo --flagger --status-page --scenario $${SCENARIO:-bad}
 
 # The demo through a real local Prometheus that scrapes the simulator (started and stopped here).
 demo-prometheus: $(STAMP)

@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="read guardrails from a real Prometheus that scrapes the simulator")
     demo.add_argument("--serve-metrics", metavar="PORT", type=int,
                       help="export the simulated service's metrics on 127.0.0.1:PORT")
+    demo.add_argument("--flagger", action="store_true",
+                      help="drive a simulated Flagger through `warroom gate` (its manual gates "
+                      "answered from the record)")
+    demo.add_argument("--status-page", action="store_true",
+                      help="a Statuspage stand-in on 127.0.0.1 that s posts to")
 
     declare = command("declare", "declare an emergency change; prints the id last")
     declare.add_argument("--title", required=True)

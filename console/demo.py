@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -159,3 +160,79 @@ def start_simulated_approvers(store: RecordStore, config: Config, incident_id: i
     thread = threading.Thread(target=run, name="simulated-approvers", daemon=True)
     thread.start()
     return thread
+
+
+# --- with Flagger's gate and a status page (`warroom demo --flagger --status-page`) -------------
+
+#: The status page stand-in's key lives in this variable of the demo's own process.
+DEMO_STATUSPAGE_KEY_ENV = "WARROOM_DEMO_STATUSPAGE_KEY"
+#: The Flagger Canary's namespace in the demo.
+DEMO_NAMESPACE = "demo"
+
+
+def with_integrations(config: Config, *, flagger: bool,
+                      statuspage: dict[str, Any] | None) -> Config:
+    """The demo's config with ``[gate]`` (a Flagger gate on a free port of 127.0.0.1) and/or
+    ``[statuspage]`` (the stand-in's address, page and component)."""
+    raw = config.model_dump(mode="json", exclude_none=True)
+    if flagger:
+        raw["gate"] = {"namespace": DEMO_NAMESPACE, "listen": "127.0.0.1:0"}
+    if statuspage is not None:
+        raw["statuspage"] = statuspage
+        names = raw.setdefault("export", {}).setdefault("customer_names", {})
+        names.setdefault(DEMO_SERVICE, "Support transcripts")
+    return Config.model_validate(raw)
+
+
+def start_status_page() -> tuple[Any, dict[str, Any]]:
+    """The Statuspage stand-in on 127.0.0.1, and the ``[statuspage]`` section that reaches it
+    (its key set in this process's environment and registered as a secret)."""
+    import os
+
+    from adapters.secrets import register
+    from adapters.sim_statuspage import StatuspageStub
+
+    stub = StatuspageStub().start()
+    os.environ[DEMO_STATUSPAGE_KEY_ENV] = stub.api_key
+    register([stub.api_key])
+    component = next(iter(stub.components))
+    return stub, {"page_id": stub.page_id, "api_key_env": DEMO_STATUSPAGE_KEY_ENV,
+                  "api_url": stub.url, "components": {DEMO_SERVICE: component}}
+
+
+def start_flagger(location: Any, config: Config, incident_id: int, adapters: Any,
+                  *, fast: bool = False) -> tuple[Callable[[], None], str]:
+    """`warroom gate` for the demo's incident (its own connection to the record, as the separate
+    process it would be), a simulated Flagger calling it, and the console's traffic following
+    that Flagger. Returns what stops them and the gate's address."""
+    from adapters.sim_flagger import FlaggerTraffic, SimulatedFlagger, flagger_checksum
+    from console.gate import GateServer
+    from console.store import open_store
+
+    assert config.gate is not None
+    gate_store = open_store(location, group=config.store.group,
+                            password_env=config.store.password_env)
+    try:
+        server = GateServer(gate_store, incident_id, config.gate).start()
+    except BaseException:
+        gate_store.close()
+        raise
+    state = gate_store.state(incident_id)
+    flagger = SimulatedFlagger(
+        server.url, name=state.service, namespace=config.gate.namespace,
+        checksum=flagger_checksum(f"{state.service} {state.to_version}"),
+        step_weights=[stage.percent for stage in state.plan], interval_s=0.5 if fast else 1.0)
+    if state.canary_percent and not state.rolled_back:  # resumed: Flagger is where it was
+        flagger.phase, flagger.weight = "Progressing", state.canary_percent
+    elif state.rolled_back:
+        flagger.phase = "Failed"
+    flagger.start()
+    adapters.traffic = FlaggerTraffic(flagger, adapters.traffic,
+                                      converge_s=10.0 if fast else 30.0)
+
+    def stop() -> None:
+        flagger.stop()
+        server.stop()
+        gate_store.close()
+
+    return stop, server.url

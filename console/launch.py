@@ -13,12 +13,13 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 from adapters.base import SystemClock
 from console import commands, paths
 from console.config import Config
 from console.errors import UsageError, os_user
-from console.model import format_incident_id, parse_incident_id
+from console.model import SYSTEM_ACTOR, format_incident_id, parse_incident_id
 from console.store import (
     StoreError,
     UnknownIncident,
@@ -34,21 +35,61 @@ LEASE_STALE_S = 30.0
 def run_console(args: argparse.Namespace, config: Config, db_path: Path | str | None) -> int:
     """Open the console the command asks for; returns the exit status."""
     demo = args.command == "demo"
+    stub = None
     if demo:
         from console.demo import demo_config
 
         config = demo_config(config, args.scenario, fast=getattr(args, "fast", False),
                              prometheus_url=getattr(args, "prometheus", None))
+        flagger = bool(getattr(args, "flagger", False))
+        status_page = bool(getattr(args, "status_page", False))
+        if flagger or status_page:
+            # Flagger's gate served from the record (a simulated Flagger calls it), and a
+            # Statuspage stand-in on 127.0.0.1 that `s` posts to: the whole story, offline.
+            from console.demo import start_status_page, with_integrations
+
+            section = None
+            if status_page:
+                stub, section = start_status_page()
+            config = with_integrations(config, flagger=flagger, statuspage=section)
+            db_path = db_path or paths.demo_integrations_db_path()
         db_path = db_path or (paths.demo_prometheus_db_path() if getattr(args, "prometheus", None)
                               else paths.demo_db_path())
     assert db_path is not None
-    if args.command == "watch":
-        return _watch(_incident_id(args.id), config, db_path)
-    if args.command == "open" and getattr(args, "take_over", False) \
-            and not (getattr(args, "reason", "") or "").strip():
-        raise UsageError("--take-over needs --reason: say why command changes hands")
-    incident_id = None if demo else _incident_id(args.id)
-    return _command(args, config, db_path, incident_id)
+    try:
+        if args.command == "watch":
+            return _watch(_incident_id(args.id), config, db_path)
+        if args.command == "open" and getattr(args, "take_over", False) \
+                and not (getattr(args, "reason", "") or "").strip():
+            raise UsageError("--take-over needs --reason: say why command changes hands")
+        incident_id = None if demo else _incident_id(args.id)
+        return _command(args, config, db_path, incident_id)
+    finally:
+        if stub is not None:
+            stub.stop()
+
+
+def _start_demo_flagger(args: argparse.Namespace, config: Config, db_path: Path | str,
+                        incident_id: int, adapters: Any) -> str:
+    """The demo's `warroom gate` and its simulated Flagger (stopped with the adapters); what the
+    timeline is told about them."""
+    from console.demo import start_flagger
+
+    stop, url = start_flagger(db_path, config, incident_id, adapters,
+                              fast=bool(getattr(args, "fast", False)))
+    previous = adapters.on_close
+
+    def close() -> None:
+        stop()
+        if previous is not None:
+            previous()
+
+    adapters.on_close = close
+    said = (f"Demo: a simulated Flagger asks `warroom gate` ({url}/gate/...) at every analysis "
+            "interval; a advances it through its gates, x and R open its rollback gate.")
+    if config.statuspage is not None:
+        said += f" s posts to a Statuspage stand-in ({config.statuspage.api_url})."
+    return said
 
 
 def _incident_id(text: str) -> int:
@@ -104,6 +145,7 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
     user = store.person(user)  # on PostgreSQL, the database role that authenticated
     stop_approvers = threading.Event()
     engine: Engine | None = None
+    integrations = ""
     try:
         demo = incident_id is None
         if incident_id is None:
@@ -130,12 +172,16 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
                     sim_service.set_weight(state.canary_percent)  # resume where the demo was
             adapters = build_adapters(config, state, clock, sim_service,
                                       serve_port=getattr(args, "serve_metrics", None))
+            if demo and config.gate is not None:
+                integrations = _start_demo_flagger(args, config, db_path, incident_id, adapters)
         except BaseException:
             store.release_lease(lease)  # nothing was opened: the timeline says nothing either
             raise
         commands.open_console(store, incident_id, user=user, host=socket.gethostname(),
                               pid=os.getpid(), previous=previous, take_over=take_over,
                               reason=getattr(args, "reason", "") or "")
+        if integrations:
+            commands.note(store, incident_id, actor=SYSTEM_ACTOR, text=integrations)
         engine = Engine(store, incident_id, config, adapters, clock, user)
         if demo:
             from console.demo import start_simulated_approvers

@@ -43,6 +43,12 @@ def demo_db_path() -> Path:
     return data_dir() / "demo.db"
 
 
+def demo_integrations_db_path() -> Path:
+    """The demo with Flagger's gate and a status page (`make demo-flagger`): its own database,
+    so it never resumes the plain demo's incident, nor the other way."""
+    return data_dir() / "demo-flagger.db"
+
+
 def demo_prometheus_db_path() -> Path:
     """The Prometheus demo's own database: kept after it exits (like the simulator demo's), and
     apart from it, so neither resumes the other's incident."""

@@ -23,17 +23,11 @@ from typing import Any
 
 import httpx
 
-#: k8s.io/apimachinery/pkg/util/rand's alphabet (no vowels, no 0/1/3).
-_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
+from adapters.sim_flagger import flagger_checksum
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flagger"
-
-
-def checksum(text: str) -> str:
-    """A checksum as Flagger makes one: SafeEncodeString(decimal(FNV-32a(text)))."""
-    value = 0x811C9DC5
-    for byte in text.encode():
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_ALPHANUMS[b % len(_ALPHANUMS)] for b in str(value).encode())
+#: A checksum as Flagger makes one: SafeEncodeString(decimal(FNV-32a(text))).
+checksum = flagger_checksum
 
 
 def recorded_payloads() -> dict[str, Any]:
