@@ -39,6 +39,7 @@ class Action:
     footer: bool = True  # shown in the footer (the rest: help and palette)
     danger: bool = False  # drawn loud; listed last in the palette
     priority: bool = False  # the binding works even when a pane has the focus
+    replay: bool = False  # works in a replay only (``warroom replay``, ``r`` on a watcher)
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -107,12 +108,52 @@ ACTIONS: tuple[Action, ...] = (
            "100% IMMEDIATELY: skips the remaining stages (seed 000: active exfiltration, an "
            "immediate regulatory deadline). Needs a reason and the service name typed to "
            "confirm; loudly recorded.", "typed", True, footer=False, danger=True),
+    # Replay (warroom replay ID, or r on a watcher): the console as it was at any moment, from
+    # the record alone. Nothing acts in a replay.
+    Action("replay", "r", "r", "Replay",
+           "Replay (a watcher): the console as it was at any moment, from the record alone — "
+           "opens paused at now; r again goes back to watching live.", "none", False),
+    Action("replay_play", "space", "space", "Play",
+           "Replay: play or pause (the clock runs at the chosen speed and stops at the end, "
+           "or at now on a live incident).", "none", False, replay=True),
+    Action("replay_faster", "plus", "+", "Faster",
+           "Replay: play faster (1×, 2×, 5×, 10×, 30×, 60×).", "none", False, footer=False,
+           replay=True),
+    Action("replay_slower", "minus", "-", "Slower", "Replay: play slower.", "none", False,
+           footer=False, replay=True),
+    Action("replay_next_event", "full_stop", ".", "Next event",
+           "Replay: step to the next event.", "none", False, replay=True),
+    Action("replay_previous_event", "comma", ",", "Prev event",
+           "Replay: step back one event.", "none", False, replay=True),
+    Action("replay_next_stage", "right_square_bracket", "]", "Next stage",
+           "Replay: jump to the next stage change (weight set).", "none", False, footer=False,
+           replay=True),
+    Action("replay_previous_stage", "left_square_bracket", "[", "Prev stage",
+           "Replay: jump back to the previous stage change.", "none", False, footer=False,
+           replay=True),
+    Action("replay_next_breach", "b", "b", "Next breach",
+           "Replay: jump to the next change of a guardrail to BREACH.", "none", False,
+           footer=False, replay=True),
+    Action("replay_previous_breach", "B", "B", "Prev breach",
+           "Replay: jump back to the previous change to BREACH.", "none", False, footer=False,
+           replay=True),
+    Action("replay_next_action", "greater_than_sign", ">", "Next action",
+           "Replay: jump to the next action (a request, an approval, a note, a pause...).",
+           "none", False, footer=False, replay=True),
+    Action("replay_previous_action", "less_than_sign", "<", "Prev action",
+           "Replay: jump back to the previous action.", "none", False, footer=False,
+           replay=True),
+    Action("replay_goto", "t", "t", "Go to time",
+           "Replay: jump to a time (HH:MM[:SS] UTC, ISO 8601, +15m after the declaration, "
+           "-15m before the end).", "none", False, replay=True),
 )
 
 BY_NAME: dict[str, Action] = {action.name: action for action in ACTIONS}
 
 #: Actions only a commander may take: a watcher's console neither shows nor runs them.
 COMMANDER_ONLY: frozenset[str] = frozenset(a.name for a in ACTIONS if a.commander_only)
+#: Actions of a replay: shown and run only while the console replays.
+REPLAY_ONLY: frozenset[str] = frozenset(a.name for a in ACTIONS if a.replay)
 
 
 def palette_order() -> Iterator[Action]:

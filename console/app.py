@@ -11,10 +11,13 @@ exactly where it was.
 from __future__ import annotations
 
 import contextlib
+import copy
+import queue
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,12 +34,13 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from adapters.base import Clock
 from adapters.secrets import scrub
 from console import policy
-from console.actions import ACTIONS, COMMANDER_ONLY, palette_order
+from console.actions import ACTIONS, COMMANDER_ONLY, REPLAY_ONLY, palette_order
 from console.config import Config, register_secrets
 from console.engine import Engine
 from console.heartbeat import Heartbeat
 from console.marks import MARK_KINDS, MAX_MARKS, Mark, marks
 from console.model import Event, Figures, format_incident_id, format_ts
+from console.replay import SPEEDS, Jump, Moment, Replay, clock_words
 from console.state import IncidentState
 from console.store import (
     ChainProblem,
@@ -61,6 +65,9 @@ if TYPE_CHECKING:
 
 COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
+REPLAY = "REPLAY"
+#: How often a playing replay moves its clock (seconds of real time).
+PLAY_TICK_S = 0.25
 #: The worker groups that run a commander's action (a dialog waits for them to land).
 ACTION_GROUPS = frozenset({"canary-action", "rollback"})
 #: New events pushed to the timeline in one snapshot at most; beyond it the timeline is reset
@@ -83,6 +90,14 @@ class StoreSnapshot:
     comparisons: dict[str, str] = field(default_factory=dict)
     #: the graphs' marks in their window: stage changes, approvals, overrides, the rollback
     marks: list[Mark] = field(default_factory=list)
+    #: a replay's snapshot: the moment it shows (None: the live record)
+    moment: Moment | None = None
+    #: a replay's: the moment is the last there is (the end, or now on a live incident)
+    at_end: bool = False
+    #: a replay's: the newest event id of the whole record
+    event_total: int = 0
+    #: a replay's: how many moves its worker has applied so far
+    moves: int = 0
 
 
 class WarroomApp(App[int]):
@@ -145,7 +160,8 @@ class WarroomApp(App[int]):
 
     def __init__(self, *, store_path: Path | str, incident_id: int, config: Config, clock: Clock,
                  engine: Engine | None = None, lease: Lease | None = None,
-                 live: bool = True, export_dir: Path | None = None) -> None:
+                 live: bool = True, export_dir: Path | None = None,
+                 replay_at: datetime | None = None, replay_only: bool = False) -> None:
         super().__init__()
         self.store_path = store_path
         self.incident_id = incident_id
@@ -153,7 +169,7 @@ class WarroomApp(App[int]):
         self.clock = clock
         self.engine = engine
         self.lease = lease
-        self.mode = COMMANDER if engine is not None else WATCHING
+        self.mode = COMMANDER if engine is not None else REPLAY if replay_only else WATCHING
         self.live = live
         self.export_dir = export_dir
         self.state = IncidentState()
@@ -175,6 +191,22 @@ class WarroomApp(App[int]):
         # built only once the action before it has landed, from the state it left.
         self._in_flight: set[Worker[None]] = set()
         self._deferred: list[str] = []
+        # Replay (``warroom replay``, or ``r`` on a watcher): the moment shown, play and speed.
+        # Moves are queued to one worker that applies them in order (a burst of keys is never
+        # read from a stale moment) and reads the record as it was.
+        self.replay_only = replay_only
+        self._replay_at = replay_at
+        self._moment: Moment | None = None
+        self._replay_end = False
+        self._replay_total = 0
+        self._playing = False
+        self._speed = 0  # index into SPEEDS
+        self._played_at = 0.0  # monotonic time of the last move of a playing clock
+        self._replay_moves: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        self._replay_worker: Worker[None] | None = None
+        self._chain_message: WarroomApp.ChainChecked | None = None
+        self.replay_moves_asked = 0  # moves queued (UI thread) ...
+        self.replay_moves_shown = 0  # ... and shown (what a test waits for)
         self._relay_refusal: RelayRequest | None = None  # shown in the approvals pane
         self.title = f"warroom {format_incident_id(incident_id)}"
 
@@ -214,13 +246,18 @@ class WarroomApp(App[int]):
         self._units = {g.name: (g.unit, g.scale) for g in self.config.guardrails}
         self._apply_size_class()
         self.timeline.focus()
-        self._watch_store()
+        if not self.replay_only:
+            self._watch_store()
         if self.live:
-            self._store_watch_loop()
+            if not self.replay_only:
+                self._store_watch_loop()
             self.set_interval(1.0, self._tick)
+            self.set_interval(PLAY_TICK_S, self._play_tick)
         if self.engine is not None and self.live:
             self._start_heartbeat()
             self._startup()
+        if self.replay_only:
+            self._enter_replay(self._replay_at)
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_size_class(event.size)
@@ -253,6 +290,10 @@ class WarroomApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "export" and self.is_web:
             return False  # `warroom serve`: a browser writes no file on the server's disk
+        if action in REPLAY_ONLY:
+            return self.mode == REPLAY
+        if action == "replay":  # a watcher enters (and leaves) a replay; a commander acts
+            return self.mode == WATCHING or (self.mode == REPLAY and not self.replay_only)
         return not (action in COMMANDER_ONLY and self.mode != COMMANDER)
 
     def _when_idle(self, name: str) -> bool:
@@ -359,13 +400,15 @@ class WarroomApp(App[int]):
             rows=rows, generation=generation,
             comparisons=self._comparisons_of(reader, state), marks=marked)))
 
-    def _comparisons_of(self, reader: RecordStore, state: IncidentState) -> dict[str, str]:
+    def _comparisons_of(self, reader: RecordStore, state: IncidentState,
+                        now: datetime | None = None) -> dict[str, str]:
         """Each configured Mann-Whitney comparison, from the stage's recorded samples by the
-        engine's own function: what the commander's poll judged by, on every console."""
+        engine's own function: what the commander's poll judged by, on every console (and in a
+        replay, as of its moment)."""
         from console.guardrails import compare, stage_samples
 
         comparisons: dict[str, str] = {}
-        now = self.clock.now()
+        now = now or self.clock.now()
         for guardrail in self.config.guardrails:
             if guardrail.mann_whitney is None:
                 continue
@@ -388,6 +431,11 @@ class WarroomApp(App[int]):
     @on(Snapshot)
     def _on_snapshot(self, message: Snapshot) -> None:
         snapshot = message.snapshot
+        if (snapshot.moment is not None) != (self.mode == REPLAY):
+            return  # a live read that lands during a replay, or a replay's after it ended
+        if snapshot.moment is not None:
+            self._show_moment(snapshot)
+            return
         self._lease_seen = snapshot.lease
         # Snapshots are read by several workers: never go back to an older state.
         if snapshot.state is not None and (
@@ -441,6 +489,12 @@ class WarroomApp(App[int]):
         if message.at_head:
             self._chain_verifying = False
             self._chain_at_head = True
+        self._chain_message = message
+        if self.mode == REPLAY:
+            self._show_replay_chain()
+            if problem is None or problem.event_id is None or (
+                    self._moment is not None and problem.event_id > self._moment.event_id):
+                return  # a break after the moment shown is not shown yet
         if problem is None:
             self.timeline.chain = _chain_words(message)
             return
@@ -477,6 +531,9 @@ class WarroomApp(App[int]):
 
     @on(Timeline.FilterChanged)
     def _filter_changed(self, message: Timeline.FilterChanged) -> None:
+        if self.mode == REPLAY:
+            self._replay_move(("refresh",))
+            return
         self._read_filter(self.timeline.generation, self.timeline.kinds, message.top_event_id)
 
     @work(thread=True, group="timeline-rows", exit_on_error=False)
@@ -516,6 +573,9 @@ class WarroomApp(App[int]):
                                     verify_timeout_s=self.config.rollback.verify_timeout_s)
 
     def _now(self) -> datetime:
+        moment = self._moment
+        if self.mode == REPLAY and moment is not None:
+            return moment.clock  # a replay's panes show the clock of its moment
         return self.clock.now()
 
     def _blocks(self) -> list[policy.Block]:
@@ -531,6 +591,7 @@ class WarroomApp(App[int]):
             header.heartbeat_age_s = max(0.0, (self._now() - lease.heartbeat_ts).total_seconds())
         else:
             header.heartbeat_age_s = None
+        header.replay_clock = self._replay_clock() if self.mode == REPLAY else None
 
     def _render_panes(self) -> None:
         state = self.state
@@ -596,6 +657,254 @@ class WarroomApp(App[int]):
                              scaled(self._samples.get(f"{guardrail.name}/baseline", [])),
                              None if limit is None else limit * scale,
                              None if warn is None else warn * scale, marks=self._marks)
+
+    # --- replay: the console as it was at any moment, from the record alone ---------------------
+
+    def _enter_replay(self, at: datetime | None = None) -> None:
+        """Show the record as it was at ``at`` (None: its end, or now on a live incident),
+        paused. Nothing acts: the commander's keys are off, there is no engine."""
+        self.mode = REPLAY
+        self._playing = False
+        self.refresh_bindings()
+        if self._replay_worker is None:
+            self._replay_worker = self._replay_loop()
+        self._replay_move(("at", at))
+        self._render_header()
+
+    def _leave_replay(self) -> None:
+        """Back to watching the live record: its newest rows and state, read now."""
+        self.mode = WATCHING
+        self._playing = False
+        self._moment = None
+        self.refresh_bindings()
+        self._read_store(None, self.timeline.kinds, self.timeline.generation)
+        self._render_header()
+        if self._chain_message is not None:
+            self._chain_checked(self._chain_message)
+
+    def _replay_move(self, move: tuple[Any, ...]) -> None:
+        self.replay_moves_asked += 1
+        self._replay_moves.put(move)
+
+    @work(thread=True, group="replay", exit_on_error=False)
+    def _replay_loop(self) -> None:
+        """Apply the queued moves in order (those queued meanwhile all at once) and post the
+        record as it was at the resulting moment."""
+        replay = Replay(self._open_reader(), self.incident_id)
+        moment: Moment | None = None
+        applied = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    move = self._replay_moves.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if move is None:
+                    return
+                moves = [move]
+                while True:
+                    try:
+                        more = self._replay_moves.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        return
+                    moves.append(more)
+                at_end = False
+                for one in moves:
+                    moment, at_end = self._apply_move(replay, moment, one)
+                applied += len(moves)
+                if moment is not None:
+                    timeline = self.timeline
+                    snapshot = self._replay_snapshot(replay, moment, timeline.kinds,
+                                                     timeline.generation)
+                    snapshot.moves = applied
+                    snapshot.at_end = at_end
+                    self.post_message(self.Snapshot(snapshot))
+        finally:
+            replay.store.close()
+
+    def _apply_move(self, replay: Replay, moment: Moment | None,
+                    move: tuple[Any, ...]) -> tuple[Moment, bool]:
+        """The moment a move leads to, and whether it is the end (a clock asked for at or past
+        the end — now, on a live incident — stops there)."""
+        now = self.clock.now()
+        end = replay.end(now)
+        what = move[0]
+        if what in ("at", "clock"):
+            wanted = move[1] or end
+            return replay.at(wanted, now), wanted >= end
+        if moment is None:
+            moment = replay.at(end, now)
+        if what == "jump":
+            moment = replay.jump(moment, move[1], forward=move[2]) or moment
+        return moment, moment.clock >= end  # "refresh": the same moment, read again
+
+    def _replay_snapshot(self, replay: Replay, moment: Moment, kinds: frozenset[str] | None,
+                         generation: int) -> StoreSnapshot:
+        """What the console showed at ``moment``: the state as of its event, the timeline up to
+        it, the graphs' samples and marks up to its clock."""
+        reader = replay.store
+        state = replay.state(moment)
+        rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE,
+                                    up_to_id=moment.event_id)
+        until = moment.clock.timestamp()
+        since = until - self.config.monitoring.graph_window_s
+        samples = {
+            series: reader.samples(self.incident_id, series, since, until)
+            for g in self.config.guardrails
+            for series in (f"{g.name}/canary", f"{g.name}/baseline", f"{g.name}/limit",
+                           f"{g.name}/warn", f"{g.name}/evidence")
+        }
+        marked = marks(reader.events_tail(self.incident_id, MARK_KINDS, MAX_MARKS,
+                                          up_to_id=moment.event_id), since, until)
+        return StoreSnapshot(
+            events=[], state=state, samples=samples, lease=None, rows=rows,
+            generation=generation, comparisons=self._comparisons_of(reader, state, moment.clock),
+            marks=marked, moment=moment, event_total=replay.last_event_id())
+
+    def _show_moment(self, snapshot: StoreSnapshot) -> None:
+        """Draw a replay's moment: every pane from its state, the timeline up to it."""
+        moment = snapshot.moment
+        assert moment is not None and snapshot.state is not None
+        self._moment = moment
+        self.replay_moves_shown = snapshot.moves
+        self._replay_end = snapshot.at_end
+        self._replay_total = snapshot.event_total
+        if snapshot.at_end and self._playing:
+            self._playing = False
+            self.notify("Replay reached the end of the record (now, on a live incident).",
+                        timeout=4)
+        self.state = snapshot.state
+        rows = snapshot.rows
+        if rows is not None and snapshot.generation == self.timeline.generation:
+            self.timeline.reset(rows.row_total, rows.event_total, rows.tail,
+                                up_to_id=rows.up_to_id)
+        if self._chain_walk is None:
+            self._verify_chain()
+        self._show_replay_chain()
+        self._samples = snapshot.samples
+        self._comparisons = snapshot.comparisons
+        self._marks = snapshot.marks
+        self._render_panes()
+        self._render_graphs()
+        self._render_header()
+
+    def _show_replay_chain(self) -> None:
+        """The chain as a watcher saw it at the moment shown: verified to the moment's event
+        once the background walk has passed it."""
+        message, moment = self._chain_message, self._moment
+        if moment is None:
+            return
+        if message is None or (message.verified_to < moment.event_id
+                               and message.problem is None):
+            self.timeline.chain = "verifying chain…"
+            return
+        if message.problem is not None and message.problem.event_id is not None \
+                and message.problem.event_id <= moment.event_id:
+            where = f"#{message.problem.event_id}"
+            self.timeline.chain = f"CHAIN BROKEN at {where} — the record was edited"
+            return
+        shown = copy.copy(message)
+        shown.verified_to, shown.at_head = moment.event_id, True
+        self.timeline.chain = _chain_words(shown)
+
+    def _replay_clock(self) -> tuple[str, str]:
+        moment = self._moment
+        if moment is None:
+            return ("replay: reading the record…", "…")
+        start = self.state.declared_ts or moment.clock
+        speed = SPEEDS[self._speed]
+        long = clock_words(moment, start, speed, self._playing, self._replay_total or None)
+        brief = f"{moment.clock:%H:%M:%S} " + (f"▶ {speed}×" if self._playing else "paused")
+        return long, brief
+
+    def _play_tick(self) -> None:
+        """A playing replay's clock moves at its speed (its events land as their time comes)."""
+        if self.mode != REPLAY or not self._playing or self._moment is None:
+            return
+        now = time.monotonic()
+        elapsed, self._played_at = now - self._played_at, now
+        clock = self._moment.clock + timedelta(seconds=elapsed * SPEEDS[self._speed])
+        self._moment = Moment(self._moment.event_id, clock)  # shown at once; read below
+        self._replay_move(("clock", clock))
+        self._render_header()
+
+    def action_replay(self) -> None:
+        if self.mode == REPLAY:
+            if not self.replay_only:
+                self._leave_replay()
+            return
+        if self.mode == WATCHING:
+            self._enter_replay(self.clock.now())
+
+    def action_replay_play(self) -> None:
+        if self._replay_end and not self._playing:
+            self.notify("At the end of the record: step back or jump first.", timeout=4)
+            return
+        self._playing = not self._playing
+        self._played_at = time.monotonic()
+        self._render_header()
+
+    def action_replay_faster(self) -> None:
+        self._speed = min(len(SPEEDS) - 1, self._speed + 1)
+        self._render_header()
+
+    def action_replay_slower(self) -> None:
+        self._speed = max(0, self._speed - 1)
+        self._render_header()
+
+    def _jump(self, what: Jump, forward: bool) -> None:
+        self._playing = False
+        self._replay_move(("jump", what, forward))
+
+    def action_replay_next_event(self) -> None:
+        self._jump("event", True)
+
+    def action_replay_previous_event(self) -> None:
+        self._jump("event", False)
+
+    def action_replay_next_stage(self) -> None:
+        self._jump("stage", True)
+
+    def action_replay_previous_stage(self) -> None:
+        self._jump("stage", False)
+
+    def action_replay_next_breach(self) -> None:
+        self._jump("breach", True)
+
+    def action_replay_previous_breach(self) -> None:
+        self._jump("breach", False)
+
+    def action_replay_next_action(self) -> None:
+        self._jump("action", True)
+
+    def action_replay_previous_action(self) -> None:
+        self._jump("action", False)
+
+    def action_replay_goto(self) -> None:
+        from console.replay import parse_moment
+        from console.screens.forms import ReasonModal
+
+        start = self.state.declared_ts or self._now()
+        end = max(self.state.last_ts or start, self.clock.now() if not self.state.closed
+                  else self.state.closed_ts or start)
+
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                at = parse_moment(text, start, end)
+            except ValueError as error:
+                self.notify(f"Cannot jump to {error}", severity="warning", timeout=8,
+                            markup=False)
+                return
+            self._playing = False
+            self._replay_move(("at", at))
+
+        self.push_screen(ReasonModal(
+            "Jump to a moment", "HH:MM[:SS] UTC, ISO 8601, +15m after the declaration or -15m "
+            "before the end:", required=True), chosen)
 
     # --- the commander's loop --------------------------------------------------------------------
 
@@ -1315,6 +1624,7 @@ class WarroomApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stopping.set()
+        self._replay_moves.put(None)
         self._stop_heartbeat()
         self._close_reader()
         if self._chain_walk is not None:
@@ -1369,6 +1679,9 @@ class AppOptions:
 
     live: bool = True
     export_dir: Path | None = None
+    #: ``warroom replay``: the moment to open at (None: the end), and no live view at all
+    replay_at: datetime | None = None
+    replay_only: bool = False
 
 
 def make_app(config: Config, store_path: Path | str, incident_id: int, clock: Clock, *,
@@ -1379,4 +1692,5 @@ def make_app(config: Config, store_path: Path | str, incident_id: int, clock: Cl
     register_secrets(config)
     return WarroomApp(store_path=store_path, incident_id=incident_id, config=config, clock=clock,
                       engine=engine, lease=lease, live=options.live,
-                      export_dir=options.export_dir)
+                      export_dir=options.export_dir, replay_at=options.replay_at,
+                      replay_only=options.replay_only)

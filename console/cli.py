@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "the reverse proxy (default: [serve] public_url): the printed link")
     serve.add_argument("--max-watchers", type=int, metavar="N",
                        help="browser sessions at once (default: [serve] max_watchers, 20)")
+    replay = command("replay", "the console as it was at any moment, from the record alone "
+                               "(read-only; a live incident replays up to now)")
+    replay.add_argument("id")
+    replay.add_argument("--at", metavar="TIME",
+                        help="open at this moment (default: the end): HH:MM[:SS] UTC, ISO 8601, "
+                             "+15m after the declaration, -15m before the end")
 
     approve = command("approve", "approve as the OS account running this, or record a relayed "
                                  "approval (commander)")
@@ -833,6 +839,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "open": cmd_console,
     "watch": cmd_console,
     "serve": cmd_serve,
+    "replay": cmd_console,
 }
 
 

@@ -59,6 +59,8 @@ def run_console(args: argparse.Namespace, config: Config, db_path: Path | str | 
     try:
         if args.command == "watch":
             return _watch(_incident_id(args.id), config, db_path)
+        if args.command == "replay":
+            return _replay(_incident_id(args.id), config, db_path, getattr(args, "at", None))
         if args.command == "open" and getattr(args, "take_over", False) \
                 and not (getattr(args, "reason", "") or "").strip():
             raise UsageError("--take-over needs --reason: say why command changes hands")
@@ -126,6 +128,30 @@ def check_watchable(incident_id: int, config: Config, db_path: Path | str) -> No
     with store:
         if not store.has_incident(incident_id):
             raise UnknownIncident(f"no incident {format_incident_id(incident_id)} in {db_path}")
+
+
+def _replay(incident_id: int, config: Config, db_path: Path | str, at: str | None) -> int:
+    """``warroom replay``: the record alone, read-only — no adapter, no lease, no engine."""
+    from console.app import AppOptions, make_app
+    from console.replay import parse_moment
+
+    if isinstance(db_path, Path) and not db_path.exists():
+        raise StoreError(f"no incident database at {db_path}")
+    moment = None
+    with open_store(db_path, readonly=True, password_env=config.store.password_env) as store:
+        state = store.state(incident_id)  # UnknownIncident, in the usual words
+        if at is not None:
+            start = state.declared_ts or state.last_ts
+            assert start is not None
+            end = state.closed_ts if state.closed and state.closed_ts else SystemClock().now()
+            try:
+                moment = parse_moment(at, start, max(end, state.last_ts or end))
+            except ValueError as error:
+                raise UsageError(f"--at {error}") from None
+    app = make_app(config, db_path, incident_id, SystemClock(),
+                   options=AppOptions(replay_at=moment, replay_only=True))
+    app.run()
+    return 0
 
 
 def _command(args: argparse.Namespace, config: Config, db_path: Path | str,

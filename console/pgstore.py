@@ -169,7 +169,14 @@ _V4 = [
 #: version reached → the statements that reach it from the version before. Versions 1-3 are the
 #: SQLite schema's (each has the same tables, columns and indexes); 4 is PostgreSQL's own (the
 #: identity check), so the next version both engines share must be 5.
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+#: Version 5 (both engines): the history of fold checkpoints, from which a replay folds.
+_V5 = [
+    "CREATE TABLE checkpoint_history (incident_id bigint NOT NULL REFERENCES incidents (id), "
+    "event_id bigint NOT NULL, event_hash text NOT NULL, fold_version text NOT NULL, "
+    "digest text NOT NULL, state text NOT NULL, PRIMARY KEY (incident_id, event_id))",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 SCHEMA_VERSION = max(MIGRATIONS)
 IDENTITY_TRIGGER = "events_person_is_session_user"
 
@@ -189,6 +196,7 @@ GRANTS = [
     "GRANT SELECT ON warroom_schema TO {role}",
     "GRANT SELECT, INSERT ON incidents, events, samples TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON checkpoints TO {role}",
+    "GRANT SELECT, INSERT ON checkpoint_history TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON chain_heads TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON leases TO {role}",
     "GRANT USAGE, SELECT, UPDATE ON SEQUENCE events_id_seq TO {role}",

@@ -58,11 +58,16 @@ from console.state import IncidentState
 if TYPE_CHECKING:
     from console.filewatch import FileWatch
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
+#: From this schema version on (both engines), the record keeps a history of fold checkpoints:
+#: the state as of every :data:`HISTORY_EVERY`-th event, so a replay folds from the nearest one.
+HISTORY_SCHEMA = 5
 GENESIS_HASH = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
 #: A checkpoint is written after at least this many events since the last one...
 CHECKPOINT_EVERY = 256
+#: A checkpoint is also kept in the history (never replaced) once per this many events.
+HISTORY_EVERY = 2048
 #: ...and after every event that is not one of these (the ones that come in hundreds), so the
 #: state a list or a console opens with is at most a few hundred such events away.
 FREQUENT_KINDS: frozenset[str] = frozenset({
@@ -359,9 +364,24 @@ def _schema_v3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE leases ADD COLUMN head_hash TEXT")
 
 
+def _schema_v4(conn: sqlite3.Connection) -> None:
+    """Version 4 is PostgreSQL's alone (approvals checked by the database's roles): nothing
+    here, so that the next version is one number on both engines."""
+
+
+def _schema_v5(conn: sqlite3.Connection) -> None:
+    """Version 5: the history of fold checkpoints (derived, replaceable: a replay folds from the
+    nearest one before the moment it shows, never from the first event)."""
+    conn.execute(
+        "CREATE TABLE checkpoint_history (incident_id INTEGER NOT NULL REFERENCES incidents(id), "
+        "event_id INTEGER NOT NULL, event_hash TEXT NOT NULL, fold_version TEXT NOT NULL, "
+        "digest TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (incident_id, event_id))"
+    )
+
+
 #: version reached → the step that reaches it from the version before.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: _schema_v1, 2: _schema_v2, 3: _schema_v3}
+    1: _schema_v1, 2: _schema_v2, 3: _schema_v3, 4: _schema_v4, 5: _schema_v5}
 
 
 class ChangeFeed:
@@ -420,6 +440,7 @@ class RecordStore:
         # event seen here; and the event count at its last checkpoint.
         self._states: dict[int, IncidentState] = {}
         self._checkpointed: dict[int, int] = {}
+        self._history_counts: dict[int, int] = {}  # event count at the newest kept checkpoint
 
     # --- what each engine provides ---------------------------------------------------------------
 
@@ -552,6 +573,7 @@ class RecordStore:
     def _forget_states(self) -> None:
         self._states.clear()
         self._checkpointed.clear()
+        self._history_counts.clear()
 
     def _state_in(self, incident_id: int) -> IncidentState:
         """The cached state of an incident, caught up with its newest committed event (call
@@ -616,6 +638,32 @@ class RecordStore:
              checkpoint.digest(state.last_hash, version, text), text),
         )
         self._checkpointed[state.incident_id] = state.event_count
+        if self.schema_version >= HISTORY_SCHEMA and self._history_due(conn, state):
+            self._execute(
+                conn,
+                "INSERT INTO checkpoint_history (incident_id, event_id, event_hash, "
+                "fold_version, digest, state) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (incident_id, event_id) DO NOTHING",
+                (state.incident_id, state.last_event_id, state.last_hash, version,
+                 checkpoint.digest(state.last_hash, version, text), text),
+            )
+            self._history_counts[state.incident_id] = state.event_count
+
+    def _history_due(self, conn: Any, state: IncidentState) -> bool:
+        """Whether the state is :data:`HISTORY_EVERY` events past the newest kept in the
+        history (read once per incident, then remembered)."""
+        known = self._history_counts.get(state.incident_id)
+        if known is None:
+            row = self._execute(
+                conn, "SELECT c.event_id FROM checkpoint_history c WHERE c.incident_id = ? "
+                "ORDER BY c.event_id DESC LIMIT 1", (state.incident_id,)).fetchone()
+            known = 0
+            if row is not None:
+                known = self._execute(
+                    conn, "SELECT count(*) FROM events WHERE incident_id = ? AND id <= ?",
+                    (state.incident_id, row[0])).fetchone()[0]
+            self._history_counts[state.incident_id] = known
+        return state.event_count - known >= HISTORY_EVERY
 
     def checkpoint(self, incident_id: int) -> None:
         """Write the incident's checkpoint now (a console that closes, a rebuild after a
@@ -728,9 +776,13 @@ class RecordStore:
         return [_event_from_row(row) for row in rows]
 
     def events_tail(self, incident_id: int, kinds: frozenset[str] | None,
-                    limit: int) -> list[Event]:
-        """The newest ``limit`` events of the incident (of ``kinds``), oldest first."""
+                    limit: int, up_to_id: int | None = None) -> list[Event]:
+        """The newest ``limit`` events of the incident (of ``kinds``; with ids up to
+        ``up_to_id``), oldest first."""
         clause, params = self._kinds_clause(kinds)
+        if up_to_id is not None:
+            clause += " AND id <= ?"
+            params.append(up_to_id)
         rows = self._read(
             "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
             f"WHERE incident_id = ?{clause} ORDER BY id DESC LIMIT ?",
@@ -739,21 +791,26 @@ class RecordStore:
         return [_event_from_row(row) for row in reversed(rows)]
 
     def timeline_rows(self, incident_id: int, kinds: frozenset[str] | None, limit: int,
-                      anchor_id: int | None = None) -> TimelineRows:
+                      anchor_id: int | None = None,
+                      up_to_id: int | None = None) -> TimelineRows:
         """What a timeline needs to show an incident of any length under a filter, read in one
         snapshot: the row count, the event count, the newest ``limit`` rows, the newest event
         id the counts include, and (with ``anchor_id``) the row of the first event at or after
-        it."""
+        it. With ``up_to_id``, the incident as it was when that event was its newest (a
+        replay)."""
+        bound = "" if up_to_id is None else " AND id <= ?"
+        bound_params: tuple[Any, ...] = () if up_to_id is None else (up_to_id,)
         with self._lock:
             try:
                 with self._snapshot():
                     head = self._execute(
                         self._connection(),
-                        "SELECT COALESCE(MAX(id), 0), count(*) FROM events WHERE incident_id = ?",
-                        (incident_id,)).fetchone()
+                        "SELECT COALESCE(MAX(id), 0), count(*) FROM events WHERE incident_id = ?"
+                        + bound, (incident_id, *bound_params)).fetchone()
+                    below = None if up_to_id is None else up_to_id + 1
                     rows = (head[1] if kinds is None
-                            else self.count_events(incident_id, kinds))
-                    tail = self.events_tail(incident_id, kinds, limit)
+                            else self.count_events(incident_id, kinds, before_id=below))
+                    tail = self.events_tail(incident_id, kinds, limit, up_to_id=up_to_id)
                     anchor = (self.count_events(incident_id, kinds, before_id=anchor_id)
                               if anchor_id is not None else None)
             except self._errors as error:
@@ -802,6 +859,126 @@ class RecordStore:
         rows = self._read("SELECT COALESCE(MAX(id), 0) FROM events WHERE incident_id = ?",
                           (incident_id,))
         return int(rows[0][0])
+
+    # --- the record as it was at any moment (a replay) -------------------------------------------
+
+    def state_at(self, incident_id: int, event_id: int,
+                 nearest: IncidentState | None = None) -> IncidentState:
+        """The incident's state as of its event ``event_id`` (its newest event at or before
+        it): the nearest valid checkpoint at or before it — the history's, the current
+        checkpoint, or ``nearest`` (a state the caller folded before) — plus the events after
+        it, read a page at a time. Never the whole history once checkpoints exist."""
+        best = nearest if nearest is not None and nearest.last_event_id <= event_id else None
+        with self._lock:
+            try:
+                kept = self._history_checkpoint(incident_id, event_id)
+                if kept is not None and (best is None
+                                         or kept.last_event_id > best.last_event_id):
+                    best = kept
+                state = best.copy() if best is not None else IncidentState()
+                while state.last_event_id < event_id:
+                    rows = list(self._execute(
+                        self._connection(),
+                        "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash "
+                        "FROM events WHERE incident_id = ? AND id > ? AND id <= ? ORDER BY id "
+                        "LIMIT 5000", (incident_id, state.last_event_id, event_id)).fetchall())
+                    if not rows:
+                        break
+                    for row in rows:
+                        state.apply(_event_from_row(row))
+            except self._errors as error:
+                raise _storage_error("read", self.location, error) from None
+        return state
+
+    def _history_checkpoint(self, incident_id: int, event_id: int) -> IncidentState | None:
+        """The newest valid checkpoint at or before ``event_id``: of the history (schema 5),
+        else the current one if it is old enough (call with the lock held)."""
+        from console import checkpoint
+
+        candidates: list[tuple[Any, ...]] = []
+        if self.schema_version >= HISTORY_SCHEMA:
+            candidates += self._execute(
+                self._connection(),
+                "SELECT c.event_id, c.event_hash, c.fold_version, c.digest, c.state, e.hash "
+                "FROM checkpoint_history c LEFT JOIN events e ON e.id = c.event_id "
+                "AND e.incident_id = c.incident_id WHERE c.incident_id = ? AND c.event_id <= ? "
+                "AND c.fold_version = ? ORDER BY c.event_id DESC LIMIT 2",
+                (incident_id, event_id, checkpoint.FOLD_VERSION)).fetchall()
+        if self.schema_version >= 2:
+            candidates += self._execute(
+                self._connection(),
+                "SELECT c.event_id, c.event_hash, c.fold_version, c.digest, c.state, e.hash "
+                "FROM checkpoints c LEFT JOIN events e ON e.id = c.event_id "
+                "AND e.incident_id = c.incident_id WHERE c.incident_id = ? AND c.event_id <= ?",
+                (incident_id, event_id)).fetchall()
+        for row in sorted(candidates, key=lambda r: -int(r[0])):
+            found, event_hash, fold_version, digest, text, chain_hash = row
+            if (fold_version != checkpoint.FOLD_VERSION or chain_hash != event_hash
+                    or digest != checkpoint.digest(event_hash, fold_version, text)):
+                continue
+            try:
+                state = checkpoint.decode(text)
+            except ValueError:
+                continue
+            if state.last_event_id == found and state.last_hash == event_hash:
+                return state
+        return None
+
+    def event_at_time(self, incident_id: int, ts: datetime) -> int:
+        """The id of the incident's newest event stamped at or before ``ts`` (0 before its
+        first): a binary search over its ids (events are appended in time order), a few
+        indexed reads whatever the record's length."""
+        wanted = format_ts(ts)
+        rows = self._read("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events "
+                          "WHERE incident_id = ?", (incident_id,))
+        low, high = int(rows[0][0]), int(rows[0][1])
+        if not low:
+            return 0
+        found = 0
+        while low <= high:
+            middle = (low + high) // 2
+            row = self._read("SELECT id, ts FROM events WHERE incident_id = ? AND id >= ? "
+                             "ORDER BY id LIMIT 1", (incident_id, middle))
+            if not row or row[0][0] > high:
+                high = middle - 1
+                continue
+            event_id, stamped = int(row[0][0]), str(row[0][1])
+            if stamped <= wanted:
+                found = event_id
+                low = event_id + 1
+            else:
+                high = middle - 1
+        return found
+
+    def neighbour_event(self, incident_id: int, event_id: int, *, forward: bool,
+                        kinds: frozenset[str] | None = None,
+                        payload_has: Sequence[str] = (),
+                        payload_lacks: Sequence[str] = ()) -> Event | None:
+        """The first event after ``event_id`` (or the last before it) of ``kinds`` whose stored
+        payload contains every text of ``payload_has`` and none of ``payload_lacks`` (the
+        canonical JSON, e.g. ``'"status":"breach"'``), or None."""
+        clause, params = self._kinds_clause(kinds)
+        for text in payload_has:
+            clause += " AND payload LIKE ?"
+            params.append(f"%{text}%")
+        for text in payload_lacks:
+            clause += " AND payload NOT LIKE ?"
+            params.append(f"%{text}%")
+        relation, order = (">", "ASC") if forward else ("<", "DESC")
+        rows = self._read(
+            "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
+            f"WHERE incident_id = ? AND id {relation} ?{clause} ORDER BY id {order} LIMIT 1",
+            (incident_id, event_id, *params))
+        return _event_from_row(rows[0]) if rows else None
+
+    def event_ids_around(self, incident_id: int, event_id: int) -> tuple[int, int, int]:
+        """(the first event id, the id before ``event_id``, the id after it) — 0 where none."""
+        rows = self._read(
+            "SELECT (SELECT COALESCE(MIN(id), 0) FROM events WHERE incident_id = ?), "
+            "(SELECT COALESCE(MAX(id), 0) FROM events WHERE incident_id = ? AND id < ?), "
+            "(SELECT COALESCE(MIN(id), 0) FROM events WHERE incident_id = ? AND id > ?)",
+            (incident_id, incident_id, event_id, incident_id, event_id))
+        return int(rows[0][0]), int(rows[0][1]), int(rows[0][2])
 
     # --- verification ----------------------------------------------------------------------------
 
@@ -896,12 +1073,15 @@ class RecordStore:
         for row in rows:
             self._execute(conn, sql, row)
 
-    def samples(self, incident_id: int, series: str, since_ts: float = 0.0
-                ) -> list[tuple[float, float | None]]:
+    def samples(self, incident_id: int, series: str, since_ts: float = 0.0,
+                until_ts: float | None = None) -> list[tuple[float, float | None]]:
+        """A series' samples from ``since_ts`` (to ``until_ts``, a replay's moment), oldest
+        first."""
+        bound = "" if until_ts is None else " AND ts <= ?"
         rows = self._read(
-            "SELECT ts, value FROM samples WHERE incident_id = ? AND series = ? AND ts >= ? "
-            "ORDER BY ts",
-            (incident_id, series, since_ts),
+            "SELECT ts, value FROM samples WHERE incident_id = ? AND series = ? AND ts >= ?"
+            f"{bound} ORDER BY ts",
+            (incident_id, series, since_ts, *(() if until_ts is None else (until_ts,))),
         )
         return [(float(ts), None if value is None else float(value)) for ts, value in rows]
 

@@ -115,6 +115,8 @@ class IncidentHeader(Widget):
         "incident-header--stale",
         "incident-header--mode-commander",
         "incident-header--mode-watching",
+        "incident-header--mode-replay",
+        "incident-header--replay",
         "incident-header--closed",
         "incident-header--chain-broken",
         "incident-header--alarm",
@@ -152,6 +154,10 @@ class IncidentHeader(Widget):
         & > .incident-header--mode-watching {
             background: $warning; color: $text; text-style: bold;
         }
+        & > .incident-header--mode-replay {
+            background: $accent; color: $text; text-style: bold;
+        }
+        & > .incident-header--replay { color: $text-accent; text-style: bold; }
         & > .incident-header--closed { background: $success-muted; color: $text; text-style: bold; }
         & > .incident-header--chain-broken {
             background: $error; color: $text; text-style: bold;
@@ -179,6 +185,9 @@ class IncidentHeader(Widget):
     """The time the clocks are computed at; the app sets it, tests inject it."""
     mode: reactive[str] = reactive("COMMANDER")
     """``COMMANDER`` or ``WATCHING``."""
+    replay_clock: reactive[tuple[str, str] | None] = reactive(None)
+    """In a replay: the replay clock, long and short (``22:14:05 UTC · +14m 05s · #1,234 ·
+    ▶ 10×``); the mode is then ``REPLAY``."""
     heartbeat_age_s: reactive[float | None] = reactive(None)
     """Seconds since the commander's last heartbeat (shown to watchers), or ``None``."""
     simulated: reactive[tuple[str, ...]] = reactive(())
@@ -258,9 +267,12 @@ class IncidentHeader(Widget):
 
     def _badges(self) -> list[_Part]:
         mode = printable(self.mode)
-        style = "mode-watching" if mode == "WATCHING" else "mode-commander"
-        short = {"COMMANDER": "CMDR", "WATCHING": "WATCH"}.get(mode, mode[:5])
+        style = {"WATCHING": "mode-watching", "REPLAY": "mode-replay"}.get(mode, "mode-commander")
+        short = {"COMMANDER": "CMDR", "WATCHING": "WATCH", "REPLAY": "REPLAY"}.get(mode, mode[:5])
         badges = [_Part("mode", f" {mode} ", style, short=f" {short} ")]
+        if self.replay_clock is not None:
+            long, brief = self.replay_clock
+            badges.append(_Part("replay", printable(long), "replay", short=printable(brief)))
         name, colour = self.environment
         if name:
             badges.append(_Part("env", f" {printable(name).upper()} ", f"env-{colour}"))
@@ -407,6 +419,7 @@ def _fit(parts: list[_Part], width: int, min_title: int) -> None:
         lambda: shrink_title(2 * min_title),
         lambda: drop("category"),
         lambda: shrink_title(min_title),
+        lambda: shorten("replay"),
         lambda: drop("elapsed"),
         lambda: drop("heartbeat"),
         lambda: drop("commander"),

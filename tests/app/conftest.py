@@ -234,7 +234,7 @@ async def still(pilot: Pilot[Any], *, deadline_s: float = SETTLE_DEADLINE_S) -> 
 
 
 #: Worker groups that run as long as the console: nothing waits for them to finish.
-LOOPS = frozenset({"store-watch-loop"})
+LOOPS = frozenset({"store-watch-loop", "replay"})
 
 
 def _finite(app: App[Any]) -> list[Any]:

@@ -153,7 +153,7 @@ def test_store_init_prints_the_postgresql_schema(run_warroom: Run, tmp_path: Pat
     assert printed.code == 0
     assert "CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events" in printed.out
     made = run_warroom("store", "init", "--db", str(tmp_path / "new.db"))
-    assert made.code == 0 and "schema version 3 ready (sqlite)" in made.out
+    assert made.code == 0 and "schema version 5 ready (sqlite)" in made.out
     assert run_warroom("store", "copy").code == 2
 
 

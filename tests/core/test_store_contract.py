@@ -401,3 +401,64 @@ def test_copy_refuses_a_broken_source(tmp_path: Path, pg_url: str) -> None:
         with pytest.raises(StoreError, match="BROKEN"):
             copy_incident(source, server, incident)
         assert not server.has_incident(incident)
+
+
+# --- the record as it was at any moment (replay, issue 16) --------------------------------------
+
+
+def test_the_state_at_any_event_folds_from_the_nearest_kept_checkpoint(
+        store_location: Path | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import console.store as store_module
+
+    monkeypatch.setattr(store_module, "HISTORY_EVERY", 40)
+    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY", 16)
+    start = datetime(2026, 3, 14, 22, 0, tzinfo=UTC)
+    with open_store(store_location) as store:
+        incident = declare(store, ts=start)
+        for n in range(300):
+            kind = Kind.NOTE if n % 7 else Kind.PAUSED if n % 14 else Kind.RESUMED
+            store.append(incident, kind, "bob", {"text": f"n{n}"},
+                         ts=start + timedelta(seconds=n // 3))
+    with open_store(store_location, readonly=True) as fresh:
+        events = fresh.events(incident)
+        kept = fresh._read("SELECT event_id FROM checkpoint_history WHERE incident_id = ? "
+                           "ORDER BY event_id", (incident,))
+        assert len(kept) >= 300 // (40 + 16)  # a checkpoint kept every 40-56 events
+        folded = []
+        real_apply = IncidentState.apply
+
+        def counting(self: IncidentState, event: Any) -> None:
+            folded.append(event.id)
+            real_apply(self, event)
+
+        monkeypatch.setattr(IncidentState, "apply", counting)
+        for index in (0, 1, 39, 40, 41, 150, 299, 300):
+            folded.clear()
+            state = fresh.state_at(incident, events[index].id)
+            assert len(folded) <= 40 + 16, (index, len(folded))  # never from event 1
+            assert state == fold(events[:index + 1]), index
+        # the moment a time stands for: the newest event stamped at or before it
+        for seconds in (0, 1, 50, 99, 500):
+            at = start + timedelta(seconds=seconds)
+            assert fresh.event_at_time(incident, at) == max(e.id for e in events if e.ts <= at)
+        assert fresh.event_at_time(incident, start - timedelta(seconds=1)) == 0
+        # neighbours: of a kind, and by what the payload holds
+        middle = events[150].id
+        after = fresh.neighbour_event(incident, middle, forward=True,
+                                      kinds=frozenset({Kind.RESUMED}))
+        assert after == next(e for e in events if e.id > middle and e.kind == Kind.RESUMED)
+        before = fresh.neighbour_event(incident, middle, forward=False,
+                                       payload_has=['"text":"n1"'], payload_lacks=['"n10"'])
+        assert before is not None and before.payload["text"] == "n1"
+
+
+def test_a_record_without_kept_checkpoints_still_replays(store_location: Path | str) -> None:
+    """An older record (no history, or one made by another fold) folds from what there is."""
+    with open_store(store_location) as store:
+        incident = declare(store)
+        for n in range(50):
+            store.append(incident, Kind.NOTE, "bob", {"text": f"n{n}"})
+    raw(store_location, "DELETE FROM checkpoint_history", "DELETE FROM checkpoints")
+    with open_store(store_location, readonly=True) as fresh:
+        events = fresh.events(incident)
+        assert fresh.state_at(incident, events[20].id) == fold(events[:21])
