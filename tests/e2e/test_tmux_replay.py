@@ -25,7 +25,7 @@ def header(screen: str) -> str:
 
 
 def test_replay_a_finished_record_with_the_keys(world: World) -> None:
-    db, env, session = world
+    db, _env, session = world
     play_demo("bad", db)  # 22:00 declared, 1 % at 22:00:14, 10 % at 22:00:35, rollback verified
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     replay = session("replay")
