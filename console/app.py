@@ -98,6 +98,8 @@ class StoreSnapshot:
     event_total: int = 0
     #: a replay's: how many moves its worker has applied so far
     moves: int = 0
+    #: a replay's: the last moment there is (the close, or now on a live incident)
+    end: datetime | None = None
 
 
 class WarroomApp(App[int]):
@@ -199,6 +201,7 @@ class WarroomApp(App[int]):
         self._moment: Moment | None = None
         self._replay_end = False
         self._replay_total = 0
+        self._replay_until: datetime | None = None  # the end of what there is to replay
         self._playing = False
         self._speed = 0  # index into SPEEDS
         self._played_at = 0.0  # monotonic time of the last move of a playing clock
@@ -747,7 +750,8 @@ class WarroomApp(App[int]):
         reader = replay.store
         state = replay.state(moment)
         rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE,
-                                    up_to_id=moment.event_id)
+                                    up_to_id=state.last_event_id,
+                                    event_count=state.event_count)
         until = moment.clock.timestamp()
         since = until - self.config.monitoring.graph_window_s
         samples = {
@@ -761,7 +765,8 @@ class WarroomApp(App[int]):
         return StoreSnapshot(
             events=[], state=state, samples=samples, lease=None, rows=rows,
             generation=generation, comparisons=self._comparisons_of(reader, state, moment.clock),
-            marks=marked, moment=moment, event_total=replay.last_event_id())
+            marks=marked, moment=moment, event_total=replay.last_event_id(),
+            end=replay.end(self.clock.now()))
 
     def _show_moment(self, snapshot: StoreSnapshot) -> None:
         """Draw a replay's moment: every pane from its state, the timeline up to it."""
@@ -771,6 +776,7 @@ class WarroomApp(App[int]):
         self.replay_moves_shown = snapshot.moves
         self._replay_end = snapshot.at_end
         self._replay_total = snapshot.event_total
+        self._replay_until = snapshot.end
         if snapshot.at_end and self._playing:
             self._playing = False
             self.notify("Replay reached the end of the record (now, on a live incident).",
@@ -887,8 +893,7 @@ class WarroomApp(App[int]):
         from console.screens.forms import ReasonModal
 
         start = self.state.declared_ts or self._now()
-        end = max(self.state.last_ts or start, self.clock.now() if not self.state.closed
-                  else self.state.closed_ts or start)
+        end = self._replay_until or self.clock.now()
 
         def chosen(text: str | None) -> None:
             if not text:

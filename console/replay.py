@@ -66,17 +66,21 @@ class Replay:
         # States this replay folded (every HISTORY_EVERY events): a record whose stored
         # checkpoints were made by another version is folded once, not at every jump.
         self._kept: dict[int, IncidentState] = {}
+        self._closed_at: datetime | None = None
 
     # --- where the record ends --------------------------------------------------------------------
 
     def end(self, now: datetime | None = None) -> datetime:
         """The last moment there is to replay: the close, else now (a live incident), else the
         newest event."""
+        if self._closed_at is None:
+            newest = self.store.state(self.incident_id)  # its checkpoint and the tail
+            if newest.closed and newest.closed_ts is not None:
+                self._closed_at = max(newest.closed_ts, newest.last_ts or newest.closed_ts)
+        if self._closed_at is not None:
+            return self._closed_at  # a closed incident stays closed
         tail = self.store.events_tail(self.incident_id, None, 1)
         last = tail[0].ts if tail else self.start
-        state = self._state
-        if state is not None and state.closed and state.closed_ts is not None:
-            return max(last, state.closed_ts)
         return max(last, now) if now is not None else last
 
     def last_event_id(self) -> int:

@@ -213,3 +213,28 @@ def test_replay_snapshot(make_rig: RigFactory, snap_compare: SnapCompare,
     rig = make_rig("bad")
     moments = play_the_demo(rig)
     assert snap_compare(replay_app(rig, moments[1]), terminal_size=size, run_before=replayed)
+
+
+async def test_a_closed_incident_replays_up_to_its_close(make_rig: RigFactory) -> None:
+    """The end of a closed incident is its close, however late the replay is opened: play
+    stops there, not at now."""
+    rig = make_rig("bad")
+    play_the_demo(rig)
+    rig.engine.close_incident("hotfix v1.4.4 tracked in INC-2; the bridge is closed")
+    closed = rig.events()[-1]
+    assert closed.kind == Kind.CLOSED
+    rig.clock.advance(3600)  # opened an hour later
+    app = replay_app(rig, closed.ts - timedelta(seconds=3))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await replayed(pilot)
+        await pilot.press("plus", "plus", "plus", "space")
+        import time
+
+        deadline = time.monotonic() + 20
+        while app._playing:
+            app._play_tick()
+            await replayed(pilot)
+            assert time.monotonic() < deadline, "play never reached the close"
+        assert app._moment is not None
+        assert app._moment.event_id == closed.id and app._moment.clock == closed.ts
+        assert app.state.closed

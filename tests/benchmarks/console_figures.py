@@ -12,6 +12,8 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from console.model import Kind
 from console.store import Store
@@ -347,3 +349,68 @@ def memory(ctx: Context) -> list[Figure]:
                      value=max(samples[larger].samples), statistic="max", note="; ".join(notes))]
 
 
+
+
+# --- replay: a moment of a long incident ---------------------------------------------------------
+
+REPLAY_JUMPS = 20
+REPLAY_CAP_S = 10.0
+JUMP_FORM = "Jump to a moment"
+
+
+def _span(db: Path) -> tuple[datetime, float]:
+    """When the incident was declared, and how many seconds its record spans."""
+    with Store(db, readonly=True) as store:
+        state = store.state(1)
+    assert state.declared_ts is not None and state.last_ts is not None
+    return state.declared_ts, (state.last_ts - state.declared_ts).total_seconds()
+
+
+def _replayed_at(clock: str) -> ScreenTest:
+    """The header (the first line) shows the replay paused at ``clock`` (HH:MM:SS)."""
+    return lambda lines: bool(lines) and f"{clock} paused" in lines[0]
+
+
+def replay_seek(ctx: Context) -> list[Figure]:
+    small_db = ctx.incident(1_000)
+    large_db = ctx.incident(1_000_000)
+    large = Series("warroom replay, 1,000,000 events: t, a moment, Enter → the console as it "
+                   "was then (header clock, panes, timeline)", "ms")
+    small = Series("the same jump in warroom replay of the 1,000-event incident", "ms")
+    rng = random.Random(16)
+
+    def jump(term: Terminal, start: datetime, span_s: float, shown: list[str]) -> float:
+        """A random moment of the record, typed as +Ns after the declaration; milliseconds
+        from Enter to the replay showing it."""
+        while True:
+            offset = rng.randrange(0, max(1, int(span_s)))
+            clock = (start + timedelta(seconds=offset)).strftime("%H:%M:%S")
+            if clock != shown[-1]:
+                break
+        term.send("t")
+        expect(term, shows(JUMP_FORM), REPLAY_CAP_S, "the replay's time form")
+        term.send(f"+{offset}s")
+        expect(term, shows(f"+{offset}s"), REPLAY_CAP_S, "the typed moment")
+        waiter = term.watch(every(hidden(JUMP_FORM), _replayed_at(clock)))
+        pressed = term.send(KEYS["enter"])
+        seen = term.wait(waiter, pressed + REPLAY_CAP_S, f"the replay at {clock}", since=pressed)
+        shown.append(clock)
+        return (seen - pressed) * 1000
+
+    spans = {db: _span(db) for db in (small_db, large_db)}
+    ready = every(shows("REPLAY", "paused"), timeline_rows())
+    with ctx.held_open(small_db, large_db), \
+            ctx.running(ctx.console("replay", small_db, "1"), ready, 60,
+                        "the replay of 1,000 events") as small_term, \
+            ctx.running(ctx.console("replay", large_db, "1"), ready, 60,
+                        "the replay of 1,000,000 events") as large_term:
+        small_shown, large_shown = [""], [""]
+        jump(small_term, *spans[small_db], small_shown)  # warm-up: the form's first build
+        jump(large_term, *spans[large_db], large_shown)
+        interleave(REPLAY_JUMPS, [
+            (small, lambda _: jump(small_term, *spans[small_db], small_shown)),
+            (large, lambda _: jump(large_term, *spans[large_db], large_shown))])
+    return [absolute("replay_seek_1m_ms", 200, large, small, statistic="p95",
+                     note=f"{REPLAY_JUMPS} jumps to random moments (+Ns after the declaration) "
+                          "of each record, opened read-only in place; each folded from the "
+                          "nearest kept checkpoint")]

@@ -45,6 +45,7 @@ GROUPS = (
     Group("keys", ("key_to_redrawn_p95_ms",), (50,), 150, console_figures.key_to_redrawn),
     Group("watch_latency", ("watch_latency_p95_ms",), (150,), 60, console_figures.watch_latency),
     Group("watch_open", ("watch_open_1m_vs_1k_ratio",), (2,), 120, console_figures.watch_open),
+    Group("replay", ("replay_seek_1m_ms",), (200,), 120, console_figures.replay_seek),
     Group("memory", ("rss_100k_mb",), (150,), 110, console_figures.memory),
     Group("guardrails", ("guardrail_cycle_vs_slowest_ratio",), (1.5,), 90,
           guardrail_figures.guardrail_cycle),
@@ -63,8 +64,9 @@ GROUPS = (
           (None, None, None), 200, console_figures.peer_startups),
 )
 #: Incidents built (or found in the cache) before any timing starts, by the groups that use them.
-INCIDENTS = {"watch_open": (1_000, 1_000_000), "memory": (100_000,), "exports": (1_000, 100_000),
-             "idle": (1_000,), "append": (1_000,), "verify": (1_000, 100_000), "cli": (1_000,)}
+INCIDENTS = {"watch_open": (1_000, 1_000_000), "replay": (1_000, 1_000_000),
+             "memory": (100_000,), "exports": (1_000, 100_000), "idle": (1_000,),
+             "append": (1_000,), "verify": (1_000, 100_000), "cli": (1_000,)}
 
 
 def select(only: str) -> list[Group]:
