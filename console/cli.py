@@ -653,6 +653,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         token = f"token from ${gate.token_env}" if gate.token_env else "no token asked"
         print(f"Flagger gate: `warroom gate ID` on {gate.listen}, canary "
               f"{gate.canary_name('{service}')} ({token})")
+    notify = config.notify
+    targets = ([f"webhook ${notify.webhook_url_env}"] if notify.webhook_url_env else []) + \
+        [f"apprise ${name}" for name in notify.urls_env]
+    if targets:
+        print(f"Chat: {', '.join(targets)} (each post within {notify.deadline_s:g}s, recorded)")
+    if config.statuspage is not None:
+        page = config.statuspage
+        components = ", ".join(f"{service} → {component}"
+                               for service, component in page.components.items()) or "none"
+        print(f"Status page: {page.api_url} page {page.page_id}, key from "
+              f"${page.api_key_env}; components: {components} (s in the console posts, after "
+              "confirmation)")
     if config.console.environment:
         print(f"Environment: {config.console.environment} (header colour "
               f"{config.console.badge_colour()})")

@@ -85,3 +85,35 @@ def test_check_config_refuses_a_target_it_cannot_use(tmp_path: Path, value: str 
     assert done.stderr.count("\n") == 1, done.stderr
     assert f"{config}: notify.urls_env: {words}" in done.stderr
     assert "secretpath" not in done.stderr
+
+
+def test_check_config_says_where_people_are_told(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    config = tmp_path / "warroom.toml"
+    config.write_text('[notify]\nwebhook_url_env = "WARROOM_TEST_HOOK"\n'
+                      'urls_env = ["WARROOM_TEST_CHAT"]\n'
+                      '[statuspage]\npage_id = "kctbh9vrtdwd"\n'
+                      'api_key_env = "WARROOM_TEST_PAGE_KEY"\n'
+                      'components = { "payments" = "8kbf7d35c070" }\n'
+                      '[gate]\nnamespace = "test"\ntoken_env = "WARROOM_TEST_GATE_TOKEN"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    env.update(WARROOM_TEST_HOOK="https://chat.example/hooks/Hq7Zt2Kx9w",
+               WARROOM_TEST_CHAT=f"mmost://127.0.0.1:9/{TOKEN}",
+               WARROOM_TEST_PAGE_KEY="b3f1c9e2-7a51-4d0e", WARROOM_TEST_GATE_TOKEN="g8Xk2mQ7vP")
+    done = subprocess.run([sys.executable, "-m", "console.cli", "check-config", str(config)],
+                          cwd=repo, capture_output=True, text=True, timeout=60,
+                          env={**env, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert ("Chat: webhook $WARROOM_TEST_HOOK, apprise $WARROOM_TEST_CHAT (each post within "
+            "10s, recorded)") in out
+    assert ("Status page: https://api.statuspage.io page kctbh9vrtdwd, key from "
+            "$WARROOM_TEST_PAGE_KEY; components: payments → 8kbf7d35c070") in out
+    assert ("Flagger gate: `warroom gate ID` on 127.0.0.1:8795, canary {service}.test (token "
+            "from $WARROOM_TEST_GATE_TOKEN)") in out
+    for secret in ("Hq7Zt2Kx9w", TOKEN, "b3f1c9e2", "g8Xk2mQ7vP"):
+        assert secret not in out
