@@ -909,7 +909,7 @@ class WarroomApp(App[int]):
 
         self.push_screen(ReasonModal(
             "Jump to a moment", "HH:MM[:SS] UTC, ISO 8601, +15m after the declaration or -15m "
-            "before the end:", required=True), chosen)
+            "before the end:", required=False), chosen)
 
     # --- the commander's loop --------------------------------------------------------------------
 

@@ -940,9 +940,11 @@ class RecordStore:
         first): a binary search over its ids (events are appended in time order), a few
         indexed reads whatever the record's length."""
         wanted = format_ts(ts)
-        rows = self._read("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events "
-                          "WHERE incident_id = ?", (incident_id,))
-        low, high = int(rows[0][0]), int(rows[0][1])
+        # MIN and MAX in one query would scan the incident's ids (SQLite's shortcut takes one
+        # aggregate at a time): two single-aggregate reads, each one index lookup.
+        low = int(self._read("SELECT COALESCE(MIN(id), 0) FROM events WHERE incident_id = ?",
+                             (incident_id,))[0][0])
+        high = self.last_event_id(incident_id)
         if not low:
             return 0
         found = 0
@@ -990,15 +992,6 @@ class RecordStore:
         nearest = min(rows, key=lambda row: row[0]) if forward else \
             max(rows, key=lambda row: row[0])
         return _event_from_row(nearest)
-
-    def event_ids_around(self, incident_id: int, event_id: int) -> tuple[int, int, int]:
-        """(the first event id, the id before ``event_id``, the id after it) — 0 where none."""
-        rows = self._read(
-            "SELECT (SELECT COALESCE(MIN(id), 0) FROM events WHERE incident_id = ?), "
-            "(SELECT COALESCE(MAX(id), 0) FROM events WHERE incident_id = ? AND id < ?), "
-            "(SELECT COALESCE(MIN(id), 0) FROM events WHERE incident_id = ? AND id > ?)",
-            (incident_id, incident_id, event_id, incident_id, event_id))
-        return int(rows[0][0]), int(rows[0][1]), int(rows[0][2])
 
     # --- verification ----------------------------------------------------------------------------
 

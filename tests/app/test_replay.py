@@ -144,6 +144,9 @@ async def test_the_keys_move_the_replay(make_rig: RigFactory) -> None:
         await replayed(pilot)
         assert app._moment.clock == target
         assert app._moment.event_id == max(e.id for e in events if e.ts <= target)
+        await pilot.press("t", *"+4s", "enter")  # a short form: after the declaration
+        await replayed(pilot)
+        assert app._moment.clock == events[0].ts + timedelta(seconds=4)
         # commander keys do nothing in a replay; nothing is appended
         count = len(events)
         await pilot.press("a", "y", "R", "y", "n")

@@ -367,8 +367,9 @@ def _span(db: Path) -> tuple[datetime, float]:
 
 
 def _replayed_at(clock: str) -> ScreenTest:
-    """The header (the first line) shows the replay paused at ``clock`` (HH:MM:SS)."""
-    return lambda lines: bool(lines) and f"{clock} paused" in lines[0]
+    """The header (the first line) shows the replay paused at ``clock`` (HH:MM:SS): its long
+    form (``08:04:38 UTC · +41s · #19/1,000 · paused``) or its short one (``08:04:38 paused``)."""
+    return lambda lines: bool(lines) and clock in lines[0] and "paused" in lines[0]
 
 
 def replay_seek(ctx: Context) -> list[Figure]:
