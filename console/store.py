@@ -845,6 +845,24 @@ class RecordStore:
                 return
             after = rows[-1][0]
 
+    def iter_content_chunks(self, incident_id: int, up_to: int,
+                            chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of :meth:`iter_chunks` up to event ``up_to``, in the same chunks, without
+        the chain's columns: (id, ts, kind, actor, payload JSON) — for a reader whose rows
+        are checked against the chain by someone else (an export's checking child)."""
+        after = 0
+        while True:
+            rows = self._read(
+                "SELECT id, ts, kind, actor, payload FROM events "
+                "WHERE incident_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (incident_id, after, up_to, chunk),
+            )
+            if rows:
+                yield rows
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
+
     def iter_events(self, incident_id: int, chunk: int = 5000) -> Iterator[Event]:
         """Every event of the incident, oldest first, without holding them all."""
         for row in self.iter_rows(incident_id, chunk):

@@ -11,6 +11,8 @@ comms, and as ``chain`` in the JSON.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -159,7 +161,7 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker) -> 
     if child is None:
         return read_verified(store, incident_id, checker)
     events, digests = _read_unchecked(store, incident_id, child.up_to)
-    if not child.adopt(checker, digests):
+    if not child.adopt(checker, digests) or not _with_head_hashes(store, events, checker):
         events = read_verified(store, incident_id, checker)
     return events
 
@@ -175,9 +177,15 @@ def _rows_up_to(store: RecordStore, incident_id: int,
         yield rows
 
 
+#: The columns of a stored row that :func:`_read_unchecked` reads (all but the incident, which
+#: the query names, and the chain's two hashes, which only the checking child needs).
+_CONTENT = operator.itemgetter(0, 2, 3, 4, 5)
+
+
 def _read_unchecked(store: RecordStore, incident_id: int,
                     up_to: int) -> tuple[list[Event], list[int]]:
-    """The events up to ``up_to`` (not checked), and a digest of each chunk of rows."""
+    """The events up to ``up_to`` (not checked, and without their hashes: see
+    :func:`_with_head_hashes`), and a digest of each chunk of rows (their :data:`_CONTENT`)."""
     from console.model import parse_ts, stored_event
 
     decode = _payload_decoder()
@@ -185,14 +193,32 @@ def _read_unchecked(store: RecordStore, incident_id: int,
     append = events.append
     digests: list[int] = []
     times: dict[str, datetime] = {}
-    for rows in _rows_up_to(store, incident_id, up_to):
+    for rows in store.iter_content_chunks(incident_id, up_to):
         digests.append(hash(tuple(rows)))
-        for event_id, inc, ts, kind, actor, payload, prev, digest in rows:
+        for event_id, ts, kind, actor, payload in rows:
             when = times.get(ts)
             if when is None:
                 when = times[ts] = parse_ts(ts)
-            append(stored_event(event_id, inc, when, kind, actor, decode(payload), prev, digest))
+            append(stored_event(event_id, incident_id, when, kind, actor, decode(payload),
+                                "", ""))
     return events, digests
+
+
+def _with_head_hashes(store: RecordStore, events: list[Event], checker: ChainChecker) -> bool:
+    """The newest of ``events`` (read without hashes) with its stored hashes: the documents
+    name the head of the chain. False when that row's hash is not the one the child checked
+    (the record changed under the export)."""
+    if not events:
+        return True
+    head = events[-1]
+    stored = store.events(head.incident_id, after_id=head.id - 1, limit=1)
+    if not stored or stored[0].id != head.id:
+        return False
+    full = stored[0]
+    if checker.problem is None and full.hash != checker.last_hash:
+        return False
+    events[-1] = dataclasses.replace(head, prev_hash=full.prev_hash, hash=full.hash)
+    return True
 
 
 class _CheckingChild:
@@ -284,7 +310,7 @@ def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | No
         digests = []
         for rows in _rows_up_to(store, incident_id, up_to):
             checker.check_rows(rows)  # once broken, the rest is only read (and digested)
-            digests.append(hash(tuple(rows)))
+            digests.append(hash(tuple(map(_CONTENT, rows))))
     data = memoryview(pickle.dumps({
         "checked": checker.checked, "last_id": checker.last_id,
         "last_hash": checker.last_hash, "problem": checker.problem, "keyed": checker.keyed,

@@ -146,3 +146,28 @@ def test_the_child_and_this_process_stop_at_the_same_event(tmp_path: Path) -> No
             assert child.adopt(checker, digests)
             assert events[-1].id == child.up_to == checker.last_id
             assert store.last_event_id(incident) == child.up_to + 1
+
+
+def test_the_head_read_without_hashes_gets_the_ones_the_child_checked(tmp_path: Path) -> None:
+    """This process reads the rows without the chain's columns; the newest event gets its
+    stored hashes, and only when its hash is the one the child checked."""
+    from console.export import _CheckingChild, _read_unchecked, _with_head_hashes
+    from console.store import ChainChecker
+
+    db = tmp_path / "w.db"
+    with Store(db) as store:
+        incident = declare_demo(store, demo_config(Config(), "bad"), "alice")
+    with Store(db, readonly=True) as store:
+        checker = ChainChecker()
+        child = _CheckingChild.start(store, incident, checker)
+        assert child is not None
+        events, digests = _read_unchecked(store, incident, child.up_to)
+        assert events[-1].hash == ""
+        assert child.adopt(checker, digests)
+        stored = store.events(incident)
+        assert _with_head_hashes(store, events, checker)
+        assert events[-1] == stored[-1]  # every field, the hashes too
+        assert [e.id for e in events] == [e.id for e in stored]
+        assert [e.payload for e in events] == [e.payload for e in stored]
+        checker.last_hash = "0" * 64  # not what the child saw: read and check here instead
+        assert not _with_head_hashes(store, events, checker)
