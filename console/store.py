@@ -67,7 +67,7 @@ BUSY_TIMEOUT_MS = 10_000
 #: A checkpoint is written after at least this many events since the last one...
 CHECKPOINT_EVERY = 256
 #: A checkpoint is also kept in the history (never replaced) once per this many events.
-HISTORY_EVERY = 2048
+HISTORY_EVERY = 512
 #: ...and after every event that is not one of these (the ones that come in hundreds), so the
 #: state a list or a console opens with is at most a few hundred such events away.
 FREQUENT_KINDS: frozenset[str] = frozenset({
