@@ -81,7 +81,7 @@ body {{ background: #0c181f; margin: 0; color: rgba(255, 255, 255, 0.95);
 .notice {{ position: absolute; inset: 0; display: flex; align-items: center;
   justify-content: center; font-size: 16px; text-align: center; z-index: 10; }}
 body.-first-byte .connecting {{ display: none; }}
-.ended {{ display: none; background: #0c181f; }}
+.ended {{ display: none; inset: auto 0 0 0; padding: 8px; background: #12232d; }}
 body.-closed .ended {{ display: flex; }}
 .textual-terminal {{ opacity: 0; }}
 body.-first-byte .textual-terminal {{ opacity: 1; }}
@@ -152,6 +152,7 @@ def _security_headers(response: web.StreamResponse, nonce: str | None = None) ->
     """What every answer carries: nothing cached, no referrer (the URL holds the token), no
     framing, and a content policy that lets the page load only from this server."""
     script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    response.headers["Server"] = "warroom"  # not aiohttp's name and version
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -189,6 +190,38 @@ class _WatchSession:
         await self.service.stop()
 
 
+class _StderrTail:
+    """A stream read as textual-serve reads a console's stderr, keeping the last of it."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._tail = b""
+
+    async def read(self, size: int = -1) -> bytes:
+        data = await self._reader.read(size)
+        self._tail = (self._tail + data)[-4096:]
+        return data
+
+    async def last_line(self) -> str:
+        """The last line written (what textual-serve's reader had not read yet included)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._read_rest(), STOP_GRACE_S)
+        lines = [line for line in self._tail.decode("utf-8", "replace").splitlines()
+                 if line.strip()]
+        return lines[-1] if lines else ""
+
+    async def _read_rest(self) -> None:
+        while await self.read(4096):
+            pass
+
+
+def failure_text(why: str) -> bytes:
+    """What the page's terminal shows when its console could not start: ``why`` as plain text
+    (no escape sequence reaches the browser's terminal)."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in why)[:600] or "(no reason given)"
+    return f"\r\n  The console could not start:\r\n\r\n  {shown}\r\n".encode()
+
+
 _SERVICE_CLASS: type[Any] | None = None
 
 
@@ -202,6 +235,8 @@ def _service_class() -> type[Any]:
     from textual_serve.download_manager import DownloadManager
 
     class WatchService(AppService):  # type: ignore[misc]  # untyped base
+        drawn = False  # the console has sent the page something to show
+        stderr_tail: _StderrTail | None = None
         def __init__(self, argv: Sequence[str], **callbacks: Any) -> None:
             import shlex
 
@@ -216,7 +251,30 @@ def _service_class() -> type[Any]:
                 stderr=asyncio.subprocess.PIPE, env=environment,
                 preexec_fn=_die_with_parent if _LIBC is not None else None)
             self._stdin = process.stdin
+            # textual-serve's reader reads the console's stderr through this, which keeps its
+            # end: a console that cannot start says why there (one line, `warroom: …`)
+            assert process.stderr is not None
+            tail = _StderrTail(process.stderr)
+            process.stderr = tail  # type: ignore[assignment]  # read as a StreamReader is
+            self.stderr_tail = tail
             return process
+
+        async def on_data(self, payload: bytes) -> None:
+            self.drawn = True
+            await super().on_data(payload)
+
+        async def run(self) -> None:
+            try:
+                await super().run()
+            finally:
+                # The console has ended (or never started): the page is told, and a console
+                # that drew nothing says why in it, instead of a blank page that waits forever.
+                if not self.drawn and self.stderr_tail is not None:
+                    with contextlib.suppress(Exception):
+                        why = await self.stderr_tail.last_line()
+                        await self.remote_write_bytes(failure_text(why))
+                with contextlib.suppress(Exception):
+                    await self.remote_close()
 
         async def on_meta(self, data: bytes) -> None:
             # Only the console's exit is relayed: a watcher's page opens no URL and receives

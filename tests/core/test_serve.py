@@ -104,6 +104,7 @@ async def test_nothing_is_served_without_the_token(db: Path, tmp_path: Path) -> 
                     assert forbidden is None or body == forbidden or method == "HEAD"
                     forbidden = forbidden or body
                     assert answer.headers["Referrer-Policy"] == "no-referrer"
+                    assert answer.headers["Server"] == "warroom"
             assert forbidden is not None and "403 Forbidden" in forbidden
             assert "INC-1" not in forbidden and token not in forbidden
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -213,3 +214,31 @@ def test_check_config_shows_the_serve_settings(run_warroom: Run, tmp_path: Path)
     config.write_text('[serve]\nport = 99999\n')
     refused = run_warroom("check-config", str(config))
     assert refused.code == 2 and "port" in refused.err
+
+
+async def test_a_console_that_cannot_start_says_why_in_the_page(
+        db: Path, tmp_path: Path, run_warroom: Run) -> None:
+    """The commander's console closed the SQLite record after `serve` started: a new browser's
+    `warroom watch` refuses (no -wal/-shm), and the page shows its one line, then closes —
+    not a blank page that waits forever."""
+    with held_open(db):
+        server = ServeProcess(["1", "--db", str(db), "--port", "0"], tmp_path)
+    try:
+        assert not Path(f"{db}-wal").exists()  # the last connection took its -wal with it
+        refusal = run_warroom("watch", "1", "--db", str(db)).err.strip()
+        assert refusal.startswith("warroom: ")
+        url = server.link.replace("http", "ws", 1) + "ws"
+        async with aiohttp.ClientSession() as http:
+            websocket = await http.ws_connect(url)
+            shown = b""
+            while True:
+                message = await websocket.receive(timeout=WAIT_S)
+                if message.type != aiohttp.WSMsgType.BINARY:
+                    break
+                shown += message.data
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        text = shown.decode()
+        assert "The console could not start" in text and refusal in text
+        await wait_until(lambda: server.children() == [], "the failed console lingers", server)
+    finally:
+        server.stop()
