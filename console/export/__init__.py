@@ -99,17 +99,24 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
         write_json_lines(out, store.state(incident_id), verified(store.iter_chunks(incident_id)),
                          chain, series)
         return checker.checked, checker.problem
-    events = (read_events(store, incident_id, checker) if parallel
-              else read_verified(store, incident_id, checker))
+
+    def document(events: list[Event]) -> str:
+        measured = {name: store.samples(incident_id, name)
+                    for name in store.series_names(incident_id)}
+        return render(fmt, events, config=config, samples=measured, now=now)
+
+    # In parallel, the document is made while the child checks the chain; its verdict still
+    # decides whether it is written (and the break is printed in it when allowed).
+    events, text = (read_events(store, incident_id, checker, document) if parallel
+                    else (read_verified(store, incident_id, checker), None))
     problem = checker.finish(store, incident_id)
     if problem is not None and not allow_broken:
         raise BrokenChain(problem)
     if not events:
         events = store.require_events(incident_id)  # raises: the incident has none
-    measured = {name: store.samples(incident_id, name)
-                for name in store.series_names(incident_id)}
-    out.write(render(fmt, events, config=config, samples=measured, now=now,
-                     chain_problem=problem))
+    if text is None:
+        text = document(events)
+    out.write(text if problem is None else _with_break(text, problem))
     return checker.checked, problem
 
 
@@ -149,21 +156,31 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
     return events
 
 
-def read_events(store: RecordStore, incident_id: int, checker: ChainChecker) -> list[Event]:
+def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
+                meanwhile: Callable[[list[Event]], str] | None = None
+                ) -> tuple[list[Event], str | None]:
     """:func:`read_verified`, its hash-checking done by a forked child meanwhile where one can
     be had (an SQLite record, a platform with ``fork``): the child reads the same rows on a
-    connection of its own and checks them while this process decodes them and builds the
-    events — on two cores, the check costs no wait. Both stop at the newest event there was
-    when they began, and each keeps a digest of every chunk it read: rows that differ between
-    the two reads (the record written to under them), or a child that fails, and the rows are
-    read and checked here, as without a child. ``checker`` ends as the child's."""
+    connection of its own and checks them while this process decodes them, builds the events
+    and makes of them what ``meanwhile`` makes (the document) — on two cores, the check costs
+    no wait. Both stop at the newest event there was when they began, and each keeps a digest
+    of every chunk it read: rows that differ between the two reads (the record written to
+    under them), or a child that fails, and the rows are read and checked here, as without a
+    child, and ``meanwhile``'s result is dropped (None: make it again from these events).
+    ``checker`` ends as the child's: the caller decides from it whether the result is used."""
     child = _CheckingChild.start(store, incident_id, checker)
     if child is None:
-        return read_verified(store, incident_id, checker)
+        return read_verified(store, incident_id, checker), None
     events, digests = _read_unchecked(store, incident_id, child.up_to)
-    if not child.adopt(checker, digests) or not _with_head_hashes(store, events, checker):
-        events = read_verified(store, incident_id, checker)
-    return events
+    headed = _head_hashes(store, events)
+    try:
+        made = meanwhile(events) if meanwhile is not None and events and headed else None
+    except BaseException:
+        child.abandon()
+        raise
+    if not child.adopt(checker, digests) or not headed or not _head_checked(events, checker):
+        return read_verified(store, incident_id, checker), None
+    return events, made
 
 
 def _rows_up_to(store: RecordStore, incident_id: int,
@@ -208,6 +225,13 @@ def _with_head_hashes(store: RecordStore, events: list[Event], checker: ChainChe
     """The newest of ``events`` (read without hashes) with its stored hashes: the documents
     name the head of the chain. False when that row's hash is not the one the child checked
     (the record changed under the export)."""
+    return _head_hashes(store, events) and _head_checked(events, checker)
+
+
+def _head_hashes(store: RecordStore, events: list[Event]) -> bool:
+    """The newest of ``events`` with its stored hashes (read before the child has answered:
+    :func:`_head_checked` then says whether they are the ones it checked); False when that
+    event is no longer there."""
     if not events:
         return True
     head = events[-1]
@@ -215,10 +239,13 @@ def _with_head_hashes(store: RecordStore, events: list[Event], checker: ChainChe
     if not stored or stored[0].id != head.id:
         return False
     full = stored[0]
-    if checker.problem is None and full.hash != checker.last_hash:
-        return False
     events[-1] = dataclasses.replace(head, prev_hash=full.prev_hash, hash=full.hash)
     return True
+
+
+def _head_checked(events: list[Event], checker: ChainChecker) -> bool:
+    """The head's hash is the one the child checked last (a broken chain says so itself)."""
+    return not events or checker.problem is not None or events[-1].hash == checker.last_hash
 
 
 class _CheckingChild:
@@ -259,6 +286,15 @@ class _CheckingChild:
                 os._exit(code)
         os.close(write)
         return cls(pid, read, up_to)
+
+    def abandon(self) -> None:
+        """Stop the child and forget its answer (this process failed before it needed it)."""
+        import os
+        import signal
+
+        os.close(self._answer)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
 
     def adopt(self, checker: ChainChecker, digests: list[int]) -> bool:
         """The child's verdict into ``checker``; False (``checker`` untouched) when the child

@@ -108,6 +108,31 @@ def test_a_forked_check_exports_what_the_one_process_does(tmp_path: Path, fmt: s
     assert "CHAIN BROKEN at #3" in broken[0]
 
 
+def test_a_document_made_before_the_child_disagreed_is_made_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The document is made while the child checks; when the child's rows were not these (or
+    it failed), the rows are read and checked here and the document made again from them."""
+    from console.export import _CheckingChild
+
+    db = tmp_path / "w.db"
+    with Store(db) as store:
+        declare_demo(store, demo_config(Config(), "bad"), "alice")
+    serial = _export_text(db, "pir", parallel=False)
+    made: list[int] = []
+    real_adopt = _CheckingChild.adopt
+
+    def disagree(self: _CheckingChild, checker: object, digests: list[int]) -> bool:
+        from console.store import ChainChecker
+
+        made.append(len(digests))
+        real_adopt(self, ChainChecker(), digests)  # reaps the child; ``checker`` untouched
+        return False
+
+    monkeypatch.setattr(_CheckingChild, "adopt", disagree)
+    assert _export_text(db, "pir", parallel=True) == serial
+    assert made  # the child was asked, and overruled
+
+
 def test_rows_read_otherwise_by_the_child_are_checked_again_here(tmp_path: Path) -> None:
     from console.export import _CheckingChild, _read_unchecked
     from console.store import ChainChecker
