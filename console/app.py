@@ -52,7 +52,7 @@ from console.store import (
     open_store,
 )
 from widgets.approvals import ApprovalsPane
-from widgets.canary import CanaryPane
+from widgets.canary import CanaryPane, hhmm
 from widgets.checklist import ChecklistPane
 from widgets.graphs import MetricGraph
 from widgets.guardrails import GuardrailsPane
@@ -1432,6 +1432,14 @@ class WarroomApp(App[int]):
             lines.append(f"• The rollback to {state.rollback_target} is being verified "
                          f"({state.rollback_status}): the deploy system goes on; the "
                          "verification stops until the console is back.")
+        elif state.watch_status in ("watching", "reverted") and (
+                state.watch_until is None or self._now() < state.watch_until):
+            # After VERIFIED the poll keeps reading the live version: a GitOps tool putting the
+            # bad version back is noticed only while a commander's console runs.
+            left = f" (until {hhmm(state.watch_until)})" if state.watch_until else ""
+            lines.append(f"• The live version is watched after the verified rollback{left}: "
+                         f"if the bad version is put back (GitOps self-heal), nobody is told "
+                         f"until the console is back.")
         elif state.canary_percent > 0 and not state.promoted and not state.rolled_back:
             lines.append(f"• The canary carries {state.canary_percent}% of traffic: the "
                          "guardrails stop being watched, and a sustained breach would not "

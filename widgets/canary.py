@@ -20,11 +20,26 @@ from textual.content import Content
 from textual.widget import Widget
 
 from console.model import format_duration
-from console.state import IncidentState
+from console.state import IncidentState, StageVisit
 from widgets.text import safe_text
 
 Block = tuple[str, str, bool]
 """One thing that stops ``advance``: ``(code, words, overridable)``."""
+
+def _pulled_back(visits: Sequence[StageVisit], current: int) -> set[int]:
+    """The stages the canary stood at and was last taken back from (an abort or a rollback to a
+    lower weight), not advanced past: ticking them would say they passed."""
+    pulled: set[int] = set()
+    for index, visit in enumerate(visits):
+        if visit.left is None:
+            continue
+        following = visits[index + 1].percent if index + 1 < len(visits) else current
+        if following > visit.percent:
+            pulled.discard(visit.percent)
+        elif following < visit.percent:
+            pulled.add(visit.percent)
+    return pulled
+
 
 def hhmm(ts: datetime | None) -> str:
     """``14:02 UTC`` (empty for no time)."""
@@ -80,8 +95,9 @@ def set_subtitle(widget: Widget, text: str) -> None:
 class CanaryView:
     """What the canary pane shows, already in words; compared to skip needless repaints."""
 
-    # (label, "current" | "reached" | "skipped" | "future"): a stage below the weight that the
-    # canary never stood at (100 % immediately) is skipped, never shown as passed.
+    # (label, "current" | "reached" | "pulled" | "skipped" | "future"): a stage below the weight
+    # that the canary never stood at (100 % immediately) is skipped, never shown as passed; a
+    # stage it stood at and was taken back from (abort, rollback) is pulled, never ticked.
     ladder: tuple[tuple[str, str], ...]
     weight: int
     hold: str  # "" when there is no stage
@@ -124,6 +140,7 @@ class CanaryPane(Widget):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "canary-pane--current",
         "canary-pane--reached",
+        "canary-pane--pulled",
         "canary-pane--future",
         "canary-pane--skipped",
         "canary-pane--block",
@@ -150,6 +167,7 @@ class CanaryPane(Widget):
     /* The current stage, the weight error and "100% IMMEDIATELY" are drawn reversed (loud()). */
     CanaryPane > .canary-pane--current { color: $accent; text-style: bold; }
     CanaryPane > .canary-pane--reached { color: $success; }
+    CanaryPane > .canary-pane--pulled { color: $error; }
     CanaryPane > .canary-pane--future { color: $text-muted; }
     CanaryPane > .canary-pane--skipped { color: $warning; text-style: strike; }
     CanaryPane > .canary-pane--block { color: $error; text-style: bold; }
@@ -214,6 +232,7 @@ class CanaryPane(Widget):
     ) -> CanaryView:
         current = state.canary_percent
         visited = {visit.percent for visit in state.visits}
+        pulled = _pulled_back(state.visits, current)
         percents = [0, *(stage.percent for stage in state.plan if stage.percent > 0)]
         if current not in percents:
             percents = sorted({*percents, current})
@@ -221,6 +240,7 @@ class CanaryPane(Widget):
             (
                 f"{percent}%",
                 "current" if percent == current
+                else "pulled" if percent in pulled
                 else "reached" if percent > 0 and percent in visited
                 else "skipped" if 0 < percent < current
                 else "future",
@@ -306,6 +326,8 @@ class CanaryPane(Widget):
                 parts.append(loud(f"[{label}]", ".canary-pane--current"))
             elif kind == "reached":
                 parts.append((f"{label}✓", ".canary-pane--reached"))
+            elif kind == "pulled":
+                parts.append((f"{label}✗", ".canary-pane--pulled"))
             elif kind == "skipped":
                 parts.append((label, ".canary-pane--skipped"))
             else:

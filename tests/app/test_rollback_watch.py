@@ -135,6 +135,39 @@ async def test_the_watch_ends_when_its_window_has_passed(make_rig: RigFactory) -
         assert "watch ended: v1.4.2 stayed live" in pane(app, app.rollback_pane)
 
 
+async def test_quitting_while_the_live_version_is_watched_asks_first(
+        make_rig: RigFactory) -> None:
+    """The watch runs in the commander's console: `q` says it stops, and asks; once the window
+    has passed, quitting asks nothing."""
+    from console.screens.confirm import ConfirmModal
+
+    rig = make_rig("bad", rollback__watch_s=60.0)
+    verified(rig)
+    rig.tick(rig.config.monitoring.poll_interval_s)
+    assert rig.state().watch_status == "watching"
+    app = rig.app()
+    exits: list[object] = []
+    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal) and not exits
+        text = squash(screen_text(app))
+        assert "The live version is watched after the verified rollback (until" in text
+        assert "(GitOps self-heal), nobody is told" in text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(app.screen_stack) == 1 and not exits
+
+        rig.tick(70)  # past the window: the watch ends, and so does the question
+        await settle(pilot)
+        assert rig.state().watch_status == "held"
+        await pilot.press("q")
+        await settle(pilot)
+        assert exits == [()]
+
+
 async def test_no_watch_when_watch_s_is_zero(make_rig: RigFactory) -> None:
     rig = make_rig("bad", rollback__watch_s=0.0)
     verified(rig)

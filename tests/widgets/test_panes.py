@@ -263,6 +263,37 @@ async def test_canary_never_marks_a_skipped_stage_as_passed() -> None:
     assert any(s.strike for s in shot.styles("10%"))
 
 
+async def test_canary_never_ticks_a_stage_it_was_taken_back_from() -> None:
+    """Rolled back from 10 %: 1 % passed (✓), 10 % did not (✗, red); advanced again after an
+    abort, the stage passed the second time is ticked again."""
+    events = at_ten_percent()
+    events.add(Kind.WEIGHT_SET, {"percent": 0, "stage_index": -1, "action": "rollback"},
+               minutes=12)
+    shot = await shown(CanaryPane(), LARGE,
+                       lambda p: p.show(events.state(), T0 + timedelta(minutes=13), []))
+    words = shot.words
+    assert "[0%] ▸ 1%✓ ▸ 10%✗ ▸ 50% ▸ 100%" in words
+    assert "10%✓" not in words
+    # red like a block, not green like a passed stage
+    pulled, passed = shot.styles("10%✗"), shot.styles("1%✓")
+    assert pulled and passed and pulled[0].color != passed[0].color
+
+    # Aborted from 1 % on the way, then advanced past it: 1 % passed; 10 % is current.
+    events = (
+        declared()
+        .add(Kind.WEIGHT_SET, {"percent": 1, "stage_index": 0, "action": "advance"}, minutes=1)
+        .add(Kind.WEIGHT_SET, {"percent": 0, "stage_index": -1, "action": "abort"}, minutes=2)
+    )
+    shot = await shown(CanaryPane(), LARGE,
+                       lambda p: p.show(events.state(), T0 + timedelta(minutes=3), []))
+    assert "[0%] ▸ 1%✗ ▸ 10% ▸ 50% ▸ 100%" in shot.words
+    events.add(Kind.WEIGHT_SET, {"percent": 1, "stage_index": 0, "action": "advance"}, minutes=4)
+    events.add(Kind.WEIGHT_SET, {"percent": 10, "stage_index": 1, "action": "advance"}, minutes=6)
+    shot = await shown(CanaryPane(), LARGE,
+                       lambda p: p.show(events.state(), T0 + timedelta(minutes=7), []))
+    assert "0% ▸ 1%✓ ▸ [10%] ▸ 50% ▸ 100%" in shot.words
+
+
 async def test_canary_repaints_only_when_the_view_changes() -> None:
     state = at_ten_percent().state()
     now = T0 + timedelta(minutes=9)
