@@ -50,12 +50,14 @@ def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
 
 def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
            config: Config | None = None, now: datetime | None = None,
-           allow_broken: bool = False, samples: bool = False, parallel: bool = False
-           ) -> tuple[int, ChainProblem | None]:
+           allow_broken: bool = False, samples: bool = False, parallel: bool = False,
+           leave: list[object] | None = None) -> tuple[int, ChainProblem | None]:
     """Write one incident from ``store`` to ``out`` as ``fmt``, verifying its chain as it is
     read; returns (events checked, the first problem or None). ``samples``: the JSON carries
     the metric samples too. ``parallel`` (the CLI, a process of its own): the PIR's and the
-    comms' hashes are checked by a forked child meanwhile (:func:`read_events`).
+    comms' hashes are checked by a forked child meanwhile (:func:`read_events`). ``leave``
+    receives the events read, for a caller that ends its process right after and has no
+    need to free them (the CLI: 100,000 events take 0.08 s to free).
 
     A broken chain raises :class:`BrokenChain` unless ``allow_broken`` (the caller discards what
     was written: export to a temporary file); allowed, the export says where it broke.
@@ -68,7 +70,8 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
     gc.disable()
     try:
         return _export(fmt, store, incident_id, out, config=config, now=now,
-                       allow_broken=allow_broken, samples=samples, parallel=parallel)
+                       allow_broken=allow_broken, samples=samples, parallel=parallel,
+                       leave=leave)
     finally:
         if collecting:
             gc.enable()
@@ -76,7 +79,8 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
 
 def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
             config: Config | None, now: datetime | None, allow_broken: bool,
-            samples: bool, parallel: bool) -> tuple[int, ChainProblem | None]:
+            samples: bool, parallel: bool, leave: list[object] | None
+            ) -> tuple[int, ChainProblem | None]:
     from console.store import ChainChecker
 
     out = _Scrubbed(out)  # type: ignore[assignment]  # write() is all that is used
@@ -109,6 +113,8 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
     # decides whether it is written (and the break is printed in it when allowed).
     events, text = (read_events(store, incident_id, checker, document) if parallel
                     else (read_verified(store, incident_id, checker), None))
+    if leave is not None:
+        leave.append(events)
     problem = checker.finish(store, incident_id)
     if problem is not None and not allow_broken:
         raise BrokenChain(problem)

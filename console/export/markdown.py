@@ -51,6 +51,11 @@ _NEEDS_CARE = re.compile(
 )
 
 
+#: Where a loop over many lines skips :func:`md_inline`: None means ``md_inline(text)`` (and
+#: :func:`visible`) would return ``text`` as it is.
+needs_care = _NEEDS_CARE.search
+
+
 def visible(text: str) -> str:
     """User text made safe to render, and literal: newlines normalised to ``\\n``; control,
     bidi and invisible characters shown as escapes (``\\x1b``, ``\\u202e``), not obeyed; HTML

@@ -39,6 +39,7 @@ from console.export.markdown import (
     md_inline,
     md_line,
     md_table,
+    needs_care,
     visible,
 )
 from console.export.record import (
@@ -107,7 +108,7 @@ FROM_RECORD = "_From the record — keep what matters, delete the rest:_"
 def render_pir(events: Sequence[Event], *, config: Config | None = None,
                samples: SamplesLike | None = None, now: datetime | None = None) -> str:
     """The PIR of one incident (its events, oldest first) as markdown."""
-    record = build_record(events, config)
+    record = build_record(events, config, pir=True)
     out: list[str] = []
     out += _header(record, now)
     out += _summary(record)
@@ -333,12 +334,20 @@ def _timeline(record: Record) -> list[str]:
     ]
     moment = clock.moment if clock.local is not None else clock.at
     starred = record.state.highlights
-    actor = _Actors()
+    actors = _Actors()
+    append = lines.append
+    # A line per status change of a long record: md_inline only where the text needs it.
     for line in record.story.lines:
         event = line.event
-        star = "⭐ " if event.id in starred else ""
-        lines.append(f"- {star}{moment(event.ts)} — {actor(line.actor)}: "
-                     f"{md_inline(line.text)}")
+        words = line.words
+        text = words if words.__class__ is str else words()  # type: ignore[operator]
+        if needs_care(text) is not None:  # type: ignore[arg-type]
+            text = md_inline(text)
+        who = actors.get(line.actor)
+        if who is None:
+            who = actors(line.actor)
+        star = "⭐ " if starred and event.id in starred else ""
+        append(f"- {star}{moment(event.ts)} — {who}: {text}")
     lines.append("")
     return lines
 
@@ -363,10 +372,16 @@ def _notes(record: Record) -> list[str]:
     lines += [f"_{len(found)} note{'s' if len(found) != 1 else ''} from the record, as typed._",
               ""]
     moment = clock.moment if clock.local is not None else clock.at
-    actor = _Actors()
+    actors = _Actors()
+    append = lines.append
     for event in found:
-        lines.append(f"- {moment(event.ts)} — {actor(event.actor)}: "
-                     f"{md_inline(event.payload.get('text', ''))}")
+        text = event.payload.get("text", "")
+        if text.__class__ is not str or needs_care(text) is not None:
+            text = md_inline(text)
+        who = actors.get(event.actor)
+        if who is None:
+            who = actors(event.actor)
+        append(f"- {moment(event.ts)} — {who}: {text}")
     lines.append("")
     return lines
 
@@ -824,9 +839,10 @@ def _guardrails_part(record: Record) -> list[str]:
         lines += ["Each guardrail over the incident (every status change is on the timeline; a "
                   "breach episode is a run of polls in BREACH):", ""]
         rows = []
+        by_guardrail = record.story.by_guardrail
         limits_seen = {name: _limits_seen(record, name, mine)
-                       for name, mine in _runs_by_guardrail(record).items()}
-        for name, mine in _runs_by_guardrail(record).items():
+                       for name, mine in by_guardrail.items()}
+        for name, mine in by_guardrail.items():
             breaches = [run for run in mine if run.status == "breach"]
             longest = max(breaches, key=lambda run: (run.count, run.span_s), default=None)
             peaks = [run.peak for run in breaches if run.peak is not None]
@@ -879,13 +895,6 @@ def _limits_seen(record: Record, name: str, runs: Sequence[GuardrailRun]) -> str
     if stable and stable != canary:
         parts.append(f"{_span(stable)} on the stable track")
     return "; ".join(parts) or "—"
-
-
-def _runs_by_guardrail(record: Record) -> dict[str, list[GuardrailRun]]:
-    grouped: dict[str, list[GuardrailRun]] = {}
-    for run in record.story.runs:
-        grouped.setdefault(run.name, []).append(run)
-    return grouped
 
 
 def _span(shown: list[str]) -> str:

@@ -18,12 +18,13 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from console.export.markdown import md_inline
-from console.export.timeline import Story, story
+from console.export.timeline import Story, Storyteller, story
 from console.model import Event, Kind, format_duration, format_value
 from console.state import IncidentState
 
 if TYPE_CHECKING:
     from console.config import Config
+    from console.export.why import VerdictLog
 
 SamplesLike = Mapping[str, Sequence[tuple[float, float | None]]]
 
@@ -114,6 +115,8 @@ class Record:
     at_first_stage: IncidentState | None = None
     waived_at_close: list[str] = field(default_factory=list)
     by_kind: dict[str, list[Event]] = field(default_factory=dict)
+    #: The verdicts of "Why each verdict", when gathered while the record was built.
+    verdicts: VerdictLog | None = None
     _story: Story | None = None
 
     @property
@@ -234,14 +237,17 @@ def number(value: Any) -> float | None:
     return None
 
 
-def build_record(events: Sequence[Event], config: Config | None = None) -> Record:
-    """Fold the events (one incident, oldest first) and gather what the exports need."""
+def build_record(events: Sequence[Event], config: Config | None = None, *,
+                 pir: bool = False) -> Record:
+    """Fold the events (one incident, oldest first) and gather what the exports need; with
+    ``pir``, also what only the PIR needs (its timeline's story, and the verdicts of "Why each
+    verdict"), in the same pass."""
     if not events:
         raise ValueError("an incident export needs at least its declaration event")
     ordered = events if isinstance(events, list) else list(events)
-    # One fold, in one pass that also notes what the state does not keep: the state just before
-    # the first stage, who requested each weight, the items waived at the close, and the events
-    # of each kind.
+    # One pass over the events: the fold, and what the state does not keep (the state just
+    # before the first stage, who requested each weight, the items waived at the close, the
+    # events of each kind) — and for the PIR, its story and verdicts, told as the events come.
     state = IncidentState()
     apply = state.apply
     at_first_stage: IncidentState | None = None
@@ -249,13 +255,26 @@ def build_record(events: Sequence[Event], config: Config | None = None) -> Recor
     waived_at_close: list[str] = []
     by_kind: dict[str, list[Event]] = {}
     requester = ""
+    units = ({g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
+             if config is not None else {})
+    # The clock is settled after the last event (is the incident over more than a day?); the
+    # story asks it for times only when its lines are worded.
+    clock = Clock(date.min, False)
+    teller: Storyteller | None = None
+    verdicts: VerdictLog | None = None
+    if pir:
+        from console.export.why import VerdictLog
+
+        teller = Storyteller(clock.at, functools.partial(guardrail_value, units))
+        verdicts = VerdictLog()
     # Most of a long record is guardrail changes and notes. A guardrail change replaces its
     # guardrail's state whole when it names its rule (consecutive, on_breach), so only the
     # newest of each is folded, just before anything that reads the guardrails; a note only
     # counts. The state is the same as fold(events) (tests/export pin it), at a fraction of
     # the cost.
     deferred: dict[str, Event] = {}
-    guardrail_changed, note = Kind.GUARDRAIL_CHANGED, Kind.NOTE
+    guardrail_changed, note = Kind.GUARDRAIL_CHANGED.value, Kind.NOTE.value
+    acts = frozenset({Kind.GUARDRAIL_ACTION.value, Kind.ESCALATED.value})
     for event in ordered:
         kind = event.kind
         same = by_kind.get(kind)
@@ -265,13 +284,29 @@ def build_record(events: Sequence[Event], config: Config | None = None) -> Recor
             same.append(event)
         if kind == guardrail_changed:
             payload = event.payload
+            name = payload.get("name", "")
+            if teller is not None and verdicts is not None:
+                status = payload.get("status", "unknown")
+                mode = payload.get("mode") or "canary"
+                teller.guardrail(event, payload, name, status, mode)
+                verdicts.changed(event, payload, name, status, mode)
             if payload.get("consecutive") and payload.get("on_breach") is not None:
-                name = str(payload.get("name", ""))
-                deferred[name] = event  # a guardrail new to the state keeps its first place
+                # a guardrail new to the state keeps its first place
+                deferred[name if name.__class__ is str else str(name)] = event
                 continue
-        elif kind == note and "links" not in event.payload and "highlight" not in event.payload:
-            state.notes += 1  # a plain note only counts
-            continue
+        elif kind == note:
+            payload = event.payload
+            if "links" not in payload and "highlight" not in payload:
+                state.notes += 1  # a plain note only counts
+                continue
+            if teller is not None and payload.get("highlight"):
+                teller.add(event)
+        elif teller is not None and verdicts is not None:
+            teller.add(event)
+            if kind == Kind.WEIGHT_REQUESTED:
+                verdicts.advance(event.payload)
+            elif kind in acts:
+                verdicts.acted(kind, event.payload)
         if deferred and kind in _READS_GUARDRAILS:
             _flush(apply, deferred)
         if kind == Kind.WEIGHT_REQUESTED:
@@ -291,13 +326,14 @@ def build_record(events: Sequence[Event], config: Config | None = None) -> Recor
     state.last_event_id, state.last_hash, state.last_ts = last.id, last.hash, last.ts
     declared = state.declared_ts or ordered[0].ts
     end = state.closed_ts or ordered[-1].ts
-    multi_day = max(ordered[-1].ts, end).date() != declared.date()
-    local = _zone(config.export.local_timezone) if config is not None else None
-    record = Record(ordered, state, Clock(declared.date(), multi_day, local), declared, end,
+    clock.base = declared.date()
+    clock.multi_day = max(ordered[-1].ts, end).date() != declared.date()
+    clock.local = _zone(config.export.local_timezone) if config is not None else None
+    record = Record(ordered, state, clock, declared, end, units=units,
                     requesters=requesters, at_first_stage=at_first_stage,
-                    waived_at_close=waived_at_close, by_kind=by_kind)
-    if config is not None:
-        record.units = {g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
+                    waived_at_close=waived_at_close, by_kind=by_kind, verdicts=verdicts)
+    if teller is not None:
+        record._story = teller.told(frozenset(state.highlights), by_kind.get(note, []))
     return record
 
 

@@ -120,7 +120,8 @@ class Line:
 
     @property
     def text(self) -> str:
-        return self.words if isinstance(self.words, str) else self.words()
+        words = self.words
+        return words if words.__class__ is str else words()  # type: ignore[operator,return-value]
 
 
 @dataclass(slots=True)
@@ -140,10 +141,12 @@ class _Repeats:
 
 @dataclass(frozen=True)
 class Story:
-    """The timeline's lines, and the guardrails' runs they fold."""
+    """The timeline's lines, and the guardrails' runs they fold (also grouped by guardrail, in
+    the order each first changed)."""
 
     lines: list[Line]
     runs: list[GuardrailRun]
+    by_guardrail: dict[str, list[GuardrailRun]] = field(default_factory=dict)
 
 
 def story(events: Sequence[Event], *, at: Callable[[datetime], str],
@@ -151,88 +154,143 @@ def story(events: Sequence[Event], *, at: Callable[[datetime], str],
           ) -> Story:
     """The timeline's lines (see the module docstring). ``at`` formats a time, ``value`` a
     guardrail figure (guardrail name, raw value)."""
-    lines: list[Line] = []
-    runs: list[GuardrailRun] = []
+    teller = Storyteller(at, value)
     guardrail_changed, note = Kind.GUARDRAIL_CHANGED.value, Kind.NOTE.value
-    open_runs: dict[str, GuardrailRun] = {}
-    preflight: _Repeats | None = None
-    preflight_key: tuple[str, str] | None = None
-    consoles: dict[str, _Repeats] = {}
-    progress: _Repeats | None = None
-    pending: tuple[Event, Line] | None = None
+    notes: list[Event] = []
     for event in events:
         kind = event.kind
         if kind == guardrail_changed:
             payload = event.payload
-            name = payload.get("name", "")
-            status = payload.get("status", "unknown")
-            mode = payload.get("mode") or "canary"
-            run = open_runs.get(name)
-            if run is not None and run.status == status and run.mode == mode:
-                run.absorb(event, payload)
-                continue
-            run = open_runs[name] = _new_run(event, payload, str(name), str(status), str(mode))
-            runs.append(run)
-            lines.append(Line(event, event.actor, _run_words(run, at, value),
-                              loud=status in ("breach", "cant_evaluate")))
-            continue
+            teller.guardrail(event, payload, payload.get("name", ""),
+                             payload.get("status", "unknown"), payload.get("mode") or "canary")
+        elif kind == note and not event.payload.get("highlight"):
+            if event.id in highlighted:
+                notes.append(event)
+        else:
+            teller.add(event)
+    return teller.told(highlighted, notes)
+
+
+class Storyteller:
+    """Tells the story an event at a time (the PIR's one pass over the record feeds it while
+    it folds): :meth:`guardrail` for each guardrail change, :meth:`add` for any other event
+    but a note, then :meth:`told`. ``at`` and ``value`` are called only when a line's words
+    are asked for (the clock may be settled after the last event)."""
+
+    __slots__ = ("_at", "_consoles", "_open_runs", "_pending", "_preflight", "_preflight_key",
+                 "_progress", "_value", "by_guardrail", "lines", "runs")
+
+    def __init__(self, at: Callable[[datetime], str], value: Callable[[str, Any], str]) -> None:
+        self._at = at
+        self._value = value
+        self.lines: list[Line] = []
+        self.runs: list[GuardrailRun] = []
+        self.by_guardrail: dict[str, list[GuardrailRun]] = {}
+        self._open_runs: dict[Any, GuardrailRun] = {}
+        self._preflight: _Repeats | None = None
+        self._preflight_key: tuple[str, str] | None = None
+        self._consoles: dict[str, _Repeats] = {}
+        self._progress: _Repeats | None = None
+        self._pending: tuple[Event, Line] | None = None
+
+    def guardrail(self, event: Event, payload: dict[str, Any], name: Any, status: Any,
+                  mode: Any) -> None:
+        """A guardrail's status change (its payload's ``name``, ``status`` and ``mode or
+        "canary"``, as recorded): a new run (and line) when its status or track changed, else
+        one more poll of the run."""
+        run = self._open_runs.get(name)
+        if run is not None and run.status == status and run.mode == mode:
+            run.absorb(event, payload)
+            return
+        run = self._open_runs[name] = _new_run(event, payload, str(name), str(status),
+                                               str(mode))
+        self.runs.append(run)
+        mine = self.by_guardrail.get(run.name)
+        if mine is None:
+            self.by_guardrail[run.name] = [run]
+        else:
+            mine.append(run)
+        self.lines.append(Line(event, event.actor, _run_words(run, self._at, self._value),
+                               status == "breach" or status == "cant_evaluate"))
+
+    def add(self, event: Event) -> None:
+        """Any other event (a note only when it is highlighted: see :meth:`told`)."""
+        kind = event.kind
+        lines = self.lines
+        at = self._at
         if kind in _NOT_IN_STORY:
-            if kind == note and (event.id in highlighted or event.payload.get("highlight")):
+            if kind == Kind.NOTE and event.payload.get("highlight"):
                 lines.append(Line(event, event.actor, describe(event)))  # a highlighted note
-            continue
+            return
         if kind != Kind.ROLLBACK_PROGRESS:
-            progress = None
+            self._progress = None
         if kind in (Kind.PREFLIGHT_PASSED, Kind.PREFLIGHT_FAILED):
             key = (kind, str(event.payload.get("target", "")))
-            if preflight is not None and key == preflight_key:
+            preflight = self._preflight
+            if preflight is not None and key == self._preflight_key:
                 preflight.again += 1
                 preflight.last = event
-                continue
-            preflight, preflight_key = _Repeats(event, describe(event)), key
-            repeats = preflight
+                return
+            preflight = self._preflight = _Repeats(event, describe(event))
+            self._preflight_key = key
             lines.append(Line(event, event.actor,
-                              lambda r=repeats: r.words(at, "the same again"),  # type: ignore[misc]
+                              lambda r=preflight: r.words(at, "the same again"),  # type: ignore[misc]
                               loud=kind == Kind.PREFLIGHT_FAILED))
-            continue
+            return
         if kind == Kind.CONSOLE_OPENED:
             user = str(event.payload.get("user") or event.actor)
-            seen = consoles.get(user)
+            seen = self._consoles.get(user)
             if seen is not None:
                 seen.again += 1
                 seen.last = event
-                continue
-            seen = consoles[user] = _Repeats(event, describe(event))
+                return
+            seen = self._consoles[user] = _Repeats(event, describe(event))
             lines.append(Line(event, event.actor,
                               lambda r=seen: r.words(at, "opened again"),  # type: ignore[misc]
                               ))
-            continue
+            return
         if kind == Kind.ROLLBACK_PROGRESS:
             message = str(event.payload.get("message", ""))
+            progress = self._progress
             if progress is not None and progress.first.payload.get("message") == message:
                 progress.again += 1
                 progress.last = event
-                continue
-            progress = _Repeats(event, describe(event))
-            repeats = progress
+                return
+            progress = self._progress = _Repeats(event, describe(event))
             lines.append(Line(event, event.actor,
-                              lambda r=repeats: r.words(at, "again"),  # type: ignore[misc]
+                              lambda r=progress: r.words(at, "again"),  # type: ignore[misc]
                               ))
-            continue
+            return
         if kind == Kind.WEIGHT_REQUESTED:
             line = Line(event, event.actor, describe(event),
                         loud=bool(event.payload.get("overrides"))
                         or event.payload.get("action") == "immediate")
             lines.append(line)
-            pending = (event, line)
-            continue
-        if kind in (Kind.WEIGHT_SET, Kind.WEIGHT_FAILED) and pending is not None:
-            request, line = pending
-            pending = None
-            line.words = _weight_words(request, event, at)
+            self._pending = (event, line)
+            return
+        if kind in (Kind.WEIGHT_SET, Kind.WEIGHT_FAILED) and self._pending is not None:
+            request, line = self._pending
+            self._pending = None
+            line.words = (lambda request=request, outcome=event:  # type: ignore[misc]
+                          _weight_words(request, outcome, at))
             line.loud = line.loud or kind == Kind.WEIGHT_FAILED
-            continue
+            return
         lines.append(Line(event, event.actor, describe(event), loud=_loud(event)))
-    return Story(lines, runs)
+
+    def told(self, highlighted: frozenset[int] | set[int],
+             notes: Sequence[Event]) -> Story:
+        """The story; ``notes``: any notes (oldest first), of which those ``highlighted`` (by
+        a later event, so not known as they came) take their place among the lines."""
+        lines = self.lines
+        late = [event for event in notes if event.id in highlighted
+                and not event.payload.get("highlight")] if highlighted else []
+        if late:  # the lines are in the order of their events: each goes where its id does
+            import bisect
+
+            for event in late:
+                at = bisect.bisect_left(lines, event.id, key=lambda line: line.event.id)
+                lines.insert(at, Line(event, event.actor, describe(event)))
+        return Story(lines, self.runs, self.by_guardrail)
 
 
 def _loud(event: Event) -> bool:

@@ -43,7 +43,8 @@ class Verdict:
 
 def why_part(record: Record) -> list[str]:
     """The PIR's "Why each verdict" part (empty when no guardrail changed status)."""
-    per_guardrail, queries = _verdicts(record)
+    log = record.verdicts if record.verdicts is not None else _verdicts(record)
+    per_guardrail, queries = log.out, log.queries
     if not per_guardrail:
         return []
     lines = ["#### Why each verdict", "",
@@ -59,89 +60,119 @@ def why_part(record: Record) -> list[str]:
 Queries = dict[str, dict[tuple[str, str], None]]
 
 
-def _verdicts(record: Record) -> tuple[dict[str, list[Verdict]], Queries]:
-    """Every guardrail's verdicts that matter, in time order, with their effects; and each
-    guardrail's distinct (role, query) pairs as sent, in order."""
-    out: dict[str, list[Verdict]] = {}
-    queries: Queries = {}
-    # Each guardrail's status change in effect, and its Verdict once one is needed (a long
-    # record has tens of thousands of changes, few of which decide anything).
-    last: dict[str, Event] = {}
-    made: dict[str, Verdict] = {}
-
-    def verdict_of(name: str) -> Verdict:
-        verdict = made.get(name)
-        if verdict is None:
-            verdict = made[name] = Verdict(last[name])
-        return verdict
-
-    run: dict[str, list[tuple[Any, float]]] = {}  # the canary values of the breach run so far
-    kinds = {Kind.GUARDRAIL_CHANGED, Kind.WEIGHT_REQUESTED, Kind.GUARDRAIL_ACTION,
-             Kind.ESCALATED}
+def _verdicts(record: Record) -> VerdictLog:
+    """The verdicts of a record built without them (one more pass over its events)."""
+    log = VerdictLog()
+    changed, advance = Kind.GUARDRAIL_CHANGED.value, Kind.WEIGHT_REQUESTED.value
+    others = {Kind.GUARDRAIL_ACTION.value, Kind.ESCALATED.value}
     for event in record.events:
         kind = event.kind
-        if kind not in kinds:
-            continue
-        p = event.payload
-        if kind == Kind.GUARDRAIL_CHANGED:
-            name = str(p.get("name", ""))
-            status = str(p.get("status", "unknown"))
-            previous = last.get(name)
-            previous_status = None if previous is None else previous.payload.get("status")
-            sent = p.get("queries")
-            if isinstance(sent, dict):
-                mine = queries.setdefault(name, {})
-                for role, query in sent.items():
-                    mine.setdefault((str(role), str(query)), None)
-            if status == "breach":
-                polls = run.setdefault(name, []) if previous_status == "breach" else []
-                canary = number(p.get("canary"))
-                if canary is not None:
-                    polls.append((event.ts, canary))
-                run[name] = polls
+        if kind == changed:
+            payload = event.payload
+            log.changed(event, payload, payload.get("name", ""), payload.get("status", "unknown"),
+                        payload.get("mode") or "canary")
+        elif kind == advance:
+            log.advance(event.payload)
+        elif kind in others:
+            log.acted(kind, event.payload)
+    return log
+
+
+class VerdictLog:
+    """Every guardrail's verdicts that matter (:attr:`out`, in time order, with their
+    effects) and each guardrail's distinct (role, query) pairs as sent, in order
+    (:attr:`queries`) — gathered an event at a time: the PIR's one pass over the record feeds
+    :meth:`changed` each guardrail change, :meth:`advance` each weight request, :meth:`acted`
+    each guardrail action and escalation."""
+
+    __slots__ = ("_last", "_made", "_run", "_sent", "out", "queries")
+
+    def __init__(self) -> None:
+        self.out: dict[str, list[Verdict]] = {}
+        self.queries: Queries = {}
+        # Each guardrail's status change in effect (with its status and track as recorded),
+        # and its Verdict once one is needed (a long record has tens of thousands of changes,
+        # few of which decide anything).
+        self._last: dict[str, tuple[Event, Any, Any]] = {}
+        self._made: dict[str, Verdict] = {}
+        self._run: dict[str, list[tuple[Any, float]]] = {}  # the breach run's canary values
+        self._sent: dict[str, Any] = {}  # the queries each guardrail sent last
+
+    def _verdict_of(self, name: str) -> Verdict:
+        verdict = self._made.get(name)
+        if verdict is None:
+            verdict = self._made[name] = Verdict(self._last[name][0])
+        return verdict
+
+    def changed(self, event: Event, p: Mapping[str, Any], name: Any, status: Any,
+                mode: Any) -> None:
+        """A guardrail's status change (its payload's ``name``, ``status`` and ``mode or
+        "canary"``, as recorded)."""
+        recorded = p.get("status")
+        name = str(name)
+        status = str(status)
+        previous = self._last.get(name)
+        previous_status = None if previous is None else previous[1]
+        sent = p.get("queries")
+        if isinstance(sent, dict) and sent != self._sent.get(name):  # the same again: known
+            self._sent[name] = sent
+            mine = self.queries.setdefault(name, {})
+            for role, query in sent.items():
+                mine.setdefault((str(role), str(query)), None)
+        run = self._run
+        if status == "breach":
+            polls = run.setdefault(name, []) if previous_status == "breach" else []
+            canary = number(p.get("canary"))
+            if canary is not None:
+                polls.append((event.ts, canary))
+            run[name] = polls
+        elif run:
+            run.pop(name, None)
+        self._last[name] = (event, recorded, mode)
+        self._made.pop(name, None)
+        if p.get("sustained"):
+            verdict = self._verdict_of(name)
+            verdict.polls = list(run.get(name, []))
+            _keep(self.out, name, verdict)
+        elif status in LOUD and (previous is None or previous_status != status
+                                 or previous[2] != mode):
+            _keep(self.out, name, self._verdict_of(name))
+
+    def advance(self, p: Mapping[str, Any]) -> None:
+        """A weight request: an advance says what each guardrail's status did to it."""
+        if p.get("action") not in ("advance", "immediate"):
+            return
+        to = p.get("to_percent", "?")
+        overridden = {str(o.get("block", "")): str(o.get("reason", ""))
+                      for o in p.get("overrides") or [] if isinstance(o, dict)}
+        for name, (in_effect, _, _) in self._last.items():
+            status = str(in_effect.payload.get("status", "unknown"))
+            if in_effect.payload.get("mode") == "stable":
+                continue
+            if in_effect.payload.get("shadow"):
+                effect = f"shadow: did not gate the advance to {to}%"
+            elif status == "healthy":
+                effect = f"allowed the advance to {to}%"
             else:
-                run.pop(name, None)
-            last[name] = event
-            made.pop(name, None)
-            changed = previous is None or previous_status != status \
-                or (previous.payload.get("mode") or "canary") != (p.get("mode") or "canary")
-            if p.get("sustained"):
-                verdict = verdict_of(name)
-                verdict.polls = list(run.get(name, []))
-                _keep(out, name, verdict)
-            elif changed and status in LOUD:
-                _keep(out, name, verdict_of(name))
-        elif kind == Kind.WEIGHT_REQUESTED and p.get("action") in ("advance", "immediate"):
-            to = p.get("to_percent", "?")
-            overridden = {str(o.get("block", "")): str(o.get("reason", ""))
-                          for o in p.get("overrides") or [] if isinstance(o, dict)}
-            for name, in_effect in last.items():
-                status = str(in_effect.payload.get("status", "unknown"))
-                if in_effect.payload.get("mode") == "stable":
-                    continue
-                if in_effect.payload.get("shadow"):
-                    effect = f"shadow: did not gate the advance to {to}%"
-                elif status == "healthy":
-                    effect = f"allowed the advance to {to}%"
-                else:
-                    block = {"warn": "warn", "unknown": "delay"}.get(status, "guardrails")
-                    reason = overridden.get(block)
-                    effect = (f"overridden for the advance to {to}%: “{reason}”" if reason
-                              else f"did not hold the advance to {to}%")
-                verdict = verdict_of(name)
-                verdict.effects.append(effect)
-                _keep(out, name, verdict)
-        elif kind in (Kind.GUARDRAIL_ACTION, Kind.ESCALATED):
-            name = str(p.get("name", ""))
-            if name in last:
-                if kind == Kind.ESCALATED:
-                    effect = "escalated to the commander"
-                else:
-                    action = str(p.get("action", ""))
-                    effect = ("triggered the automatic rollback" if action == "rollback"
-                              else f"on_breach = {action}")
-                verdict_of(name).effects.append(effect)
-    return out, queries
+                block = {"warn": "warn", "unknown": "delay"}.get(status, "guardrails")
+                reason = overridden.get(block)
+                effect = (f"overridden for the advance to {to}%: “{reason}”" if reason
+                          else f"did not hold the advance to {to}%")
+            verdict = self._verdict_of(name)
+            verdict.effects.append(effect)
+            _keep(self.out, name, verdict)
+
+    def acted(self, kind: str, p: Mapping[str, Any]) -> None:
+        """A guardrail action or an escalation: an effect of the verdict in effect."""
+        name = str(p.get("name", ""))
+        if name in self._last:
+            if kind == Kind.ESCALATED:
+                effect = "escalated to the commander"
+            else:
+                action = str(p.get("action", ""))
+                effect = ("triggered the automatic rollback" if action == "rollback"
+                          else f"on_breach = {action}")
+            self._verdict_of(name).effects.append(effect)
 
 
 def _keep(out: dict[str, list[Verdict]], name: str, verdict: Verdict) -> None:

@@ -195,6 +195,47 @@ def test_repeated_preflights_and_consoles_are_counted_once(tmp_path: Path) -> No
     assert len(bullets) == 4
 
 
+def test_the_one_pass_tells_what_the_separate_passes_do(tmp_path: Path) -> None:
+    """build_record(pir=True) tells the story and gathers the verdicts while it folds; they
+    are those of the separate passes over the events — a note highlighted by a later event
+    too, in its place among the lines."""
+    from console.export.why import _verdicts
+
+    builder = IncidentBuilder(tmp_path / "late.db")
+    builder.declare("22:04:05", rate_count=0)
+    builder.add("22:05:00", Kind.GUARDRAIL_CHANGED, "warroom", name="error-rate",
+                status="breach", previous="healthy", canary=0.05, limit=0.02, consecutive=3,
+                on_breach="rollback", breaches=1, sustained=False, detail="canary 5%")
+    note = builder.add("22:06:00", Kind.NOTE, "sam", text="the queue is draining")
+    builder.add("22:07:00", Kind.GUARDRAIL_CHANGED, "warroom", name="error-rate",
+                status="healthy", previous="breach", canary=0.01, limit=0.02, consecutive=3,
+                on_breach="rollback", breaches=0, sustained=False, detail="canary 1%")
+    builder.add("22:08:00", Kind.HIGHLIGHTED, "sam", event_id=note.id, reason="the turn")
+    late = builder.finish()
+    builds = {**{variant: build(tmp_path / variant) for variant, build in BUILDERS.items()},
+              "late": late}
+    for variant, built in builds.items():
+        one = build_record(built.events, built.config, pir=True)
+        apart = build_record(built.events, built.config)
+        assert apart.verdicts is None and one.verdicts is not None
+        told, separate = one.story, apart.story
+        assert [(line.event.id, line.text, line.loud) for line in told.lines] == [
+            (line.event.id, line.text, line.loud) for line in separate.lines], variant
+        assert [(r.name, r.status, r.count, r.first.id, r.last.id) for r in told.runs] == [
+            (r.name, r.status, r.count, r.first.id, r.last.id) for r in separate.runs]
+        assert {name: [r.first.id for r in runs] for name, runs in told.by_guardrail.items()} \
+            == {name: [r.first.id for r in runs] for name, runs in separate.by_guardrail.items()}
+        log = _verdicts(apart)
+        assert {name: [(v.event.id, v.effects, v.polls) for v in verdicts]
+                for name, verdicts in one.verdicts.out.items()} == {
+            name: [(v.event.id, v.effects, v.polls) for v in verdicts]
+            for name, verdicts in log.out.items()}, variant
+        assert one.verdicts.queries == log.queries
+    late_lines = [line.event.id for line in build_record(late.events, late.config,
+                                                         pir=True).story.lines]
+    assert note.id in late_lines and late_lines == sorted(late_lines)
+
+
 def test_the_export_fold_is_the_fold(tmp_path: Path) -> None:
     """build_record folds long runs of guardrail changes lazily: the state must be fold's."""
     from console.state import state_json
