@@ -28,9 +28,11 @@ FORMATS = ("pir", "comms", "json")
 
 
 def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
-           samples: Samples | None = None, now: datetime | None = None,
-           chain_problem: ChainProblem | None = None) -> str:
-    """Render ``events`` (one incident, oldest first) as ``pir``, ``comms`` or ``json``."""
+           samples: Samples | Callable[[], Samples] | None = None,
+           now: datetime | None = None, chain_problem: ChainProblem | None = None) -> str:
+    """Render ``events`` (one incident, oldest first) as ``pir``, ``comms`` or ``json``.
+    ``samples``: the metric samples, or what gives them when the PIR gets to them (the comms
+    do not use them)."""
     if fmt == "json":
         from console.export.jsonexport import render_json
 
@@ -42,7 +44,7 @@ def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
     elif fmt == "comms":
         from console.export.comms import render_comms
 
-        text = render_comms(events, config=config, samples=samples or {}, now=now)
+        text = render_comms(events, config=config, now=now)
     else:
         raise ValueError(f"unknown export format {fmt!r} (pir, comms, json)")
     return text if chain_problem is None else _with_break(text, chain_problem)
@@ -104,9 +106,12 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
                          chain, series)
         return checker.checked, checker.problem
 
-    def document(events: list[Event]) -> str:
-        measured = {name: store.samples(incident_id, name)
-                    for name in store.series_names(incident_id)}
+    def document(events: list[Event], read: Callable[[], Samples | None] | None = None) -> str:
+        def measured() -> Samples:  # the child's reading of them (``read``), else read here
+            got = read() if read is not None else None
+            return got if got is not None else {name: store.samples(incident_id, name)
+                                                for name in store.series_names(incident_id)}
+
         return render(fmt, events, config=config, samples=measured, now=now)
 
     # In parallel, the document is made while the child checks the chain; its verdict still
@@ -163,8 +168,8 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
 
 
 def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
-                meanwhile: Callable[[list[Event]], str] | None = None
-                ) -> tuple[list[Event], str | None]:
+                meanwhile: Callable[[list[Event], Callable[[], Samples | None]], str]
+                | None = None) -> tuple[list[Event], str | None]:
     """:func:`read_verified`, its hash-checking done by a forked child meanwhile where one can
     be had (an SQLite record, a platform with ``fork``): the child reads the same rows on a
     connection of its own and checks them while this process decodes them, builds the events
@@ -173,14 +178,18 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
     of every chunk it read: rows that differ between the two reads (the record written to
     under them), or a child that fails, and the rows are read and checked here, as without a
     child, and ``meanwhile``'s result is dropped (None: make it again from these events).
-    ``checker`` ends as the child's: the caller decides from it whether the result is used."""
+    ``checker`` ends as the child's: the caller decides from it whether the result is used.
+    The child, which has time to spare, also reads the incident's metric samples once it has
+    checked: ``meanwhile``'s second argument waits for its answer and gives them (None when
+    the child gave none)."""
     child = _CheckingChild.start(store, incident_id, checker)
     if child is None:
         return read_verified(store, incident_id, checker), None
     events, digests = _read_unchecked(store, incident_id, child.up_to)
     headed = _head_hashes(store, events)
     try:
-        made = meanwhile(events) if meanwhile is not None and events and headed else None
+        made = (meanwhile(events, child.samples) if meanwhile is not None and events
+                and headed else None)
     except BaseException:
         child.abandon()
         raise
@@ -256,7 +265,8 @@ def _head_checked(events: list[Event], checker: ChainChecker) -> bool:
 
 class _CheckingChild:
     """A forked process that checks an incident's chain up to one event and reports how far
-    it got (pickled through a pipe), with a digest of each chunk of rows it read."""
+    it got (pickled through a pipe), with a digest of each chunk of rows it read, and then the
+    incident's metric samples."""
 
     #: Longest wait for the child's answer once this process is done (then: check here).
     WAIT_S = 120.0
@@ -265,6 +275,8 @@ class _CheckingChild:
         self.pid = pid
         self.up_to = up_to
         self._answer = answer
+        self._answered: dict[str, Any] | None = None
+        self._done = False
 
     @classmethod
     def start(cls, store: RecordStore, incident_id: int,
@@ -298,19 +310,24 @@ class _CheckingChild:
         import os
         import signal
 
+        if self._done:
+            return
+        self._done = True
         os.close(self._answer)
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
 
-    def adopt(self, checker: ChainChecker, digests: list[int]) -> bool:
-        """The child's verdict into ``checker``; False (``checker`` untouched) when the child
-        failed, took too long, or read other rows than ``digests`` say this process read."""
+    def _receive(self) -> dict[str, Any] | None:
+        """The child's answer (waited for once), or None when it failed or took too long."""
         import os
         import pickle
         import select
         import signal
         import time
 
+        if self._done:
+            return self._answered
+        self._done = True
         data = bytearray()
         deadline = time.monotonic() + self.WAIT_S
         try:
@@ -319,8 +336,8 @@ class _CheckingChild:
                                             max(0.0, deadline - time.monotonic()))
                 if not ready:
                     os.kill(self.pid, signal.SIGKILL)
-                    return False
-                chunk = os.read(self._answer, 1 << 16)
+                    return None
+                chunk = os.read(self._answer, 1 << 20)
                 if not chunk:
                     break
                 data += chunk
@@ -328,12 +345,24 @@ class _CheckingChild:
             os.close(self._answer)
             _, status = os.waitpid(self.pid, 0)
         if status != 0:
-            return False
+            return None
         try:
-            answer = pickle.loads(bytes(data))
+            answer = pickle.loads(data)
         except Exception:  # a torn answer is no answer
-            return False
-        if answer["digests"] != digests:
+            return None
+        self._answered = answer if isinstance(answer, dict) else None
+        return self._answered
+
+    def samples(self) -> Samples | None:
+        """The metric samples the child read (waiting for its answer), or None."""
+        answer = self._receive()
+        return None if answer is None else answer.get("samples")
+
+    def adopt(self, checker: ChainChecker, digests: list[int]) -> bool:
+        """The child's verdict into ``checker``; False (``checker`` untouched) when the child
+        failed, took too long, or read other rows than ``digests`` say this process read."""
+        answer = self._receive()
+        if answer is None or answer["digests"] != digests:
             return False
         for name in ("checked", "last_id", "last_hash", "problem", "keyed", "unverified"):
             setattr(checker, name, answer[name])
@@ -353,10 +382,13 @@ def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | No
         for rows in _rows_up_to(store, incident_id, up_to):
             checker.check_rows(rows)  # once broken, the rest is only read (and digested)
             digests.append(hash(tuple(map(_CONTENT, rows))))
+        samples = {name: store.samples(incident_id, name)
+                   for name in store.series_names(incident_id)}
     data = memoryview(pickle.dumps({
         "checked": checker.checked, "last_id": checker.last_id,
         "last_hash": checker.last_hash, "problem": checker.problem, "keyed": checker.keyed,
-        "unverified": checker.unverified, "digests": digests}))
+        "unverified": checker.unverified, "digests": digests, "samples": samples},
+        protocol=pickle.HIGHEST_PROTOCOL))
     while data:
         data = data[os.write(answer, data):]
     os.close(answer)

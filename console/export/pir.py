@@ -28,7 +28,7 @@ The escaping lives in :mod:`console.export.markdown`, the facts of the record (s
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -106,24 +106,29 @@ FROM_RECORD = "_From the record — keep what matters, delete the rest:_"
 
 
 def render_pir(events: Sequence[Event], *, config: Config | None = None,
-               samples: SamplesLike | None = None, now: datetime | None = None) -> str:
-    """The PIR of one incident (its events, oldest first) as markdown."""
+               samples: SamplesLike | Callable[[], SamplesLike] | None = None,
+               now: datetime | None = None) -> str:
+    """The PIR of one incident (its events, oldest first) as markdown. ``samples``: the
+    metric samples, or what gives them — asked last, when every other section is made (an
+    export's checking child reads them meanwhile)."""
     record = build_record(events, config, pir=True)
-    out: list[str] = []
-    out += _header(record, now)
-    out += _summary(record)
-    out += _milestones(record)
-    out += _timeline(record)
-    out += _notes(record)
-    out += _impact(record, samples or {})
-    out += _root_cause()
-    out += _resolution(record)
-    out += _emergency_record(record)
-    out += _went_well(record)
-    out += _went_wrong(record)
-    out += _action_items(record)
-    out += _prevention()
-    out += _lessons()
+    before: list[str] = []
+    before += _header(record, now)
+    before += _summary(record)
+    before += _milestones(record)
+    before += _timeline(record)
+    before += _notes(record)
+    after: list[str] = []
+    after += _root_cause()
+    after += _resolution(record)
+    after += _emergency_record(record)
+    after += _went_well(record)
+    after += _went_wrong(record)
+    after += _action_items(record)
+    after += _prevention()
+    after += _lessons()
+    measured = samples() if callable(samples) else samples
+    out = before + _impact(record, measured or {}) + after
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"

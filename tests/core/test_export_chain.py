@@ -95,7 +95,14 @@ def test_a_forked_check_exports_what_the_one_process_does(tmp_path: Path, fmt: s
         incident = declare_demo(store, demo_config(Config(), "bad"), "alice")
         for number in range(300):
             store.append(incident, Kind.NOTE, "bob", {"text": f"note {number}"})
-    assert _export_text(db, fmt, parallel=True) == _export_text(db, fmt, parallel=False)
+        start = store.events(incident)[0].ts.timestamp()
+        store.add_samples(incident, [(f"error-rate/{track}", start + 5.0 * n, value * n)
+                                     for track, value in (("canary", 0.002), ("baseline", 0.001))
+                                     for n in range(40)])
+    parallel = _export_text(db, fmt, parallel=True)
+    assert parallel == _export_text(db, fmt, parallel=False)
+    if fmt == "pir":  # the samples the child read are those the one process reads
+        assert "| error-rate/canary | 40 |" in parallel[0]
     edited = tmp_path / "edited.db"
     edited_record(edited)
     from console.export import BrokenChain
