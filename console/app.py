@@ -28,7 +28,6 @@ from textual.containers import Horizontal
 from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from adapters.base import Clock
@@ -54,6 +53,7 @@ from console.store import (
 from widgets.approvals import ApprovalsPane
 from widgets.canary import CanaryPane, hhmm
 from widgets.checklist import ChecklistPane
+from widgets.footer import SteadyFooter
 from widgets.graphs import MetricGraph
 from widgets.guardrails import GuardrailsPane
 from widgets.header import IncidentHeader
@@ -232,7 +232,7 @@ class WarroomApp(App[int]):
             for guardrail in self.config.guardrails:
                 yield MetricGraph(id=f"graph-{_css_id(guardrail.name)}")
         yield Timeline(id="timeline")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.header = self.query_one(IncidentHeader)
@@ -272,9 +272,9 @@ class WarroomApp(App[int]):
         band = ("-h-tiny" if height < 24 else "-h-small" if height < 30
                 else "-h-medium" if height < 40 else "-h-large")
         screen = self.screen_stack[0] if self.screen_stack else self.screen
-        for name in ("-h-tiny", "-h-small", "-h-medium", "-h-large"):
-            screen.set_class(name == band, name)
-        screen.set_class(width >= 120, "-wide")
+        classes = {name: name == band for name in ("-h-tiny", "-h-small", "-h-medium", "-h-large")}
+        classes["-wide"] = width >= 120
+        screen.update_classes(classes)  # one restyle of the screen, none if the band is the same
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette offers the console's actions too, from the table (the

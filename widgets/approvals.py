@@ -170,8 +170,8 @@ class ApprovalsPane(Widget):
         counted = state.current_approvals()
         waived = sum(1 for role in state.required_roles
                      if role in counted and counted[role].kind == "waived")
-        self.set_class(missing > 0, "-missing")
-        self.set_class(missing == 0 and required > 0, "-complete")
+        self.update_classes({"-missing": missing > 0,  # one restyle for both
+                             "-complete": missing == 0 and required > 0})
         if required:
             approved = required - missing - waived
             parts = [f"{approved}/{required} approved" if approved == required

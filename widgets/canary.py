@@ -209,9 +209,9 @@ class CanaryPane(Widget):
             return
         self._view = view
         loud = bool(view.error) or view.immediate
-        self.set_class(loud, "-loud")
-        self.set_class(bool(view.blocks or view.hold_block) and not loud, "-blocked")
-        self.set_class(bool(view.ready) and not loud, "-ready")
+        self.update_classes({"-loud": loud,  # one restyle for the three
+                             "-blocked": bool(view.blocks or view.hold_block) and not loud,
+                             "-ready": bool(view.ready) and not loud})
         count = len(view.blocks) + (1 if view.hold_block else 0)
         if view.promoted:
             subtitle = "at 100%"

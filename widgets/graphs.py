@@ -209,12 +209,12 @@ class MetricGraph(Widget):
         width, height = self.outer_size
         compact = width < self.PLOT_MIN_WIDTH or height < self.PLOT_MIN_HEIGHT
         empty = not self.has_data
-        self.set_class(compact, "-compact")
-        self.set_class(not compact, "-plot")
-        self.set_class(empty, "-empty")
         canary, limit = _latest(self._canary), self._limit
-        self.set_class(canary is not None and limit is not None and canary > limit, "-over")
-        self.query_one("#figures", Static).update(self._figures())
+        self.update_classes({"-compact": compact, "-plot": not compact, "-empty": empty,
+                             "-over": canary is not None and limit is not None
+                             and canary > limit})  # one restyle, not one a class
+        # one line of a fixed size (DEFAULT_CSS): its new text needs no layout of the screen
+        self.query_one("#figures", Static).update(self._figures(), layout=False)
         if empty:
             return
         if compact:

@@ -192,9 +192,9 @@ class GuardrailsPane(Widget):
         breach = counts.get("breach", 0)
         unsure = sum(counts.get(s, 0) for s in ("warn", "insufficient", "cant_evaluate",
                                                  "unknown"))
-        self.set_class(breach > 0, "-breach")
-        self.set_class(breach == 0 and unsure > 0, "-unsure")
-        self.set_class(bool(new) and breach == 0 and unsure == 0, "-healthy")
+        self.update_classes({"-breach": breach > 0,  # one restyle for the three
+                             "-unsure": breach == 0 and unsure > 0,
+                             "-healthy": bool(new) and breach == 0 and unsure == 0})
         if not new:
             subtitle = ""
         elif all(key in ("healthy", "shadow healthy") for key in counts):

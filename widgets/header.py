@@ -254,10 +254,10 @@ class IncidentHeader(Widget):
     def _update_classes(self) -> None:
         """Mirror urgency, mode and closure as classes, so the app's CSS can react to them too."""
         band = self.urgency
-        for name in ("ok", "warning", "critical", "none"):
-            self.set_class(band == name, f"-{name}")
-        self.set_class(self.mode == "WATCHING", "-watching")
-        self.set_class(self.state is not None and self.state.closed, "-closed")
+        classes = {f"-{name}": band == name for name in ("ok", "warning", "critical", "none")}
+        classes["-watching"] = self.mode == "WATCHING"
+        classes["-closed"] = self.state is not None and self.state.closed
+        self.update_classes(classes)  # one restyle, and none when nothing changed
 
     # --- rendering ------------------------------------------------------------------------------
 

@@ -198,10 +198,12 @@ class RollbackPane(Widget):
         self._view = view
         status = view.status
         undone = view.watch == "reverted" or bool(view.escalation)
-        self.set_class(status in ("not_verified", "failed") or undone, "-alarm")
-        self.set_class(status == "verified" and not undone, "-verified")
-        self.set_class(status in ("requested", "in_progress"), "-active")
-        self.set_class(bool(hint) and status not in ("not_verified", "failed"), "-hint")
+        self.update_classes({  # one restyle for the four
+            "-alarm": status in ("not_verified", "failed") or undone,
+            "-verified": status == "verified" and not undone,
+            "-active": status in ("requested", "in_progress"),
+            "-hint": bool(hint) and status not in ("not_verified", "failed"),
+        })
         subtitle = {
             "not_verified": "NOT VERIFIED",
             "failed": "FAILED",
