@@ -847,13 +847,47 @@ class RecordStore:
 
     def iter_content_chunks(self, incident_id: int, up_to: int,
                             chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows of :meth:`iter_chunks` up to event ``up_to``, in the same chunks, without
-        the chain's columns: (id, ts, kind, actor, payload JSON) — for a reader whose rows
-        are checked against the chain by someone else (an export's checking child)."""
+        """The rows of :meth:`iter_chunks_up_to` without the chain's columns: (id, ts, kind,
+        actor, payload JSON), in the same chunks — for a reader whose rows are checked against
+        the chain by someone else (an export's checking child)."""
+        return self._chunks_up_to("id, ts, kind, actor, payload", incident_id, up_to, chunk)
+
+    def iter_chunks_up_to(self, incident_id: int, up_to: int,
+                          chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """The stored rows of :meth:`iter_chunks` up to event ``up_to``, in chunks of at most
+        ``chunk`` (never empty; not always those of :meth:`iter_chunks`)."""
+        return self._chunks_up_to("id, incident_id, ts, kind, actor, payload, prev_hash, hash",
+                                  incident_id, up_to, chunk)
+
+    def _chunks_up_to(self, columns: str, incident_id: int, up_to: int,
+                      chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+        """An incident's rows up to ``up_to`` in id order. On SQLite, while the incident's
+        rows are dense (most ids of a window of ``chunk`` are its own: one incident at a time,
+        the usual record), by windows of ids, the table read in id order: through the
+        incident's index, every row is a second lookup (a quarter of the time at 100,000
+        events). From the first sparse window on, and on PostgreSQL, through the index."""
         after = 0
-        while True:
+        if self.engine == "sqlite":
+            first = self._read("SELECT MIN(id) FROM events WHERE incident_id = ?",
+                               (incident_id,))[0][0]
+            if first is None:
+                return
+            after = first - 1
+            while after < up_to:
+                end = min(after + chunk, up_to)
+                rows = self._read(
+                    f"SELECT {columns} FROM events "  # the columns: ours
+                    "WHERE +incident_id = ? AND id > ? AND id <= ? ORDER BY id",
+                    (incident_id, after, end),
+                )
+                if rows:
+                    yield rows
+                after = end
+                if len(rows) < chunk // 2:
+                    break  # other incidents' events in between: the index from here
+        while after < up_to:
             rows = self._read(
-                "SELECT id, ts, kind, actor, payload FROM events "
+                f"SELECT {columns} FROM events "  # the columns: ours
                 "WHERE incident_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
                 (incident_id, after, up_to, chunk),
             )

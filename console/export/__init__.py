@@ -200,13 +200,7 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
 
 def _rows_up_to(store: RecordStore, incident_id: int,
                 up_to: int) -> Iterator[list[tuple[Any, ...]]]:
-    for rows in store.iter_chunks(incident_id):
-        if rows[-1][0] > up_to:
-            rows = [row for row in rows if row[0] <= up_to]
-            if rows:
-                yield rows
-            return
-        yield rows
+    return store.iter_chunks_up_to(incident_id, up_to)
 
 
 #: The columns of a stored row that :func:`_read_unchecked` reads (all but the incident, which

@@ -202,8 +202,16 @@ class Storyteller:
         if run is not None and run.status == status and run.mode == mode:
             run.absorb(event, payload)
             return
-        run = self._open_runs[name] = _new_run(event, payload, str(name), str(status),
-                                               str(mode))
+        # _new_run, written out: one in two changes of a flapping guardrail starts a run.
+        get = payload.get
+        limit: Any = get("limit")
+        canary: Any = get("canary")
+        run = self._open_runs[name] = GuardrailRun(
+            name if name.__class__ is str else str(name),
+            status if status.__class__ is str else str(status),
+            str(get("previous", "unknown")), mode if mode.__class__ is str else str(mode),
+            event, event, 1, float(canary) if type(canary) in _NUMBERS else None,
+            bool(get("sustained")), [float(limit)] if type(limit) in _NUMBERS else [])
         self.runs.append(run)
         mine = self.by_guardrail.get(run.name)
         if mine is None:

@@ -109,32 +109,41 @@ class VerdictLog:
         """A guardrail's status change (its payload's ``name``, ``status`` and ``mode or
         "canary"``, as recorded)."""
         recorded = p.get("status")
-        name = str(name)
-        status = str(status)
+        if name.__class__ is not str:
+            name = str(name)
+        if status.__class__ is not str:
+            status = str(status)
         previous = self._last.get(name)
-        previous_status = None if previous is None else previous[1]
         sent = p.get("queries")
-        if isinstance(sent, dict) and sent != self._sent.get(name):  # the same again: known
-            self._sent[name] = sent
+        if sent is not None and isinstance(sent, dict) and sent != self._sent.get(name):
+            self._sent[name] = sent  # the same again: nothing new
             mine = self.queries.setdefault(name, {})
             for role, query in sent.items():
                 mine.setdefault((str(role), str(query)), None)
         run = self._run
         if status == "breach":
-            polls = run.setdefault(name, []) if previous_status == "breach" else []
-            canary = number(p.get("canary"))
-            if canary is not None:
+            if previous is not None and previous[1] == "breach":
+                polls = run.setdefault(name, [])
+            else:
+                polls = run[name] = []
+            canary = p.get("canary")
+            if canary.__class__ is float:
                 polls.append((event.ts, canary))
-            run[name] = polls
+            elif canary is not None:
+                figure = number(canary)
+                if figure is not None:
+                    polls.append((event.ts, figure))
         elif run:
             run.pop(name, None)
         self._last[name] = (event, recorded, mode)
-        self._made.pop(name, None)
+        made = self._made
+        if made:
+            made.pop(name, None)
         if p.get("sustained"):
             verdict = self._verdict_of(name)
             verdict.polls = list(run.get(name, []))
             _keep(self.out, name, verdict)
-        elif status in LOUD and (previous is None or previous_status != status
+        elif status in LOUD and (previous is None or previous[1] != status
                                  or previous[2] != mode):
             _keep(self.out, name, self._verdict_of(name))
 

@@ -273,3 +273,32 @@ def test_lease_of_a_dead_process_is_free_at_once(tmp_path: Path) -> None:
         lease, replaced = store.acquire_lease(incident, "bob", pid=os.getpid())
         assert replaced is not None and replaced.pid == proc.pid
         assert store.lease(incident) == lease
+
+
+@pytest.mark.parametrize("chunk", [4, 6, 50])
+def test_chunks_up_to_an_event_are_every_row_in_order(tmp_path: Path, chunk: int) -> None:
+    """The export's readers of a record up to an event (iter_content_chunks in this process,
+    iter_chunks_up_to in its checking child) read windows of ids while the incident's rows
+    are dense and its index once other incidents' events come between: every row, in order,
+    none after ``up_to``, in the same chunks for both."""
+    with Store(tmp_path / "w.db") as store:
+        first = declare(store, "first")
+        store.append_many(first, [(Kind.NOTE, "bob", {"text": f"dense {n}"}) for n in range(20)])
+        second = declare(store, "second")
+        for n in range(15):  # from here the two alternate: the second's rows are sparse
+            store.append_many(first, [(Kind.NOTE, "bob", {"text": f"sparse {n}"})] * 2)
+            store.append(second, Kind.NOTE, "ann", {"text": f"other {n}"})
+        store.append_many(first, [(Kind.NOTE, "bob", {"text": f"late {n}"}) for n in range(9)])
+        for incident in (first, second):
+            every = list(store.iter_rows(incident))
+            for up_to in (every[-1][0], every[len(every) // 2][0], every[0][0]):
+                expected = [row for row in every if row[0] <= up_to]
+                full = list(store.iter_chunks_up_to(incident, up_to, chunk))
+                content = list(store.iter_content_chunks(incident, up_to, chunk))
+                assert [row for rows in full for row in rows] == expected
+                assert [len(rows) for rows in content] == [len(rows) for rows in full]
+                assert all(rows and len(rows) <= chunk for rows in full)
+                assert [row for rows in content for row in rows] == [
+                    (i, ts, kind, actor, payload)
+                    for i, _, ts, kind, actor, payload, _, _ in expected]
+        assert list(store.iter_content_chunks(99, 10, chunk)) == []
