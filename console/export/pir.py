@@ -1090,14 +1090,19 @@ def _went_wrong(record: Record) -> list[str]:
         facts.append(f"Setting the canary weight to {md_inline(event.payload.get('percent', ''))}"
                      f"% FAILED: {md_inline(event.payload.get('error', ''))}")
     # One fact per guardrail and kind of trouble: the first episode, and how many there were.
+    # Insufficient evidence is expected at a small weight; a query that cannot be answered is
+    # not.
+    troubles: dict[str, dict[str, list[GuardrailRun]]] = {"breach": {}, "cant_evaluate": {}}
+    for run in record.story.runs:
+        episodes = troubles.get(run.status)
+        if episodes is not None:
+            mine = episodes.get(run.name)
+            if mine is None:
+                episodes[run.name] = [run]
+            else:
+                mine.append(run)
     for status, words in (("breach", "breached"), ("cant_evaluate", "could not be evaluated")):
-        # Insufficient evidence is expected at a small weight; a query that cannot be answered
-        # is not.
-        episodes: dict[str, list[GuardrailRun]] = {}
-        for run in record.story.runs:
-            if run.status == status:
-                episodes.setdefault(run.name, []).append(run)
-        for name, found in episodes.items():
+        for name, found in troubles[status].items():
             more = f" ({len(found)} times in all)" if len(found) > 1 else ""
             facts.append(f"Guardrail {md_inline(name)} {words} at "
                          f"{clock.at(found[0].first.ts)}{more}: {md_inline(found[0].detail)}")

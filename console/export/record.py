@@ -275,14 +275,14 @@ def build_record(events: Sequence[Event], config: Config | None = None, *,
     deferred: dict[str, Event] = {}
     guardrail_changed, note = Kind.GUARDRAIL_CHANGED.value, Kind.NOTE.value
     acts = frozenset({Kind.GUARDRAIL_ACTION.value, Kind.ESCALATED.value})
+    changes: list[Event] = []  # the two kinds of nearly every event, gathered apart
+    notes: list[Event] = []
+    add_change, add_note = changes.append, notes.append
+    plain_notes = 0  # counted here, added to the state before anything reads it
     for event in ordered:
         kind = event.kind
-        same = by_kind.get(kind)
-        if same is None:
-            by_kind[kind] = [event]
-        else:
-            same.append(event)
         if kind == guardrail_changed:
+            add_change(event)
             payload = event.payload
             name = payload.get("name", "")
             if teller is not None and verdicts is not None:
@@ -295,18 +295,28 @@ def build_record(events: Sequence[Event], config: Config | None = None, *,
                 deferred[name if name.__class__ is str else str(name)] = event
                 continue
         elif kind == note:
+            add_note(event)
             payload = event.payload
             if "links" not in payload and "highlight" not in payload:
-                state.notes += 1  # a plain note only counts
+                plain_notes += 1  # a plain note only counts
                 continue
             if teller is not None and payload.get("highlight"):
                 teller.add(event)
-        elif teller is not None and verdicts is not None:
-            teller.add(event)
-            if kind == Kind.WEIGHT_REQUESTED:
-                verdicts.advance(event.payload)
-            elif kind in acts:
-                verdicts.acted(kind, event.payload)
+        else:
+            same = by_kind.get(kind)
+            if same is None:
+                by_kind[kind] = [event]
+            else:
+                same.append(event)
+            if teller is not None and verdicts is not None:
+                teller.add(event)
+                if kind == Kind.WEIGHT_REQUESTED:
+                    verdicts.advance(event.payload)
+                elif kind in acts:
+                    verdicts.acted(kind, event.payload)
+        if plain_notes:
+            state.notes += plain_notes
+            plain_notes = 0
         if deferred and kind in _READS_GUARDRAILS:
             _flush(apply, deferred)
         if kind == Kind.WEIGHT_REQUESTED:
@@ -320,7 +330,12 @@ def build_record(events: Sequence[Event], config: Config | None = None, *,
         elif kind == Kind.CLOSED:
             waived_at_close = [str(i) for i in event.payload.get("waived_items") or []]
         apply(event)
+    state.notes += plain_notes
     _flush(apply, deferred)
+    if changes:
+        by_kind[guardrail_changed] = changes
+    if notes:
+        by_kind[note] = notes
     last = ordered[-1]
     state.event_count = len(ordered)
     state.last_event_id, state.last_hash, state.last_ts = last.id, last.hash, last.ts
@@ -333,7 +348,7 @@ def build_record(events: Sequence[Event], config: Config | None = None, *,
                     requesters=requesters, at_first_stage=at_first_stage,
                     waived_at_close=waived_at_close, by_kind=by_kind, verdicts=verdicts)
     if teller is not None:
-        record._story = teller.told(frozenset(state.highlights), by_kind.get(note, []))
+        record._story = teller.told(frozenset(state.highlights), notes)
     return record
 
 

@@ -308,16 +308,21 @@ def _loud(event: Event) -> bool:
 
 def _run_words(run: GuardrailRun, at: Callable[[datetime], str],
                value: Callable[[str, Any], str]) -> Callable[[], str]:
-    def words() -> str:
-        word = GUARDRAIL_STATUS_WORDS.get(run.status, run.status)
-        detail = run.detail
+    def words() -> str:  # one per status change of a long record: kept to few steps
+        status = run.status
+        word = GUARDRAIL_STATUS_WORDS.get(status, status)
+        detail = run.first.payload.get("detail")
+        detail = "" if detail is None else str(detail)  # GuardrailRun.detail
         track = (" on the stable track" if run.mode == "stable"
                  and not detail.startswith("stable track") else "")
-        head = f"Guardrail {run.name}{track}: {word}"
-        if run.count > 1:
-            head += f" ×{run.count} from {at(run.first.ts)} to {at(run.last.ts)}"
-            if run.peak is not None and run.status == "breach":
-                head += f", peak {value(run.name, run.peak)}"
+        count = run.count
+        if count > 1:
+            peak = (f", peak {value(run.name, run.peak)}"
+                    if run.peak is not None and status == "breach" else "")
+            head = (f"Guardrail {run.name}{track}: {word} ×{count} from {at(run.first.ts)} to "
+                    f"{at(run.last.ts)}{peak}")
+        else:
+            head = f"Guardrail {run.name}{track}: {word}"
         if run.sustained:
             head += " (sustained)"
         return f"{head} — {detail}" if detail else head
