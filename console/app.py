@@ -15,41 +15,29 @@ import copy
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on, work
+from textual.actions import ActionParseResult
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.content import Content
+from textual.dom import DOMNode
 from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from adapters.base import Clock
 from adapters.secrets import scrub
-from console import policy
-from console.actions import ACTIONS, COMMANDER_ONLY, REPLAY_ONLY, palette_order
-from console.config import Config, register_secrets
-from console.engine import Engine
-from console.heartbeat import Heartbeat
-from console.marks import MARK_KINDS, MAX_MARKS, Mark, marks
-from console.model import Event, Figures, format_incident_id, format_ts
-from console.replay import SPEEDS, Jump, Moment, Replay, clock_words
-from console.state import IncidentState
-from console.store import (
-    ChainProblem,
-    ChainWalk,
-    ChangeFeed,
-    Lease,
-    RecordStore,
-    TimelineRows,
-    open_store,
-)
+from console.actions import ACTIONS, BY_NAME, COMMANDER_ONLY, REPLAY_ONLY, palette_order
+from console.model import Figures, format_incident_id, format_ts
 from widgets.approvals import ApprovalsPane
 from widgets.canary import CanaryPane, hhmm
 from widgets.checklist import ChecklistPane
@@ -61,7 +49,19 @@ from widgets.rollback import RollbackPane
 from widgets.timeline import Timeline, safe_describe
 
 if TYPE_CHECKING:
+    # Type-only: the first frame is drawn before any of these is imported (they cost more
+    # than Textual itself); each is imported where it is first used.
+    from adapters.base import Clock
+    from console import policy
+    from console.config import Config
+    from console.engine import Engine
+    from console.heartbeat import Heartbeat
+    from console.marks import Mark
+    from console.model import Event
+    from console.replay import Jump, Moment, Replay
     from console.screens.forms import RelayRequest
+    from console.state import IncidentState
+    from console.store import ChainProblem, ChainWalk, ChangeFeed, Lease, RecordStore, TimelineRows
 
 COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
@@ -160,21 +160,54 @@ class WarroomApp(App[int]):
             super().__init__()
             self.error = error
 
-    def __init__(self, *, store_path: Path | str, incident_id: int, config: Config, clock: Clock,
+    class Opened(Message):
+        """The console's opening steps are done (config, record, adapters, engine)."""
+
+        def __init__(self, parts: ConsoleParts) -> None:
+            super().__init__()
+            self.parts = parts
+
+    class OpeningFailed(Message):
+        """An opening step failed: the console closes and the launcher says why."""
+
+        def __init__(self, error: BaseException) -> None:
+            super().__init__()
+            self.error = error
+
+    #: Known once the console is open (at once, unless it opens behind its first frame).
+    config: Config
+    store_path: Path | str
+    incident_id: int
+
+    def __init__(self, *, store_path: Path | str | None, incident_id: int | None,
+                 config: Config | None, clock: Clock,
                  engine: Engine | None = None, lease: Lease | None = None,
                  live: bool = True, export_dir: Path | None = None,
-                 replay_at: datetime | None = None, replay_only: bool = False) -> None:
+                 replay_at: datetime | None = None, replay_only: bool = False,
+                 opening: Callable[[], ConsoleParts] | None = None) -> None:
         super().__init__()
-        self.store_path = store_path
-        self.incident_id = incident_id
-        self.config = config
+        if store_path is not None:
+            self.store_path = store_path
+        if incident_id is not None:
+            self.incident_id = incident_id
+        if config is not None:
+            self.config = config
         self.clock = clock
         self.engine = engine
         self.lease = lease
-        self.mode = COMMANDER if engine is not None else REPLAY if replay_only else WATCHING
+        # Opening behind the first frame (a commander's console on a terminal): the layout is
+        # drawn first, the steps run in a thread once it is up, and the keys that act on the
+        # incident are refused, in words, until they are done.
+        self._opening = opening
+        self.opening_thread: threading.Thread | None = None
+        self.opening_error: BaseException | None = None
+        self.opened_parts: ConsoleParts | None = None  # what the steps opened (to close)
+        self._opened = False  # ... and applied here (the keys act from then on)
+        commander = engine is not None or opening is not None
+        self.mode = COMMANDER if commander else REPLAY if replay_only else WATCHING
         self.live = live
         self.export_dir = export_dir
-        self.state = IncidentState()
+        self._state: IncidentState | None = None
         self._reader: RecordStore | None = None
         self._feed: ChangeFeed | None = None
         self._samples: dict[str, list[tuple[float, float | None]]] = {}
@@ -211,30 +244,69 @@ class WarroomApp(App[int]):
         self.replay_moves_asked = 0  # moves queued (UI thread) ...
         self.replay_moves_shown = 0  # ... and shown (what a test waits for)
         self._relay_refusal: RelayRequest | None = None  # shown in the approvals pane
-        self.title = f"warroom {format_incident_id(incident_id)}"
+        self.title = "warroom" if incident_id is None else (
+            f"warroom {format_incident_id(incident_id)}")
+
+    @property
+    def state(self) -> IncidentState:
+        """The folded incident shown (an empty one until the first read)."""
+        state = self._state
+        if state is None:  # imported when first needed: never before the first frame
+            from console.state import IncidentState
+
+            state = self._state = IncidentState()
+        return state
+
+    @state.setter
+    def state(self, state: IncidentState) -> None:
+        self._state = state
+
+    @property
+    def opening(self) -> bool:
+        """True while the console opens behind its first frame (nothing to act on yet)."""
+        return self._opening is not None and not self._opened
 
     # --- layout ----------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        header = IncidentHeader(mode=self.mode, now=self.clock.now(), id="header")
-        header.simulated = tuple(self.config.simulated())
-        header.environment = (self.config.console.environment,
-                              self.config.console.badge_colour())
-        yield header
-        with Horizontal(id="row-top"):
-            yield CanaryPane(id="canary")
-            yield RollbackPane(id="rollback")
-        with Horizontal(id="row-mid"):
-            yield ApprovalsPane(id="approvals")
-            yield ChecklistPane(id="checklist")
-            yield GuardrailsPane(id="guardrails")
-        with Horizontal(id="graphs"):
-            for guardrail in self.config.guardrails:
-                yield MetricGraph(id=f"graph-{_css_id(guardrail.name)}")
-        yield Timeline(id="timeline")
+        opening = self._opening is not None
+        yield _opening_header(self.mode) if opening else self._header()
+        yield from self._layout(opening=opening)
         yield SteadyFooter()
 
+    def _header(self) -> IncidentHeader:
+        return IncidentHeader(mode=self.mode, now=self.clock.now(), id="header")
+
+    def _layout(self, *, opening: bool) -> list[Widget]:
+        """The panes, in their rows. While the console opens, the same layout with every pane
+        titled and saying so: the panes themselves (their styles, their component classes)
+        are mounted once there is an incident to show."""
+        if opening:
+            top: list[Widget] = [_opening_pane("Canary", "canary"),
+                                 _opening_pane("Rollback", "rollback")]
+            mid: list[Widget] = [_opening_pane("Approvals", "approvals"),
+                                 _opening_pane("Guardrails", "guardrails")]
+            timeline: Widget = _opening_pane("Timeline", "timeline")
+            graphs: list[Widget] = []
+        else:
+            top = [CanaryPane(id="canary"), RollbackPane(id="rollback")]
+            mid = [ApprovalsPane(id="approvals"), ChecklistPane(id="checklist"),
+                   GuardrailsPane(id="guardrails")]
+            timeline = Timeline(id="timeline")
+            graphs = [MetricGraph(id=f"graph-{_css_id(g.name)}") for g in self.config.guardrails]
+        return [Horizontal(*top, id="row-top"), Horizontal(*mid, id="row-mid"),
+                Horizontal(*graphs, id="graphs"), timeline]
+
     def on_mount(self) -> None:
+        if self._opening is not None:
+            # The first frame: the layout, every pane titled, nothing pretended. The opening
+            # steps start once it is on the screen (on_ready).
+            return
+        self._panes_mounted()
+        self._configure()
+        self._go_live()
+
+    def _panes_mounted(self) -> None:
         self.header = self.query_one(IncidentHeader)
         self.canary = self.query_one(CanaryPane)
         self.rollback_pane = self.query_one(RollbackPane)
@@ -242,13 +314,66 @@ class WarroomApp(App[int]):
         self.checklist = self.query_one(ChecklistPane)
         self.guardrails_pane = self.query_one(GuardrailsPane)
         self.timeline = self.query_one(Timeline)
-        self.graphs = {g.name: self.query_one(f"#graph-{_css_id(g.name)}", MetricGraph)
-                       for g in self.config.guardrails}
-        # A class, not an inline style: the layout's own rules (console/app.tcss) must win.
-        self.screen.set_class(not self.graphs, "-no-graphs")
-        self._units = {g.name: (g.unit, g.scale) for g in self.config.guardrails}
         self._apply_size_class()
         self.timeline.focus()
+
+    def on_ready(self) -> None:
+        opening = self._opening
+        if opening is None or self.opening_thread is not None:
+            return
+
+        def run() -> None:
+            try:
+                parts = opening()
+            except BaseException as error:  # said by the launcher once the terminal is back
+                self.opening_error = error
+                self.post_message(self.OpeningFailed(error))
+                return
+            self.opened_parts = parts
+            self.post_message(self.Opened(parts))
+
+        self.opening_thread = threading.Thread(target=run, name="console-opening", daemon=True)
+        self.opening_thread.start()
+
+    @on(Opened)
+    async def _on_opened(self, message: Opened) -> None:
+        parts = message.parts
+        self._opened = True
+        self.config = parts.config
+        self.store_path = parts.store_path
+        self.incident_id = parts.incident_id
+        self.engine = parts.engine
+        self.lease = parts.lease
+        self.title = f"warroom {format_incident_id(parts.incident_id)}"
+        # The opening layout gives way to the panes, in the same places.
+        await self.query("#header, #row-top, #row-mid, #graphs, #timeline").remove()
+        await self.mount_all([self._header(), *self._layout(opening=False)],
+                             before=self.query_one(SteadyFooter))
+        self._panes_mounted()
+        self._configure()
+        self._go_live()
+        self.refresh_bindings()
+
+    @on(OpeningFailed)
+    def _on_opening_failed(self, message: OpeningFailed) -> None:
+        # The launcher prints the one line (the same as before a terminal is taken) and exits
+        # with the same status, once Textual has given the terminal back.
+        self.exit(return_code=2)
+
+    def _configure(self) -> None:
+        """What the config decides on screen: the badges, one graph per guardrail."""
+        config = self.config
+        self.header.simulated = tuple(config.simulated())
+        self.header.environment = (config.console.environment, config.console.badge_colour())
+        graphs = {g.name: self.query_one(f"#graph-{_css_id(g.name)}", MetricGraph)
+                  for g in config.guardrails}
+        self.graphs = graphs
+        # A class, not an inline style: the layout's own rules (console/app.tcss) must win.
+        self.screen.set_class(not graphs, "-no-graphs")
+        self._units = {g.name: (g.unit, g.scale) for g in config.guardrails}
+
+    def _go_live(self) -> None:
+        """Start reading the record (and, for a commander, the heartbeat and the engine)."""
         if not self.replay_only:
             self._watch_store()
         if self.live:
@@ -265,21 +390,28 @@ class WarroomApp(App[int]):
     def on_resize(self, event: events.Resize) -> None:
         self._apply_size_class(event.size)
 
+    def get_default_screen(self) -> Screen[Any]:
+        """The main screen, born with its size classes: setting them after the first styling
+        would style every pane twice before the first frame."""
+        classes = _size_classes(self.size)
+        if self._opening is not None or not self.config.guardrails:
+            classes.append("-no-graphs")
+        return Screen(id="_default", classes=" ".join(classes))
+
     def _apply_size_class(self, size: Size | None = None) -> None:
         """One height band and the width class on the main screen (console/app.tcss), from the
         new size (the event's: ``self.size`` still says the old one while it is handled)."""
-        width, height = size or self.size
-        band = ("-h-tiny" if height < 24 else "-h-small" if height < 30
-                else "-h-medium" if height < 40 else "-h-large")
+        wanted = _size_classes(size or self.size)
         screen = self.screen_stack[0] if self.screen_stack else self.screen
-        classes = {name: name == band for name in ("-h-tiny", "-h-small", "-h-medium", "-h-large")}
-        classes["-wide"] = width >= 120
+        classes = {name: name in wanted for name in (*_BANDS, "-wide")}
         screen.update_classes(classes)  # one restyle of the screen, none if the band is the same
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette offers the console's actions too, from the table (the
         commander's only to them), the safe ones first and the dangerous last."""
         for action in palette_order():
+            if self.opening:
+                break  # nothing to act on yet
             if action.name != "quit" and self.check_action(action.name, ()):
                 title = f"⚠ {action.label}" if action.danger else action.label
                 yield SystemCommand(title, action.description,
@@ -289,6 +421,19 @@ class WarroomApp(App[int]):
             # server, which relays none
             if not (self.is_web and command.title == "Screenshot"):
                 yield command
+
+    async def run_action(self, action: str | ActionParseResult,
+                         default_namespace: DOMNode | None = None,
+                         namespaces: Mapping[str, DOMNode] | None = None) -> bool:
+        """While the console opens, a key that acts on (or reads) the incident is refused in
+        words: there is no engine, no record and no config to act with yet."""
+        if self.opening and isinstance(action, str) and default_namespace in (None, self):
+            name = action.partition("(")[0]
+            if name in BY_NAME and name not in ("help", "quit"):
+                self.notify(f"Still opening the record: {BY_NAME[name].label} works once the "
+                            "panes show the incident.", severity="warning", timeout=4)
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "export" and self.is_web:
@@ -318,6 +463,7 @@ class WarroomApp(App[int]):
 
     def _open_reader(self) -> RecordStore:
         """A read-only connection to the record (SQLite file or PostgreSQL)."""
+        from console.store import open_store
         return open_store(self.store_path, readonly=True,
                           password_env=self.config.store.password_env)
 
@@ -378,6 +524,7 @@ class WarroomApp(App[int]):
                    generation: int) -> None:
         """Read the state, the timeline's new events (or its newest rows, the first time), the
         graphs' samples and the lease, and post them as one snapshot."""
+        from console.marks import MARK_KINDS, MAX_MARKS, marks
         if self._feed is not None:
             self._feed.mark()
         state = reader.state(self.incident_id)  # a checkpoint and the tail, not the history
@@ -473,6 +620,7 @@ class WarroomApp(App[int]):
 
     @work(thread=True, group="chain-verify", exit_on_error=False)
     def _walk_chain(self) -> None:
+        from console.store import ChainWalk
         walk = self._chain_walk
         if walk is None:  # its own connection: a long walk never holds up the store-watch
             walk = self._chain_walk = ChainWalk(self._open_reader(),
@@ -582,6 +730,7 @@ class WarroomApp(App[int]):
         return self.clock.now()
 
     def _blocks(self) -> list[policy.Block]:
+        from console import policy
         return policy.advance_blocks(self.state, self._now())
 
     def _render_header(self) -> None:
@@ -634,6 +783,7 @@ class WarroomApp(App[int]):
     def _figures(self) -> dict[str, Figures]:
         """Each guardrail's newest samples: the one road every pane, graph and detail view
         takes to a figure (the status comes from the recorded events)."""
+        from console.model import Figures
         return {
             g.name: Figures.newest(self._samples.get(f"{g.name}/canary", []),
                                    self._samples.get(f"{g.name}/baseline", []),
@@ -693,6 +843,7 @@ class WarroomApp(App[int]):
     def _replay_loop(self) -> None:
         """Apply the queued moves in order (those queued meanwhile all at once) and post the
         record as it was at the resulting moment."""
+        from console.replay import Replay
         replay = Replay(self._open_reader(), self.incident_id)
         moment: Moment | None = None
         applied = 0
@@ -747,6 +898,7 @@ class WarroomApp(App[int]):
                          generation: int) -> StoreSnapshot:
         """What the console showed at ``moment``: the state as of its event, the timeline up to
         it, the graphs' samples and marks up to its clock."""
+        from console.marks import MARK_KINDS, MAX_MARKS, marks
         reader = replay.store
         state = replay.state(moment)
         rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE,
@@ -816,6 +968,7 @@ class WarroomApp(App[int]):
         self.timeline.chain = _chain_words(shown)
 
     def _replay_clock(self) -> tuple[str, str]:
+        from console.replay import SPEEDS, clock_words
         moment = self._moment
         if moment is None:
             return ("replay: reading the record…", "…")
@@ -827,6 +980,7 @@ class WarroomApp(App[int]):
 
     def _play_tick(self) -> None:
         """A playing replay's clock moves at its speed (its events land as their time comes)."""
+        from console.replay import SPEEDS, Moment
         if self.mode != REPLAY or not self._playing or self._moment is None:
             return
         now = time.monotonic()
@@ -853,6 +1007,7 @@ class WarroomApp(App[int]):
         self._render_header()
 
     def action_replay_faster(self) -> None:
+        from console.replay import SPEEDS
         self._speed = min(len(SPEEDS) - 1, self._speed + 1)
         self._render_header()
 
@@ -916,6 +1071,8 @@ class WarroomApp(App[int]):
     def _start_heartbeat(self) -> None:
         """The lease heartbeat runs on its own thread and connection: it never waits for an
         adapter call, the poll or the screen (console/heartbeat.py)."""
+        from console.heartbeat import Heartbeat
+
         if self.lease is None or self._heartbeat is not None:
             return
 
@@ -1011,6 +1168,7 @@ class WarroomApp(App[int]):
                 getattr(self, f"action_{name}")()
 
     def _worker_failed(self, event: Worker.StateChanged) -> None:
+        from console import policy
         error = event.worker.error
         group = event.worker.group
         if group == "store-watch":
@@ -1081,6 +1239,7 @@ class WarroomApp(App[int]):
         self.push_screen(ConfirmModal(title, lines, f"advance to {stage.percent}%"), confirmed)
 
     def action_immediate(self) -> None:
+        from console import policy
         from console.screens.forms import BlockToOverride, OverrideModal
 
         if not self._when_idle("immediate"):
@@ -1107,6 +1266,7 @@ class WarroomApp(App[int]):
         self.push_screen(modal, chosen)
 
     def action_pause(self) -> None:
+        from console import policy
         from console.screens.confirm import ConfirmModal
 
         if not self._when_idle("pause"):
@@ -1137,6 +1297,7 @@ class WarroomApp(App[int]):
         self.push_screen(ConfirmModal(title, lines, words), confirmed)
 
     def action_abort(self) -> None:
+        from console import policy
         from console.screens.confirm import ConfirmModal
 
         if not self._when_idle("abort"):
@@ -1159,6 +1320,7 @@ class WarroomApp(App[int]):
                                       "abort to 0%"), confirmed)
 
     def action_rollback(self) -> None:
+        from console import policy
         from console.screens.confirm import ConfirmRollbackModal
 
         if not self._when_idle("rollback"):
@@ -1200,6 +1362,7 @@ class WarroomApp(App[int]):
                          refusal: str | None = None) -> None:
         """The ``A`` form, for a role still waiting; after a refusal, again with the values
         typed and the refusal at its top."""
+        from console import policy
         from console.screens.forms import RelayApprovalModal
 
         waiting = list(self.state.missing_roles)
@@ -1219,6 +1382,7 @@ class WarroomApp(App[int]):
     def _relay_refused(self, request: RelayRequest, refusal: str) -> None:
         """The rules refused a relayed approval: the approvals pane says so with every rule, and
         the form opens again with what was typed, to correct it."""
+        from console import policy
         self._relay_refusal = request
         self.approvals.show_refusal(refusal, policy.approval_rules(self.config))
         self.screen_stack[0].set_class(True, "-approval-refused")
@@ -1559,6 +1723,7 @@ class WarroomApp(App[int]):
                             timeline.generation)
 
     def _dispatch(self, engine: Engine, name: str, *args: Any) -> None:
+        from console import policy
         if name == "advance":
             engine.advance(args[0])
         elif name == "immediate":
@@ -1667,6 +1832,31 @@ def _chain_words(checked: WarroomApp.ChainChecked) -> str:
     return f"verifying {keyed}chain… {checked.checked:,} events ✓"
 
 
+_BANDS = ("-h-tiny", "-h-small", "-h-medium", "-h-large")
+
+
+def _size_classes(size: Size) -> list[str]:
+    """The screen's height band and width class for ``size`` (console/app.tcss)."""
+    width, height = size
+    band = ("-h-tiny" if height < 24 else "-h-small" if height < 30
+            else "-h-medium" if height < 40 else "-h-large")
+    return [band, "-wide"] if width >= 120 else [band]
+
+
+def _opening_header(mode: str) -> Static:
+    """The header while the console opens: its mode, and what is happening."""
+    return Static(Content.assemble((f" {mode} ", "bold $text on $primary"),
+                                   ("  opening the record…", "$text-muted")),
+                  id="header", classes="opening-header")
+
+
+def _opening_pane(title: str, pane_id: str) -> Static:
+    """A pane of the opening layout: its title, and what is happening (console/app.tcss)."""
+    pane = Static("opening the record…", id=pane_id, classes="opening-pane", markup=False)
+    pane.border_title = title
+    return pane
+
+
 def _css_id(name: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in name).lower()
 
@@ -1687,6 +1877,18 @@ def _export_path(export_dir: Path | None, incident_id: int, now: datetime) -> Pa
 
 
 @dataclass
+class ConsoleParts:
+    """What a console's opening steps produce: the config, the record, the incident and, for
+    a commander, the engine and the lease."""
+
+    config: Config
+    store_path: Path | str
+    incident_id: int
+    engine: Engine | None = None
+    lease: Lease | None = None
+
+
+@dataclass
 class AppOptions:
     """What the launcher decided: for tests that build the app the same way."""
 
@@ -1701,9 +1903,18 @@ def make_app(config: Config, store_path: Path | str, incident_id: int, clock: Cl
              engine: Engine | None = None, lease: Lease | None = None,
              options: AppOptions | None = None) -> WarroomApp:
     """The one app factory: the CLI, the tests and the snapshot apps all build it here."""
+    from console.config import register_secrets
     options = options or AppOptions()
     register_secrets(config)
     return WarroomApp(store_path=store_path, incident_id=incident_id, config=config, clock=clock,
                       engine=engine, lease=lease, live=options.live,
                       export_dir=options.export_dir, replay_at=options.replay_at,
                       replay_only=options.replay_only)
+
+
+def make_opening_app(opening: Callable[[], ConsoleParts], clock: Clock) -> WarroomApp:
+    """A commander's console that draws its first frame before it opens: ``opening`` (the
+    config, the record, the lease, the adapters, the engine) runs in a thread once the frame is
+    up. If it fails, the app exits with status 2 and ``opening_error`` says why."""
+    return WarroomApp(store_path=None, incident_id=None, config=None, clock=clock,
+                      opening=opening)

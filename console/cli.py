@@ -826,8 +826,16 @@ def _adapter_line(settings: Any) -> str:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from console.launch import run_console
+    from console.launch import opens_behind_first_frame, run_console, run_console_opening
 
+    if opens_behind_first_frame(args):
+
+        def load() -> tuple[Config, Path | str | None]:
+            config, _ = _load_config(args)
+            return config, (_db_path(args, config) if args.db or args.command != "demo"
+                            else None)
+
+        return run_console_opening(args, load)
     config, _ = _load_config(args)
     return run_console(args, config, _db_path(args, config) if args.db or args.command != "demo"
                        else None)

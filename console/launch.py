@@ -11,22 +11,25 @@ import argparse
 import contextlib
 import os
 import socket
+import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.base import SystemClock
-from console import commands, paths
-from console.config import Config
+from console import paths
 from console.errors import UsageError, os_user
 from console.model import SYSTEM_ACTOR, format_incident_id, parse_incident_id
-from console.store import (
-    StoreError,
-    UnknownIncident,
-    forbid_write_handles,
-    incident_in_file,
-    open_store,
-)
+
+if TYPE_CHECKING:
+    # Imported where used: a commander's console on a terminal draws its first frame before
+    # any of them is loaded (they cost more than Textual).
+    from console.app import WarroomApp
+    from console.config import Config
+    from console.engine import Engine
+    from console.store import Lease, RecordStore
 
 #: A commander whose heartbeat is older than this is gone, even on another host.
 LEASE_STALE_S = 30.0
@@ -34,41 +37,105 @@ LEASE_STALE_S = 30.0
 
 def run_console(args: argparse.Namespace, config: Config, db_path: Path | str | None) -> int:
     """Open the console the command asks for; returns the exit status."""
-    demo = args.command == "demo"
     stub = None
-    if demo:
-        from console.demo import demo_config
-
-        config = demo_config(config, args.scenario, fast=getattr(args, "fast", False),
-                             prometheus_url=getattr(args, "prometheus", None))
-        flagger = bool(getattr(args, "flagger", False))
-        status_page = bool(getattr(args, "status_page", False))
-        if flagger or status_page:
-            # Flagger's gate served from the record (a simulated Flagger calls it), and a
-            # Statuspage stand-in on 127.0.0.1 that `s` posts to: the whole story, offline.
-            from console.demo import start_status_page, with_integrations
-
-            section = None
-            if status_page:
-                stub, section = start_status_page()
-            config = with_integrations(config, flagger=flagger, statuspage=section)
-            db_path = db_path or paths.demo_integrations_db_path()
-        db_path = db_path or (paths.demo_prometheus_db_path() if getattr(args, "prometheus", None)
-                              else paths.demo_db_path())
+    if args.command == "demo":
+        config, db_path, stub = _demo_setup(args, config, db_path)
     assert db_path is not None
     try:
         if args.command == "watch":
             return _watch(_incident_id(args.id), config, db_path)
         if args.command == "replay":
             return _replay(_incident_id(args.id), config, db_path, getattr(args, "at", None))
-        if args.command == "open" and getattr(args, "take_over", False) \
-                and not (getattr(args, "reason", "") or "").strip():
-            raise UsageError("--take-over needs --reason: say why command changes hands")
-        incident_id = None if demo else _incident_id(args.id)
+        incident_id = _commander_incident(args)
         return _command(args, config, db_path, incident_id)
     finally:
         if stub is not None:
             stub.stop()
+
+
+def opens_behind_first_frame(args: argparse.Namespace) -> bool:
+    """A commander's console on a terminal draws its layout first and opens behind it (the
+    config, the record, the adapters), so the screen is up in about the time Textual itself
+    takes. Without a terminal (Textual would write its screen into the same stderr as the
+    one-line refusal), every step runs before the app, as for watchers and replays."""
+    stream = sys.__stderr__  # where Textual draws
+    return args.command in ("demo", "open") and stream is not None and stream.isatty()
+
+
+def run_console_opening(args: argparse.Namespace,
+                        load: Callable[[], tuple[Config, Path | str | None]]) -> int:
+    """``demo`` / ``open`` on a terminal: the first frame, then :func:`load` (the config and
+    the record's location) and every commander step in a thread. A step that fails closes the
+    app, which gives the terminal back, and is raised here: the CLI says it in the same one
+    line, with the same status, as when it fails before the screen."""
+    from console.app import ConsoleParts, make_opening_app
+
+    incident_id = _commander_incident(args)  # bad input: refused before the screen
+    clock = SystemClock()
+    stubs: list[Any] = []
+
+    def opening() -> ConsoleParts:
+        config, db_path = load()
+        if args.command == "demo":
+            config, db_path, stub = _demo_setup(args, config, db_path)
+            if stub is not None:
+                stubs.append(stub)
+        assert db_path is not None
+        session = _open_command(args, config, db_path, incident_id, clock)
+        sessions.append(session)
+        return ConsoleParts(config, db_path, session.incident_id, session.engine, session.lease)
+
+    sessions: list[CommanderSession] = []
+    app = make_opening_app(opening, clock)
+    try:
+        app.run()
+        thread = app.opening_thread
+        if thread is not None:
+            thread.join()  # quit while opening: what it opened is closed below
+        if app.opening_error is not None:
+            raise app.opening_error
+        return 0
+    finally:
+        try:
+            for session in sessions:
+                session.close(app)
+        finally:
+            for stub in stubs:
+                stub.stop()
+
+
+def _commander_incident(args: argparse.Namespace) -> int | None:
+    """The incident a commander's console opens (None: the demo's), or a one-line refusal."""
+    if args.command == "open" and getattr(args, "take_over", False) \
+            and not (getattr(args, "reason", "") or "").strip():
+        raise UsageError("--take-over needs --reason: say why command changes hands")
+    return None if args.command == "demo" else _incident_id(args.id)
+
+
+def _demo_setup(args: argparse.Namespace, config: Config, db_path: Path | str | None
+                ) -> tuple[Config, Path | str, Any]:
+    """The demo's config (its scenario, --fast, --prometheus), its integrations and its own
+    record; the Statuspage stand-in to stop afterwards (or None)."""
+    from console.demo import demo_config
+
+    stub = None
+    config = demo_config(config, args.scenario, fast=getattr(args, "fast", False),
+                         prometheus_url=getattr(args, "prometheus", None))
+    flagger = bool(getattr(args, "flagger", False))
+    status_page = bool(getattr(args, "status_page", False))
+    if flagger or status_page:
+        # Flagger's gate served from the record (a simulated Flagger calls it), and a
+        # Statuspage stand-in on 127.0.0.1 that `s` posts to: the whole story, offline.
+        from console.demo import start_status_page, with_integrations
+
+        section = None
+        if status_page:
+            stub, section = start_status_page()
+        config = with_integrations(config, flagger=flagger, statuspage=section)
+        db_path = db_path or paths.demo_integrations_db_path()
+    db_path = db_path or (paths.demo_prometheus_db_path() if getattr(args, "prometheus", None)
+                          else paths.demo_db_path())
+    return config, db_path, stub
 
 
 def _start_demo_flagger(args: argparse.Namespace, config: Config, db_path: Path | str,
@@ -114,6 +181,14 @@ def check_watchable(incident_id: int, config: Config, db_path: Path | str) -> No
     """Refuse, with one line, what `warroom watch` would refuse: no database, a record this
     process cannot open read-only (with no write handle), no such incident. From here on this
     process holds no write handle on the record (`watch`, `serve`)."""
+    from console.store import (
+        StoreError,
+        UnknownIncident,
+        forbid_write_handles,
+        incident_in_file,
+        open_store,
+    )
+
     if isinstance(db_path, Path) and not db_path.exists():
         raise StoreError(f"no incident database at {db_path}")
     forbid_write_handles()  # a watcher holds no write handle on the record, ever
@@ -134,6 +209,7 @@ def _replay(incident_id: int, config: Config, db_path: Path | str, at: str | Non
     """``warroom replay``: the record alone, read-only — no adapter, no lease, no engine."""
     from console.app import AppOptions, make_app
     from console.replay import parse_moment
+    from console.store import StoreError, open_store
 
     if isinstance(db_path, Path) and not db_path.exists():
         raise StoreError(f"no incident database at {db_path}")
@@ -154,12 +230,64 @@ def _replay(incident_id: int, config: Config, db_path: Path | str, at: str | Non
     return 0
 
 
+@dataclass
+class CommanderSession:
+    """What a commander's console opened: the store, the lease, the engine and the demo's
+    simulated approvers; :meth:`close` ends them (recording the close when a console ran)."""
+
+    store: RecordStore
+    incident_id: int
+    user: str
+    lease: Lease
+    engine: Engine
+    stop_approvers: threading.Event
+
+    def close(self, app: WarroomApp | None) -> None:
+        from console import commands
+
+        try:
+            if app is not None:
+                # The close is a fact of the record: the PIR leaves the time without a console
+                # out of the durations it would distort. A console that lost its lease says so.
+                how = "quit" if app.mode == "COMMANDER" else "lease-lost"
+                with contextlib.suppress(Exception):  # never turn a clean quit into an error
+                    commands.console_closed(self.store, self.incident_id, user=self.user,
+                                            host=socket.gethostname(), pid=os.getpid(), how=how)
+                lease = app.lease or self.lease
+                if app.mode == "COMMANDER":
+                    self.store.release_lease(lease)
+        finally:
+            self.stop_approvers.set()
+            self.engine.close()
+            self.store.close()
+
+
 def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
              incident_id: int | None) -> int:
     """A commander console: for the incident given, or the demo's (found or declared)."""
     from console.app import make_app
+
+    clock = SystemClock()
+    session = _open_command(args, config, db_path, incident_id, clock)
+    app = None
+    try:
+        app = make_app(config, db_path, session.incident_id, clock, engine=session.engine,
+                       lease=session.lease)
+        app.run()
+        return 0
+    finally:
+        session.close(app)
+
+
+def _open_command(args: argparse.Namespace, config: Config, db_path: Path | str,
+                  incident_id: int | None, clock: SystemClock) -> CommanderSession:
+    """Every step of a commander's console before its screen can act: the store, the incident
+    (the demo's found or declared), the lease, the adapters, the engine. Whatever fails is
+    undone and raised (one line, exit 2, from the CLI)."""
+    from console import commands
     from console.demo import demo_simulation
     from console.engine import Engine
+    from console.store import StoreError, open_store
     from console.wiring import build_adapters, simulated_service
 
     user = os_user()
@@ -168,11 +296,8 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
                          "pass --db)")
     store = open_store(db_path, group=config.store.group,
                        password_env=config.store.password_env)
-    user = store.person(user)  # on PostgreSQL, the database role that authenticated
-    stop_approvers = threading.Event()
-    engine: Engine | None = None
-    integrations = ""
     try:
+        user = store.person(user)  # on PostgreSQL, the database role that authenticated
         demo = incident_id is None
         if incident_id is None:
             from console.demo import declare_demo, find_open_demo
@@ -186,7 +311,7 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
         take_over = bool(getattr(args, "take_over", False))
         lease, previous = store.acquire_lease(incident_id, user, take_over=take_over,
                                               stale_after_s=LEASE_STALE_S)
-        clock = SystemClock()
+        integrations = ""
         try:
             sim_service = None
             if "sim" in (config.metrics.kind, config.traffic.kind, config.deploy.kind):
@@ -203,6 +328,7 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
         except BaseException:
             store.release_lease(lease)  # nothing was opened: the timeline says nothing either
             raise
+        stop_approvers = threading.Event()
         commands.open_console(store, incident_id, user=user, host=socket.gethostname(),
                               pid=os.getpid(), previous=previous, take_over=take_over,
                               reason=getattr(args, "reason", "") or "")
@@ -213,19 +339,7 @@ def _command(args: argparse.Namespace, config: Config, db_path: Path | str,
             from console.demo import start_simulated_approvers
 
             start_simulated_approvers(store, config, incident_id, engine.state, stop_approvers)
-        app = make_app(config, db_path, incident_id, clock, engine=engine, lease=lease)
-        app.run()
-        # The close is a fact of the record: the PIR leaves the time without a console out of
-        # the durations it would distort. A console that lost its lease says so.
-        how = "quit" if app.mode == "COMMANDER" else "lease-lost"
-        with contextlib.suppress(Exception):  # never turn a clean quit into an error
-            commands.console_closed(store, incident_id, user=user, host=socket.gethostname(),
-                                    pid=os.getpid(), how=how)
-        if app.lease is not None and app.mode == "COMMANDER":
-            store.release_lease(app.lease)
-        return 0
-    finally:
-        stop_approvers.set()
-        if engine is not None:
-            engine.close()
+        return CommanderSession(store, incident_id, user, lease, engine, stop_approvers)
+    except BaseException:
         store.close()
+        raise

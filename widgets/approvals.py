@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from textual.content import Content
 from textual.widget import Widget
 
-from console.state import Approval, IncidentState
 from widgets.canary import fit_lines, hhmm, loud, set_subtitle
 from widgets.text import safe_text
+
+if TYPE_CHECKING:
+    from console.state import Approval, IncidentState
 
 RowKind = Literal["direct", "relayed", "waived", "simulated", "waiting", "stale"]
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.content import Content
 from textual.widget import Widget
 
 from console.model import format_duration
-from console.state import IncidentState, StageVisit
 from widgets.text import safe_text
+
+if TYPE_CHECKING:
+    from console.state import IncidentState, StageVisit
 
 Block = tuple[str, str, bool]
 """One thing that stops ``advance``: ``(code, words, overridable)``."""

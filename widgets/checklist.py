@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.content import Content
@@ -20,9 +20,11 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.state import IncidentState
 from widgets.canary import fit_lines, hhmm, set_subtitle
 from widgets.text import safe_text
+
+if TYPE_CHECKING:
+    from console.state import IncidentState
 
 _MARKS: dict[str, tuple[str, str]] = {
     "passed": ("✓", ".checklist-pane--passed"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.content import Content
 from textual.widget import Widget
@@ -23,9 +23,11 @@ from textual.widgets import Static
 
 from console.model import GUARDRAIL_STATUS_WORDS, Figures, evidence_words
 from console.model import format_value as format_figure
-from console.state import GuardrailState, IncidentState
 from widgets.canary import fit_lines, loud, set_subtitle
 from widgets.text import safe_text
+
+if TYPE_CHECKING:
+    from console.state import GuardrailState, IncidentState
 
 Units = Mapping[str, tuple[str, float]]
 """Guardrail name → ``(unit, scale)``: a raw value times ``scale`` is shown with ``unit``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -26,8 +26,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from console.model import format_duration
-from console.state import IncidentState
 from widgets.text import printable, truncate_cells
+
+if TYPE_CHECKING:
+    from console.state import IncidentState
 
 __all__ = ["IncidentHeader", "Urgency", "time_left_text", "urgency"]
 
@@ -215,6 +217,7 @@ class IncidentHeader(Widget):
         self.set_reactive(IncidentHeader.mode, self.validate_mode(mode))
         if now is not None:
             self.set_reactive(IncidentHeader.now, self.validate_now(now))
+        self._update_classes(update=False)  # before the first styling, not after it
 
     # --- derived values -------------------------------------------------------------------------
 
@@ -251,13 +254,13 @@ class IncidentHeader(Widget):
         """Set the CSS classes for the first render."""
         self._update_classes()
 
-    def _update_classes(self) -> None:
+    def _update_classes(self, update: bool = True) -> None:
         """Mirror urgency, mode and closure as classes, so the app's CSS can react to them too."""
         band = self.urgency
         classes = {f"-{name}": band == name for name in ("ok", "warning", "critical", "none")}
         classes["-watching"] = self.mode == "WATCHING"
         classes["-closed"] = self.state is not None and self.state.closed
-        self.update_classes(classes)  # one restyle, and none when nothing changed
+        self.update_classes(classes, update=update)  # one restyle, none if unchanged
 
     # --- rendering ------------------------------------------------------------------------------
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.content import Content
 from textual.widget import Widget
 
 from console.model import RollbackStatus
-from console.state import Check as RecordedCheck
-from console.state import IncidentState
 from widgets.canary import fit_lines, hhmm, loud, set_subtitle, short_duration
 from widgets.text import safe_text
+
+if TYPE_CHECKING:
+    from console.state import Check as RecordedCheck
+    from console.state import IncidentState
 
 Check = tuple[bool, str, str]
 """One check as shown: ``(ok, name, detail)``."""

@@ -294,6 +294,8 @@ class Timeline(ScrollView, can_focus=True):
         self._own: list[Event] = []
         self._line_cache: LRUCache[tuple[int, int, int, bool], Strip] = LRUCache(self.CACHE_SIZE)
         self._styles: dict[str, Style] | None = None
+        # Set before the first styling (on_mount would style the pane a second time).
+        self.set_class(self.follow, "-following", update=False)
         if events:
             self.append_events(events)
 

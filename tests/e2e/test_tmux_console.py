@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_tmux import REPO, Tmux, demo_argv, run_warroom, world
+from tests.e2e.test_tmux import REPO, WARROOM, Tmux, demo_argv, run_warroom, world
 
 __all__ = ["world"]  # the fixture, imported for the tests below
 
@@ -171,3 +171,27 @@ def test_demo_prometheus_breaches_and_rolls_back_verified(world: World) -> None:
                 and e["payload"]["status"] == "breach"]
     errors = [e["payload"] for e in breaches if e["payload"]["name"] == "error-ratio"]
     assert errors and errors[0]["canary"] > errors[0]["limit"] == 0.02
+
+
+def test_a_console_that_cannot_open_leaves_the_terminal_with_one_line(world: World) -> None:
+    """The console draws its first frame before it reads the config and the record (start-up):
+    a step that fails afterwards gives the terminal back and says why in the one line the
+    command always said, with the same exit status."""
+    db, _env, session = world
+    bad = db.parent / "bad.toml"
+    bad.write_text('[metrics]\nkind = "nope"\n')
+    none = db.parent / "none.db"
+    for argv, words in (
+            ([*demo_argv(db), "--config", str(bad)],
+             f"warroom: config error: {bad}: metrics.kind: unknown kind 'nope' (known: sim, "
+             "prometheus)"),
+            ([*WARROOM, "open", "1", "--db", str(none)],
+             f"warroom: no incident database at {none} (declare an incident first, or pass "
+             "--db)")):
+        console = session("refused")
+        console.start(argv)
+        screen = console.wait_for("warroom exited with 2", 20, "the refusal")
+        # the console's screen is gone: what is left is the one line (wrapped at 80 columns)
+        lines = [line for line in screen.splitlines() if line.strip()]
+        assert lines[-1] == "warroom exited with 2", screen
+        assert "".join(lines[:-1]) == words, screen
