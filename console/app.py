@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from console.marks import Mark
     from console.model import Event
     from console.replay import Jump, Moment, Replay
-    from console.screens.forms import RelayRequest
+    from console.screens.forms import NoteModal, OverrideModal, RelayRequest
     from console.state import IncidentState
     from console.store import ChainProblem, ChainWalk, ChangeFeed, Lease, RecordStore, TimelineRows
 
@@ -225,6 +225,8 @@ class WarroomApp(App[int]):
         # Commander actions under way (in workers), and keys pressed meanwhile: a dialog is
         # built only once the action before it has landed, from the state it left.
         self._in_flight: set[Worker[None]] = set()
+        self._note_forms: dict[Worker[None], NoteModal] = {}  # note dialogs awaiting their note
+        self._advance_form: OverrideModal | None = None  # open, and following the state
         self._deferred: list[str] = []
         # Replay (``warroom replay``, or ``r`` on a watcher): the moment shown, play and speed.
         # Moves are queued to one worker that applies them in order (a burst of keys is never
@@ -722,6 +724,7 @@ class WarroomApp(App[int]):
         if state.rollback_active:
             self.rollback_pane.show(state, now, can_act=can_act,
                                     verify_timeout_s=self.config.rollback.verify_timeout_s)
+        self._follow_advance_form()
 
     def _now(self) -> datetime:
         moment = self._moment
@@ -779,11 +782,11 @@ class WarroomApp(App[int]):
         if appears and can_act and state.checklist_open:
             self.notify("The post-emergency checklist is open: press k to record each item "
                         "(passed / failed / waived).", title="Checklist", timeout=15)
+        self._follow_advance_form()
 
     def _figures(self) -> dict[str, Figures]:
         """Each guardrail's newest samples: the one road every pane, graph and detail view
         takes to a figure (the status comes from the recorded events)."""
-        from console.model import Figures
         return {
             g.name: Figures.newest(self._samples.get(f"{g.name}/canary", []),
                                    self._samples.get(f"{g.name}/baseline", []),
@@ -1158,10 +1161,17 @@ class WarroomApp(App[int]):
         not at the next store read; then run the keys pressed while it was under way."""
         self._in_flight.discard(worker)
         engine = self.engine
-        if engine is not None and engine.state.last_event_id >= self.state.last_event_id:
+        if engine is not None and engine.state.last_event_id > self.state.last_event_id:
+            # (the action's own read, posted before it finished, usually showed it already)
             self.state = engine.state
             self._render_panes()
             self._render_header()
+        form = self._note_forms.pop(worker, None)
+        if form is not None and form.is_attached:
+            if worker.state == WorkerState.SUCCESS:
+                form.saved()
+            else:
+                form.failed(str(worker.error) if worker.error else "cancelled")
         if not self._in_flight:
             deferred, self._deferred = self._deferred, []
             for name in deferred:
@@ -1202,7 +1212,7 @@ class WarroomApp(App[int]):
         self.notify(f"Cannot {what}: {block.words}", severity="warning", timeout=8,
                     markup=False)
 
-    def action_advance(self) -> None:
+    def action_advance(self, reasons: dict[str, str] | None = None) -> None:
         from console.screens.confirm import ConfirmModal
         from console.screens.forms import BlockToOverride, OverrideModal
 
@@ -1221,12 +1231,15 @@ class WarroomApp(App[int]):
         if blocks:
             modal = OverrideModal(
                 f"{title} Blocked — override each block with a reason:",
-                [BlockToOverride(b.code, b.words) for b in blocks])
+                [BlockToOverride(b.code, b.words) for b in blocks], reasons=reasons)
 
-            def overridden(reasons: dict[str, str] | None) -> None:
-                if reasons:
-                    self._run_action("advance", reasons)
+            def overridden(typed: dict[str, str] | None) -> None:
+                if self._advance_form is modal:
+                    self._advance_form = None
+                if typed:
+                    self._run_action("advance", typed)
 
+            self._advance_form = modal
             self.push_screen(modal, overridden)
             return
         lines = [f"Service {state.service}: {state.to_version} gets {stage.percent}% of traffic.",
@@ -1237,6 +1250,30 @@ class WarroomApp(App[int]):
                 self._run_action("advance", {})
 
         self.push_screen(ConfirmModal(title, lines, f"advance to {stage.percent}%"), confirmed)
+
+    def _follow_advance_form(self) -> None:
+        """An open advance form follows the state, like the canary pane beside it: a hold's
+        countdown ticks in its words; a block that no longer holds leaves it (the form is made
+        again, with what was typed; with no block left it is the plain y confirmation); a
+        block that cannot be overridden closes it and says why. Never a stale block."""
+        from console.screens.forms import BlockToOverride
+
+        form = self._advance_form
+        if form is None or not form.is_attached or self.screen is not form:
+            return
+        blocks = self._blocks()
+        fixed = [b for b in blocks if not b.overridable]
+        if fixed:
+            form.dismiss(None)
+            self._refuse("advance", fixed[0])
+            return
+        if form.show_blocks([BlockToOverride(b.code, b.words) for b in blocks]):
+            return
+        typed = form.typed_reasons()
+        form.dismiss(None)
+        if not blocks:
+            self.notify("Nothing blocks the advance any more: confirm it with y.", timeout=6)
+        self.action_advance(reasons=typed)
 
     def action_immediate(self) -> None:
         from console import policy
@@ -1349,11 +1386,15 @@ class WarroomApp(App[int]):
     def action_note(self) -> None:
         from console.screens.forms import NoteModal
 
-        def save(text: str | None) -> None:
-            if text:
-                self._run_action("note", text)
+        def save(text: str) -> None:
+            worker = self._engine_action("note", text)
+            self._in_flight.add(worker)
+            self._note_forms[worker] = modal
 
-        self.push_screen(NoteModal(), save)
+        # The dialog closes once the note is recorded and shown (_action_landed): one frame
+        # takes it away and shows the note, as a person expects of "Enter = save".
+        modal = NoteModal(save)
+        self.push_screen(modal)
 
     def action_relay_approval(self) -> None:
         self._open_relay_form()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import events, on
@@ -58,25 +59,70 @@ FORM_CSS = """
 """
 
 
+#: How long a note may take to be recorded before its dialog says "saving…".
+SAVING_SHOWN_AFTER_S = 0.25
+
+
 class NoteModal(ModalScreen[str | None]):
-    """A note for the timeline; Enter saves, Escape cancels."""
+    """A note for the timeline; Enter saves, Escape cancels.
+
+    Given ``save``, Enter hands the text to it and the dialog stays, its box read-only and
+    "saving…", until the app says the note is recorded (:meth:`saved`): the dialog closes in
+    the frame that shows the note on the timeline, never before the note is on disk. If it
+    could not be recorded (:meth:`failed`), the dialog says why and keeps the text. Without
+    ``save`` it dismisses with the text, like the other forms.
+    """
 
     DEFAULT_CSS = FORM_CSS.format(name="NoteModal")
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, save: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self._save_text = save
+        self.saving = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Add a note to the timeline", classes="form--title")
             yield Input(placeholder="what happened, who said what…", id="note")
-            yield Static("Enter = save    Escape = cancel", classes="form--hint")
+            yield Static("Enter = save    Escape = cancel", classes="form--hint", id="note-hint")
 
     @on(Input.Submitted)
     def _save(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        self.dismiss(text or None)
+        if self.saving:
+            return
+        if not text or self._save_text is None:
+            self.dismiss(text or None)
+            return
+        self.saving = True
+        # A note is on disk in milliseconds: say "saving…" (and take the box's keys away) only
+        # if it takes long enough to be seen, rather than draw a frame for it every time.
+        self.set_timer(SAVING_SHOWN_AFTER_S, self._show_saving)
+        self._save_text(text)
+
+    def _show_saving(self) -> None:
+        if self.saving and self.is_attached:
+            self.query_one(Input).disabled = True
+            self.query_one("#note-hint", Static).update("saving…")
+
+    def saved(self) -> None:
+        """The note is recorded (and on the timeline): close."""
+        self.dismiss(None)
+
+    def failed(self, why: str) -> None:
+        """The note could not be recorded: say why, keep the text to try again."""
+        self.saving = False
+        box = self.query_one(Input)
+        box.disabled = False
+        box.focus()
+        self.query_one("#note-hint", Static).update(
+            Content.styled(f"Not saved: {why}. Enter = try again    Escape = cancel",
+                           "$error"))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        if not self.saving:  # being recorded: it lands, and the dialog closes with it
+            self.dismiss(None)
 
 
 @dataclass(frozen=True)
@@ -99,10 +145,12 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
 
     def __init__(self, title: str, blocks: list[BlockToOverride], *, loud: bool = False,
                  extra_reason: str | None = None,
-                 confirm_words: tuple[str, ...] = ()) -> None:
+                 confirm_words: tuple[str, ...] = (),
+                 reasons: dict[str, str] | None = None) -> None:
         super().__init__(classes="-loud" if loud else "")
         self._title = title
         self._blocks = blocks
+        self._reasons = dict(reasons or {})  # typed in an earlier form for the same blocks
         self._extra_reason = extra_reason
         # A typed confirmation (DESIGN.md): the last field must read one of these exactly.
         self._confirm_words = confirm_words
@@ -115,8 +163,9 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
                     yield Label(Content(self._extra_reason))
                     yield Input(placeholder="a specific reason (recorded)", id="reason-main")
                 for block in self._blocks:
-                    yield Label(Content(f"OVERRIDE: {block.words}"))
-                    yield Input(placeholder="why it is safe to proceed anyway (recorded)",
+                    yield Label(Content(f"OVERRIDE: {block.words}"), id=f"block-{block.code}")
+                    yield Input(self._reasons.get(block.code, ""),
+                                placeholder="why it is safe to proceed anyway (recorded)",
                                 id=f"reason-{block.code}")
                 if self._confirm_words:
                     words = " or ".join(self._confirm_words)
@@ -124,6 +173,23 @@ class OverrideModal(ModalScreen[dict[str, str] | None]):
                     yield Input(placeholder=words, id="confirm")
             yield Static("", classes="form--error", id="error")
             yield Static("Enter = next / proceed    Escape = cancel", classes="form--hint")
+
+    def show_blocks(self, blocks: list[BlockToOverride]) -> bool:
+        """Show the blocks as they stand now (a hold's countdown ticks in its words); False
+        when they are no longer the same blocks (the form must be made again)."""
+        if [b.code for b in blocks] != [b.code for b in self._blocks]:
+            return False
+        for old, new in zip(self._blocks, blocks, strict=True):
+            if new.words != old.words:
+                self.query_one(f"#block-{new.code}", Label).update(
+                    Content(f"OVERRIDE: {new.words}"))
+        self._blocks = blocks
+        return True
+
+    def typed_reasons(self) -> dict[str, str]:
+        """The reasons typed so far, by block code."""
+        return {(field.id or "").removeprefix("reason-"): field.value
+                for field in self.query(Input) if (field.id or "").startswith("reason-")}
 
     def action_next_or_proceed(self) -> None:
         inputs = list(self.query(Input))

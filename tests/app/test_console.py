@@ -245,6 +245,41 @@ async def test_hold_after_the_first_stage_is_a_block_to_override(rig: Rig) -> No
         assert rig.kinds(before) == []
 
 
+async def test_the_advance_form_follows_the_hold_never_a_stale_block(rig: Rig) -> None:
+    """The form opened during a hold counts it down with the canary pane beside it, and once
+    the hold is over it is the plain y confirmation (the bench once saw the pane say ready
+    while a form opened two seconds earlier still said "2s left")."""
+    rig.ready()
+    rig.engine.advance()
+    rig.tick(4)
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        before = rig.last_id()
+        await pilot.press("a")
+        await settle(pilot)
+        assert "OVERRIDE: hold at 1%: 16s left of 20s" in shown(app)
+        await type_text(pilot, "half a reason")
+        rig.tick(6)  # the commander's polls keep the guardrails judged
+        await settle(pilot)
+        assert isinstance(app.screen, OverrideModal)
+        assert "OVERRIDE: hold at 1%: 10s left of 20s" in shown(app)
+        assert "✗ hold 10s left of 20s" in pane(app, app.canary)
+        rig.tick(11)
+        await settle(pilot)
+        assert not isinstance(app.screen, OverrideModal), shown(app)
+        assert isinstance(app.screen, ConfirmModal)
+        text = shown(app)
+        assert "Advance canary 1% → 10%?" in text and "y = advance to 10%" in text
+        assert "hold at 1%" not in modal_text(app)
+        assert Kind.WEIGHT_REQUESTED not in rig.kinds(before)
+        await pilot.press("y")
+        await settle(pilot)
+        request = rig.events(Kind.WEIGHT_REQUESTED)[-1]
+        assert request.id > before and not request.payload.get("overrides")
+        assert rig.events(Kind.WEIGHT_SET)[-1].payload["percent"] == 10
+
+
 async def test_guardrail_breach_is_a_block_and_can_be_overridden(rig: Rig) -> None:
     to_ten_percent(rig)
     rig.tick(4)  # two polls of the bad build at 10%
@@ -506,6 +541,39 @@ async def test_note_escape_or_empty_records_nothing(rig: Rig) -> None:
         await settle(pilot)
         assert len(app.screen_stack) == 1
         assert rig.kinds(before) == []
+
+
+async def test_the_note_dialog_closes_with_the_note_shown_and_stays_if_not_recorded(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enter = save: the dialog closes once the note is recorded, in the frame that shows it;
+    a note that cannot be recorded keeps the dialog open, says why and keeps the text."""
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await type_text(pilot, "on disk first")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(app.screen_stack) == 1
+        assert "Note: on disk first" in region_text(app, app.timeline)
+
+        def refuse(text: str) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(rig.engine, "note", refuse)
+        before = rig.last_id()
+        await pilot.press("n")
+        await type_text(pilot, "lost?")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, NoteModal)
+        said = modal_text(app)
+        assert "Not saved:" in said and "No space left on device" in said
+        assert app.screen.query_one(Input).value == "lost?"
+        assert rig.last_id() == before
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(app.screen_stack) == 1
 
 
 # --- e: export ------------------------------------------------------------------------------------
