@@ -165,3 +165,37 @@ def test_status_page_form(make_rig: RigFactory, snap_compare: SnapCompare,
         export={"customer_names": {"redaction-api": "Support transcripts"}})
     blocked_at_ten(rig)
     assert snap_compare(rig.app(), terminal_size=size, run_before=_status_page_form)
+
+
+@pytest.mark.parametrize("size", [SIZES[0], SIZES[3]])
+def test_opening_layout(make_rig: RigFactory, snap_compare: SnapCompare,
+                        size: tuple[int, int]) -> None:
+    """The first frame of a commander's console on a terminal, before the config and the
+    record are open: the layout, every pane titled, "opening the record…", no figure. The
+    opening step waits (an Event) until the screenshot is taken."""
+    import threading
+    import time
+
+    from console.app import ConsoleParts, make_opening_app
+    from tests.app.conftest import still
+
+    rig = make_rig("bad")
+    go = threading.Event()
+
+    def opening() -> ConsoleParts:
+        go.wait(60)
+        return ConsoleParts(rig.config, rig.db, rig.incident_id, rig.engine, None)
+
+    app = make_opening_app(opening, rig.clock)
+
+    async def opened_behind(pilot: Pilot[Any]) -> None:
+        deadline = time.monotonic() + 20
+        while app.opening_thread is None:  # started once the first frame is up
+            assert time.monotonic() < deadline, "the opening step never started"
+            await pilot.pause(0.02)
+        await still(pilot)
+
+    try:
+        assert snap_compare(app, terminal_size=size, run_before=opened_behind)
+    finally:
+        go.set()
