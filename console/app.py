@@ -51,6 +51,8 @@ from widgets.timeline import Timeline, safe_describe
 if TYPE_CHECKING:
     # Type-only: the first frame is drawn before any of these is imported (they cost more
     # than Textual itself); each is imported where it is first used.
+    from textual.timer import Timer
+
     from adapters.base import Clock
     from console import policy
     from console.config import Config
@@ -68,6 +70,13 @@ WATCHING = "WATCHING"
 REPLAY = "REPLAY"
 #: How often a playing replay moves its clock (seconds of real time).
 PLAY_TICK_S = 0.25
+#: Longest a moment typed in the replay's time form holds the screen (see ``_hold_screen``).
+HOLD_S = 0.2
+#: Events the background chain verification checks between two looks at whether a replay's jump
+#: is waiting to be read and drawn (it then waits: see ``_walk_chain``) ...
+CHAIN_STEP = 2_000
+#: ... and between two reports of how far it got.
+CHAIN_REPORT = 20_000
 #: The worker groups that run a commander's action (a dialog waits for them to land).
 ACTION_GROUPS = frozenset({"canary-action", "rollback"})
 #: New events pushed to the timeline in one snapshot at most; beyond it the timeline is reset
@@ -245,6 +254,12 @@ class WarroomApp(App[int]):
         self._chain_message: WarroomApp.ChainChecked | None = None
         self.replay_moves_asked = 0  # moves queued (UI thread) ...
         self.replay_moves_shown = 0  # ... and shown (what a test waits for)
+        # Set while no replay move is waiting to be read or drawn: the chain's background
+        # verification (CPU and the GIL for seconds on a long record) waits for it.
+        self._replay_quiet = threading.Event()
+        self._replay_quiet.set()
+        self._held_for = 0  # the move a held screen waits for (0: not held)
+        self._hold_timer: Timer | None = None
         self._relay_refusal: RelayRequest | None = None  # shown in the approvals pane
         self.title = "warroom" if incident_id is None else (
             f"warroom {format_incident_id(incident_id)}")
@@ -627,8 +642,18 @@ class WarroomApp(App[int]):
         if walk is None:  # its own connection: a long walk never holds up the store-watch
             walk = self._chain_walk = ChainWalk(self._open_reader(),
                                                 self.incident_id)
+        reported = walk.checked
         while True:
-            at_head = walk.step()
+            # A replay's jump goes first: a person waits for it, not for the verification,
+            # which would take half the time of each jump it overlaps (it holds the GIL
+            # between its reads). Bounded: a jump that is never drawn delays it 0.5 s a step.
+            self._replay_quiet.wait(0.5)
+            if self._stopping.is_set():
+                return
+            at_head = walk.step(CHAIN_STEP)
+            if not at_head and walk.checked - reported < CHAIN_REPORT:
+                continue
+            reported = walk.checked
             checker = walk.checker
             self.post_message(self.ChainChecked(walk.last_id, walk.checked, at_head,
                                                 walk.problem, keyed=checker.keyed,
@@ -832,6 +857,7 @@ class WarroomApp(App[int]):
         self.mode = WATCHING
         self._playing = False
         self._moment = None
+        self._replay_quiet.set()
         self.refresh_bindings()
         self._read_store(None, self.timeline.kinds, self.timeline.generation)
         self._render_header()
@@ -840,7 +866,33 @@ class WarroomApp(App[int]):
 
     def _replay_move(self, move: tuple[Any, ...]) -> None:
         self.replay_moves_asked += 1
+        self._replay_quiet.clear()
         self._replay_moves.put(move)
+
+    def _hold_screen(self) -> None:
+        """Draw a typed jump once. Closing the form repaints and lays out the whole screen,
+        and the moment it asked for, read a few milliseconds later, would draw it again: held
+        until the moment is shown (at most HOLD_S), the form's close, the layout and the moment
+        are one frame — and the read is not slowed by the drawing of a screen about to go."""
+        if not self._held_for:
+            self._begin_batch()
+            self._hold_timer = self.set_timer(HOLD_S, self._release_screen)
+        self._held_for = self.replay_moves_asked
+
+    def _release_screen(self) -> None:
+        if not self._held_for:
+            return
+        self._held_for = 0
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+            self._hold_timer = None
+        self._end_batch()
+        self.screen.check_idle()  # what waited is drawn at the next frame
+
+    def _replay_drawn(self) -> None:
+        """After the screen was drawn: no move waiting any more? Then the verification may go on."""
+        if self.replay_moves_shown >= self.replay_moves_asked:
+            self._replay_quiet.set()
 
     @work(thread=True, group="replay", exit_on_error=False)
     def _replay_loop(self) -> None:
@@ -879,6 +931,7 @@ class WarroomApp(App[int]):
                     snapshot.at_end = at_end
                     self.post_message(self.Snapshot(snapshot))
         finally:
+            self._replay_quiet.set()
             replay.store.close()
 
     def _apply_move(self, replay: Replay, moment: Moment | None,
@@ -950,6 +1003,9 @@ class WarroomApp(App[int]):
         self._render_panes()
         self._render_graphs()
         self._render_header()
+        if self._held_for and snapshot.moves >= self._held_for:
+            self._release_screen()
+        self.call_after_refresh(self._replay_drawn)
 
     def _show_replay_chain(self) -> None:
         """The chain as a watcher saw it at the moment shown: verified to the moment's event
@@ -1064,6 +1120,7 @@ class WarroomApp(App[int]):
                 return
             self._playing = False
             self._replay_move(("at", at))
+            self._hold_screen()
 
         self.push_screen(ReasonModal(
             "Jump to a moment", "HH:MM[:SS] UTC, ISO 8601, +15m after the declaration or -15m "

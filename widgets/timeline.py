@@ -404,7 +404,7 @@ class Timeline(ScrollView, can_focus=True):
             self._last_id = newest
         self._new_count = 0
         self._line_cache.clear()
-        self.virtual_size = Size(0, self._row_total)  # may clamp the view (and so follow)
+        self._set_virtual_rows()  # may clamp the view (and so follow)
         if following:
             self.follow = True
             self._scroll_to_newest()
@@ -436,7 +436,7 @@ class Timeline(ScrollView, can_focus=True):
         self._last_id = None
         self._new_count = 0
         self._line_cache.clear()
-        self.virtual_size = Size(0, 0)
+        self._set_virtual_rows()
         if self.is_mounted:
             self.scroll_to(y=0, animate=False, force=True)
         self._update_subtitle()
@@ -466,7 +466,7 @@ class Timeline(ScrollView, can_focus=True):
             self.refresh()
         else:
             self._rebuild_own()
-            self.virtual_size = Size(0, self._row_total)
+            self._set_virtual_rows()
             if self.follow:
                 self._scroll_to_newest()
             elif top is not None and self.is_mounted:
@@ -643,13 +643,28 @@ class Timeline(ScrollView, can_focus=True):
 
     def _after_rows_changed(self, added: int) -> None:
         self._sync_follow()  # at the bottom (e.g. all rows fit) means following
-        self.virtual_size = Size(0, self._row_total)
+        self._set_virtual_rows()
         if self.follow:
             self._scroll_to_newest()
         else:
             self._new_count += added
             self._update_subtitle()
         self.refresh()
+
+    def _set_virtual_rows(self) -> None:
+        """The scrollable height is the row count. The box's own size does not depend on it,
+        so once the timeline is laid out a new count is not a layout of the whole screen (a
+        replay's jump, a new event): the scrollbar and the scroll position are brought up to
+        date here, as Textual does for a scroll view after a layout (``_scroll_update``; if the
+        bar appears or goes, Textual lays the screen out by itself)."""
+        size = Size(0, self._row_total)
+        if size == self.virtual_size:
+            return
+        if self.is_mounted and self.size:
+            self.set_reactive(Timeline.virtual_size, size)
+            self._scroll_update(size)
+        else:
+            self.virtual_size = size
 
     def _update_subtitle(self) -> None:
         parts: list[str] = []
