@@ -8,10 +8,19 @@ The same contract as the SQLite store (:class:`console.store.RecordStore` holds 
 - The chain is computed in Python from the stored text (``ts``, ``kind``, ``actor`` and the
   canonical ``payload`` are ``text``, never ``jsonb`` or ``timestamptz``, which would re-spell
   them), so the same events have the same hashes as in SQLite.
-- Writers of one incident are serialised by a transaction-level advisory lock on the incident
-  (new incident numbers by one lock of their own), taken before the state is read: a check and
-  the append it guards see the same chain head, in any number of processes on any hosts.
-  Event ids come from a sequence, so writers of different incidents never wait for each other.
+- An append that needs no decision (a note, an adapter's outcome, a guardrail's change) takes
+  the short road, one round trip and the commit, like a bare INSERT: one statement, its own
+  transaction, appends the event after the head this store last wrote or read, if that is still
+  the incident's chain head (:data:`APPEND_AT_HEAD`; the server numbers the event and hashes the
+  very bytes Python hashes), or writes nothing; the append then takes the serialised road.
+- The serialised road (a fact decided on the state, several events, a declaration): a
+  transaction-level advisory lock on the incident (new incident numbers by one lock of their
+  own), then the lock of the incident's chain-head row, which the short road's UPDATE waits
+  for, taken before the state is read: a check and the append it guards see the same chain
+  head, in any number of processes on any hosts. Event ids come from a sequence, so writers of
+  different incidents never wait for each other.
+- The database refuses a fork whoever writes (schema 6): no two events of one incident follow
+  the same hash.
 - Watchers learn of a commit through LISTEN/NOTIFY: triggers on events, samples and leases
   notify channel ``warroom`` with the incident id; the notification is delivered at commit.
 - The schema version is the one row of ``warroom_schema``; migrations run under an advisory
@@ -32,17 +41,22 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from console.model import format_incident_id
 from console.store import (
     ChangeFeed,
     RecordStore,
     StoreError,
+    hashed_text_around_id,
 )
 
 if TYPE_CHECKING:
     import psycopg
+
+    from console.model import Event
 
 #: The channel every store notifies and every watcher listens on; the payload is the incident id.
 NOTIFY_CHANNEL = "warroom"
@@ -51,6 +65,8 @@ NOTIFY_CHANNEL = "warroom"
 LOCK_NAMESPACE = 0x5752
 MIGRATION_LOCK = -1
 CONNECT_TIMEOUT_S = 10
+#: The unique index by which two events of one incident never follow the same hash (schema 6).
+FORK_GUARD = "events_chain_never_forks"
 #: Triggers whose absence (or disabling) means the record is no longer append-only.
 GUARD_TRIGGERS = ("events_are_append_only_update", "events_are_append_only_delete",
                   "events_are_append_only_truncate")
@@ -176,7 +192,17 @@ _V5 = [
     "digest text NOT NULL, state text NOT NULL, PRIMARY KEY (incident_id, event_id))",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+#: Version 6 (PostgreSQL only, like 4: SQLite's writers take the whole file, so they never
+#: race; SQLite's next version is therefore 7): the database itself refuses a fork of a chain.
+#: Two events of one incident never follow the same hash, so of two writers that appended
+#: after the same head, whatever client they run, the second one's INSERT fails. The short
+#: road of an append (:meth:`PostgresStore._append_at_head`) relies on its own condition on the
+#: chain head; this holds any other writer to the same rule.
+_V6 = [
+    f"CREATE UNIQUE INDEX {FORK_GUARD} ON events (incident_id, prev_hash)",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 SCHEMA_VERSION = max(MIGRATIONS)
 IDENTITY_TRIGGER = "events_person_is_session_user"
 
@@ -245,6 +271,26 @@ def connection_kwargs(url: str, password_env: str | None) -> dict[str, Any]:
             raise StoreError(f"[store] password_env names ${password_env}, which is not set")
         kwargs["password"] = password
     return kwargs
+
+
+#: An append on the short road, in one statement that is its own transaction: the event takes
+#: the next id and is hashed by the server — sha256 of the text :func:`hashed_text_around_id`
+#: gives around the id, the very bytes :func:`event_hash` hashes — and the incident's chain
+#: head moves from the hash this store knows to the new event's, and the event is inserted,
+#: only if that hash is still the head; otherwise nothing is written and no row comes back.
+#: The head's row stays locked until the commit, so a second writer after the same head waits,
+#: then finds the head moved. Returns the event's id and hash. Parameters: the hashed text
+#: before and after the id (UTF-8), the incident, the previous hash, then the stored ts, kind,
+#: actor, payload and previous hash.
+APPEND_AT_HEAD = (
+    "WITH new AS (SELECT n.id, encode(sha256(%s::bytea || convert_to(n.id::text, 'UTF8') "
+    "|| %s::bytea), 'hex') AS hash FROM (SELECT nextval('events_id_seq') AS id) n), "
+    "head AS (UPDATE chain_heads h SET event_id = new.id, hash = new.hash FROM new "
+    "WHERE h.incident_id = %s AND h.hash = %s AND h.event_id < new.id "
+    "RETURNING h.incident_id) "
+    "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, hash) "
+    "SELECT new.id, head.incident_id, %s, %s, %s, %s, %s, new.hash FROM new, head "
+    "RETURNING id, hash")
 
 
 @dataclass
@@ -331,9 +377,24 @@ class PostgresStore(RecordStore):
                 conn.execute("CREATE TABLE warroom_schema (version integer NOT NULL)")
                 conn.execute("INSERT INTO warroom_schema (version) VALUES (0)")
             for target in range(current + 1, SCHEMA_VERSION + 1):
+                if target == 6:
+                    self._refuse_a_forked_chain(conn)
                 for statement in MIGRATIONS[target]:
                     conn.execute(statement)  # type: ignore[arg-type]  # our own constant SQL
                 conn.execute("UPDATE warroom_schema SET version = %s", (target,))
+
+    def _refuse_a_forked_chain(self, conn: psycopg.Connection[Any]) -> None:
+        """Before the fork guard (schema 6) is made: say which incident's chain already forked
+        (two events after the same hash), rather than how an index could not be made."""
+        row = conn.execute(
+            "SELECT incident_id, min(id), max(id) FROM events GROUP BY incident_id, prev_hash "
+            "HAVING count(*) > 1 ORDER BY incident_id LIMIT 1").fetchone()
+        if row is not None:
+            raise StoreError(
+                f"{self.location}: {format_incident_id(int(row[0]))}'s chain forked (events "
+                f"#{row[1]} and #{row[2]} follow the same hash), so this warroom cannot guard it "
+                "against forks: `warroom verify` says more; copy the incidents that verify to a "
+                "new database (`warroom store copy`)")
 
     # --- what RecordStore asks of an engine ------------------------------------------------------
 
@@ -364,16 +425,19 @@ class PostgresStore(RecordStore):
 
     def _begin(self, conn: psycopg.Connection[Any], incident_id: int | None,
                appends: bool) -> None:
-        """BEGIN, then wait for the incident's lock; for a transaction that appends, also ask
-        (after the lock) whether the incident exists, the next event id and the rows the cached
-        state lacks. One round trip for all of it (a multi-statement query, the values are our
-        own integers): an append then costs BEGIN, INSERT and COMMIT, as a bare insert does."""
+        """BEGIN, then wait for the incident's lock; for a transaction that appends, also lock
+        the incident's chain head (the short road's appends wait for it, then find it moved)
+        and ask whether the incident exists, the next event id and the rows the cached state
+        lacks. One round trip for all of it (a multi-statement query, the values are our own
+        integers)."""
         key = 0 if incident_id is None else int(incident_id)
         statements = ["BEGIN", f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {key})"]
         state = self._states.get(key) if appends and incident_id is not None else None
         if appends and incident_id is not None:
-            statements.append(f"SELECT EXISTS (SELECT 1 FROM incidents WHERE id = {key}), "
-                              "nextval('events_id_seq')")
+            statements += [
+                f"SELECT 1 FROM chain_heads WHERE incident_id = {key} FOR UPDATE",
+                f"SELECT EXISTS (SELECT 1 FROM incidents WHERE id = {key}), "
+                "nextval('events_id_seq')"]
             if state is not None:
                 statements.append(
                     "SELECT id, incident_id, ts, kind, actor, payload, prev_hash, hash FROM events "
@@ -382,6 +446,7 @@ class PostgresStore(RecordStore):
         cursor.nextset()  # past BEGIN, to the lock's (empty) answer
         if len(statements) < 3:
             return
+        cursor.nextset()  # the chain head's row, locked
         cursor.nextset()
         row = cursor.fetchone()
         exists, next_id = (bool(row[0]), int(row[1])) if row else (False, None)
@@ -390,6 +455,46 @@ class PostgresStore(RecordStore):
             cursor.nextset()
             rows = (state.last_event_id, list(cursor.fetchall()))
         self._ahead = _Ahead(key, exists, next_id, rows)
+
+    def _append_at_head(self, incident_id: int, kind: str, actor: str, payload: dict[str, Any],
+                        ts: datetime) -> Event | None:
+        """The short road: one statement, run as its own transaction (one round trip, then the
+        commit), that appends the event after the head this store knows (the cached state's
+        newest event) if that is still the chain's head (:data:`APPEND_AT_HEAD`). None when
+        the road is not open — nothing cached yet, a keyed chain (its key never leaves this
+        process), a checkpoint due — or when another writer moved the head meanwhile: then
+        nothing was written, and the serialised road catches up, hashes and appends."""
+        if self.readonly:
+            return None
+        with self._lock:
+            state = self._states.get(incident_id)
+            if (state is None or not state.event_count or state.chain_keyed
+                    or self._checkpoint_due(incident_id, kind, state.event_count + 1)):
+                return None
+            draft = self._draft(state, incident_id, kind, actor, payload, ts)
+            before, after = hashed_text_around_id(draft.prev_hash, incident_id, draft.ts,
+                                                  draft.kind, draft.actor, draft.payload_json)
+            try:
+                found = self._conn.execute(APPEND_AT_HEAD, (
+                    before.encode(), after.encode(), incident_id, draft.prev_hash, draft.ts,
+                    draft.kind, draft.actor, draft.payload_json, draft.prev_hash),
+                    prepare=True).fetchone()
+            except self._psycopg.errors.UniqueViolation:
+                # An event id taken by a copy into this database, or this head taken by a
+                # writer that does not know the short road: the serialised road sorts it out.
+                return None
+            except self._psycopg.Error as error:
+                self._forget_states()
+                raise StoreError(f"cannot write {self.location}: {_first_line(error)}") from None
+            if found is None:
+                return None  # the head moved: nothing was written
+            event, _ = draft.numbered(int(found[0]))
+            if event.hash != found[1]:  # the same bytes hashed here and there: never differs
+                self._forget_states()
+                raise StoreError(f"{self.location} hashed event #{event.id} as {found[1]}, "
+                                 f"not {event.hash}: the chain cannot be trusted from here")
+            state.apply(event)
+            return event
 
     def _rollback(self) -> None:
         with contextlib.suppress(self._psycopg.Error):

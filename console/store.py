@@ -7,8 +7,9 @@ commander leases, behind one interface (:class:`RecordStore`) with two engines.
   group; readers (``warroom watch``) open it read-only and notice changes through
   ``PRAGMA data_version``.
 - ``console.pgstore.PostgresStore`` keeps it in PostgreSQL, for teams beyond one host (README,
-  "PostgreSQL store"): the same tables and chain, writers serialised per incident by an advisory
-  lock, watchers woken by LISTEN/NOTIFY.
+  "PostgreSQL store"): the same tables and chain, an append after the chain head the store
+  knows in one statement (else writers serialised per incident by an advisory lock and the
+  head's row lock), watchers woken by LISTEN/NOTIFY.
 
 On both, events are never updated or deleted (triggers in the database refuse it), and each
 incident's events form a sha256 chain (``hash = sha256(prev_hash + canonical event)``) computed
@@ -183,11 +184,20 @@ def event_hash(prev_hash: str, event_id: int, incident_id: int, ts: str, kind: s
     re-serialised (the same bytes, at a fraction of the cost). A payload that was edited into
     another spelling of the same JSON therefore no longer matches its hash — as it should not.
     """
-    body = (f'{{"actor":{_json_string(actor)},"id":{event_id},"incident":{incident_id},'
-            f'"kind":{_json_string(kind)},"payload":{payload_json},"ts":{_json_string(ts)}}}')
+    before, after = hashed_text_around_id(prev_hash, incident_id, ts, kind, actor, payload_json)
+    text = f"{before}{event_id}{after}".encode()
     if key is not None:  # a keyed chain: nobody without the key can recompute it
-        return hmac.new(key, (prev_hash + body).encode("utf-8"), hashlib.sha256).hexdigest()
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+        return hmac.new(key, text, hashlib.sha256).hexdigest()
+    return hashlib.sha256(text).hexdigest()
+
+
+def hashed_text_around_id(prev_hash: str, incident_id: int, ts: str, kind: str, actor: str,
+                          payload_json: str) -> tuple[str, str]:
+    """What :func:`event_hash` hashes (``prev_hash`` and the canonical event), before and after
+    the event's id, for an engine that numbers the event and hashes it in the same statement."""
+    return (f'{prev_hash}{{"actor":{_json_string(actor)},"id":',
+            f',"incident":{incident_id},"kind":{_json_string(kind)},"payload":{payload_json},'
+            f'"ts":{_json_string(ts)}}}')
 
 
 #: What a keyed incident's declaration says in its payload (``"chain": "keyed"``).
@@ -384,6 +394,29 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _schema_v1, 2: _schema_v2, 3: _schema_v3, 4: _schema_v4, 5: _schema_v5}
 
 
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event about to be appended, all but its id (which the engine gives)."""
+
+    incident_id: int
+    ts: str
+    kind: str
+    actor: str
+    payload: dict[str, Any]
+    payload_json: str  # the stored, hashed bytes of the payload
+    prev_hash: str
+    key: bytes | None  # the chain key, for a keyed chain
+
+    def numbered(self, event_id: int) -> tuple[Event, tuple[Any, ...]]:
+        """The event with this id, and its stored row."""
+        digest = event_hash(self.prev_hash, event_id, self.incident_id, self.ts, self.kind,
+                            self.actor, self.payload_json, self.key)
+        event = Event(event_id, self.incident_id, parse_ts(self.ts), self.kind, self.actor,
+                      self.payload, self.prev_hash, digest)
+        return event, (event_id, self.incident_id, self.ts, self.kind, self.actor,
+                       self.payload_json, self.prev_hash, digest)
+
+
 class ChangeFeed:
     """Tells a watcher that something may have been committed to the store (events, samples, a
     lease): :meth:`wait` returns True when there is something to read.
@@ -466,6 +499,14 @@ class RecordStore:
     def _connection(self) -> Any:
         raise NotImplementedError
 
+    def _append_at_head(self, incident_id: int, kind: str, actor: str, payload: dict[str, Any],
+                        ts: datetime) -> Event | None:
+        """An engine's short road for one event that needs no decision: append it after the
+        head this store last wrote or read, if that is still the chain's head, and return it;
+        None (nothing written) sends the append down the serialised road."""
+        del incident_id, kind, actor, payload, ts
+        return None
+
     def _triggers_intact(self) -> bool:
         """Whether the database still refuses UPDATE and DELETE of events."""
         raise NotImplementedError
@@ -529,6 +570,10 @@ class RecordStore:
                ts: datetime | None = None) -> Event:
         """Append one event to an incident's chain (raw: code records typed facts with
         :meth:`record`)."""
+        ts = ts or utcnow()
+        event = self._append_at_head(incident_id, kind, actor, payload or {}, ts)
+        if event is not None:
+            return event
         with self._write(incident_id, appends=True) as conn:
             self._require_incident(conn, incident_id)
             return self._insert(conn, incident_id, kind, actor, payload or {}, ts or utcnow())
@@ -540,6 +585,11 @@ class RecordStore:
         of its newest event, inside the write transaction, and append what it returns — or
         nothing, if it refuses by raising (``policy.Refused``): the rules are checked against
         exactly the state the fact is appended to, even with other writers at work."""
+        if isinstance(fact, Payload):
+            ts = ts or utcnow()
+            event = self._append_at_head(incident_id, fact.KIND, actor, fact.to_payload(), ts)
+            if event is not None:
+                return event
         with self._write(incident_id, appends=True) as conn:
             self._require_incident(conn, incident_id)
             record = fact if isinstance(fact, Payload) else fact(self._state_in(incident_id).copy())
@@ -676,42 +726,46 @@ class RecordStore:
             raise UnknownIncident(
                 f"no incident {format_incident_id(incident_id)} in {self.location}")
 
-    def _insert(self, conn: Any, incident_id: int, kind: str, actor: str,
-                payload: dict[str, Any], ts: datetime) -> Event:
-        state = self._state_in(incident_id)  # caught up: its newest event is the chain's head
-        prev_hash = state.last_hash or GENESIS_HASH
-        event_id = self._next_event_id(conn)
+    def _draft(self, state: IncidentState, incident_id: int, kind: str, actor: str,
+               payload: dict[str, Any], ts: datetime) -> EventDraft:
+        """The event that follows ``state``'s newest event (the chain's head as this store
+        knows it), all but its id; nothing is written, the state is not changed."""
         # The record never holds a piece of a configured secret, whoever wrote the text.
         safe_payload = scrub_value(json_safe(payload))
-        actor = scrub(actor)
-        payload_json = canonical_json(safe_payload)
-        ts_text = format_ts(ts)
         keyed = (safe_payload.get("chain") == KEYED if kind == Kind.DECLARED
                  else state.chain_keyed)
         if keyed and self.chain_key is None:
             raise StoreError(f"{format_incident_id(incident_id)}'s chain is keyed: appending "
                              "to it needs the chain key (the variable [store] chain_key_env "
                              "names must hold it)")
-        digest = event_hash(prev_hash, event_id, incident_id, ts_text, str(kind), actor,
-                            payload_json, self.chain_key if keyed else None)
+        return EventDraft(incident_id, format_ts(ts), str(kind), scrub(actor), safe_payload,
+                          canonical_json(safe_payload), state.last_hash or GENESIS_HASH,
+                          self.chain_key if keyed else None)
+
+    def _checkpoint_due(self, incident_id: int, kind: str, event_count: int) -> bool:
+        """Whether the state of ``event_count`` events, the newest of ``kind``, is to be
+        written as the incident's checkpoint."""
+        return self.schema_version >= 2 and (
+            kind not in FREQUENT_KINDS
+            or event_count - self._checkpointed.get(incident_id, 0) >= CHECKPOINT_EVERY)
+
+    def _insert(self, conn: Any, incident_id: int, kind: str, actor: str,
+                payload: dict[str, Any], ts: datetime) -> Event:
+        state = self._state_in(incident_id)  # caught up: its newest event is the chain's head
+        event, row = self._draft(state, incident_id, kind, actor, payload, ts).numbered(
+            self._next_event_id(conn))
         self._execute(
             conn,
             "INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (event_id, incident_id, ts_text, str(kind), actor, payload_json, prev_hash, digest),
-        )
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
         if self.schema_version >= 3:
             self._execute(
                 conn,
                 "INSERT INTO chain_heads (incident_id, event_id, hash) VALUES (?, ?, ?) "
                 "ON CONFLICT (incident_id) DO UPDATE SET event_id = excluded.event_id, "
-                "hash = excluded.hash", (incident_id, event_id, digest))
-        event = Event(event_id, incident_id, parse_ts(ts_text), str(kind), actor, safe_payload,
-                      prev_hash, digest)
+                "hash = excluded.hash", (incident_id, event.id, event.hash))
         state.apply(event)
-        if self.schema_version >= 2 and (
-                kind not in FREQUENT_KINDS
-                or state.event_count - self._checkpointed.get(incident_id, 0) >= CHECKPOINT_EVERY):
+        if self._checkpoint_due(incident_id, event.kind, state.event_count):
             self._write_checkpoint(conn, state)
         return event
 

@@ -103,9 +103,11 @@ def watch_latency(ctx: Context) -> list[Figure]:
 
 
 def durable_append(ctx: Context) -> list[Figure]:
-    """``PostgresStore.append`` of a note (advisory lock, state catch-up, hash, INSERT, NOTIFY,
-    COMMIT) against a bare psycopg INSERT and COMMIT of a row of the same shape into a plain
-    table of the same database; blocks of each in turn."""
+    """``PostgresStore.append`` of a note (its short road: one statement, its own transaction,
+    that numbers and hashes the event, moves the chain head if it is still the one the store
+    knows and inserts the event with its NOTIFY trigger; then the commit) against a bare psycopg
+    INSERT and COMMIT of a row of the same shape into a plain table of the same database; blocks
+    of each in turn."""
     del ctx
     text = "customer support reports fewer tickets since the last stage"
     appends = Series("PostgresStore.append of a note (durable), per event", "ms")

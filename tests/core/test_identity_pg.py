@@ -116,3 +116,27 @@ def test_a_copy_keeps_approvals_recorded_by_others(room: dict[str, str], tmp_pat
             with pytest.raises(StoreError, match="warroom_admin cannot approve as marco"):
                 owner.record(incident, "warroom_admin",
                              ev.Approved(role="platform-lead", user="marco"))
+
+
+def test_appends_after_the_known_head_need_the_day_to_day_grants_and_no_more(
+        room: dict[str, str], pg_url: str, postgres_server: PostgresServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A note after the head a store knows is one statement (the short road): the day-to-day
+    grants are enough for it, and a watcher's read-only grants are not."""
+    with open_store(pg_url) as owner:
+        assert isinstance(owner, PostgresStore)
+        incident = owner.create_incident("alice", {"title": "t"})[0].incident_id
+        owner.grant(postgres_server.ensure_role("wendy", "wendy-secret"), read_only=True)
+    as_person(monkeypatch, "priya")
+    with open_store(room["priya"]) as priya:
+        priya.state(incident)  # the head, as priya's store knows it
+        notes = [priya.append(incident, "note_added", "priya", {"text": f"n{n}"})
+                 for n in range(3)]
+        assert [e.prev_hash for e in notes[1:]] == [e.hash for e in notes[:-1]]
+        assert priya.verify(incident) == (4, None)
+    as_person(monkeypatch, "wendy")
+    with open_store(room["priya"].replace("priya@", "wendy@")) as wendy:
+        wendy.state(incident)
+        with pytest.raises(StoreError, match="permission denied"):
+            wendy.append(incident, "note_added", "wendy", {"text": "sneaked in"})
+        assert wendy.verify(incident) == (4, None)

@@ -11,8 +11,12 @@ commits; and copy a record from one engine to the other with every id and hash i
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -181,6 +185,166 @@ def test_racing_writers_of_one_incident_form_one_chain(store_location: Path | st
     # every decision saw a different head: 1 (the declaration) … 50
     assert sorted(count for _, count in seen) == list(range(1, 1 + 2 * per_writer))
     assert [e.id for e in events] == sorted(e.id for e in events)
+
+
+#: Text the short road's server-side hash must hash as Python does (UTF-8 of every width, JSON
+#: escapes, a line separator JSON leaves as it is).
+TRICKY = "caf\u00e9 \u2028 \"q\" \\ \x01 \U0001f525"
+#: A writer process of the race below: opens its own store, waits for the start (a file), then
+#: appends its notes — most as plain appends (PostgreSQL's short road: one statement after the
+#: head it knows), every fifth as a fact decided on the state (the serialised road) — and says
+#: how many plain appends the short road took.
+RACER = """
+import sys, time
+from pathlib import Path
+from console import events as ev
+from console.model import Kind
+from console.store import open_store
+
+location, incident, name, count, go, tricky = sys.argv[1:7]
+location = location if location.startswith("postgresql") else Path(location)
+with open_store(location) as store:
+    store.state(int(incident))  # the head as this writer first knows it
+    short = [0]
+    original = store._append_at_head
+
+    def counted(*args, **kwargs):
+        event = original(*args, **kwargs)
+        short[0] += event is not None
+        return event
+
+    store._append_at_head = counted
+    deadline = time.monotonic() + 60
+    while not Path(go).exists():
+        if time.monotonic() > deadline:
+            sys.exit("no start")
+    for n in range(int(count)):
+        text = f"{name} {n} {tricky}"
+        if n % 5 == 4:
+            store.record(int(incident), name, lambda state, text=text: ev.Note(text=text))
+        else:
+            store.append(int(incident), Kind.NOTE, name, {"text": text})
+print(short[0])
+"""
+
+
+def test_appends_racing_from_several_processes_never_fork_nor_lose_an_event(
+        store_location: Path | str, tmp_path: Path) -> None:
+    """Four processes append to one incident at once, each after the head it last saw: every
+    event is there exactly once, each follows the one before it (no fork, no gap: one chain),
+    ids rise along the chain, and the head recorded with the last append is the newest event."""
+    from tests.conftest import REPO
+
+    with open_store(store_location) as store:
+        incident = declare(store)
+    writers, per_writer = 4, 40
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    racers = [subprocess.Popen(
+        [sys.executable, "-c", RACER, str(store_location), str(incident), f"w{w}",
+         str(per_writer), str(go), TRICKY], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env) for w in range(writers)]
+    go.touch()
+    outcomes = [racer.communicate(timeout=180) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * writers, outcomes
+    with open_store(store_location, readonly=True) as store:
+        assert store.verify(incident) == (1 + writers * per_writer, None)
+        events = store.events(incident)
+        recorded = store._read("SELECT event_id, hash FROM chain_heads WHERE incident_id = ?",
+                               (incident,))
+    texts = sorted(e.payload["text"] for e in events[1:])
+    assert texts == sorted(f"w{w} {n} {TRICKY}" for w in range(writers) for n in range(per_writer))
+    for before, after in itertools.pairwise(events):
+        assert after.prev_hash == before.hash and after.id > before.id
+    assert len({e.prev_hash for e in events}) == len(events)
+    assert [tuple(row) for row in recorded] == [(events[-1].id, events[-1].hash)]
+    if isinstance(store_location, str):  # the short road was raced, not only the lock
+        assert sum(int(out.split()[-1]) for out, _ in outcomes) > 0, outcomes
+
+
+def test_a_store_behind_the_chain_head_appends_after_the_newest_event(
+        store_location: Path | str) -> None:
+    """A store whose head is stale (another connection appended since) does not fork the
+    chain: its append is refused at the head, caught up and appended after the newest event;
+    and what the server hashed is what Python hashes, whatever the text."""
+    with open_store(store_location) as mine, open_store(store_location) as other:
+        incident = declare(mine)
+        first = mine.append(incident, Kind.NOTE, "bob", {"text": "mine"})
+        theirs = [other.append(incident, Kind.NOTE, "carol \u00e9", {"text": f"theirs {n}"})
+                  for n in range(2)]
+        after = mine.append(incident, Kind.NOTE, "bob \U0001f525",
+                            {"text": TRICKY, "n": [1.5, None]})
+        assert theirs[0].prev_hash == first.hash
+        assert after.prev_hash == theirs[-1].hash and after.id > theirs[-1].id
+        again = mine.append(incident, Kind.NOTE, "bob", {"text": "and again"})
+        assert again.prev_hash == after.hash
+        assert mine.verify(incident) == (6, None)
+        assert mine.events(incident)[-2:] == [after, again]
+        assert mine.state(incident).last_hash == again.hash
+        assert fold(mine.events(incident)).last_hash == again.hash
+
+
+def test_a_keyed_chain_appends_with_its_key_on_both_engines(store_location: Path | str) -> None:
+    """A keyed chain's appends are hashed here, with the key (it never goes to a server)."""
+    from console.store import use_chain_key
+
+    use_chain_key(b"k" * 32)
+    try:
+        with open_store(store_location) as store:
+            incident = declare(store)
+            for n in range(3):
+                store.append(incident, Kind.NOTE, "bob", {"text": f"keyed {n}"})
+            walk = store.verify_walk(incident)
+            assert (walk.checked, walk.problem) == (4, None)
+    finally:
+        use_chain_key(None)
+    with open_store(store_location) as keyless, \
+            pytest.raises(StoreError, match="needs the chain key"):
+        keyless.append(incident, Kind.NOTE, "bob", {"text": "no key"})
+
+
+def _fork_of(store: RecordStore, incident: int) -> str:
+    """An INSERT of an event after the same hash as the incident's second event."""
+    second = store.events(incident)[1]
+    return ("INSERT INTO events (id, incident_id, ts, kind, actor, payload, prev_hash, hash) "
+            f"VALUES (9999, {incident}, '{second.ts:%Y-%m-%dT%H:%M:%S}.000Z', 'note_added', "
+            f"'mallory', '{{}}', '{second.prev_hash}', '{'f' * 64}')")
+
+
+@pytest.mark.postgresql
+def test_postgresql_refuses_a_fork_whoever_writes(pg_url: str) -> None:
+    import psycopg
+
+    with open_store(pg_url) as store:
+        incident = declare(store)
+        for n in range(2):
+            store.append(incident, Kind.NOTE, "bob", {"text": f"{n}"})
+        fork = _fork_of(store, incident)
+    with pytest.raises(psycopg.errors.UniqueViolation, match="events_chain_never_forks"):
+        raw(pg_url, fork)
+
+
+@pytest.mark.postgresql
+def test_a_schema_5_postgresql_record_is_migrated_and_a_forked_one_refused(pg_url: str) -> None:
+    """Schema 6 adds the fork guard to a record made before it (same events, same hashes);
+    a record whose chain already forked is refused with the incident named."""
+    with open_store(pg_url) as store:
+        incident = declare(store)
+        store.append(incident, Kind.NOTE, "bob", {"text": "before"})
+        before = _record(store, incident)
+    as_schema_5 = ["DROP INDEX events_chain_never_forks", "UPDATE warroom_schema SET version = 5"]
+    raw(pg_url, *as_schema_5)
+    with open_store(pg_url) as store:
+        assert store.schema_version == 6
+        assert _record(store, incident) == before
+        store.append(incident, Kind.NOTE, "bob", {"text": "after"})
+        assert store.verify(incident) == (3, None)
+        fork = _fork_of(store, incident)
+    raw(pg_url, *as_schema_5, fork)
+    with pytest.raises(StoreError, match=r"INC-1's chain forked \(events #2 and #9999"):
+        open_store(pg_url)
+    with open_store(pg_url, readonly=True) as reader:  # still readable, and says it is broken
+        assert reader.verify(incident)[1] is not None
 
 
 def test_a_refused_fact_appends_nothing_and_the_store_goes_on(store_location: Path | str
