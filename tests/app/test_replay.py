@@ -154,6 +154,36 @@ async def test_the_keys_move_the_replay(make_rig: RigFactory) -> None:
         assert len(rig.events()) == count
 
 
+async def test_a_burst_of_keys_lands_where_each_key_leads(make_rig: RigFactory) -> None:
+    """Keys pressed faster than the replay reads are all honoured, in order (five steps land
+    five events on), and drawn once; a typed jump holds the screen until its moment is shown,
+    then lets go."""
+    rig = make_rig("bad")
+    play_the_demo(rig)
+    events = rig.events()
+    app = replay_app(rig, events[0].ts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await replayed(pilot)
+        assert app._moment is not None
+        later = sorted(e.id for e in events if e.id > app._moment.event_id)
+        await pilot.press(*["full_stop"] * 5)
+        await replayed(pilot)
+        assert app._moment.event_id == later[4]
+        await pilot.press(*["full_stop"] * 3, "comma", "comma")
+        await replayed(pilot)
+        assert app._moment.event_id == later[5]
+        assert app.state.last_event_id == later[5]
+        # the timeline ends on the moment's event (its rows counted without a layout)
+        assert app.timeline.last_event_id == later[5]
+        assert app.timeline.row_count == app.state.event_count
+        target = events[0].ts + timedelta(seconds=6)
+        await pilot.press("t", *"+6s", "enter", "full_stop")
+        await replayed(pilot)
+        after = min(e.id for e in events if e.ts > target)
+        assert app._moment.event_id == after  # the time, then a step from it
+        assert app._held_for == 0 and app._batch_count == 0  # the screen is not held
+
+
 async def test_play_runs_the_clock_and_stops_at_the_end(make_rig: RigFactory) -> None:
     rig = make_rig("bad")
     play_the_demo(rig)
