@@ -389,6 +389,8 @@ class Timeline(ScrollView, can_focus=True):
         hold are asked for with :class:`RowsWanted`. ``anchor_row``: scroll there (a filter
         change that keeps the view near the same moment) unless following. ``up_to_id``: the
         newest event the counts include (later events are added by :meth:`append_events`)."""
+        if self._unchanged(row_total, event_total, tail, anchor_row, up_to_id):
+            return  # the same rows (a replay's clock moving between two events): nothing to draw
         following = self.follow
         self._fed = True
         self._own = []
@@ -415,6 +417,21 @@ class Timeline(ScrollView, can_focus=True):
             self._sync_follow()
         self._update_subtitle()
         self.refresh()
+
+    def _unchanged(self, row_total: int, event_total: int, tail: Sequence[Event],
+                   anchor_row: int | None, up_to_id: int | None) -> bool:
+        """Whether a :meth:`reset` would show what is held already: the same counts, the same
+        newest event and the same newest rows, and no row to scroll to."""
+        if not self._fed or anchor_row is not None or self._new_count:
+            return False
+        newest = up_to_id if up_to_id is not None else (tail[-1].id if tail else None)
+        if (max(row_total, len(tail)), event_total, newest) != (
+                self._row_total, self._event_total, self._last_id):
+            return False
+        first = self._row_total - len(tail)
+        held = self._held
+        return all((row := held.get(first + index)) is not None and row.id == event.id
+                   for index, event in enumerate(tail))
 
     def fill(self, generation: int, offset: int, events: Sequence[Event]) -> None:
         """Rows the app read for a :class:`RowsWanted` (ignored if the filter changed since)."""

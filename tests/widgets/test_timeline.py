@@ -514,3 +514,30 @@ async def test_a_filter_change_lets_go_of_the_selection() -> None:
         await pilot.press("f")
         await pilot.pause()
         assert timeline.cursor is None
+
+
+async def test_a_reset_to_other_rows_is_no_layout_and_the_same_rows_draw_nothing() -> None:
+    """The app's reset (a replay's jump): a new row count updates the scrollbar in place, not
+    by a layout of the screen; the same rows again (a replay's clock between two events) keep
+    what is drawn."""
+    app = TimelineApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        timeline.reset(500, 500, notes(301, 500), up_to_id=500)
+        await pilot.pause()
+        assert timeline.show_vertical_scrollbar
+        assert note_number(visible_rows(timeline)[-1]) == 500
+        layouts = timeline._layout_updates
+        timeline.reset(900, 900, notes(701, 900), up_to_id=900)
+        assert timeline._layout_updates == layouts  # no layout asked for
+        assert timeline.virtual_size.height == 900
+        assert timeline.vertical_scrollbar.window_virtual_size == 900
+        assert timeline.scroll_y == timeline.max_scroll_y  # still on the newest row
+        await pilot.pause()
+        assert note_number(visible_rows(timeline)[-1]) == 900
+        strip = timeline.render_line(0)
+        timeline.reset(900, 900, notes(701, 900), up_to_id=900)
+        assert timeline.render_line(0) is strip  # the cached line: nothing was rebuilt
+        timeline.reset(900, 900, [*notes(702, 900), note(950)], up_to_id=950)
+        await pilot.pause()
+        assert note_number(visible_rows(timeline)[-1]) == 950
