@@ -942,11 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _clean_arguments(args)
         code = COMMANDS[args.command](args)
         sys.stdout.flush()
-        if _LEFT_FOR_EXIT:
-            if own_process:
-                sys.stderr.flush()
-                os._exit(code)  # nothing is left to do: no exit handler, nothing to write
-            _LEFT_FOR_EXIT.clear()
+        if _LEFT_FOR_EXIT and own_process:
+            sys.stderr.flush()
+            os._exit(code)  # nothing is left to do: no exit handler, nothing to write
         return code
     except BrokenPipeError:
         _stdout_gone()
@@ -981,6 +979,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_err(f"warroom: internal error: {type(error).__name__}: {error}"
                    + ("" if debug else " (run with --debug for details)"))
         return 1
+    finally:
+        _LEFT_FOR_EXIT.clear()  # a caller in its own process (a test) frees them now
 
 
 if __name__ == "__main__":

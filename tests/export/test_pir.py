@@ -602,6 +602,9 @@ def test_the_export_file_is_private(tmp_path: Path) -> None:
     old = os.umask(0o022)  # a umask that would leave a plain file world-readable
     try:
         assert main(["export", "1", "-o", str(out), "--db", str(built.path)]) == 0
+        from console import cli
+
+        assert cli._LEFT_FOR_EXIT == []  # a caller in its own process: nothing kept for it
         written = tmp_path / "console-export.md"
         from console.export import write_private
 
