@@ -344,9 +344,8 @@ def _timeline(record: Record) -> list[str]:
     # A line per status change of a long record: md_inline only where the text needs it.
     for line in record.story.lines:
         event = line.event
-        words = line.words
-        text = words if words.__class__ is str else words()  # type: ignore[operator]
-        if needs_care(text) is not None:  # type: ignore[arg-type]
+        text = line.text
+        if needs_care(text) is not None:
             text = md_inline(text)
         who = actors.get(line.actor)
         if who is None:

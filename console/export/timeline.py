@@ -46,6 +46,8 @@ class GuardrailRun:
     peak: float | None = None
     sustained: bool = False
     limits: list[float] = field(default_factory=list)
+    #: How its line shows a time and a figure (a run is its own line of the story).
+    wording: Wording | None = None
 
     def absorb(self, event: Event, payload: dict[str, Any]) -> None:
         """One more evaluation with the same status (kept cheap: a long record has many)."""
@@ -68,6 +70,57 @@ class GuardrailRun:
     @property
     def span_s(self) -> float:
         return (self.last.ts - self.first.ts).total_seconds()
+
+    # --- as a line of the story (what Line has) -------------------------------------------------
+
+    @property
+    def event(self) -> Event:
+        return self.first
+
+    @property
+    def actor(self) -> str:
+        return self.first.actor
+
+    @property
+    def ts(self) -> datetime:
+        return self.first.ts
+
+    @property
+    def loud(self) -> bool:
+        return self.status == "breach" or self.status == "cant_evaluate"
+
+    @property
+    def text(self) -> str:
+        """Its line: status, count, span, peak, and the first poll's detail."""
+        at, value = self.wording or _PLAIN
+        status = self.status
+        word = GUARDRAIL_STATUS_WORDS.get(status, status)
+        detail = self.first.payload.get("detail")
+        detail = "" if detail is None else str(detail)  # as .detail
+        track = (" on the stable track" if self.mode == "stable"
+                 and not detail.startswith("stable track") else "")
+        count = self.count
+        if count > 1:
+            peak = (f", peak {value(self.name, self.peak)}"
+                    if self.peak is not None and status == "breach" else "")
+            head = (f"Guardrail {self.name}{track}: {word} ×{count} from {at(self.first.ts)} "
+                    f"to {at(self.last.ts)}{peak}")
+        else:
+            head = f"Guardrail {self.name}{track}: {word}"
+        if self.sustained:
+            head += " (sustained)"
+        return f"{head} — {detail}" if detail else head
+
+
+#: (time, guardrail figure) formatters of a run's line: ``at(ts)``, ``value(guardrail, raw)``.
+Wording = tuple[Callable[[datetime], str], Callable[[str, Any], str]]
+
+
+def _plain_value(_guardrail: str, value: Any) -> str:
+    return str(value)
+
+
+_PLAIN: Wording = (str, _plain_value)
 
 
 def _new_run(event: Event, payload: dict[str, Any], name: str, status: str,
@@ -144,7 +197,7 @@ class Story:
     """The timeline's lines, and the guardrails' runs they fold (also grouped by guardrail, in
     the order each first changed)."""
 
-    lines: list[Line]
+    lines: list[Line | GuardrailRun]  # a guardrail's run is a line of its own
     runs: list[GuardrailRun]
     by_guardrail: dict[str, list[GuardrailRun]] = field(default_factory=dict)
 
@@ -178,12 +231,13 @@ class Storyteller:
     are asked for (the clock may be settled after the last event)."""
 
     __slots__ = ("_at", "_consoles", "_open_runs", "_pending", "_preflight", "_preflight_key",
-                 "_progress", "_value", "by_guardrail", "lines", "runs")
+                 "_progress", "_value", "_wording", "by_guardrail", "lines", "runs")
 
     def __init__(self, at: Callable[[datetime], str], value: Callable[[str, Any], str]) -> None:
         self._at = at
         self._value = value
-        self.lines: list[Line] = []
+        self._wording: Wording = (at, value)
+        self.lines: list[Line | GuardrailRun] = []
         self.runs: list[GuardrailRun] = []
         self.by_guardrail: dict[str, list[GuardrailRun]] = {}
         self._open_runs: dict[Any, GuardrailRun] = {}
@@ -211,15 +265,15 @@ class Storyteller:
             status if status.__class__ is str else str(status),
             str(get("previous", "unknown")), mode if mode.__class__ is str else str(mode),
             event, event, 1, float(canary) if type(canary) in _NUMBERS else None,
-            bool(get("sustained")), [float(limit)] if type(limit) in _NUMBERS else [])
+            bool(get("sustained")), [float(limit)] if type(limit) in _NUMBERS else [],
+            self._wording)
         self.runs.append(run)
         mine = self.by_guardrail.get(run.name)
         if mine is None:
             self.by_guardrail[run.name] = [run]
         else:
             mine.append(run)
-        self.lines.append(Line(event, event.actor, _run_words(run, self._at, self._value),
-                               status == "breach" or status == "cant_evaluate"))
+        self.lines.append(run)
 
     def add(self, event: Event) -> None:
         """Any other event (a note only when it is highlighted: see :meth:`told`)."""
@@ -304,30 +358,6 @@ class Storyteller:
 def _loud(event: Event) -> bool:
     return event.kind in LOUD_KINDS or event.kind in (Kind.ROLLBACK_REQUESTED,
                                                       Kind.ROLLBACK_NOT_VERIFIED)
-
-
-def _run_words(run: GuardrailRun, at: Callable[[datetime], str],
-               value: Callable[[str, Any], str]) -> Callable[[], str]:
-    def words() -> str:  # one per status change of a long record: kept to few steps
-        status = run.status
-        word = GUARDRAIL_STATUS_WORDS.get(status, status)
-        detail = run.first.payload.get("detail")
-        detail = "" if detail is None else str(detail)  # GuardrailRun.detail
-        track = (" on the stable track" if run.mode == "stable"
-                 and not detail.startswith("stable track") else "")
-        count = run.count
-        if count > 1:
-            peak = (f", peak {value(run.name, run.peak)}"
-                    if run.peak is not None and status == "breach" else "")
-            head = (f"Guardrail {run.name}{track}: {word} ×{count} from {at(run.first.ts)} to "
-                    f"{at(run.last.ts)}{peak}")
-        else:
-            head = f"Guardrail {run.name}{track}: {word}"
-        if run.sustained:
-            head += " (sustained)"
-        return f"{head} — {detail}" if detail else head
-
-    return words
 
 
 def _weight_words(request: Event, outcome: Event,
