@@ -848,7 +848,9 @@ def _guardrails_part(record: Record) -> list[str]:
                        for name, mine in by_guardrail.items()}
         for name, mine in by_guardrail.items():
             breaches = [run for run in mine if run.status == "breach"]
-            longest = max(breaches, key=lambda run: (run.count, run.span_s), default=None)
+            most = max((run.count for run in breaches), default=0)  # then the longest span
+            longest = max((run for run in breaches if run.count == most),
+                          key=lambda run: run.span_s, default=None)
             peaks = [run.peak for run in breaches if run.peak is not None]
             blind = sum(1 for run in mine if run.status == "cant_evaluate")
             rows.append([
@@ -885,7 +887,11 @@ def _limits_seen(record: Record, name: str, runs: Sequence[GuardrailRun]) -> str
     from the canary's is said, not hidden."""
     raw: dict[str, set[float]] = {}
     for run in runs:
-        raw.setdefault(run.mode, set()).update(run.limits)
+        seen = raw.get(run.mode)
+        if seen is None:
+            seen = raw[run.mode] = set()
+        if run.limits:
+            seen.update(run.limits)
     by_track: dict[str, list[str]] = {}
     for track, limits in raw.items():
         shown = by_track.setdefault(track, [])
