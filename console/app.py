@@ -38,15 +38,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from adapters.secrets import scrub
 from console.actions import ACTIONS, BY_NAME, COMMANDER_ONLY, REPLAY_ONLY, palette_order
 from console.model import Figures, format_incident_id, format_ts
-from widgets.approvals import ApprovalsPane
-from widgets.canary import CanaryPane, hhmm
-from widgets.checklist import ChecklistPane
 from widgets.footer import SteadyFooter
-from widgets.graphs import MetricGraph
-from widgets.guardrails import GuardrailsPane
-from widgets.header import IncidentHeader
-from widgets.rollback import RollbackPane
-from widgets.timeline import Timeline, safe_describe
 
 if TYPE_CHECKING:
     # Type-only: the first frame is drawn before any of these is imported (they cost more
@@ -64,6 +56,9 @@ if TYPE_CHECKING:
     from console.screens.forms import NoteModal, OverrideModal, RelayRequest
     from console.state import IncidentState
     from console.store import ChainProblem, ChainWalk, ChangeFeed, Lease, RecordStore, TimelineRows
+    from widgets.checklist import ChecklistPane
+    from widgets.header import IncidentHeader
+    from widgets.timeline import Timeline
 
 COMMANDER = "COMMANDER"
 WATCHING = "WATCHING"
@@ -292,6 +287,8 @@ class WarroomApp(App[int]):
         yield SteadyFooter()
 
     def _header(self) -> IncidentHeader:
+        from widgets.header import IncidentHeader
+
         return IncidentHeader(mode=self.mode, now=self.clock.now(), id="header")
 
     def _layout(self, *, opening: bool) -> list[Widget]:
@@ -306,6 +303,16 @@ class WarroomApp(App[int]):
             timeline: Widget = _opening_pane("Timeline", "timeline")
             graphs: list[Widget] = []
         else:
+            # The panes' modules are imported here, after the first frame when it opens behind
+            # one: none of them is needed to draw the opening layout.
+            from widgets.approvals import ApprovalsPane
+            from widgets.canary import CanaryPane
+            from widgets.checklist import ChecklistPane
+            from widgets.graphs import MetricGraph
+            from widgets.guardrails import GuardrailsPane
+            from widgets.rollback import RollbackPane
+            from widgets.timeline import Timeline
+
             top = [CanaryPane(id="canary"), RollbackPane(id="rollback")]
             mid = [ApprovalsPane(id="approvals"), ChecklistPane(id="checklist"),
                    GuardrailsPane(id="guardrails")]
@@ -324,6 +331,14 @@ class WarroomApp(App[int]):
         self._go_live()
 
     def _panes_mounted(self) -> None:
+        from widgets.approvals import ApprovalsPane
+        from widgets.canary import CanaryPane
+        from widgets.checklist import ChecklistPane
+        from widgets.guardrails import GuardrailsPane
+        from widgets.header import IncidentHeader
+        from widgets.rollback import RollbackPane
+        from widgets.timeline import Timeline
+
         self.header = self.query_one(IncidentHeader)
         self.canary = self.query_one(CanaryPane)
         self.rollback_pane = self.query_one(RollbackPane)
@@ -382,6 +397,8 @@ class WarroomApp(App[int]):
         config = self.config
         self.header.simulated = tuple(config.simulated())
         self.header.environment = (config.console.environment, config.console.badge_colour())
+        from widgets.graphs import MetricGraph
+
         graphs = {g.name: self.query_one(f"#graph-{_css_id(g.name)}", MetricGraph)
                   for g in config.guardrails}
         self.graphs = graphs
@@ -548,12 +565,12 @@ class WarroomApp(App[int]):
         events: list[Event] = []
         rows: TimelineRows | None = None
         if after_id is None:
-            rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE)
+            rows = reader.timeline_rows(self.incident_id, kinds, _timeline_page())
         else:
             events = reader.events(self.incident_id, after_id=after_id, limit=MAX_PUSH + 1)
             if len(events) > MAX_PUSH:
                 events = []
-                rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE)
+                rows = reader.timeline_rows(self.incident_id, kinds, _timeline_page())
         since = self.clock.now().timestamp() - self.config.monitoring.graph_window_s
         samples = {
             series: reader.samples(self.incident_id, series, since)
@@ -697,8 +714,10 @@ class WarroomApp(App[int]):
 
     # --- the timeline's window: pages and filters are queries, read off the UI thread ------------
 
-    @on(Timeline.RowsWanted)
-    def _rows_wanted(self, message: Timeline.RowsWanted) -> None:
+    # The timeline's and the checklist's messages are handled by name (on_<pane>_<message>), not
+    # with @on(Pane.Message): @on would import every pane's module before the first frame.
+
+    def on_timeline_rows_wanted(self, message: Timeline.RowsWanted) -> None:
         self._read_rows(message.generation, message.kinds, message.offset, message.limit)
 
     @work(thread=True, group="timeline-rows", exit_on_error=False)
@@ -707,8 +726,7 @@ class WarroomApp(App[int]):
         events = self._reader_store().events_page(self.incident_id, kinds, offset, limit)
         self.call_from_thread(self.timeline.fill, generation, offset, events)
 
-    @on(Timeline.FilterChanged)
-    def _filter_changed(self, message: Timeline.FilterChanged) -> None:
+    def on_timeline_filter_changed(self, message: Timeline.FilterChanged) -> None:
         if self.mode == REPLAY:
             self._replay_move(("refresh",))
             return
@@ -717,7 +735,7 @@ class WarroomApp(App[int]):
     @work(thread=True, group="timeline-rows", exit_on_error=False)
     def _read_filter(self, generation: int, kinds: frozenset[str] | None,
                      top_event_id: int | None) -> None:
-        rows = self._reader_store().timeline_rows(self.incident_id, kinds, Timeline.PAGE,
+        rows = self._reader_store().timeline_rows(self.incident_id, kinds, _timeline_page(),
                                                   anchor_id=top_event_id)
         self.call_from_thread(self._apply_filter_rows, generation, rows)
 
@@ -957,7 +975,7 @@ class WarroomApp(App[int]):
         from console.marks import MARK_KINDS, MAX_MARKS, marks
         reader = replay.store
         state = replay.state(moment)
-        rows = reader.timeline_rows(self.incident_id, kinds, Timeline.PAGE,
+        rows = reader.timeline_rows(self.incident_id, kinds, _timeline_page(),
                                     up_to_id=state.last_event_id,
                                     event_count=state.event_count)
         until = moment.clock.timestamp()
@@ -1530,6 +1548,8 @@ class WarroomApp(App[int]):
         if not event_id:
             self.notify("Nothing on the timeline to highlight yet.", timeout=4)
             return
+        from widgets.timeline import safe_describe
+
         words = safe_describe(newest) if newest is not None and newest.id == event_id else ""
         target = event_id
 
@@ -1698,6 +1718,8 @@ class WarroomApp(App[int]):
                 state.watch_until is None or self._now() < state.watch_until):
             # After VERIFIED the poll keeps reading the live version: a GitOps tool putting the
             # bad version back is noticed only while a commander's console runs.
+            from widgets.canary import hhmm
+
             left = f" (until {hhmm(state.watch_until)})" if state.watch_until else ""
             lines.append(f"• The live version is watched after the verified rollback{left}: "
                          f"if the bad version is put back (GitOps self-heal), nobody is told "
@@ -1781,8 +1803,7 @@ class WarroomApp(App[int]):
         self.push_screen(StatusPageModal(f"Status page update ({post.action})", lines,
                                          post.body), edited)
 
-    @on(ChecklistPane.ItemChosen)
-    def _checklist_item(self, message: ChecklistPane.ItemChosen) -> None:
+    def on_checklist_pane_item_chosen(self, message: ChecklistPane.ItemChosen) -> None:
         from console.screens.forms import ReasonModal
 
         if self.mode != COMMANDER:
@@ -1953,6 +1974,13 @@ def _opening_pane(title: str, pane_id: str) -> Static:
     pane = Static("opening the record…", id=pane_id, classes="opening-pane", markup=False)
     pane.border_title = title
     return pane
+
+
+def _timeline_page() -> int:
+    """Rows the timeline asks for at a time (read off the UI thread, once it is drawn)."""
+    from widgets.timeline import Timeline
+
+    return Timeline.PAGE
 
 
 def _css_id(name: str) -> str:
