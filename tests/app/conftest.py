@@ -270,6 +270,14 @@ def screen_text(app: App[Any]) -> str:
     return console.export_text(styles=False)
 
 
+def exits_of(app: App[Any]) -> list[tuple[Any, ...]]:
+    """Keep the app running when it asks to exit, and list each time it asked (a quit test
+    checks whether, and when, the app would have exited)."""
+    exits: list[tuple[Any, ...]] = []
+    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    return exits
+
+
 def squash(text: str) -> str:
     """Whitespace (line breaks from wrapping, borders' padding) folded to single spaces."""
     return " ".join(text.split())

@@ -11,7 +11,7 @@ from console.actions import ACTIONS, BY_NAME, COMMANDER_ONLY, palette_order
 from console.model import Kind
 from console.screens.confirm import ConfirmModal
 from console.screens.forms import OverrideModal
-from tests.app.conftest import Rig, region_text, screen_text, settle, squash, toasts_text
+from tests.app.conftest import Rig, exits_of, region_text, screen_text, settle, squash, toasts_text
 
 SIZE = (80, 24)
 
@@ -122,8 +122,7 @@ async def test_quitting_mid_rollback_asks_and_says_what_goes_on(make_rig) -> Non
     rig.engine.advance()
     rig.engine.request_rollback("drill")
     app = rig.app()
-    exits: list[object] = []
-    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    exits = exits_of(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("q")
@@ -143,8 +142,7 @@ async def test_quitting_mid_rollback_asks_and_says_what_goes_on(make_rig) -> Non
 
 async def test_quitting_an_idle_console_asks_nothing(rig: Rig) -> None:
     app = rig.app()
-    exits: list[object] = []
-    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    exits = exits_of(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("q")

@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.base import Deployer, DeployError, PreflightResult
 from console.model import Kind
-from tests.app.conftest import Rig, RigFactory, region_text, screen_text, settle, squash
+from tests.app.conftest import Rig, RigFactory, exits_of, region_text, screen_text, settle, squash
 
 SIZE = (100, 30)
 
@@ -146,8 +146,7 @@ async def test_quitting_while_the_live_version_is_watched_asks_first(
     rig.tick(rig.config.monitoring.poll_interval_s)
     assert rig.state().watch_status == "watching"
     app = rig.app()
-    exits: list[object] = []
-    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    exits = exits_of(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("q")
