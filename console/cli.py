@@ -24,6 +24,7 @@ from console.model import format_incident_id, parse_incident_id, utcnow
 
 if TYPE_CHECKING:
     from console.config import Config
+    from console.export import Configured, LateConfig
     from console.store import RecordStore
 
 PROG = "warroom"
@@ -478,12 +479,66 @@ def _one_line(text: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from console.export import LateConfig, NotConfigured
+
+    early = _early_export(args)
+    if early is not None:
+        incident_id, location = early
+        late = LateConfig(lambda: _configured(args))
+        try:
+            return _export_to(args, incident_id, location, None, late)
+        except NotConfigured:
+            pass  # read here: what is wrong with it is said as for any command
+        except Exception:
+            if late.configured is None:
+                _load_config(args)  # a bad config is told first, as before any export
+            raise
+    config, _ = _load_config(args)
+    return _export_to(args, _incident(args.id), _db_path(args, config), config, None)
+
+
+def _early_export(args: argparse.Namespace) -> tuple[int, Path] | None:
+    """A PIR from an SQLite file named by ``--db`` or ``$WARROOM_DB`` begins before the
+    configuration is read (its checking child reads it meanwhile: a tenth of a second that
+    the events need not wait for): the incident's id and the file. None for anything else,
+    and wherever the usual order must say what is wrong (an id that is none, no such file):
+    the configuration first, as for every command."""
+    from console.store import is_postgres_url
+
+    if args.format != "pir" or not hasattr(os, "fork"):
+        return None
+    given = args.db or os.environ.get("WARROOM_DB")
+    if not given or is_postgres_url(given):
+        return None
+    try:
+        incident_id = parse_incident_id(args.id)
+    except ValueError:
+        return None
+    path = Path(given).expanduser()
+    return (incident_id, path) if path.is_file() else None
+
+
+def _configured(args: argparse.Namespace) -> Configured:
+    """The configuration read as every command reads it (its secrets and chain key this
+    process's), and what an export takes of it (an export's checking child runs this)."""
+    from console.config import chain_key, secret_values
+    from console.export import Configured
+    from console.export.record import DocumentSettings
+
+    config, _ = _load_config(args)
+    return Configured(DocumentSettings.of(config), tuple(secret_values(config)),
+                      chain_key(config), config.store.group)
+
+
+def _export_to(args: argparse.Namespace, incident_id: int, location: Path | str,
+               config: Config | None, late: LateConfig | None) -> int:
+    """Export to ``-o FILE`` (or stdout) with ``config``, or with ``late`` (``config`` None:
+    the configuration is read while the export begins)."""
     import tempfile
 
     from console.export import BrokenChain, export, protect
+    from console.store import open_store
 
-    config, _ = _load_config(args)
-    incident_id = _incident(args.id)
     name = format_incident_id(incident_id)
     target = Path(args.output) if args.output else None
     # Written whole or not at all: to a temporary file first (beside the target, so the final
@@ -491,27 +546,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     directory = target.resolve().parent if target else None
     handle, partial_name = tempfile.mkstemp(dir=directory, prefix=".warroom-export-")
     partial = Path(partial_name)
-    with _open_store(args, config, readonly=True) as store:
-        try:
-            with open(handle, "w", encoding="utf-8") as out:
-                checked, problem = export(args.format, store, incident_id, out, config=config,
-                                          now=utcnow(), allow_broken=args.allow_broken,
-                                          samples=args.samples, parallel=True,
-                                          leave=_LEFT_FOR_EXIT)
-            if target is not None:
-                protect(partial, config.store.group)  # 0600 (0640 with the store's group)
-                partial.replace(target)
-            else:
-                with partial.open(encoding="utf-8") as written:
-                    shutil.copyfileobj(written, sys.stdout)
-        except BrokenChain as broken:
-            where = (f"#{broken.problem.event_id}" if broken.problem.event_id is not None
-                     else "the record")
-            raise UsageError(f"{name}: chain BROKEN at {where}: {broken.problem.message}; "
-                             "export refused (--allow-broken exports it with the break printed "
-                             "in it)") from None
-        finally:
-            partial.unlink(missing_ok=True)
+    try:
+        with (open(handle, "w", encoding="utf-8") as out,
+              open_store(location, readonly=True) if config is None
+              else _open_store(args, config, readonly=True) as store):
+            checked, problem = export(args.format, store, incident_id, out, config=config,
+                                      now=utcnow(), allow_broken=args.allow_broken,
+                                      samples=args.samples, parallel=True,
+                                      leave=_LEFT_FOR_EXIT, late=late)
+        if target is not None:
+            group = (config.store.group if config is not None
+                     else late.configured.group if late is not None and late.configured
+                     else None)
+            protect(partial, group)  # 0600 (0640 with the store's group)
+            partial.replace(target)
+        else:
+            with partial.open(encoding="utf-8") as written:
+                shutil.copyfileobj(written, sys.stdout)
+    except BrokenChain as broken:
+        where = (f"#{broken.problem.event_id}" if broken.problem.event_id is not None
+                 else "the record")
+        raise UsageError(f"{name}: chain BROKEN at {where}: {broken.problem.message}; "
+                         "export refused (--allow-broken exports it with the break printed "
+                         "in it)") from None
+    finally:
+        partial.unlink(missing_ok=True)
     if problem is not None:
         _print_err(f"warroom: warning: {name}: chain BROKEN: {problem.message} (exported with "
                    "--allow-broken; the export says so)")

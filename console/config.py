@@ -1028,9 +1028,14 @@ def register_secrets(config: Config) -> None:
     from console.store import use_chain_key
 
     register(secret_values(config))
+    use_chain_key(chain_key(config))
+
+
+def chain_key(config: Config) -> bytes | None:
+    """The chain key in this environment (``[store] chain_key_env``), or None."""
     name = config.store.chain_key_env
     key = (os.environ.get(name) or "").strip() if name else ""
-    use_chain_key(key.encode("utf-8") if key else None)
+    return key.encode("utf-8") if key else None
 
 
 def environment_problems(config: Config, *, store: bool = True) -> list[ConfigError]:

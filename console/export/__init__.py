@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from console.config import Config
+    from console.export.record import DocumentSettings
     from console.model import Event
     from console.store import ChainChecker, ChainProblem, RecordStore
 
@@ -27,12 +28,13 @@ Samples = dict[str, list[tuple[float, float | None]]]
 FORMATS = ("pir", "comms", "json")
 
 
-def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
+def render(fmt: str, events: Sequence[Event], *, config: Config | DocumentSettings | None = None,
            samples: Samples | Callable[[], Samples] | None = None,
            now: datetime | None = None, chain_problem: ChainProblem | None = None) -> str:
     """Render ``events`` (one incident, oldest first) as ``pir``, ``comms`` or ``json``.
     ``samples``: the metric samples, or what gives them when the PIR gets to them (the comms
-    do not use them)."""
+    do not use them). ``config``: the PIR needs only its :class:`DocumentSettings`; the comms,
+    the whole configuration."""
     if fmt == "json":
         from console.export.jsonexport import render_json
 
@@ -43,7 +45,11 @@ def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
         text = render_pir(events, config=config, samples=samples or {}, now=now)
     elif fmt == "comms":
         from console.export.comms import render_comms
+        from console.export.record import DocumentSettings
 
+        if isinstance(config, DocumentSettings):
+            raise ValueError("the comms need the whole configuration, not only its "
+                             "DocumentSettings")
         text = render_comms(events, config=config, now=now)
     else:
         raise ValueError(f"unknown export format {fmt!r} (pir, comms, json)")
@@ -53,13 +59,19 @@ def render(fmt: str, events: Sequence[Event], *, config: Config | None = None,
 def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
            config: Config | None = None, now: datetime | None = None,
            allow_broken: bool = False, samples: bool = False, parallel: bool = False,
-           leave: list[object] | None = None) -> tuple[int, ChainProblem | None]:
+           leave: list[object] | None = None,
+           late: LateConfig | None = None) -> tuple[int, ChainProblem | None]:
     """Write one incident from ``store`` to ``out`` as ``fmt``, verifying its chain as it is
     read; returns (events checked, the first problem or None). ``samples``: the JSON carries
     the metric samples too. ``parallel`` (the CLI, a process of its own): the PIR's and the
     comms' hashes are checked by a forked child meanwhile (:func:`read_events`). ``leave``
     receives the events read, for a caller that ends its process right after and has no
     need to free them (the CLI: 100,000 events take 0.08 s to free).
+
+    ``late`` (a PIR, ``parallel``, instead of ``config``): the configuration is read by the
+    checking child while this process reads the events (:class:`LateConfig`); where no child
+    can be had or it could not read it, :class:`NotConfigured` is raised before anything is
+    written (the caller reads the configuration itself, which says what is wrong with it).
 
     A broken chain raises :class:`BrokenChain` unless ``allow_broken`` (the caller discards what
     was written: export to a temporary file); allowed, the export says where it broke.
@@ -73,7 +85,7 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
     try:
         return _export(fmt, store, incident_id, out, config=config, now=now,
                        allow_broken=allow_broken, samples=samples, parallel=parallel,
-                       leave=leave)
+                       leave=leave, late=late)
     finally:
         if collecting:
             gc.enable()
@@ -81,12 +93,16 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
 
 def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
             config: Config | None, now: datetime | None, allow_broken: bool,
-            samples: bool, parallel: bool, leave: list[object] | None
-            ) -> tuple[int, ChainProblem | None]:
+            samples: bool, parallel: bool, leave: list[object] | None,
+            late: LateConfig | None) -> tuple[int, ChainProblem | None]:
     from console.store import ChainChecker
 
+    if late is not None and (fmt != "pir" or not parallel or config is not None):
+        raise ValueError("a configuration read late is for a PIR made in parallel")
     out = _Scrubbed(out)  # type: ignore[assignment]  # write() is all that is used
     checker = ChainChecker(store.chain_key)
+    if late is not None:
+        late.bind(store, checker)
     if fmt == "json":
         from console.export.jsonexport import verified_lines, write_json_lines
 
@@ -112,14 +128,17 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
             return got if got is not None else {name: store.samples(incident_id, name)
                                                 for name in store.series_names(incident_id)}
 
-        return render(fmt, events, config=config, samples=measured, now=now)
+        return render(fmt, events, config=config if late is None else late.settings(),
+                      samples=measured, now=now)
 
     # In parallel, the document is made while the child checks the chain; its verdict still
     # decides whether it is written (and the break is printed in it when allowed).
-    events, text = (read_events(store, incident_id, checker, document) if parallel
+    events, text = (read_events(store, incident_id, checker, document, late) if parallel
                     else (read_verified(store, incident_id, checker), None))
     if leave is not None:
         leave.append(events)
+    if late is not None:
+        late.settings()  # the chain key is this process's before the head is checked
     problem = checker.finish(store, incident_id)
     if problem is not None and not allow_broken:
         raise BrokenChain(problem)
@@ -169,7 +188,8 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
 
 def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
                 meanwhile: Callable[[list[Event], Callable[[], Samples | None]], str]
-                | None = None) -> tuple[list[Event], str | None]:
+                | None = None, late: LateConfig | None = None
+                ) -> tuple[list[Event], str | None]:
     """:func:`read_verified`, its hash-checking done by a forked child meanwhile where one can
     be had (an SQLite record, a platform with ``fork``): the child reads the same rows on a
     connection of its own and checks them while this process decodes them, builds the events
@@ -181,19 +201,26 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
     ``checker`` ends as the child's: the caller decides from it whether the result is used.
     The child, which has time to spare, also reads the incident's metric samples once it has
     checked: ``meanwhile``'s second argument waits for its answer and gives them (None when
-    the child gave none)."""
-    child = _CheckingChild.start(store, incident_id, checker)
+    the child gave none).
+
+    ``late``: the child reads the configuration first (:class:`LateConfig`), and this process
+    takes it when it needs it; :class:`NotConfigured` when no child can be had."""
+    child = _CheckingChild.start(store, incident_id, checker, late)
     if child is None:
+        if late is not None:
+            raise NotConfigured("no process could be forked to read the configuration")
         return read_verified(store, incident_id, checker), None
-    events, digests = _read_unchecked(store, incident_id, child.up_to)
-    headed = _head_hashes(store, events)
     try:
+        events, digests = _read_unchecked(store, incident_id, child.up_to)
+        headed = _head_hashes(store, events)
         made = (meanwhile(events, child.samples) if meanwhile is not None and events
                 and headed else None)
     except BaseException:
         child.abandon()
         raise
     if not child.adopt(checker, digests) or not headed or not _head_checked(events, checker):
+        if late is not None:
+            late.settings()  # the chain key, before the rows are checked here
         return read_verified(store, incident_id, checker), None
     return events, made
 
@@ -257,24 +284,93 @@ def _head_checked(events: list[Event], checker: ChainChecker) -> bool:
     return not events or checker.problem is not None or events[-1].hash == checker.last_hash
 
 
+class LateConfig:
+    """The configuration of an export begun before it was read (``warroom export`` of a PIR:
+    reading it takes a tenth of a second, which the events need not wait for). ``read`` runs
+    in the checking child, before it checks (it reads the configuration as the caller always
+    does, and gives what the export takes of it as plain values: :class:`Configured`); this
+    process takes that answer when it first needs it (:meth:`settings`), registers its
+    secrets and chain key, and keeps it (:attr:`configured`)."""
+
+    def __init__(self, read: Callable[[], Configured]) -> None:
+        self.read = read
+        self.configured: Configured | None = None
+        #: Where the answer comes from (the checking child, once it is started).
+        self.source: Callable[[], Configured | None] | None = None
+        self._store: RecordStore | None = None
+        self._checker: ChainChecker | None = None
+
+    def bind(self, store: RecordStore, checker: ChainChecker) -> None:
+        self._store, self._checker = store, checker
+
+    def settings(self) -> DocumentSettings:
+        """What the document takes of the configuration (waiting for the child's answer once,
+        then its secrets and chain key are this process's); :class:`NotConfigured` when the
+        child could not read it."""
+        if self.configured is None:
+            got = self.source() if self.source is not None else None
+            if got is None:
+                raise NotConfigured("the configuration could not be read by the checking child")
+            got.adopt(self._store, self._checker)
+            self.configured = got
+        return self.configured.document
+
+
+@dataclasses.dataclass(frozen=True)
+class Configured:
+    """What an export takes of the configuration, as plain values (pickled from the process
+    that read it): the document's settings, the values of the configured secrets (for the one
+    scrub), the chain key, and the store's group (an export file's mode)."""
+
+    document: DocumentSettings
+    secrets: tuple[str, ...] = ()
+    chain_key: bytes | None = None
+    group: str | None = None
+
+    def adopt(self, store: RecordStore | None, checker: ChainChecker | None) -> None:
+        """Make them this process's, as reading the configuration here would have."""
+        from adapters.secrets import register
+        from console.store import use_chain_key
+
+        register(self.secrets)
+        use_chain_key(self.chain_key)
+        if store is not None:
+            store.chain_key = self.chain_key
+        if checker is not None:
+            checker.key = self.chain_key
+
+
+class NotConfigured(Exception):
+    """An export begun before its configuration was read has not got it: the caller reads it
+    and starts again (nothing was written)."""
+
+
 class _CheckingChild:
     """A forked process that checks an incident's chain up to one event and reports how far
     it got (pickled through a pipe), with a digest of each chunk of rows it read, and then the
-    incident's metric samples."""
+    incident's metric samples. With a :class:`LateConfig`, it first reads the configuration
+    and answers with what the export takes of it (None when it could not: then it stops)."""
 
     #: Longest wait for the child's answer once this process is done (then: check here).
     WAIT_S = 120.0
 
-    def __init__(self, pid: int, answer: int, up_to: int) -> None:
+    def __init__(self, pid: int, answer: int, up_to: int, late: LateConfig | None) -> None:
         self.pid = pid
         self.up_to = up_to
         self._answer = answer
         self._answered: dict[str, Any] | None = None
         self._done = False
+        self._buffer = bytearray()
+        self._deadline: float | None = None
+        self._configured: Configured | None = None
+        self._late = late is not None
+        self._status: int | None = None
+        if late is not None:
+            late.source = self.configured
 
     @classmethod
-    def start(cls, store: RecordStore, incident_id: int,
-              checker: ChainChecker) -> _CheckingChild | None:
+    def start(cls, store: RecordStore, incident_id: int, checker: ChainChecker,
+              late: LateConfig | None = None) -> _CheckingChild | None:
         import os
 
         if store.engine != "sqlite" or not hasattr(os, "fork") or checker.checked:
@@ -292,12 +388,20 @@ class _CheckingChild:
             os.close(read)
             code = 1
             try:
-                _check_in_child(location, incident_id, up_to, checker.key, write)
+                key = checker.key
+                if late is not None:
+                    configured: Configured | None = None
+                    try:
+                        configured = late.read()
+                    finally:  # None: the parent reads it, and says what is wrong with it
+                        _send(write, configured)
+                    key = configured.chain_key
+                _check_in_child(location, incident_id, up_to, key, write)
                 code = 0
             finally:
                 os._exit(code)
         os.close(write)
-        return cls(pid, read, up_to)
+        return cls(pid, read, up_to, late)
 
     def abandon(self) -> None:
         """Stop the child and forget its answer (this process failed before it needed it)."""
@@ -311,8 +415,10 @@ class _CheckingChild:
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
 
-    def _receive(self) -> dict[str, Any] | None:
-        """The child's answer (waited for once), or None when it failed or took too long."""
+    def _message(self) -> tuple[bool, Any]:
+        """(True, the child's next message), or (False, None) once it has no more: it ended,
+        failed or took too long (it is then reaped, and its end is its status: True only for
+        a clean exit after its last message)."""
         import os
         import pickle
         import select
@@ -320,29 +426,57 @@ class _CheckingChild:
         import time
 
         if self._done:
-            return self._answered
-        self._done = True
-        data = bytearray()
-        deadline = time.monotonic() + self.WAIT_S
+            return False, None
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.WAIT_S
+        buffer = self._buffer
         try:
-            while True:
+            while len(buffer) < 8 or len(buffer) < 8 + int.from_bytes(buffer[:8], "little"):
                 ready, _, _ = select.select([self._answer], [], [],
-                                            max(0.0, deadline - time.monotonic()))
+                                            max(0.0, self._deadline - time.monotonic()))
                 if not ready:
                     os.kill(self.pid, signal.SIGKILL)
-                    return None
+                    raise EOFError
                 chunk = os.read(self._answer, 1 << 20)
                 if not chunk:
-                    break
-                data += chunk
-        finally:
+                    raise EOFError
+                buffer += chunk
+        except EOFError:
+            self._done = True
             os.close(self._answer)
-            _, status = os.waitpid(self.pid, 0)
-        if status != 0:
-            return None
+            _, self._status = os.waitpid(self.pid, 0)
+            return False, None
+        size = int.from_bytes(buffer[:8], "little")
+        data = bytes(buffer[8:8 + size])
+        del buffer[:8 + size]
         try:
-            answer = pickle.loads(data)
+            return True, pickle.loads(data)
         except Exception:  # a torn answer is no answer
+            self.abandon()
+            return False, None
+
+    def configured(self) -> Configured | None:
+        """What the child read of the configuration (waiting for it once), or None."""
+        if self._late:
+            self._late = False
+            ok, got = self._message()
+            self._configured = got if ok and isinstance(got, Configured) else None
+            if self._configured is None:
+                self.abandon()
+        return self._configured
+
+    def _receive(self) -> dict[str, Any] | None:
+        """The child's answer (waited for once), or None when it failed or took too long."""
+        if self._late and self.configured() is None:
+            return None
+        if self._done:
+            return self._answered
+        ok, answer = self._message()
+        if not ok:
+            return None
+        more, _ = self._message()  # the child ends after its answer: reaped, status read
+        if more or self._status != 0:
+            self.abandon()
             return None
         self._answered = answer if isinstance(answer, dict) else None
         return self._answered
@@ -366,7 +500,6 @@ class _CheckingChild:
 def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | None,
                     answer: int) -> None:
     import os
-    import pickle
 
     from console.store import ChainChecker, Store
 
@@ -378,14 +511,22 @@ def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | No
             digests.append(hash(tuple(map(_CONTENT, rows))))
         samples = {name: store.samples(incident_id, name)
                    for name in store.series_names(incident_id)}
-    data = memoryview(pickle.dumps({
+    _send(answer, {
         "checked": checker.checked, "last_id": checker.last_id,
         "last_hash": checker.last_hash, "problem": checker.problem, "keyed": checker.keyed,
-        "unverified": checker.unverified, "digests": digests, "samples": samples},
-        protocol=pickle.HIGHEST_PROTOCOL))
-    while data:
-        data = data[os.write(answer, data):]
+        "unverified": checker.unverified, "digests": digests, "samples": samples})
     os.close(answer)
+
+
+def _send(pipe: int, message: object) -> None:
+    """One message of the checking child: its pickle's length (8 bytes), then the pickle."""
+    import os
+    import pickle
+
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(len(data).to_bytes(8, "little") + data)
+    while view:
+        view = view[os.write(pipe, view):]
 
 
 def _payload_decoder() -> Callable[[str], dict[str, Any]]:

@@ -43,6 +43,7 @@ from console.export.markdown import (
     visible,
 )
 from console.export.record import (
+    DocumentSettings,
     Record,
     SamplesLike,
     build_record,
@@ -105,7 +106,7 @@ FROM_RECORD = "_From the record — keep what matters, delete the rest:_"
 # --- the PIR -------------------------------------------------------------------------------------
 
 
-def render_pir(events: Sequence[Event], *, config: Config | None = None,
+def render_pir(events: Sequence[Event], *, config: Config | DocumentSettings | None = None,
                samples: SamplesLike | Callable[[], SamplesLike] | None = None,
                now: datetime | None = None) -> str:
     """The PIR of one incident (its events, oldest first) as markdown. ``samples``: the

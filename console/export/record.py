@@ -86,6 +86,23 @@ class GuardrailUnit:
 
 
 @dataclass(frozen=True)
+class DocumentSettings:
+    """What the documents take of the configuration, as plain values: each configured
+    guardrail's unit, scale and absolute limit, and the local time zone. An export begun
+    before the configuration was read gets them from the process that read it (pickled)."""
+
+    units: dict[str, GuardrailUnit] = field(default_factory=dict)
+    local_timezone: str = ""
+
+    @classmethod
+    def of(cls, config: Config | None) -> DocumentSettings:
+        if config is None:
+            return cls()
+        return cls({g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails},
+                   config.export.local_timezone)
+
+
+@dataclass(frozen=True)
 class SeriesFigures:
     """Peak and time over the limit of one metric series (``<guardrail>/<track>``)."""
 
@@ -237,7 +254,7 @@ def number(value: Any) -> float | None:
     return None
 
 
-def build_record(events: Sequence[Event], config: Config | None = None, *,
+def build_record(events: Sequence[Event], config: Config | DocumentSettings | None = None, *,
                  pir: bool = False) -> Record:
     """Fold the events (one incident, oldest first) and gather what the exports need; with
     ``pir``, also what only the PIR needs (its timeline's story, and the verdicts of "Why each
@@ -255,8 +272,8 @@ def build_record(events: Sequence[Event], config: Config | None = None, *,
     waived_at_close: list[str] = []
     by_kind: dict[str, list[Event]] = {}
     requester = ""
-    units = ({g.name: GuardrailUnit(g.unit, g.scale, g.max) for g in config.guardrails}
-             if config is not None else {})
+    settings = config if isinstance(config, DocumentSettings) else DocumentSettings.of(config)
+    units = settings.units
     # The clock is settled after the last event (is the incident over more than a day?); the
     # story asks it for times only when its lines are worded.
     clock = Clock(date.min, False)
@@ -343,7 +360,7 @@ def build_record(events: Sequence[Event], config: Config | None = None, *,
     end = state.closed_ts or ordered[-1].ts
     clock.base = declared.date()
     clock.multi_day = max(ordered[-1].ts, end).date() != declared.date()
-    clock.local = _zone(config.export.local_timezone) if config is not None else None
+    clock.local = _zone(settings.local_timezone)
     record = Record(ordered, state, clock, declared, end, units=units,
                     requesters=requesters, at_first_stage=at_first_stage,
                     waived_at_close=waived_at_close, by_kind=by_kind, verdicts=verdicts)
