@@ -241,7 +241,8 @@ class WarroomApp(App[int]):
         self._replay_end = False
         self._replay_total = 0
         self._replay_until: datetime | None = None  # the end of what there is to replay
-        self._playing = False
+        self._play_on = False
+        self._play_timer: Timer | None = None  # exists only while a replay plays
         self._speed = 0  # index into SPEEDS
         self._played_at = 0.0  # monotonic time of the last move of a playing clock
         self._replay_moves: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
@@ -414,7 +415,6 @@ class WarroomApp(App[int]):
             if not self.replay_only:
                 self._store_watch_loop()
             self.set_interval(1.0, self._tick)
-            self.set_interval(PLAY_TICK_S, self._play_tick)
         if self.engine is not None and self.live:
             self._start_heartbeat()
             self._startup()
@@ -1054,6 +1054,24 @@ class WarroomApp(App[int]):
         long = clock_words(moment, start, speed, self._playing, self._replay_total or None)
         brief = f"{moment.clock:%H:%M:%S} " + (f"▶ {speed}×" if self._playing else "paused")
         return long, brief
+
+    @property
+    def _playing(self) -> bool:
+        return self._play_on
+
+    @_playing.setter
+    def _playing(self, playing: bool) -> None:
+        """A playing replay's clock ticks on a timer that exists only while it plays: a paused
+        replay, a watcher and a commander wake for nothing (on a console that does not run
+        live, tests move the clock themselves)."""
+        if playing == self._play_on:
+            return
+        self._play_on = playing
+        if playing and self.live:
+            self._play_timer = self.set_interval(PLAY_TICK_S, self._play_tick)
+        elif self._play_timer is not None:
+            self._play_timer.stop()
+            self._play_timer = None
 
     def _play_tick(self) -> None:
         """A playing replay's clock moves at its speed (its events land as their time comes)."""

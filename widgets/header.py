@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, Self
 
 from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from console.model import format_duration
@@ -183,8 +186,11 @@ class IncidentHeader(Widget):
 
     state: reactive[IncidentState | None] = reactive(None, always_update=True)
     """The folded incident; re-assign it (even the same object) after folding new events."""
-    now: reactive[datetime] = reactive(lambda: datetime.now(UTC), always_update=True)
-    """The time the clocks are computed at; the app sets it, tests inject it."""
+    now: reactive[datetime] = reactive(lambda: datetime.now(UTC), always_update=True,
+                                       repaint=False)
+    """The time the clocks are computed at; the app sets it, tests inject it. The header is
+    drawn again only when that changes what it shows (an hour away, the countdown moves once a
+    minute)."""
     mode: reactive[str] = reactive("COMMANDER")
     """``COMMANDER`` or ``WATCHING``."""
     replay_clock: reactive[tuple[str, str] | None] = reactive(None)
@@ -213,6 +219,9 @@ class IncidentHeader(Widget):
     ) -> None:
         """Create the header, optionally with a state, a mode and a fixed time."""
         super().__init__(name=name, id=id, classes=classes)
+        self._styles: dict[str, tuple[object, Style]] = {}
+        # What is on screen: (size, the text, its lines); None once something else changed.
+        self._lines: tuple[tuple[int, int], Text, list[Strip]] | None = None
         self.set_reactive(IncidentHeader.state, state)
         self.set_reactive(IncidentHeader.mode, self.validate_mode(mode))
         if now is not None:
@@ -246,6 +255,9 @@ class IncidentHeader(Widget):
 
     def _watch_now(self) -> None:
         self._update_classes()
+        shown = self._lines
+        if shown is None or shown[0] != tuple(self.size) or shown[1] != self.render():
+            self.refresh()
 
     def _watch_mode(self) -> None:
         self._update_classes()
@@ -266,7 +278,15 @@ class IncidentHeader(Widget):
 
     def _style(self, name: str) -> Style:
         # The full style: "auto" colours (e.g. $text on a badge) resolve against its background.
-        return self.get_component_rich_style(f"incident-header--{name}")
+        # Textual forgets its own cache on every refresh, and the header is refreshed every
+        # second for its clocks; this one is kept while the component's styles are the same
+        # object (every restyle of this node, its own or its ancestors', makes new ones).
+        component = f"incident-header--{name}"
+        source = self._component_styles.get(component)
+        cached = self._styles.get(name)
+        if cached is None or cached[0] is not source:
+            cached = self._styles[name] = (source, self.get_component_rich_style(component))
+        return cached[1]
 
     def _badges(self) -> list[_Part]:
         mode = printable(self.mode)
@@ -350,6 +370,30 @@ class IncidentHeader(Widget):
                 parts.append(heartbeat)
         _fit(parts, width, self.MIN_TITLE_WIDTH)
         return parts
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Self:
+        if repaint:
+            self._lines = None
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def render_line(self, y: int) -> Strip:
+        """A line of :meth:`render` made straight into segments: the header is drawn every
+        second while its clocks show seconds, and Textual's general path (Text to Content to
+        strips) costs an idle watcher more than the rest of its second together."""
+        width, height = self.size
+        if self._lines is None or self._lines[0] != (width, height):
+            base = self.rich_style
+            console = self.app.console
+            text = self.render()
+            lines = []
+            for line in text.split("\n", allow_blank=True)[:height]:
+                segments = [Segment(segment.text, base + segment.style if segment.style else base)
+                            for segment in line.render(console, end="")]
+                lines.append(Strip(segments).adjust_cell_length(width, base))
+            self._lines = ((width, height), text, lines)
+        lines = self._lines[2]
+        return lines[y] if y < len(lines) else Strip.blank(width, self.rich_style)
 
     def render(self) -> Text:
         """The header as plain-string ``Text`` with component styles (never markup)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, Self
 
 import pytest
 from rich.segment import Segment
@@ -114,6 +115,47 @@ async def test_colour_changes_as_now_moves() -> None:
         await pilot.pause()
         assert "target MISSED by 1h 00m" in line(header)
         assert fg_hex(segment_with(header, "MISSED")) == theme_hex(app, "error")
+
+
+class CountingHeader(IncidentHeader):
+    """A header that counts its repaints (an idle watcher pays for each one)."""
+
+    repaints = 0
+
+    def refresh(self, *args: Any, **kwargs: Any) -> Self:
+        if kwargs.get("repaint", True):
+            self.repaints += 1
+        return super().refresh(*args, **kwargs)
+
+
+async def test_a_tick_draws_only_when_the_header_changes() -> None:
+    # Under an hour the clocks show seconds: every tick is drawn. An hour or more both ways
+    # (elapsed, and left to a 4 h target) they show minutes: a tick inside the same minute
+    # changes nothing on screen and draws nothing; the tick that turns the minute draws it.
+    header = CountingHeader(incident(target_hours=4.0), now=T0 + timedelta(minutes=20))
+    app = HeaderApp(header)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        assert "elapsed 20m 00s  P0 target 3h 40m left" in line(header)
+        before = header.repaints
+        header.now = T0 + timedelta(minutes=20, seconds=1)
+        await pilot.pause()
+        assert header.repaints == before + 1
+        assert "elapsed 20m 01s" in line(header)
+
+        header.now = T0 + timedelta(minutes=70, seconds=1)
+        await pilot.pause()
+        assert "elapsed 1h 10m  P0 target 2h 49m left" in line(header)
+        before = header.repaints
+        for second in range(2, 60):
+            header.now = T0 + timedelta(minutes=70, seconds=second)
+            await pilot.pause()
+        assert header.repaints == before
+        assert "elapsed 1h 10m  P0 target 2h 49m left" in line(header)
+        header.now = T0 + timedelta(minutes=71, seconds=1)
+        await pilot.pause()
+        assert header.repaints == before + 1
+        assert "elapsed 1h 11m  P0 target 2h 48m left" in line(header)
 
 
 async def test_shows_everything_when_wide() -> None:
