@@ -16,7 +16,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, overload
 
 if TYPE_CHECKING:
     from console.config import Config
@@ -122,14 +122,19 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
                          chain, series)
         return checker.checked, checker.problem
 
-    def document(events: list[Event], read: Callable[[], Samples | None] | None = None) -> str:
+    def document(events: list[Event],
+                 read: Callable[[], Samples | None] | None = None) -> str | list[str]:
         def measured() -> Samples:  # the child's reading of them (``read``), else read here
             got = read() if read is not None else None
             return got if got is not None else {name: store.samples(incident_id, name)
                                                 for name in store.series_names(incident_id)}
 
-        return render(fmt, events, config=config if late is None else late.settings(),
-                      samples=measured, now=now)
+        settings = config if late is None else late.settings()
+        if fmt == "pir":  # its lines: written a part at a time (_write)
+            from console.export.pir import pir_lines
+
+            return pir_lines(events, config=settings, samples=measured, now=now)
+        return render(fmt, events, config=settings, samples=measured, now=now)
 
     # In parallel, the document is made while the child checks the chain; its verdict still
     # decides whether it is written (and the break is printed in it when allowed).
@@ -146,8 +151,28 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
         events = store.require_events(incident_id)  # raises: the incident has none
     if text is None:
         text = document(events)
-    out.write(text if problem is None else _with_break(text, problem))
+    _write(out, text if problem is None else _with_break(text, problem))
     return checker.checked, problem
+
+
+def _write(out: TextIO, text: str | list[str]) -> None:
+    """A document, or its lines (joined by line breaks, and one at the end): a long one a
+    part at a time, without making it one string first — unless a secret is registered, when
+    the one scrub sees it whole (a secret's pieces may lie across a line break)."""
+    if isinstance(text, str):
+        out.write(text)
+        return
+    from adapters.secrets import registered
+
+    if registered():
+        out.write("\n".join(text) + "\n")
+        return
+    for start in range(0, len(text), _LINES_A_WRITE):
+        out.write("\n".join(text[start:start + _LINES_A_WRITE]) + "\n")
+
+
+#: Lines of a long document written at a time (a few hundred kilobytes).
+_LINES_A_WRITE = 4096
 
 
 class _Scrubbed:
@@ -187,9 +212,9 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
 
 
 def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
-                meanwhile: Callable[[list[Event], Callable[[], Samples | None]], str]
-                | None = None, late: LateConfig | None = None
-                ) -> tuple[list[Event], str | None]:
+                meanwhile: Callable[[list[Event], Callable[[], Samples | None]],
+                                    str | list[str]] | None = None,
+                late: LateConfig | None = None) -> tuple[list[Event], str | list[str] | None]:
     """:func:`read_verified`, its hash-checking done by a forked child meanwhile where one can
     be had (an SQLite record, a platform with ``fork``): the child reads the same rows on a
     connection of its own and checks them while this process decodes them, builds the events
@@ -584,8 +609,17 @@ class BrokenChain(Exception):
         self.problem = problem
 
 
-def _with_break(text: str, problem: ChainProblem) -> str:
-    """The loud notice of a broken chain, right under the document's title."""
+@overload
+def _with_break(text: str, problem: ChainProblem) -> str: ...
+
+
+@overload
+def _with_break(text: list[str], problem: ChainProblem) -> list[str]: ...
+
+
+def _with_break(text: str | list[str], problem: ChainProblem) -> str | list[str]:
+    """The loud notice of a broken chain, right under the document's title (in the document,
+    or among its lines: see :func:`_write`)."""
     from console.export.markdown import md_inline
 
     where = f"#{problem.event_id}" if problem.event_id is not None else "the record"
@@ -593,5 +627,8 @@ def _with_break(text: str, problem: ChainProblem) -> str:
               f"{md_inline(problem.message, '> ')}. "
               "This document was exported with `--allow-broken` from a record that failed "
               "verification: facts after the break cannot be trusted.")
+    if not isinstance(text, str):
+        return _with_break("\n".join(text) + "\n", problem) if not text or "\n" in text[0] \
+            else [text[0], "", notice, *text[1:]]
     title, _, rest = text.partition("\n")
     return f"{title}\n\n{notice}\n{rest}"

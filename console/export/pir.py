@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from console.config import Config
 
 __all__ = ["HUMAN_SECTIONS", "SECTIONS", "Record", "build_record", "md_cell", "md_inline",
-           "md_line", "md_table", "render_pir", "series_figures", "visible"]
+           "md_line", "md_table", "pir_lines", "render_pir", "series_figures", "visible"]
 
 #: The template's sections, in order (the Emergency Change Record sits after Resolution).
 SECTIONS: tuple[str, ...] = (
@@ -112,6 +112,15 @@ def render_pir(events: Sequence[Event], *, config: Config | DocumentSettings | N
     """The PIR of one incident (its events, oldest first) as markdown. ``samples``: the
     metric samples, or what gives them — asked last, when every other section is made (an
     export's checking child reads them meanwhile)."""
+    return "\n".join(pir_lines(events, config=config, samples=samples, now=now)) + "\n"
+
+
+def pir_lines(events: Sequence[Event], *, config: Config | DocumentSettings | None = None,
+              samples: SamplesLike | Callable[[], SamplesLike] | None = None,
+              now: datetime | None = None) -> list[str]:
+    """:func:`render_pir` as its lines (joined by line breaks, each may hold line breaks of
+    its own; the document ends with one more): for a writer that writes a long PIR a part at
+    a time instead of making it one string first."""
     record = build_record(events, config, pir=True)
     before: list[str] = []
     before += _header(record, now)
@@ -132,7 +141,7 @@ def render_pir(events: Sequence[Event], *, config: Config | DocumentSettings | N
     out = before + _impact(record, measured or {}) + after
     while out and out[-1] == "":
         out.pop()
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _section(title: str) -> list[str]:
