@@ -43,6 +43,7 @@ from widgets.footer import SteadyFooter
 if TYPE_CHECKING:
     # Type-only: the first frame is drawn before any of these is imported (they cost more
     # than Textual itself); each is imported where it is first used.
+    from textual.driver import Driver
     from textual.timer import Timer
 
     from adapters.base import Clock
@@ -323,6 +324,9 @@ class WarroomApp(App[int]):
                 Horizontal(*graphs, id="graphs"), timeline]
 
     def on_mount(self) -> None:
+        # Stopped and continued (SIGTSTP, SIGCONT): the terminal's screen was given back while
+        # stopped, so everything is drawn again, not only what changes next.
+        self.app_resume_signal.subscribe(self, self._drawn_again)
         if self._opening is not None:
             # The first frame: the layout, every pane titled, nothing pretended. The opening
             # steps start once it is on the screen (on_ready).
@@ -330,6 +334,9 @@ class WarroomApp(App[int]):
         self._panes_mounted()
         self._configure()
         self._go_live()
+
+    def _drawn_again(self, _app: App[Any]) -> None:
+        self.refresh(layout=True)
 
     def _panes_mounted(self) -> None:
         from widgets.approvals import ApprovalsPane
@@ -423,6 +430,18 @@ class WarroomApp(App[int]):
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_size_class(event.size)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this terminal, except that on Linux and macOS its input thread
+        sleeps until a key comes instead of waking ten times a second (console/driver.py).
+        A driver chosen from the environment (the browser's, under ``warroom serve``) stays."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        driver = super().get_driver_class()
+        if driver is LinuxDriver:
+            from console.driver import QuietLinuxDriver
+            return QuietLinuxDriver
+        return driver
 
     def get_default_screen(self) -> Screen[Any]:
         """The main screen, born with its size classes: setting them after the first styling
@@ -922,10 +941,7 @@ class WarroomApp(App[int]):
         applied = 0
         try:
             while not self._stopping.is_set():
-                try:
-                    move = self._replay_moves.get(timeout=0.5)
-                except queue.Empty:
-                    continue
+                move = self._replay_moves.get()  # closing puts None: no need to wake and look
                 if move is None:
                     return
                 moves = [move]

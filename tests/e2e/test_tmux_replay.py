@@ -9,6 +9,9 @@ as it was. Then a live incident (a commander's demo in another window) replayed 
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,3 +79,73 @@ def test_replay_a_live_incident_stops_at_now(world: World) -> None:
     commander.wait_for("warroom exited with 0", 15)
     exported = run_warroom(env, db.parent, "export", "1", "--format", "json", "--db", str(db))
     assert exported.returncode == 0, exported.stderr
+
+
+def _warroom_pid(replay: Tmux) -> int:
+    """The warroom process running in ``replay``'s pane (the pane's shell is its parent)."""
+    shell = int(replay._tmux("display-message", "-p", "-t", replay.name, "#{pane_pid}").stdout)
+    children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+    assert len(children) == 1, f"expected one process under the pane's shell: {children}"
+    return int(children[0])
+
+
+def _wait_for_state(pid: int, state: str, why: str, timeout: float = 10.0) -> None:
+    """Until ``pid``'s state (``/proc/PID/stat``: S sleeping, R running, T stopped) is
+    ``state`` (R counts as S: a process that runs is not stopped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if now == state or (state == "S" and now == "R"):
+            return
+        assert time.monotonic() < deadline, f"{why}: the process is still in state {now}"
+        time.sleep(0.05)
+
+
+def _wakeups(pid: int) -> int:
+    """Voluntary context switches of every thread of ``pid``: each is a wake-up from a sleep."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_an_idle_console_sleeps_and_still_reads_every_key(world: World) -> None:
+    # Textual's input thread wakes ten times a second to look for keys; warroom's sleeps until
+    # a key comes (console/driver.py). An idle console then wakes about once a second (its
+    # clock), and a lone Escape, arrows and quitting still work.
+    db, _env, session = world
+    play_demo("good", db)
+    replay = session("replay")
+    replay.start([*WARROOM, "replay", "1", "--db", str(db), "--at", "+0s"], 80, 24)
+    replay.wait_for(lambda s: "REPLAY" in header(s) and "paused" in header(s), 20,
+                    "the replay, paused at the declaration")
+    pid = _warroom_pid(replay)
+    # The quietest of up to five 2 s windows (start-up work may still run in the first one on a
+    # busy machine): Textual's own input thread alone wakes 10 times a second, in every window.
+    rates = []
+    for _window in range(5):
+        before, started = _wakeups(pid), time.monotonic()
+        time.sleep(2.0)  # a measurement window, not a wait for a condition
+        rates.append((_wakeups(pid) - before) / (time.monotonic() - started))
+        if rates[-1] < 4:
+            break
+    assert min(rates) < 4, f"an idle console woke {min(rates):.1f} times a second at best"
+
+    # Stopped and continued (SIGTSTP, SIGCONT), as a shell's job control does: Textual closes the
+    # driver and starts it again with a new input thread, which must still be woken and fed.
+    os.kill(pid, signal.SIGTSTP)
+    _wait_for_state(pid, "T", "stopped after SIGTSTP")
+    os.kill(pid, signal.SIGCONT)
+    _wait_for_state(pid, "S", "running again after SIGCONT")
+    replay.wait_for(lambda s: "REPLAY" in header(s), 10, "the console drawn again")
+
+    replay.send("?")
+    replay.wait_for("warroom — running an emergency change", 10, "the help screen")
+    replay.send("Escape")  # a lone Escape: reported once the parser's short wait is over
+    replay.wait_for(lambda s: "running an emergency change" not in s, 5, "the help to close")
+    replay.send("]")  # the next stage change
+    replay.wait_for(lambda s: "[1%]" in s, 10, "the canary at 1%")
+    replay.send("q")
+    replay.wait_for("warroom exited with 0", 15, "a clean exit")
