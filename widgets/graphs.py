@@ -213,12 +213,17 @@ class MetricGraph(Widget):
         self.update_classes({"-compact": compact, "-plot": not compact, "-empty": empty,
                              "-over": canary is not None and limit is not None
                              and canary > limit})  # one restyle, not one a class
+        figures = self.query_one_optional("#figures", Static)
+        if figures is None:
+            return  # taken down (the console is closing) before the reading that came late
         # one line of a fixed size (DEFAULT_CSS): its new text needs no layout of the screen
-        self.query_one("#figures", Static).update(self._figures(), layout=False)
+        figures.update(self._figures(), layout=False)
         if empty:
             return
         if compact:
-            spark = self.query_one("#spark", Sparkline)
+            spark = self.query_one_optional("#spark", Sparkline)
+            if spark is None:
+                return
             values = [float(v) for _t, v in self._canary if _finite(v)]
             self.set_class(not values, "-no-canary")  # a flat line would look like data
             if list(spark.data or []) != values:
