@@ -2,11 +2,13 @@
 ten times a second.
 
 A commit to a WAL database is a ``write()`` to its ``-wal`` (a checkpoint writes the database
-file), which the kernel reports through inotify. :class:`FileWatch` watches the *directory* for
-writes to, and creation of, the named files — a ``-wal`` deleted and made again by a later
-commander is still seen — and :meth:`FileWatch.wait` blocks in ``select`` until one happens, the
-timeout passes, or :meth:`FileWatch.close` wakes it. It only says that something was written:
-the caller then asks SQLite whether a commit is visible (``PRAGMA data_version``).
+file), which the kernel reports through inotify. :class:`FileWatch` watches each named file for
+writes, and the *directory* only for files made or renamed into it — a ``-wal`` deleted and made
+again by a later commander is seen, and watched from then on — so writes to other files in the
+same directory (another incident's record, an export) do not wake it. :meth:`FileWatch.wait`
+blocks in ``select`` until one happens, the timeout passes, or :meth:`FileWatch.close` wakes it.
+It only says that something was written: the caller then asks SQLite whether a commit is
+visible (``PRAGMA data_version``).
 
 Linux only (inotify through ctypes); :func:`file_watch` returns None elsewhere, or when the
 kernel refuses (no inotify instances left), and the caller polls as before.
@@ -28,6 +30,7 @@ _IN_MODIFY = 0x00000002
 _IN_MOVED_TO = 0x00000080
 _IN_CREATE = 0x00000100
 _IN_Q_OVERFLOW = 0x00004000
+_IN_IGNORED = 0x00008000
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
@@ -36,12 +39,25 @@ _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (t
 class FileWatch:
     """Writes to (or creation of) some files of one directory, as a blocking wait."""
 
-    def __init__(self, fd: int, names: frozenset[bytes]) -> None:
+    def __init__(self, libc: ctypes.CDLL, fd: int, directory: Path,
+                 names: frozenset[bytes]) -> None:
+        self._libc = libc
         self._fd = fd
+        self._directory = os.fsencode(directory)
         self._names = names
+        self._files: set[int] = set()  # the watch descriptors of the named files
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._lock = threading.Lock()  # held while waiting: close() waits for the waiter
         self._closed = False
+        for name in names:
+            self._watch_file(name)
+
+    def _watch_file(self, name: bytes) -> None:
+        """Writes to ``name`` from now on (a file that does not exist yet: when it is made)."""
+        wd = self._libc.inotify_add_watch(self._fd, os.path.join(self._directory, name),
+                                          _IN_MODIFY)
+        if wd >= 0:
+            self._files.add(wd)
 
     def wait(self, timeout: float) -> bool:
         """Up to ``timeout`` seconds for a write to one of the files: True when one happened
@@ -65,10 +81,17 @@ class FileWatch:
         offset, size, names = 0, _EVENT.size, self._names
         ours = False
         while offset + size <= len(data):
-            _, mask, _, length = _EVENT.unpack_from(data, offset)
+            wd, mask, _, length = _EVENT.unpack_from(data, offset)
             name = data[offset + size:offset + size + length].rstrip(b"\0")
             offset += size + length
-            if mask & _IN_Q_OVERFLOW or name in names:
+            if mask & _IN_Q_OVERFLOW:
+                ours = True
+            elif mask & _IN_IGNORED:
+                self._files.discard(wd)  # the file was deleted: its watch is gone
+            elif wd in self._files:
+                ours = True  # a write to one of the files
+            elif name in names:
+                self._watch_file(name)  # made (or renamed) into the directory: watched now
                 ours = True
         return ours
 
@@ -101,8 +124,8 @@ def file_watch(directory: Path, names: Iterable[str]) -> FileWatch | None:
         return None
     if fd < 0:
         return None
-    mask = _IN_MODIFY | _IN_CREATE | _IN_MOVED_TO
-    if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
+    # The directory first: a file made between the two is then reported, and watched.
+    if libc.inotify_add_watch(fd, os.fsencode(directory), _IN_CREATE | _IN_MOVED_TO) < 0:
         os.close(fd)
         return None
-    return FileWatch(fd, frozenset(os.fsencode(name) for name in names))
+    return FileWatch(libc, fd, directory, frozenset(os.fsencode(name) for name in names))

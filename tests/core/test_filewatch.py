@@ -103,11 +103,16 @@ def test_close_wakes_a_waiter(tmp_path: Path) -> None:
 
 
 def test_only_the_named_files_count(tmp_path: Path) -> None:
+    (tmp_path / "other.db-wal").write_bytes(b"x")  # another record in the same directory
     watch = file_watch(tmp_path, ("w.db", "w.db-wal"))
     assert watch is not None
     try:
-        (tmp_path / "other.db-wal").write_bytes(b"x")  # another record in the same directory
-        assert not watch.wait(0.2)
+        with (tmp_path / "other.db-wal").open("ab") as other:
+            other.write(b"y")  # a commit to the other record
+        # Not even woken: a wait that nothing wakes lasts its whole timeout.
+        began = time.monotonic()
+        assert not watch.wait(0.3)
+        assert time.monotonic() - began >= 0.3
         (tmp_path / "w.db-wal").write_bytes(b"x")  # made anew: the directory is watched
         assert watch.wait(WOKEN_WITHIN_S)
         with (tmp_path / "w.db-wal").open("ab") as wal:
@@ -116,3 +121,25 @@ def test_only_the_named_files_count(tmp_path: Path) -> None:
     finally:
         watch.close()
     assert not watch.wait(0.01)  # closed: says nothing more
+
+
+def test_a_file_deleted_and_made_again_is_still_watched(tmp_path: Path) -> None:
+    wal = tmp_path / "w.db-wal"
+    wal.write_bytes(b"x")
+    watch = file_watch(tmp_path, ("w.db", "w.db-wal"))
+    assert watch is not None
+    try:
+        with wal.open("ab") as file:
+            file.write(b"y")
+        assert watch.wait(WOKEN_WITHIN_S)
+        wal.unlink()  # the last connection closed: SQLite removed its -wal
+        assert not watch.wait(0.2)
+        wal.write_bytes(b"x")  # a later commander made it again
+        assert watch.wait(WOKEN_WITHIN_S)
+        while watch.wait(0.05):
+            pass  # what the creation itself reported
+        with wal.open("ab") as file:
+            file.write(b"z")  # written to: the new file is watched too
+        assert watch.wait(WOKEN_WITHIN_S)
+    finally:
+        watch.close()
