@@ -19,8 +19,10 @@ store and exports use this same function.
 from __future__ import annotations
 
 import base64
+import re
 import threading
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
@@ -135,13 +137,14 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     n = MIN_PIECE
     covered_until = -1
     spans: list[tuple[int, int]] = []
-    for i in range(len(text) - n + 1):
-        if text[i:i + n] in grams:
-            if spans and i <= covered_until:
-                spans[-1] = (spans[-1][0], i + n)
-            else:
-                spans.append((i, i + n))
-            covered_until = i + n
+    # every position a piece starts at, in order (overlapping ones too: a match is one character)
+    for match in _finder(grams).finditer(text):
+        i = match.start()
+        if spans and i <= covered_until:
+            spans[-1] = (spans[-1][0], i + n)
+        else:
+            spans.append((i, i + n))
+        covered_until = i + n
     if not spans:
         return text
     spans = [span for span in spans if not _coincidence_in_a_hash(text, *span)]
@@ -155,6 +158,36 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
         last = end
     out.append(text[last:])
     return "".join(out)
+
+
+@lru_cache(maxsize=64)
+def _finder(grams: frozenset[str]) -> re.Pattern[str]:
+    """A pattern whose matches are the first character of each occurrence of a piece in
+    ``grams`` (all pieces are :data:`MIN_PIECE` long): searching with it finds every position a
+    piece starts at, overlapping ones included, in the C regex engine.
+
+    It consumes only that first character, so the next search starts one character on. It
+    matches in three steps, cheapest first: the character is one a piece begins with (the
+    engine skips the others without starting a match), the next three are each one a piece
+    has at that place (a set lookup each), and only then the pieces themselves, as a trie
+    (``abcd``, ``abce`` as ``ab(?:cd|ce)``), looked at from the first character again."""
+    trie: dict[str, Any] = {}
+    for gram in grams:
+        node = trie
+        for char in gram:
+            node = node.setdefault(char, {})
+
+    def alternation(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + alternation(child) for char, child in sorted(node.items())]
+        if not branches:  # the end of a piece
+            return ""
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    places = ["[" + "".join(re.escape(char) for char in sorted({gram[k] for gram in grams})) + "]"
+              for k in range(MIN_PIECE)]
+    first = places[0]
+    return re.compile(first + "(?=" + "".join(places[1:]) + ")"
+                      + "(?<=(?=" + alternation(trie) + ")" + first + ")")
 
 
 _HEX = frozenset("0123456789abcdef")
