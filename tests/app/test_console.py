@@ -95,6 +95,25 @@ async def test_commander_screen_at_start(rig: Rig) -> None:
         assert "Declared P0 security emergency on redaction-api" in pane(app, app.timeline)
 
 
+async def test_an_open_console_keeps_its_heap_out_of_the_collector_until_it_closes(
+        rig: Rig) -> None:
+    # A full collection walked everything the console holds and took 60-90 ms on a busy
+    # console, on whatever key was being answered. Once the first reading is shown, what is
+    # held for the console's life is frozen; closing gives it back (many consoles run here).
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    app = rig.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        deadline = time.monotonic() + 20
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            await pilot.pause(0.02)  # it waits for the frame after the first reading
+        assert gc.get_freeze_count() > 0
+        assert "INC-1" in pane(app, app.header)
+    assert gc.get_freeze_count() == 0
+
+
 # --- a: advance -----------------------------------------------------------------------------------
 
 
