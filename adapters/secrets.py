@@ -137,9 +137,13 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     n = MIN_PIECE
     covered_until = -1
     spans: list[tuple[int, int]] = []
-    # every position a piece starts at, in order (overlapping ones too: a match is one character)
+    # every position a piece starts at: each match is a character of a piece that has a piece
+    # around it, and the pieces it may belong to start at most n - 1 characters before it
+    starts: set[int] = set()
     for match in _finder(grams).finditer(text):
-        i = match.start()
+        at = match.start()
+        starts.update(i for i in range(max(at - n + 1, 0), at + 1) if text[i:i + n] in grams)
+    for i in sorted(starts):
         if spans and i <= covered_until:
             spans[-1] = (spans[-1][0], i + n)
         else:
@@ -160,34 +164,43 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return "".join(out)
 
 
+#: Characters by how often they occur in the text scrubbed (English, logs, JSON), most first:
+#: what :func:`_finder` prefers not to look for.
+_COMMON = ' etaoinsrhldcumfpgwybvkxjqz0123456789":,.-_/{}\n'
+
+
+def _commonness(char: str) -> float:
+    rank = _COMMON.find(char)
+    return 1.0 if rank < 0 else 1000.0 / (rank + 1) + 1.0
+
+
 @lru_cache(maxsize=64)
 def _finder(grams: frozenset[str]) -> re.Pattern[str]:
-    """A pattern whose matches are the first character of each occurrence of a piece in
-    ``grams`` (all pieces are :data:`MIN_PIECE` long): searching with it finds every position a
-    piece starts at, overlapping ones included, in the C regex engine.
+    """A pattern that, searched for, stops at every occurrence of every piece in ``grams`` (all
+    :data:`MIN_PIECE` long), in the C regex engine.
 
-    It consumes only that first character, so the next search starts one character on. It
-    matches in three steps, cheapest first: the character is one a piece begins with (the
-    engine skips the others without starting a match), the next three are each one a piece
-    has at that place (a set lookup each), and only then the pieces themselves, as a trie
-    (``abcd``, ``abce`` as ``ab(?:cd|ce)``), looked at from the first character again."""
-    trie: dict[str, Any] = {}
-    for gram in grams:
-        node = trie
-        for char in gram:
-            node = node.setdefault(char, {})
-
-    def alternation(node: dict[str, Any]) -> str:
-        branches = [re.escape(char) + alternation(child) for char, child in sorted(node.items())]
-        if not branches:  # the end of a piece
-            return ""
-        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-
-    places = ["[" + "".join(re.escape(char) for char in sorted({gram[k] for gram in grams})) + "]"
-              for k in range(MIN_PIECE)]
-    first = places[0]
-    return re.compile(first + "(?=" + "".join(places[1:]) + ")"
-                      + "(?<=(?=" + alternation(trie) + ")" + first + ")")
+    Each piece is given an anchor: one of its characters, chosen so that the anchors of all
+    pieces are few and rarely seen in text (uppercase letters before lowercase ones, a space
+    never when avoidable). The pattern consumes just an anchor character, and matches where one
+    of the pieces anchored on it lies around it (the characters before it looked behind at,
+    those after looked ahead at); the engine skips every character that is no anchor without
+    starting a match. A match is therefore one character of an occurrence, at most
+    ``MIN_PIECE - 1`` after its start; matches never overlap, so no occurrence is missed."""
+    uncovered = set(grams)
+    anchors: set[str] = set()
+    while uncovered:
+        chars = sorted({char for gram in uncovered for char in gram})
+        best = max(chars, key=lambda c: sum(c in gram for gram in uncovered) / _commonness(c))
+        anchors.add(best)
+        uncovered = {gram for gram in uncovered if best not in gram}
+    around: dict[str, list[str]] = {}
+    for gram in sorted(grams):
+        k = next(k for k, char in enumerate(gram) if char in anchors)
+        before = f"(?<={re.escape(gram[:k + 1])})" if k else ""
+        after = f"(?={re.escape(gram[k + 1:])})" if k + 1 < len(gram) else ""
+        around.setdefault(gram[k], []).append(before + after)
+    return re.compile("|".join(re.escape(anchor) + "(?:" + "|".join(ways) + ")"
+                               for anchor, ways in sorted(around.items())))
 
 
 _HEX = frozenset("0123456789abcdef")
