@@ -84,9 +84,16 @@ def test_replay_a_live_incident_stops_at_now(world: World) -> None:
 def _warroom_pid(replay: Tmux) -> int:
     """The warroom process running in ``replay``'s pane (the pane's shell is its parent)."""
     shell = int(replay._tmux("display-message", "-p", "-t", replay.name, "#{pane_pid}").stdout)
-    children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if int(fields[1]) == shell:  # the field after the state is the parent's pid
+            children.append(int(stat.parent.name))
     assert len(children) == 1, f"expected one process under the pane's shell: {children}"
-    return int(children[0])
+    return children[0]
 
 
 def _wait_for_state(pid: int, state: str, why: str, timeout: float = 10.0) -> None:
