@@ -195,20 +195,27 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
     """Every event of the incident, read once: each row is checked against the chain as it
     is read, and its payload decoded. Past a break (once ``checker`` has a problem) the rows
     are still read, so ``--allow-broken`` exports the record as it is."""
-    from console.model import parse_ts, stored_event
+    from console.model import as_events, event_parts
 
     decode = _payload_decoder()
     events: list[Event] = []
-    append = events.append
-    times: dict[str, datetime] = {}  # events written together share their time
+    times = _Times()
     for rows in store.iter_chunks(incident_id):
         checker.check_rows(rows)
-        for event_id, inc, ts, kind, actor, payload, prev, digest in rows:
-            when = times.get(ts)
-            if when is None:
-                when = times[ts] = parse_ts(ts)
-            append(stored_event(event_id, inc, when, kind, actor, decode(payload), prev, digest))
+        events += as_events([event_parts(event_id, inc, times[ts], kind, actor, decode(payload),
+                                         prev, digest)
+                             for event_id, inc, ts, kind, actor, payload, prev, digest in rows])
     return events
+
+
+class _Times(dict[str, datetime]):
+    """Stored times parsed, each once (events written together share their time)."""
+
+    def __missing__(self, text: str) -> datetime:
+        from console.model import parse_ts
+
+        parsed = self[text] = parse_ts(text)
+        return parsed
 
 
 def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
@@ -264,21 +271,17 @@ def _read_unchecked(store: RecordStore, incident_id: int,
                     up_to: int) -> tuple[list[Event], list[int]]:
     """The events up to ``up_to`` (not checked, and without their hashes: see
     :func:`_with_head_hashes`), and a digest of each chunk of rows (their :data:`_CONTENT`)."""
-    from console.model import parse_ts, stored_event
+    from console.model import as_events, event_parts
 
     decode = _payload_decoder()
     events: list[Event] = []
-    append = events.append
     digests: list[int] = []
-    times: dict[str, datetime] = {}
+    times = _Times()
     for rows in store.iter_content_chunks(incident_id, up_to):
         digests.append(hash(tuple(rows)))
-        for event_id, ts, kind, actor, payload in rows:
-            when = times.get(ts)
-            if when is None:
-                when = times[ts] = parse_ts(ts)
-            append(stored_event(event_id, incident_id, when, kind, actor, decode(payload),
-                                "", ""))
+        events += as_events([event_parts(event_id, incident_id, times[ts], kind, actor,
+                                         decode(payload), "", "")
+                             for event_id, ts, kind, actor, payload in rows])
     return events, digests
 
 

@@ -853,26 +853,21 @@ def _guardrails_part(record: Record) -> list[str]:
         lines += ["Each guardrail over the incident (every status change is on the timeline; a "
                   "breach episode is a run of polls in BREACH):", ""]
         rows = []
-        by_guardrail = record.story.by_guardrail
-        limits_seen = {name: _limits_seen(record, name, mine)
-                       for name, mine in by_guardrail.items()}
-        for name, mine in by_guardrail.items():
-            breaches = [run for run in mine if run.status == "breach"]
-            most = max((run.count for run in breaches), default=0)  # then the longest span
-            longest = max((run for run in breaches if run.count == most),
-                          key=lambda run: run.span_s, default=None)
-            peaks = [run.peak for run in breaches if run.peak is not None]
-            blind = sum(1 for run in mine if run.status == "cant_evaluate")
+        limits_seen: dict[str, str] = {}
+        for name, mine in record.story.by_guardrail.items():
+            episodes = _Episodes(mine)
+            longest = episodes.longest
+            limits_seen[name] = _limits_seen(record, name, episodes.limits)
             rows.append([
                 md_cell(name),
                 str(len(mine)),
-                str(len(breaches)) + (f" ({sum(1 for r in breaches if r.sustained)} sustained)"
-                                      if any(r.sustained for r in breaches) else ""),
+                str(episodes.breaches) + (f" ({episodes.sustained} sustained)"
+                                          if episodes.sustained else ""),
                 (f"{longest.count} polls, {format_duration(longest.span_s)} from "
                  f"{clock.at(longest.first.ts)}") if longest is not None else "—",
-                record.value(name, max(peaks)) if peaks else "—",
+                record.value(name, episodes.peak) if episodes.peak is not None else "—",
                 limits_seen[name],
-                str(blind) if blind else "—",
+                str(episodes.blind) if episodes.blind else "—",
             ])
         lines += md_table(["Guardrail", "Status changes", "Breach episodes", "Longest breach",
                            "Peak canary in breach", "Limits", "Can't evaluate"], rows)
@@ -892,16 +887,48 @@ def _guardrails_part(record: Record) -> list[str]:
     return lines + why_part(record)
 
 
-def _limits_seen(record: Record, name: str, runs: Sequence[GuardrailRun]) -> str:
-    """The limits the guardrail reported, per track: a limit on the stable track that differs
-    from the canary's is said, not hidden."""
-    raw: dict[str, set[float]] = {}
-    for run in runs:
-        seen = raw.get(run.mode)
-        if seen is None:
-            seen = raw[run.mode] = set()
-        if run.limits:
-            seen.update(run.limits)
+class _Episodes:
+    """One guardrail's runs in one pass (a long record has tens of thousands): its breach
+    episodes (how many, how many sustained, the longest — most polls, then the longest span,
+    the first of equals — and the peak canary in breach), its runs that could not be
+    evaluated, and the limits it reported on each track."""
+
+    __slots__ = ("blind", "breaches", "limits", "longest", "peak", "sustained")
+
+    def __init__(self, runs: Sequence[GuardrailRun]) -> None:
+        breaches = sustained = blind = most = 0
+        longest: GuardrailRun | None = None
+        longest_span = 0.0
+        peak: float | None = None
+        limits: dict[str, set[float]] = {}
+        for run in runs:
+            seen = limits.get(run.mode)
+            if seen is None:
+                seen = limits[run.mode] = set()
+            if run.limits:
+                seen.update(run.limits)
+            status = run.status
+            if status == "breach":
+                breaches += 1
+                if run.sustained:
+                    sustained += 1
+                count = run.count
+                if count > most:
+                    most, longest, longest_span = count, run, run.span_s
+                elif count == most and run.span_s > longest_span:
+                    longest, longest_span = run, run.span_s
+                value = run.peak
+                if value is not None and (peak is None or value > peak):
+                    peak = value
+            elif status == "cant_evaluate":
+                blind += 1
+        self.breaches, self.sustained, self.blind = breaches, sustained, blind
+        self.longest, self.peak, self.limits = longest, peak, limits
+
+
+def _limits_seen(record: Record, name: str, raw: dict[str, set[float]]) -> str:
+    """The limits the guardrail reported (``raw``: per track, as :class:`_Episodes` gathers
+    them): a limit on the stable track that differs from the canary's is said, not hidden."""
     by_track: dict[str, list[str]] = {}
     for track, limits in raw.items():
         shown = by_track.setdefault(track, [])
