@@ -10,7 +10,9 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +22,7 @@ from console.export import render
 from console.export.pir import (
     HUMAN_SECTIONS,
     SECTIONS,
+    _Episodes,
     build_record,
     md_cell,
     md_inline,
@@ -27,7 +30,7 @@ from console.export.pir import (
     render_pir,
     series_figures,
 )
-from console.export.timeline import story
+from console.export.timeline import GuardrailRun, story
 from console.model import Event, Kind
 from console.state import fold
 from tests.export.fixtures import (
@@ -623,3 +626,47 @@ def test_stored_messages_are_never_cut_mid_word() -> None:
     assert clip(text, 60) == "verification waits: error-rate on the stable track: query…"
     assert clip("short", 60) == "short"
     assert len(clip("a" * 400)) == 300 and clip("a" * 400).endswith("…")
+
+
+def _episodes_as_before(runs: list[GuardrailRun]) -> tuple[object, ...]:
+    """The per-guardrail table's figures as they were computed before :class:`_Episodes`
+    (a pass each): the reference its one pass must agree with."""
+    breaches = [run for run in runs if run.status == "breach"]
+    most = max((run.count for run in breaches), default=0)
+    longest = max((run for run in breaches if run.count == most),
+                  key=lambda run: run.span_s, default=None)
+    peaks = [run.peak for run in breaches if run.peak is not None]
+    raw: dict[str, set[float]] = {}
+    for run in runs:
+        raw.setdefault(run.mode, set()).update(run.limits)
+    return (len(breaches), sum(1 for r in breaches if r.sustained), longest,
+            max(peaks) if peaks else None,
+            sum(1 for run in runs if run.status == "cant_evaluate"), raw)
+
+
+_RUN = st.tuples(st.sampled_from(["breach", "healthy", "cant_evaluate", "warn"]),
+                 st.sampled_from(["canary", "stable"]), st.integers(1, 4),
+                 st.integers(0, 3), st.one_of(st.none(), st.sampled_from([0.5, 1.5, 2.0])),
+                 st.booleans(), st.lists(st.sampled_from([0.02, 0.05, 1.0]), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_RUN, max_size=12))
+def test_the_guardrail_table_reads_its_runs_in_one_pass(specs: list[tuple[Any, ...]]) -> None:
+    """Breach episodes, sustained, the longest (most polls, then the longest span, the first
+    of equals), the peak, the runs that could not be evaluated and the limits per track: what
+    one pass gathers is what the separate passes found."""
+    base = datetime(2026, 12, 2, 22, 0, tzinfo=UTC)
+
+    def event(number: int, seconds: int) -> Event:
+        return Event(number, 1, base + timedelta(seconds=seconds), Kind.GUARDRAIL_CHANGED,
+                     "warroom", {}, "", "")
+
+    runs = []
+    for number, (status, mode, count, span, peak, sustained, limits) in enumerate(specs):
+        runs.append(GuardrailRun("g", status, "healthy", mode, event(2 * number, 10 * number),
+                                 event(2 * number + 1, 10 * number + span), count, peak,
+                                 sustained, list(limits)))
+    episodes = _Episodes(runs)
+    assert (episodes.breaches, episodes.sustained, episodes.longest, episodes.peak,
+            episodes.blind, episodes.limits) == _episodes_as_before(runs)
