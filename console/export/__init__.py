@@ -211,10 +211,14 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
 class _Times(dict[str, datetime]):
     """Stored times parsed, each once (events written together share their time)."""
 
-    def __missing__(self, text: str) -> datetime:
+    def __init__(self) -> None:
+        super().__init__()
         from console.model import parse_ts
 
-        parsed = self[text] = parse_ts(text)
+        self._parse = parse_ts
+
+    def __missing__(self, text: str) -> datetime:
+        parsed = self[text] = self._parse(text)
         return parsed
 
 
