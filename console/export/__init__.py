@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO, overload
 
 if TYPE_CHECKING:
     from console.config import Config
-    from console.export.record import DocumentSettings
+    from console.export.record import DocumentSettings, Measured
     from console.model import Event
     from console.store import ChainChecker, ChainProblem, RecordStore
 
@@ -29,12 +29,12 @@ FORMATS = ("pir", "comms", "json")
 
 
 def render(fmt: str, events: Sequence[Event], *, config: Config | DocumentSettings | None = None,
-           samples: Samples | Callable[[], Samples] | None = None,
+           samples: Measured | Samples | Callable[[], Measured | Samples] | None = None,
            now: datetime | None = None, chain_problem: ChainProblem | None = None) -> str:
     """Render ``events`` (one incident, oldest first) as ``pir``, ``comms`` or ``json``.
-    ``samples``: the metric samples, or what gives them when the PIR gets to them (the comms
-    do not use them). ``config``: the PIR needs only its :class:`DocumentSettings`; the comms,
-    the whole configuration."""
+    ``samples``: the metric samples (or what the PIR takes of them: :class:`Measured`), or
+    what gives them when the PIR gets to them (the comms do not use them). ``config``: the
+    PIR needs only its :class:`DocumentSettings`; the comms, the whole configuration."""
     if fmt == "json":
         from console.export.jsonexport import render_json
 
@@ -123,8 +123,8 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
         return checker.checked, checker.problem
 
     def document(events: list[Event],
-                 read: Callable[[], Samples | None] | None = None) -> str | list[str]:
-        def measured() -> Samples:  # the child's reading of them (``read``), else read here
+                 read: Callable[[], Measured | Samples | None] | None = None) -> str | list[str]:
+        def measured() -> Measured | Samples:  # the child's (``read``), else read here
             got = read() if read is not None else None
             return got if got is not None else {name: store.samples(incident_id, name)
                                                 for name in store.series_names(incident_id)}
@@ -138,8 +138,15 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
 
     # In parallel, the document is made while the child checks the chain; its verdict still
     # decides whether it is written (and the break is printed in it when allowed).
-    events, text = (read_events(store, incident_id, checker, document, late) if parallel
-                    else (read_verified(store, incident_id, checker), None))
+    if parallel:
+        settings: DocumentSettings | None = None
+        if fmt == "pir" and late is None:  # with ``late``, the child has the configuration
+            from console.export.record import DocumentSettings
+
+            settings = DocumentSettings.of(config)
+        events, text = read_events(store, incident_id, checker, document, late, settings)
+    else:
+        events, text = read_verified(store, incident_id, checker), None
     if leave is not None:
         leave.append(events)
     if late is not None:
@@ -223,9 +230,10 @@ class _Times(dict[str, datetime]):
 
 
 def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
-                meanwhile: Callable[[list[Event], Callable[[], Samples | None]],
+                meanwhile: Callable[[list[Event], Callable[[], Measured | Samples | None]],
                                     str | list[str]] | None = None,
-                late: LateConfig | None = None) -> tuple[list[Event], str | list[str] | None]:
+                late: LateConfig | None = None, settings: DocumentSettings | None = None,
+                ) -> tuple[list[Event], str | list[str] | None]:
     """:func:`read_verified`, its hash-checking done by a forked child meanwhile where one can
     be had (an SQLite record, a platform with ``fork``): the child reads the same rows on a
     connection of its own and checks them while this process decodes them, builds the events
@@ -235,13 +243,16 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
     under them), or a child that fails, and the rows are read and checked here, as without a
     child, and ``meanwhile``'s result is dropped (None: make it again from these events).
     ``checker`` ends as the child's: the caller decides from it whether the result is used.
-    The child, which has time to spare, also reads the incident's metric samples once it has
-    checked: ``meanwhile``'s second argument waits for its answer and gives them (None when
-    the child gave none).
+    For a PIR (``settings``, its settings, or ``late``), the child, which has time to spare,
+    also reads the incident's metric samples once it has checked, and works out what the
+    PIR's Impact section takes of them (:class:`~console.export.record.Measured`, from the
+    marked events among the rows it checked) — or, where that needs more of the events than
+    it decodes, sends the samples: ``meanwhile``'s second argument waits for its answer and
+    gives either (None when the child gave neither).
 
     ``late``: the child reads the configuration first (:class:`LateConfig`), and this process
     takes it when it needs it; :class:`NotConfigured` when no child can be had."""
-    child = _CheckingChild.start(store, incident_id, checker, late)
+    child = _CheckingChild.start(store, incident_id, checker, late, settings)
     if child is None:
         if late is not None:
             raise NotConfigured("no process could be forked to read the configuration")
@@ -249,7 +260,7 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
     try:
         events, digests = _read_unchecked(store, incident_id, child.up_to)
         headed = _head_hashes(store, events)
-        made = (meanwhile(events, child.samples) if meanwhile is not None and events
+        made = (meanwhile(events, child.measured) if meanwhile is not None and events
                 and headed else None)
     except BaseException:
         child.abandon()
@@ -379,9 +390,10 @@ class NotConfigured(Exception):
 
 class _CheckingChild:
     """A forked process that checks an incident's chain up to one event and reports how far
-    it got (pickled through a pipe), with a digest of each chunk of rows it read, and then the
-    incident's metric samples. With a :class:`LateConfig`, it first reads the configuration
-    and answers with what the export takes of it (None when it could not: then it stops)."""
+    it got (pickled through a pipe), with a digest of each chunk of rows it read, and for a
+    PIR what it takes of the incident's metric samples (:func:`_measured_in_child`). With a
+    :class:`LateConfig`, it first reads the configuration and answers with what the export
+    takes of it (None when it could not: then it stops)."""
 
     #: Longest wait for the child's answer once this process is done (then: check here).
     WAIT_S = 120.0
@@ -402,7 +414,11 @@ class _CheckingChild:
 
     @classmethod
     def start(cls, store: RecordStore, incident_id: int, checker: ChainChecker,
-              late: LateConfig | None = None) -> _CheckingChild | None:
+              late: LateConfig | None = None,
+              settings: DocumentSettings | None = None) -> _CheckingChild | None:
+        """The child, started (None where none can be had). ``settings`` (a PIR's) or
+        ``late`` (whose configuration gives them): it also works out what the PIR takes of
+        the samples."""
         import os
 
         if store.engine != "sqlite" or not hasattr(os, "fork") or checker.checked:
@@ -428,7 +444,8 @@ class _CheckingChild:
                     finally:  # None: the parent reads it, and says what is wrong with it
                         _send(write, configured)
                     key = configured.chain_key
-                _check_in_child(location, incident_id, up_to, key, write)
+                    settings = configured.document
+                _check_in_child(location, incident_id, up_to, key, write, settings)
                 code = 0
             finally:
                 os._exit(code)
@@ -513,10 +530,11 @@ class _CheckingChild:
         self._answered = answer if isinstance(answer, dict) else None
         return self._answered
 
-    def samples(self) -> Samples | None:
-        """The metric samples the child read (waiting for its answer), or None."""
+    def measured(self) -> Measured | Samples | None:
+        """What the child made of the metric samples (:func:`_measured_in_child`; waiting
+        for its answer), or None."""
         answer = self._receive()
-        return None if answer is None else answer.get("samples")
+        return None if answer is None else answer.get("measured")
 
     def adopt(self, checker: ChainChecker, digests: list[int]) -> bool:
         """The child's verdict into ``checker``; False (``checker`` untouched) when the child
@@ -530,7 +548,7 @@ class _CheckingChild:
 
 
 def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | None,
-                    answer: int) -> None:
+                    answer: int, settings: DocumentSettings | None = None) -> None:
     import os
 
     from console.store import ChainChecker, Store
@@ -538,16 +556,47 @@ def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | No
     with Store(location, readonly=True, chain_key=key) as store:
         checker = ChainChecker(store.chain_key)
         digests = []
+        marked: list[tuple[Any, ...]] = []  # a PIR's: the rows of the events its charts mark
+        kinds = _marked_kinds() if settings is not None else frozenset()
         for rows in _rows_up_to(store, incident_id, up_to):
             checker.check_rows(rows)  # once broken, the rest is only read (and digested)
             digests.append(hash(tuple(map(_CONTENT, rows))))
-        samples = {name: store.samples(incident_id, name)
-                   for name in store.series_names(incident_id)}
+            if kinds:
+                marked += [row for row in rows if row[3] in kinds]
+        measured = (_measured_in_child(store, incident_id, settings, marked)
+                    if settings is not None else None)
     _send(answer, {
         "checked": checker.checked, "last_id": checker.last_id,
         "last_hash": checker.last_hash, "problem": checker.problem, "keyed": checker.keyed,
-        "unverified": checker.unverified, "digests": digests, "samples": samples})
+        "unverified": checker.unverified, "digests": digests, "measured": measured})
     os.close(answer)
+
+
+def _marked_kinds() -> frozenset[str]:
+    """The stored kinds of the events a PIR's charts mark."""
+    from console.export.graphs import MARKED
+
+    return frozenset(kind.value for kind in MARKED)
+
+
+def _measured_in_child(store: RecordStore, incident_id: int, settings: DocumentSettings,
+                       marked: list[tuple[Any, ...]]) -> Measured | Samples:
+    """What the PIR's Impact section takes of the incident's metric samples — the figures of
+    each series and the charts, worked out as the PIR would from the samples, the settings'
+    units and the marked events (``marked``: their rows, among those the child checked; only
+    theirs are decoded). Where a guardrail has no limit series, its limits come from the
+    guardrail changes, which the child does not decode: the samples, for the PIR to work
+    them out itself."""
+    from console.export.record import measured_with
+    from console.model import parse_ts, stored_event
+
+    samples = {name: store.samples(incident_id, name) for name in store.series_names(incident_id)}
+    decode = _payload_decoder()
+    events = [stored_event(event_id, inc, parse_ts(ts), kind, actor, decode(payload), prev,
+                           digest)
+              for event_id, inc, ts, kind, actor, payload, prev, digest in marked]
+    measured = measured_with(samples, settings.units, events, None)
+    return samples if measured is None else measured
 
 
 def _send(pipe: int, message: object) -> None:

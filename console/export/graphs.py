@@ -29,6 +29,9 @@ MAX_POINTS = 12
 PALETTE = ('%%{init: {"themeVariables": {"xyChart": '
            '{"plotColorPalette": "#d62728, #1f77b4, #7f7f7f"}}}}%%')
 TRACKS = ("canary", "baseline", "limit")
+#: The kinds of the events a chart marks on its time axis (:func:`_moments`).
+MARKED = (Kind.WEIGHT_SET, Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_VERIFIED,
+          Kind.ROLLBACK_NOT_VERIFIED)
 _UNSAFE = re.compile(r"[^A-Za-z0-9 ._:%/()+→✓–-]")
 
 

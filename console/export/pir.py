@@ -44,11 +44,13 @@ from console.export.markdown import (
 )
 from console.export.record import (
     DocumentSettings,
+    Measured,
     Record,
     SamplesLike,
     build_record,
     fix_rolled_back,
     harm_sentence,
+    measure,
     number,
     outcome_sentence,
     series_figures,
@@ -69,6 +71,7 @@ from console.model import (
 
 if TYPE_CHECKING:
     from console.config import Config
+    from console.export.graphs import Chart
 
 __all__ = ["HUMAN_SECTIONS", "SECTIONS", "Record", "build_record", "md_cell", "md_inline",
            "md_line", "md_table", "pir_lines", "render_pir", "series_figures", "visible"]
@@ -100,6 +103,9 @@ HUMAN_SECTIONS: tuple[str, ...] = (
     "Lessons Learned",
 )
 
+#: The metric samples, or what the PIR takes of them.
+Measurements = SamplesLike | Measured
+
 FROM_RECORD = "_From the record — keep what matters, delete the rest:_"
 
 
@@ -107,16 +113,17 @@ FROM_RECORD = "_From the record — keep what matters, delete the rest:_"
 
 
 def render_pir(events: Sequence[Event], *, config: Config | DocumentSettings | None = None,
-               samples: SamplesLike | Callable[[], SamplesLike] | None = None,
+               samples: Measurements | Callable[[], Measurements] | None = None,
                now: datetime | None = None) -> str:
     """The PIR of one incident (its events, oldest first) as markdown. ``samples``: the
-    metric samples, or what gives them — asked last, when every other section is made (an
-    export's checking child reads them meanwhile)."""
+    metric samples — or what the document takes of them (:class:`Measured`: an export's
+    checking child works it out from the samples meanwhile) — or what gives either, asked
+    last, when every other section is made."""
     return "\n".join(pir_lines(events, config=config, samples=samples, now=now)) + "\n"
 
 
 def pir_lines(events: Sequence[Event], *, config: Config | DocumentSettings | None = None,
-              samples: SamplesLike | Callable[[], SamplesLike] | None = None,
+              samples: Measurements | Callable[[], Measurements] | None = None,
               now: datetime | None = None) -> list[str]:
     """:func:`render_pir` as its lines (joined by line breaks, each may hold line breaks of
     its own; the document ends with one more): for a writer that writes a long PIR a part at
@@ -137,8 +144,9 @@ def pir_lines(events: Sequence[Event], *, config: Config | DocumentSettings | No
     after += _action_items(record)
     after += _prevention()
     after += _lessons()
-    measured = samples() if callable(samples) else samples
-    out = before + _impact(record, measured or {}) + after
+    got = samples() if callable(samples) else samples
+    measured = got if isinstance(got, Measured) else measure(record, got or {})
+    out = before + _impact(record, measured) + after
     while out and out[-1] == "":
         out.pop()
     return out
@@ -400,7 +408,7 @@ def _notes(record: Record) -> list[str]:
     return lines
 
 
-def _impact(record: Record, samples: SamplesLike) -> list[str]:
+def _impact(record: Record, measured: Measured) -> list[str]:
     s = record.state
     clock = record.clock
     declared = record.declared
@@ -430,7 +438,7 @@ def _impact(record: Record, samples: SamplesLike) -> list[str]:
         "- **Reputation impact**: _Fill in: support tickets, social media mentions._",
         "",
     ]
-    figures = series_figures(record, samples)
+    figures = measured.figures
     if not figures:
         lines += ["_No metric samples were recorded for this incident._", ""]
         return lines
@@ -456,20 +464,15 @@ def _impact(record: Record, samples: SamplesLike) -> list[str]:
     lines += md_table(["Series", "Samples", "Peak", "Peak at (UTC)", "Limit", "Over the limit"],
                       rows)
     lines.append("")
-    lines += _graphs(record, samples)
+    lines += _graphs(measured.charts)
     return lines
 
 
-def _graphs(record: Record, samples: SamplesLike) -> list[str]:
+def _graphs(charts: list[Chart]) -> list[str]:
     """A Mermaid xychart per guardrail: canary and baseline against the limit, stage changes
     and the rollback marked on the time axis (console/export/graphs.py)."""
-    from console.export.graphs import charts
-
-    units = {name: (unit.unit, unit.scale) for name, unit in record.units.items()}
     lines: list[str] = []
-    marked = record.of(Kind.WEIGHT_SET, Kind.ROLLBACK_REQUESTED, Kind.ROLLBACK_VERIFIED,
-                       Kind.ROLLBACK_NOT_VERIFIED)  # the moments a chart marks (graphs.py)
-    for chart in charts(samples, marked, units):
+    for chart in charts:
         drawn = [track for track in ("canary", "baseline", "limit") if track in chart.lines]
         lines += [f"**{md_inline(chart.guardrail)}** — lines in order: {', '.join(drawn)}"
                   + (f" ({md_inline(chart.unit)})" if chart.unit else "")

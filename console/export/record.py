@@ -24,6 +24,7 @@ from console.state import IncidentState
 
 if TYPE_CHECKING:
     from console.config import Config
+    from console.export.graphs import Chart
     from console.export.why import VerdictLog
 
 SamplesLike = Mapping[str, Sequence[tuple[float, float | None]]]
@@ -393,6 +394,43 @@ def _zone(name: str) -> tzinfo | None:
         return None  # the config check refuses it; an export never fails on it
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What the PIR takes of an incident's metric samples (its Impact section): each series'
+    figures and each guardrail's chart — a few kilobytes however many samples there are, so an
+    export's checking child works them out and sends them instead of the samples."""
+
+    figures: list[SeriesFigures]
+    charts: list[Chart]
+
+
+def measure(record: Record, samples: SamplesLike) -> Measured:
+    """:class:`Measured` of ``samples`` for ``record``."""
+    from console.export.graphs import MARKED
+
+    measured = measured_with(samples, record.units, record.of(*MARKED),
+                             record.of(Kind.GUARDRAIL_CHANGED))
+    assert measured is not None  # the guardrail changes are given
+    return measured
+
+
+def measured_with(samples: SamplesLike, units: Mapping[str, GuardrailUnit],
+                  marked: Sequence[Event], changes: Sequence[Event] | None) -> Measured | None:
+    """:class:`Measured` from what it depends on: the samples, the guardrails' units, the
+    events a chart marks (of the kinds :data:`console.export.graphs.MARKED`, oldest first) and
+    the guardrail changes (their limits serve a guardrail without a limit series: see
+    :func:`series_figures`). ``changes`` None (not at hand): None when they are needed."""
+    figures = _figures(samples, units, changes)
+    if figures is None:
+        return None
+    if not figures:  # no series to show: no chart either (a chart needs a canary series)
+        return Measured([], [])
+    from console.export.graphs import charts
+
+    shown = {name: (unit.unit, unit.scale) for name, unit in units.items()}
+    return Measured(figures, charts(samples, marked, shown))
+
+
 def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
     """Peak per series, and, for canary series, time over the guardrail's limit.
 
@@ -403,6 +441,15 @@ def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
     config's absolute ``max``. Time over the limit counts, for each sample above it, the time to
     the next sample (for the last sample, the median step).
     """
+    figures = _figures(samples, record.units, record.of(Kind.GUARDRAIL_CHANGED))
+    assert figures is not None  # the guardrail changes are given
+    return figures
+
+
+def _figures(samples: SamplesLike, units: Mapping[str, GuardrailUnit],
+             changes: Sequence[Event] | None) -> list[SeriesFigures] | None:
+    """:func:`series_figures` from the record's units and guardrail changes; None when the
+    changes are needed (a guardrail with a canary series has no limit series) but None."""
     reported: dict[str, list[tuple[float, float]]] = {}
     split = {series: _split(series) for series in samples}
     for series, (guardrail, track) in split.items():
@@ -413,8 +460,10 @@ def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
                 reported[guardrail] = sorted(limit_points)
     wanted = {guardrail for guardrail, track in split.values() if track == "canary"}
     if wanted - set(reported):  # guardrails without a limit series: the events' limits
+        if changes is None:
+            return None
         from_events: dict[str, list[tuple[float, float]]] = {}
-        for event in record.of(Kind.GUARDRAIL_CHANGED):
+        for event in changes:
             limit = number(event.payload.get("limit"))
             name = str(event.payload.get("name", ""))
             if limit is not None and name not in reported:
@@ -429,7 +478,7 @@ def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
         known = [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
         peak_ts, peak = max(known, key=itemgetter(1)) if known else (None, None)
         limits = reported.get(guardrail, [])
-        config_max = record.units.get(guardrail, GuardrailUnit()).max
+        config_max = units.get(guardrail, _NO_UNIT).max
         limit_text = "—"
         over_s: float | None = None
         first: float | None = None
@@ -457,7 +506,7 @@ def series_figures(record: Record, samples: SamplesLike) -> list[SeriesFigures]:
                 elif len(points) > 1:
                     over_s += statistics.median(
                         b[0] - a[0] for a, b in itertools.pairwise(points))
-            shown = [record.value(guardrail, v) for v in sorted(used)] or ["—"]
+            shown = [guardrail_value(units, guardrail, v) for v in sorted(used)] or ["—"]
             limit_text = shown[0] if shown[0] == shown[-1] else f"{shown[0]} – {shown[-1]}"
             if not limits and used:
                 limit_text += " (config max)"
