@@ -280,6 +280,7 @@ def _rows_up_to(store: RecordStore, incident_id: int,
 #: The columns of a stored row that :func:`_read_unchecked` reads (all but the incident, which
 #: the query names, and the chain's two hashes, which only the checking child needs).
 _CONTENT = operator.itemgetter(0, 2, 3, 4, 5)
+_KIND = operator.itemgetter(3)
 
 
 def _read_unchecked(store: RecordStore, incident_id: int,
@@ -550,6 +551,7 @@ class _CheckingChild:
 def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | None,
                     answer: int, settings: DocumentSettings | None = None) -> None:
     import os
+    from itertools import compress
 
     from console.store import ChainChecker, Store
 
@@ -562,7 +564,7 @@ def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | No
             checker.check_rows(rows)  # once broken, the rest is only read (and digested)
             digests.append(hash(tuple(map(_CONTENT, rows))))
             if kinds:
-                marked += [row for row in rows if row[3] in kinds]
+                marked += compress(rows, map(kinds.__contains__, map(_KIND, rows)))
         measured = (_measured_in_child(store, incident_id, settings, marked)
                     if settings is not None else None)
     _send(answer, {

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import itemgetter, mul
 
 from console.model import Event, Kind
 
@@ -60,9 +63,9 @@ def charts(samples: Mapping[str, Sequence[tuple[float, float | None]]],
         guardrail, _, track = series.rpartition("/")
         if not guardrail or track not in TRACKS:
             continue
-        known = [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
-        if known:
-            by_guardrail.setdefault(guardrail, {})[track] = sorted(known)
+        found = known(points)
+        if found:
+            by_guardrail.setdefault(guardrail, {})[track] = sorted(found)
     moments = _moments(events)
     out = []
     for guardrail in sorted(by_guardrail):
@@ -72,6 +75,18 @@ def charts(samples: Mapping[str, Sequence[tuple[float, float | None]]],
         unit, scale = units.get(guardrail, ("", 1.0))
         out.append(_chart(guardrail, tracks, moments, unit, scale))
     return out
+
+
+def known(points: Sequence[tuple[float, float | None]]) -> list[tuple[float, float]]:
+    """The points with a finite value (None: no value was taken; NaN and infinities are no
+    measurement), in their order."""
+    values = list(map(_VALUE, points))
+    if None not in values and math.isfinite(sum(values)):  # each finite (NaN or ∞ would show)
+        return list(points)  # type: ignore[arg-type]  # no None among them
+    return [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
+
+
+_TIME, _VALUE = itemgetter(0), itemgetter(1)
 
 
 def _moments(events: Sequence[Event]) -> list[tuple[float, str]]:
@@ -101,19 +116,8 @@ def _chart(guardrail: str, tracks: Mapping[str, list[tuple[float, float]]],
     def bucket(ts: float) -> int:
         return min(count - 1, max(0, int((ts - first) / width))) if last > first else 0
 
-    grouped: dict[str, list[list[float]]] = {track: [[] for _ in range(count)]
-                                             for track in tracks}
-    top_index = count - 1
-    for track, points in tracks.items():
-        buckets = grouped[track]
-        if last > first:  # bucket(), inline: a long incident has a sample per poll
-            for ts, value in points:
-                index = int((ts - first) / width)
-                buckets[top_index if index > top_index else 0 if index < 0 else index].append(
-                    value * scale)
-        else:
-            for _, value in points:
-                buckets[0].append(value * scale)
+    grouped = {track: _buckets(points, bucket, count, scale)
+               for track, points in tracks.items()}
     lines: dict[str, list[float]] = {}
     for track in TRACKS:
         if track not in grouped:
@@ -166,6 +170,26 @@ def _chart(guardrail: str, tracks: Mapping[str, list[tuple[float, float]]],
         if track in lines:
             body.append("    line [" + ", ".join(_number(v) for v in lines[track]) + "]")
     return Chart(guardrail, labels, lines, unit, "\n".join(body))
+
+
+def _buckets(points: list[tuple[float, float]], bucket: Callable[[float], int], count: int,
+             scale: float) -> list[list[float]]:
+    """The values of ``points`` (in time order), scaled, in the ``count`` buckets that
+    ``bucket`` puts them in."""
+    scaled = list(map(mul, map(_VALUE, points), repeat(scale)))
+    if count == 1:
+        return [scaled]
+    times = list(map(_TIME, points))
+    if math.isfinite(sum(times)):
+        # bucket() never decreases with the time: each bucket is a run of the points, found
+        # by bisection (a long incident has a sample per poll)
+        bounds = [0, *(bisect_left(times, index, key=bucket) for index in range(1, count)),
+                  len(times)]
+        return [scaled[bounds[index]:bounds[index + 1]] for index in range(count)]
+    buckets: list[list[float]] = [[] for _ in range(count)]  # a time that is no number
+    for ts, value in zip(times, scaled, strict=True):
+        buckets[bucket(ts)].append(value)
+    return buckets
 
 
 def _round(value: float) -> float:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, tzinfo
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from console.export.graphs import known
 from console.export.markdown import md_inline
 from console.export.timeline import Story, Storyteller, story
 from console.model import Event, Kind, format_duration, format_value
@@ -454,8 +455,7 @@ def _figures(samples: SamplesLike, units: Mapping[str, GuardrailUnit],
     split = {series: _split(series) for series in samples}
     for series, (guardrail, track) in split.items():
         if track == "limit":
-            limit_points = [(ts, v) for ts, v in samples[series]
-                            if v is not None and math.isfinite(v)]
+            limit_points = known(samples[series])
             if limit_points:
                 reported[guardrail] = sorted(limit_points)
     wanted = {guardrail for guardrail, track in split.values() if track == "canary"}
@@ -475,8 +475,8 @@ def _figures(samples: SamplesLike, units: Mapping[str, GuardrailUnit],
         if track not in ("canary", "baseline"):
             continue  # the limit, the evidence and the warn band stand beside the canary
         points = sorted(samples[series], key=itemgetter(0))
-        known = [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
-        peak_ts, peak = max(known, key=itemgetter(1)) if known else (None, None)
+        measured = known(points)
+        peak_ts, peak = max(measured, key=itemgetter(1)) if measured else (None, None)
         limits = reported.get(guardrail, [])
         config_max = units.get(guardrail, _NO_UNIT).max
         limit_text = "—"
@@ -510,7 +510,7 @@ def _figures(samples: SamplesLike, units: Mapping[str, GuardrailUnit],
             limit_text = shown[0] if shown[0] == shown[-1] else f"{shown[0]} – {shown[-1]}"
             if not limits and used:
                 limit_text += " (config max)"
-        figures.append(SeriesFigures(series, guardrail, track, len(known), peak, peak_ts,
+        figures.append(SeriesFigures(series, guardrail, track, len(measured), peak, peak_ts,
                                      limit_text, over_s, first, last))
     return figures
 

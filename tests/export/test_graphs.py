@@ -4,6 +4,7 @@ xychart-beta subset (and by the Mermaid CLI when it is installed)."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -11,8 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from console.export.graphs import MAX_POINTS, charts, label, parse
+from console.export.graphs import MAX_POINTS, _buckets, charts, known, label, parse
 from console.export.pir import render_pir
 from tests.export.fixtures import build_promoted, build_verified
 
@@ -69,6 +72,49 @@ def test_a_multi_day_incident_charts_its_canary_window(tmp_path: Path) -> None:
     parsed = parse(chart.mermaid)
     assert "→1% " in " ".join(parsed["labels"]) + " "  # type: ignore[arg-type]
     assert "→10%" in " ".join(parsed["labels"])  # type: ignore[arg-type]
+
+
+_TIMES = st.floats(-1e10, 1e10) | st.sampled_from([0.0, 1.0, 1.5, 2.0])  # equal times too
+#: Values, often one that is no measurement (None, NaN, ±∞), or a sum of them that is not finite.
+_VALUES = st.floats(-1e6, 1e6) | st.sampled_from([None, math.nan, math.inf, -math.inf, 1e308])
+
+
+@given(st.lists(st.tuples(_TIMES | st.sampled_from([math.inf, math.nan]), _VALUES)))
+@example([(1.0, 2.0), (2.0, math.nan)])
+@example([(1.0, 1e308), (2.0, 1e308)])
+def test_the_known_points_are_those_with_a_finite_value(
+        points: list[tuple[float, float | None]]) -> None:
+    found = known(points)
+    assert found == [(ts, v) for ts, v in points if v is not None and math.isfinite(v)]
+
+
+@given(st.lists(st.tuples(_TIMES, st.floats(-1e6, 1e6)), min_size=1),
+       st.sampled_from([1.0, 100.0, 0.001, -2.0]), st.sampled_from([None, math.inf, math.nan]))
+def test_the_buckets_are_those_a_point_at_a_time_would_fill(
+        points: list[tuple[float, float]], scale: float, odd: float | None) -> None:
+    """A chart's buckets, found by bisection in the points' time order, are the ones each
+    point's own bucket makes; a time that is no number fails as it would there."""
+    points = sorted(points)
+    if odd is not None:  # in the middle (where a NaN sorts): a time no bisection would look at
+        points.insert(len(points) // 2, (odd, 1.0))
+    first, last = points[0][0], points[-1][0]
+    count = MAX_POINTS if last > first else 1
+    width = (last - first) / count if last > first else 1.0
+
+    def bucket(ts: float) -> int:  # as _chart()
+        return min(count - 1, max(0, int((ts - first) / width))) if last > first else 0
+
+    expected: list[list[float]] | type[Exception] = [[] for _ in range(count)]
+    try:
+        for ts, value in points:
+            expected[bucket(ts)].append(value * scale)  # type: ignore[index]
+    except (ValueError, OverflowError) as error:
+        expected = type(error)
+    if isinstance(expected, list):
+        assert _buckets(points, bucket, count, scale) == expected
+    else:
+        with pytest.raises(expected):
+            _buckets(points, bucket, count, scale)
 
 
 @pytest.mark.skipif(shutil.which("mmdc") is None and not os.environ.get("WARROOM_MMDC"),
