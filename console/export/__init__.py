@@ -123,17 +123,17 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
         return checker.checked, checker.problem
 
     def document(events: list[Event],
-                 read: Callable[[], Measured | Samples | None] | None = None) -> str | list[str]:
+                 read: Callable[[], Measured | Samples | None] | None = None) -> Document:
         def measured() -> Measured | Samples:  # the child's (``read``), else read here
             got = read() if read is not None else None
             return got if got is not None else {name: store.samples(incident_id, name)
                                                 for name in store.series_names(incident_id)}
 
         settings = config if late is None else late.settings()
-        if fmt == "pir":  # its lines: written a part at a time (_write)
-            from console.export.pir import pir_lines
+        if fmt == "pir":  # its lines: written a part at a time, its Impact last (_write)
+            from console.export.pir import pir_parts
 
-            return pir_lines(events, config=settings, samples=measured, now=now)
+            return _Parts(*pir_parts(events, config=settings, samples=measured, now=now))
         return render(fmt, events, config=settings, samples=measured, now=now)
 
     # In parallel, the document is made while the child checks the chain; its verdict still
@@ -147,25 +147,62 @@ def _export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
         events, text = read_events(store, incident_id, checker, document, late, settings)
     else:
         events, text = read_verified(store, incident_id, checker), None
-    if leave is not None:
-        leave.append(events)
-    if late is not None:
-        late.settings()  # the chain key is this process's before the head is checked
-    problem = checker.finish(store, incident_id)
-    if problem is not None and not allow_broken:
-        raise BrokenChain(problem)
-    if not events:
-        events = store.require_events(incident_id)  # raises: the incident has none
-    if text is None:
-        text = document(events)
-    _write(out, text if problem is None else _with_break(text, problem))
+    try:
+        if leave is not None:
+            leave.append(events)
+        if late is not None:
+            late.settings()  # the chain key is this process's before the head is checked
+        problem = checker.finish(store, incident_id)
+        if problem is not None and not allow_broken:
+            raise BrokenChain(problem)
+        if not events:
+            events = store.require_events(incident_id)  # raises: the incident has none
+        if text is None:
+            text = document(events)
+        _write(out, text if problem is None else _with_break(text, problem))
+    finally:
+        if isinstance(text, _Parts):
+            text.close()
     return checker.checked, problem
 
 
-def _write(out: TextIO, text: str | list[str]) -> None:
+def _nothing() -> None:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Parts:
+    """A PIR's lines in three parts: those before its Impact section, what makes that
+    section's lines (from the metric samples, or from what the checking child worked out of
+    them: it may wait for the child), and those after it. Written in that order
+    (:func:`_write`), the first part — most of a long PIR — is written while the child works.
+    ``close`` ends the child (once they are written, or were not)."""
+
+    before: list[str] | str
+    impact: Callable[[], list[str]]
+    after: list[str]
+    close: Callable[[], None] = _nothing
+
+
+#: A document as :func:`_write` writes it: whole, as its lines, or as a PIR's parts.
+Document = str | list[str] | _Parts
+
+
+def _write(out: TextIO, text: Document) -> None:
     """A document, or its lines (joined by line breaks, and one at the end): a long one a
     part at a time, without making it one string first — unless a secret is registered, when
     the one scrub sees it whole (a secret's pieces may lie across a line break)."""
+    if isinstance(text, _Parts):
+        from adapters.secrets import registered
+
+        if registered():
+            before = text.before
+            whole = before if isinstance(before, str) else "\n".join(before) + "\n"
+            _write(out, whole + "\n".join([*text.impact(), *text.after]) + "\n")
+            return
+        _write(out, text.before)
+        _write(out, [*text.impact(), *text.after])
+        return
     if isinstance(text, str):
         out.write(text)
         return
@@ -231,9 +268,9 @@ class _Times(dict[str, datetime]):
 
 def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
                 meanwhile: Callable[[list[Event], Callable[[], Measured | Samples | None]],
-                                    str | list[str]] | None = None,
+                                    Document] | None = None,
                 late: LateConfig | None = None, settings: DocumentSettings | None = None,
-                ) -> tuple[list[Event], str | list[str] | None]:
+                ) -> tuple[list[Event], Document | None]:
     """:func:`read_verified`, its hash-checking done by a forked child meanwhile where one can
     be had (an SQLite record, a platform with ``fork``): the child reads the same rows on a
     connection of its own and checks them while this process decodes them, builds the events
@@ -247,8 +284,10 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
     also reads the incident's metric samples once it has checked, and works out what the
     PIR's Impact section takes of them (:class:`~console.export.record.Measured`, from the
     marked events among the rows it checked) — or, where that needs more of the events than
-    it decodes, sends the samples: ``meanwhile``'s second argument waits for its answer and
-    gives either (None when the child gave neither).
+    it decodes, sends the samples: ``meanwhile``'s second argument waits for that answer
+    (which comes after the verdict) and gives either (None when the child gave neither). A
+    PIR's parts (:class:`_Parts`) come back with a ``close`` that ends the child, for the
+    caller to call once it has written them.
 
     ``late``: the child reads the configuration first (:class:`LateConfig`), and this process
     takes it when it needs it; :class:`NotConfigured` when no child can be had."""
@@ -266,9 +305,13 @@ def read_events(store: RecordStore, incident_id: int, checker: ChainChecker,
         child.abandon()
         raise
     if not child.adopt(checker, digests) or not headed or not _head_checked(events, checker):
+        child.abandon()
         if late is not None:
             late.settings()  # the chain key, before the rows are checked here
         return read_verified(store, incident_id, checker), None
+    if isinstance(made, _Parts):  # its Impact section may yet ask the child
+        return events, dataclasses.replace(made, close=child.abandon)
+    child.abandon()
     return events, made
 
 
@@ -399,11 +442,14 @@ class _CheckingChild:
     #: Longest wait for the child's answer once this process is done (then: check here).
     WAIT_S = 120.0
 
-    def __init__(self, pid: int, answer: int, up_to: int, late: LateConfig | None) -> None:
+    def __init__(self, pid: int, answer: int, up_to: int, late: LateConfig | None,
+                 measuring: bool = False) -> None:
         self.pid = pid
         self.up_to = up_to
         self._answer = answer
         self._answered: dict[str, Any] | None = None
+        self._measuring = measuring
+        self._measured: Measured | Samples | None = None
         self._done = False
         self._buffer = bytearray()
         self._deadline: float | None = None
@@ -451,10 +497,11 @@ class _CheckingChild:
             finally:
                 os._exit(code)
         os.close(write)
-        return cls(pid, read, up_to, late)
+        return cls(pid, read, up_to, late, late is not None or settings is not None)
 
     def abandon(self) -> None:
-        """Stop the child and forget its answer (this process failed before it needed it)."""
+        """Stop the child and forget its answers (this process failed before it needed them,
+        or needs no more of them)."""
         import os
         import signal
 
@@ -516,26 +563,42 @@ class _CheckingChild:
         return self._configured
 
     def _receive(self) -> dict[str, Any] | None:
-        """The child's answer (waited for once), or None when it failed or took too long."""
+        """The child's verdict (waited for once), or None when it failed or took too long."""
         if self._late and self.configured() is None:
             return None
-        if self._done:
+        if self._done or self._answered is not None:
             return self._answered
         ok, answer = self._message()
         if not ok:
             return None
-        more, _ = self._message()  # the child ends after its answer: reaped, status read
+        if not isinstance(answer, dict):
+            self.abandon()
+            return None
+        if not self._measuring:
+            more, _ = self._message()  # the child ends after its answer: reaped, status read
+            if more or self._status != 0:
+                self.abandon()
+                return None
+        self._answered = answer
+        return answer
+
+    def measured(self) -> Measured | Samples | None:
+        """What the child made of the metric samples (:func:`_measured_in_child`: its answer
+        after the verdict, waited for once), or None."""
+        if not self._measuring:
+            return self._measured
+        self._measuring = False
+        if self._receive() is None:
+            return None
+        ok, got = self._message()
+        if not ok:
+            return None
+        more, _ = self._message()  # the child ends after it: reaped, status read
         if more or self._status != 0:
             self.abandon()
             return None
-        self._answered = answer if isinstance(answer, dict) else None
-        return self._answered
-
-    def measured(self) -> Measured | Samples | None:
-        """What the child made of the metric samples (:func:`_measured_in_child`; waiting
-        for its answer), or None."""
-        answer = self._receive()
-        return None if answer is None else answer.get("measured")
+        self._measured = got
+        return self._measured
 
     def adopt(self, checker: ChainChecker, digests: list[int]) -> bool:
         """The child's verdict into ``checker``; False (``checker`` untouched) when the child
@@ -565,12 +628,12 @@ def _check_in_child(location: str, incident_id: int, up_to: int, key: bytes | No
             digests.append(hash(tuple(map(_CONTENT, rows))))
             if kinds:
                 marked += compress(rows, map(kinds.__contains__, map(_KIND, rows)))
-        measured = (_measured_in_child(store, incident_id, settings, marked)
-                    if settings is not None else None)
-    _send(answer, {
-        "checked": checker.checked, "last_id": checker.last_id,
-        "last_hash": checker.last_hash, "problem": checker.problem, "keyed": checker.keyed,
-        "unverified": checker.unverified, "digests": digests, "measured": measured})
+        _send(answer, {
+            "checked": checker.checked, "last_id": checker.last_id,
+            "last_hash": checker.last_hash, "problem": checker.problem, "keyed": checker.keyed,
+            "unverified": checker.unverified, "digests": digests})
+        if settings is not None:  # a PIR's, after the verdict: its first part is written meanwhile
+            _send(answer, _measured_in_child(store, incident_id, settings, marked))
     os.close(answer)
 
 
@@ -675,10 +738,17 @@ def _with_break(text: str, problem: ChainProblem) -> str: ...
 def _with_break(text: list[str], problem: ChainProblem) -> list[str]: ...
 
 
-def _with_break(text: str | list[str], problem: ChainProblem) -> str | list[str]:
+@overload
+def _with_break(text: _Parts, problem: ChainProblem) -> _Parts: ...
+
+
+def _with_break(text: Document, problem: ChainProblem) -> Document:
     """The loud notice of a broken chain, right under the document's title (in the document,
-    or among its lines: see :func:`_write`)."""
+    or among its lines or parts: see :func:`_write`)."""
     from console.export.markdown import md_inline
+
+    if isinstance(text, _Parts):
+        return dataclasses.replace(text, before=_with_break(text.before, problem))
 
     where = f"#{problem.event_id}" if problem.event_id is not None else "the record"
     notice = (f"> **⚠ CHAIN BROKEN at {where} — the record was edited.** "

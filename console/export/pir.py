@@ -74,7 +74,8 @@ if TYPE_CHECKING:
     from console.export.graphs import Chart
 
 __all__ = ["HUMAN_SECTIONS", "SECTIONS", "Record", "build_record", "md_cell", "md_inline",
-           "md_line", "md_table", "pir_lines", "render_pir", "series_figures", "visible"]
+           "md_line", "md_table", "pir_lines", "pir_parts", "render_pir", "series_figures",
+           "visible"]
 
 #: The template's sections, in order (the Emergency Change Record sits after Resolution).
 SECTIONS: tuple[str, ...] = (
@@ -128,6 +129,17 @@ def pir_lines(events: Sequence[Event], *, config: Config | DocumentSettings | No
     """:func:`render_pir` as its lines (joined by line breaks, each may hold line breaks of
     its own; the document ends with one more): for a writer that writes a long PIR a part at
     a time instead of making it one string first."""
+    before, impact, after = pir_parts(events, config=config, samples=samples, now=now)
+    return before + impact() + after
+
+
+def pir_parts(events: Sequence[Event], *, config: Config | DocumentSettings | None = None,
+              samples: Measurements | Callable[[], Measurements] | None = None,
+              now: datetime | None = None,
+              ) -> tuple[list[str], Callable[[], list[str]], list[str]]:
+    """:func:`pir_lines` in three parts: the lines before the Impact section, what makes that
+    section's lines (asking ``samples`` then), and the lines after it — for a writer that
+    writes the first part while the samples are worked out (an export's checking child)."""
     record = build_record(events, config, pir=True)
     before: list[str] = []
     before += _header(record, now)
@@ -144,12 +156,14 @@ def pir_lines(events: Sequence[Event], *, config: Config | DocumentSettings | No
     after += _action_items(record)
     after += _prevention()
     after += _lessons()
-    got = samples() if callable(samples) else samples
-    measured = got if isinstance(got, Measured) else measure(record, got or {})
-    out = before + _impact(record, measured) + after
-    while out and out[-1] == "":
-        out.pop()
-    return out
+    while after and after[-1] == "":
+        after.pop()
+
+    def impact() -> list[str]:
+        got = samples() if callable(samples) else samples
+        return _impact(record, got if isinstance(got, Measured) else measure(record, got or {}))
+
+    return before, impact, after
 
 
 def _section(title: str) -> list[str]:

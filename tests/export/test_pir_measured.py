@@ -7,6 +7,7 @@ the samples and the PIR works it out itself, as without a child."""
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -60,13 +61,16 @@ def _in_process(built: BuiltIncident) -> str:
 def _with_child(built: BuiltIncident, monkeypatch: pytest.MonkeyPatch, *,
                 late: bool) -> tuple[str, list[object]]:
     """The PIR exported with its checking child (the configuration given, or read by the
-    child as ``warroom export`` does), and what the child sent of the samples."""
+    child as ``warroom export`` does), and what the child sent of the samples; the child
+    is gone once the export is written."""
     sent: list[object] = []
+    children: list[int] = []
     real = _CheckingChild.measured
 
     def spied(self: _CheckingChild) -> object:
         got = real(self)
         sent.append(got)
+        children.append(self.pid)
         return got
 
     monkeypatch.setattr(_CheckingChild, "measured", spied)
@@ -77,6 +81,9 @@ def _with_child(built: BuiltIncident, monkeypatch: pytest.MonkeyPatch, *,
             export("pir", store, 1, out, now=built.now, parallel=True, late=read)
         else:
             export("pir", store, 1, out, config=built.config, now=built.now, parallel=True)
+    for pid in children:
+        with pytest.raises(ChildProcessError):  # reaped
+            os.waitpid(pid, os.WNOHANG)
     return out.getvalue(), sent
 
 
@@ -155,3 +162,20 @@ def test_the_demos_pir_with_the_child_is_the_one_in_the_readme(
     text, sent = _with_child(built, monkeypatch, late=True)
     assert text == pir
     assert isinstance(sent[0], Measured) and sent[0].charts
+
+
+def test_a_child_that_fails_after_its_verdict_leaves_the_samples_to_this_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child sends its verdict first (the PIR's first part is written meanwhile), then
+    what it made of the samples: when that never comes, the verdict stands and the samples
+    are read and worked out here."""
+    import console.export
+
+    def fails(*_: object) -> None:
+        raise RuntimeError("the child fails after its verdict")
+
+    built = build_verified(tmp_path)
+    monkeypatch.setattr(console.export, "_measured_in_child", fails)  # in the forked child
+    text, sent = _with_child(built, monkeypatch, late=True)
+    assert sent == [None]
+    assert text == _in_process(built)
