@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -1034,6 +1033,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_err(f"warroom: {error.filename}: {error.strerror}")
             return 2
         if debug:
+            import traceback
+
             traceback.print_exc()
         _print_err(f"warroom: internal error: {type(error).__name__}: {error}"
                    + ("" if debug else " (run with --debug for details)"))

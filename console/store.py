@@ -32,7 +32,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import sqlite3
 import threading
 import time
@@ -1233,7 +1232,10 @@ class RecordStore:
         """
         now = now or utcnow()
         pid = os.getpid() if pid is None else pid
-        host = host or socket.gethostname()
+        if not host:
+            import socket  # only a commander takes a lease: no other command pays its import
+
+            host = socket.gethostname()
         token = os.urandom(8).hex()
         with self._write(incident_id) as conn:
             self._require_incident(conn, incident_id)
