@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import shutil
 import sys
@@ -983,6 +984,7 @@ _LEFT_FOR_EXIT: list[object] = []
 
 def main(argv: Sequence[str] | None = None) -> int:
     own_process = argv is None  # the `warroom` command (not a caller in its own process)
+    collecting = gc.isenabled()  # an export leaves the collector off (console.export.export)
     argv = list(sys.argv[1:] if argv is None else argv)
     # pydantic looks for plugins in every installed distribution's entry points when the first
     # model is built (≈ 50 ms of every command's start); warroom uses none. A value already set
@@ -1041,6 +1043,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         _LEFT_FOR_EXIT.clear()  # a caller in its own process (a test) frees them now
+        if collecting:
+            gc.enable()
 
 
 if __name__ == "__main__":

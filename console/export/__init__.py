@@ -66,7 +66,9 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
     the metric samples too. ``parallel`` (the CLI, a process of its own): the PIR's and the
     comms' hashes are checked by a forked child meanwhile (:func:`read_events`). ``leave``
     receives the events read, for a caller that ends its process right after and has no
-    need to free them (the CLI: 100,000 events take 0.08 s to free).
+    need to free them (the CLI: 100,000 events take 0.08 s to free); the cyclic collector,
+    off while an export runs, is then left off (its first pass would walk all that the export
+    made: 0.03 s at 100,000 events) — the caller turns it back on if it goes on.
 
     ``late`` (a PIR, ``parallel``, instead of ``config``): the configuration is read by the
     checking child while this process reads the events (:class:`LateConfig`); where no child
@@ -87,7 +89,7 @@ def export(fmt: str, store: RecordStore, incident_id: int, out: TextIO, *,
                        allow_broken=allow_broken, samples=samples, parallel=parallel,
                        leave=leave, late=late)
     finally:
-        if collecting:
+        if collecting and leave is None:
             gc.enable()
 
 

@@ -229,3 +229,31 @@ def test_the_pir_written_a_part_at_a_time_is_the_rendered_one(tmp_path: Path,
                           chain_problem=problem)  # type: ignore[arg-type]
         assert text == (rendered if secret is None else secrets.scrub(rendered))
         assert ("note-secret-1234" in text) == (secret is None)
+
+
+def test_the_collector_is_left_off_only_for_a_caller_that_ends(tmp_path: Path) -> None:
+    """An export runs without the cyclic collector; for a caller that ends its process right
+    after (``leave``: the CLI) it stays off — its first pass would walk all the export made —
+    and `warroom`'s main, run by a caller that goes on (a test), turns it back on."""
+    import gc
+    import io
+
+    from console.cli import main
+    from console.export import export
+
+    db = tmp_path / "w.db"
+    with Store(db) as store:
+        declare_demo(store, demo_config(Config(), "bad"), "alice")
+    assert gc.isenabled()
+    with Store(db, readonly=True) as store:
+        export("pir", store, 1, io.StringIO())
+        assert gc.isenabled()
+        left: list[object] = []
+        try:
+            export("pir", store, 1, io.StringIO(), leave=left)
+            assert left and not gc.isenabled()
+        finally:
+            gc.enable()
+    assert main(["export", "1", "--db", str(db), "-o", str(tmp_path / "pir.md")]) == 0
+    assert (tmp_path / "pir.md").read_text(encoding="utf-8").startswith("# Post-Incident Review")
+    assert gc.isenabled()
