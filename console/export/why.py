@@ -28,7 +28,7 @@ LOUD = frozenset({"breach", "warn", "cant_evaluate"})
 _ROLE_ORDER = ("canary", "baseline", "evidence")
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     """One recorded status change of a guardrail, and what it decided."""
 
