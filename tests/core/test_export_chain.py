@@ -234,7 +234,8 @@ def test_the_pir_written_a_part_at_a_time_is_the_rendered_one(tmp_path: Path,
 def test_the_collector_is_left_off_only_for_a_caller_that_ends(tmp_path: Path) -> None:
     """An export runs without the cyclic collector; for a caller that ends its process right
     after (``leave``: the CLI) it stays off — its first pass would walk all the export made —
-    and `warroom`'s main, run by a caller that goes on (a test), turns it back on."""
+    and what it made is left to it, not freed; `warroom`'s main, run by a caller that goes
+    on (a test), turns the collector back on."""
     import gc
     import io
 
@@ -250,8 +251,12 @@ def test_the_collector_is_left_off_only_for_a_caller_that_ends(tmp_path: Path) -
         assert gc.isenabled()
         left: list[object] = []
         try:
-            export("pir", store, 1, io.StringIO(), leave=left)
-            assert left and not gc.isenabled()
+            out = io.StringIO()
+            export("pir", store, 1, out, leave=left)
+            assert not gc.isenabled()
+            events, document = left  # left to the end of the process, with the document
+            assert [e.id for e in events] == [e.id for e in store.events(1)]
+            assert out.getvalue().startswith(document.before[0])  # type: ignore[attr-defined]
         finally:
             gc.enable()
     assert main(["export", "1", "--db", str(db), "-o", str(tmp_path / "pir.md")]) == 0
