@@ -244,17 +244,24 @@ def read_verified(store: RecordStore, incident_id: int, checker: ChainChecker) -
     """Every event of the incident, read once: each row is checked against the chain as it
     is read, and its payload decoded. Past a break (once ``checker`` has a problem) the rows
     are still read, so ``--allow-broken`` exports the record as it is."""
-    from console.model import as_events, event_parts
-
     decode = _payload_decoder()
     events: list[Event] = []
     times = _Times()
     for rows in store.iter_chunks(incident_id):
         checker.check_rows(rows)
-        events += as_events([event_parts(event_id, inc, times[ts], kind, actor, decode(payload),
-                                         prev, digest)
-                             for event_id, inc, ts, kind, actor, payload, prev, digest in rows])
+        events += _stored_events(rows, decode, times)
     return events
+
+
+def _stored_events(rows: Iterable[tuple[Any, ...]], decode: Callable[[str], dict[str, Any]],
+                   times: _Times) -> list[Event]:
+    """The events of stored rows (all their columns, as the chain's readers read them), each
+    payload decoded and each time parsed once."""
+    from console.model import as_events, event_parts
+
+    return as_events([event_parts(event_id, inc, times[ts], kind, actor, decode(payload), prev,
+                                  digest)
+                      for event_id, inc, ts, kind, actor, payload, prev, digest in rows])
 
 
 class _Times(dict[str, datetime]):
@@ -658,13 +665,9 @@ def _measured_in_child(store: RecordStore, incident_id: int, settings: DocumentS
     guardrail changes, which the child does not decode: the samples, for the PIR to work
     them out itself."""
     from console.export.record import measured_with
-    from console.model import parse_ts, stored_event
 
     samples = {name: store.samples(incident_id, name) for name in store.series_names(incident_id)}
-    decode = _payload_decoder()
-    events = [stored_event(event_id, inc, parse_ts(ts), kind, actor, decode(payload), prev,
-                           digest)
-              for event_id, inc, ts, kind, actor, payload, prev, digest in marked]
+    events = _stored_events(marked, _payload_decoder(), _Times())
     measured = measured_with(samples, settings.units, events, None)
     return samples if measured is None else measured
 
