@@ -27,7 +27,7 @@ public so tests can write their own short timelines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -400,3 +400,11 @@ def build_promoted(tmp_path: Path) -> BuiltIncident:
     b.samples("error-rate/limit", "23:20:10", [0.02] * 60)
     b.samples("error-rate/baseline", "23:20:10", [0.0042] * 60)
     return b.finish()
+
+
+#: The fixture incidents by name (as the golden files name them).
+BUILDERS: dict[str, Callable[[Path], BuiltIncident]] = {
+    "verified": build_verified,
+    "not_verified": build_not_verified,
+    "promoted": build_promoted,
+}

@@ -4,7 +4,6 @@ where a person must decide."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from console.export import render
 from console.export.comms import render_comms
 from console.model import Kind
 from tests.export.fixtures import (
+    BUILDERS,
     NOT_VERIFIED_REASON,
     TITLE,
     BuiltIncident,
@@ -23,11 +23,6 @@ from tests.export.fixtures import (
 )
 from tests.export.test_pir import check_golden
 
-BUILDERS: dict[str, Callable[[Path], BuiltIncident]] = {
-    "verified": build_verified,
-    "not_verified": build_not_verified,
-    "promoted": build_promoted,
-}
 HEADINGS = [
     "## 1. Internal message (Slack / Teams)",
     "## 2. Status page update",

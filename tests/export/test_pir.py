@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from console.export.timeline import GuardrailRun, story
 from console.model import Event, Kind
 from console.state import fold
 from tests.export.fixtures import (
+    BUILDERS,
     HOLD_OVERRIDE_REASON,
     HOSTILE_NOTE,
     IMMEDIATE_REASON,
@@ -49,11 +50,6 @@ from tests.export.fixtures import (
 )
 
 GOLDEN = Path(__file__).parent / "golden"
-BUILDERS: dict[str, Callable[[Path], BuiltIncident]] = {
-    "verified": build_verified,
-    "not_verified": build_not_verified,
-    "promoted": build_promoted,
-}
 RECORD_PARTS = [
     "Declaration and bypass scope",
     "Approvals",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,17 +26,10 @@ from console.export.record import (
 from console.model import Kind
 from console.store import Store
 from tests.export.fixtures import (
+    BUILDERS,
     BuiltIncident,
-    build_not_verified,
-    build_promoted,
     build_verified,
 )
-
-BUILDERS: dict[str, Callable[[Path], BuiltIncident]] = {
-    "verified": build_verified,
-    "not_verified": build_not_verified,
-    "promoted": build_promoted,
-}
 
 
 def _without(db: Path, where: str) -> None:
