@@ -74,8 +74,11 @@ def test_the_story_through_the_gate_and_the_status_page(
     assert isinstance(traffic, FlaggerTraffic)
     flagger = traffic.flagger
     rig.ready()
-    wait_for(lambda: rig.state().flagger_checksum == flagger.checksum,
-             "the simulated Flagger asks confirm-rollout")
+    # The gate records the checksum before it answers, and Flagger takes the answer after:
+    # wait for both, then see what the answer made of its phase.
+    wait_for(lambda: rig.state().flagger_checksum == flagger.checksum
+             and flagger.status()[0] != "Initialized",
+             "the simulated Flagger asks confirm-rollout and takes the answer")
     assert flagger.status() == ("Waiting", 0)
 
     rig.engine.advance()  # returns once Flagger went through its gates to 1%
